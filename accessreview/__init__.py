@@ -1,0 +1,37 @@
+"""accessreview: authorization checks, directory, access reviews and signed evidence for a client portal."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from .clock import SystemClock
+from .config import load_config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
+    from . import db, errors, observability
+    from .api import audit, common, directory, ops
+    from .authz import engine
+
+    settings = load_config(config)
+    settings.setdefault("CLOCK", SystemClock())
+    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    app.json.sort_keys = False
+
+    observability.configure_logging(settings["LOG_LEVEL"], settings["JSON_LOGS"])
+    errors.init_app(app)
+    db.init_app(app)
+    engine.init_app(app)
+    observability.init_app(app)
+    common.init_guard(app)
+    for blueprint in (ops.bp, directory.bp, audit.bp):
+        app.register_blueprint(blueprint)
+
+    from .cli import init_app as init_cli
+    init_cli(app)
+    return app

@@ -1,0 +1,122 @@
+"""What every handler uses: authentication, authorization through the policy, parsing, the unit of work.
+
+A handler parses nothing before it has authenticated the caller and asked the policy; the guard in
+:func:`init_guard` turns any response produced without such a decision into a 500, so a forgotten
+check fails loudly instead of serving data.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
+
+from flask import Flask, current_app, g, jsonify, request
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from ..audit import WriteContext
+from ..authz.engine import SERVICE_RESOURCE, get_engine
+from ..db import get_session
+from ..errors import Forbidden, Unauthenticated
+from ..tokens import authenticate
+from ..validation import parse_json, parse_query
+
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clock_now():
+    return current_app.config["CLOCK"].now()
+
+
+def caller() -> str:
+    """The principal behind the request's bearer token; 401 without a live one."""
+    if "caller" in g:
+        return g.caller
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)", field="Authorization")
+    principal = authenticate(get_session(), current_app.config["SECRET_KEY"], token.strip(), clock_now())
+    if principal is None:
+        raise Unauthenticated("the bearer token is unknown, revoked or expired", field="Authorization",
+                              code="invalid_token")
+    g.caller = principal
+    return principal
+
+
+def authorize(permission: str, resource: str = SERVICE_RESOURCE) -> str:
+    """Authenticate the caller and ask the policy whether it has ``permission``; 403 if not."""
+    principal = caller()
+    allowed = get_engine().is_allowed(get_session(), principal, permission, resource)
+    g.authorization_decision = (permission, resource, allowed)
+    if not allowed:
+        raise Forbidden(f"{principal} may not {permission} on {resource}", field=None)
+    return principal
+
+
+def public(view: F) -> F:
+    """Mark an endpoint as reachable without a token (health, readiness, metrics, the API document)."""
+    view.is_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def init_guard(app: Flask) -> None:
+    @app.after_request
+    def _require_authorization_decision(response):
+        rule = request.url_rule
+        if rule is None or response.status_code in (401, 413) or response.status_code >= 500:
+            return response
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "is_public", False) or "authorization_decision" in g:
+            return response
+        app.logger.error("endpoint %s answered without an authorization decision", request.endpoint)
+        failed = jsonify({"error": {"code": "authorization_missing", "field": None,
+                                    "message": "this endpoint answered without asking the policy; refused"}})
+        failed.status_code = 500
+        return failed
+
+
+def body(model: type[M]) -> M:
+    return parse_json(model, request.get_data(cache=True))
+
+
+def query(model: type[M]) -> M:
+    return parse_query(model, request.args)
+
+
+def page_limit(limit: int | None) -> int:
+    if limit is None:
+        return current_app.config["PAGE_SIZE"]
+    return max(1, min(limit, current_app.config["MAX_PAGE_SIZE"]))
+
+
+@contextmanager
+def unit_of_work(actor: str) -> Iterator[tuple[Session, WriteContext]]:
+    """The one place a request's writes are committed (or rolled back on any error)."""
+    session = get_session()
+    ctx = WriteContext(actor=actor, now=clock_now(), request_id=g.get("request_id"))
+    try:
+        yield session, ctx
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def documented(summary: str, *, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+               responses: dict[int, Any] | None = None, tag: str | None = None) -> Callable[[F], F]:
+    """Attach what the OpenAPI document says about an endpoint."""
+
+    def decorate(view: F) -> F:
+        view.openapi = {"summary": summary, "body": body, "query": query,  # type: ignore[attr-defined]
+                        "responses": responses or {}, "tag": tag}
+        return view
+
+    return decorate
+
+
+def json_response(payload: Any, status: int = 200):
+    response = jsonify(payload)
+    response.status_code = status
+    return response

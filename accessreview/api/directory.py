@@ -1,0 +1,177 @@
+"""/v1 directory endpoints: principals, resources, grants, bulk import, status."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from flask import Blueprint, url_for
+from pydantic import BaseModel
+
+from ..authz.engine import get_engine
+from ..db import get_session
+from ..directory import service
+from ..directory.schemas import (PRINCIPAL_KEY, RESOURCE_KEY, GrantBody, ImportPayload, PrincipalBody,
+                                 ResourceBody)
+from ..errors import NotFound
+from . import shapes
+from .common import authorize, body, clock_now, documented, json_response, page_limit, query, unit_of_work
+
+bp = Blueprint("directory", __name__, url_prefix="/v1")
+
+ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
+
+
+class PrincipalQuery(BaseModel):
+    type: Literal["user", "group", "service"] | None = None
+    status: Literal["active", "disabled"] | None = None
+    cursor: str | None = None
+    limit: int | None = None
+
+
+class ResourceQuery(BaseModel):
+    parent: str | None = None
+    cursor: str | None = None
+    limit: int | None = None
+
+
+class GrantQuery(BaseModel):
+    principal: str | None = None
+    resource: str | None = None
+    role: str | None = None
+    source: str | None = None
+    cursor: str | None = None
+    limit: int | None = None
+
+
+def _principal_key(principal: str) -> str:
+    if not re.match(PRINCIPAL_KEY, principal):
+        raise NotFound(f"{principal!r} is not a principal id (user:…, group:…, service:…)", field="principal")
+    return principal
+
+
+def _resource_key(type_: str, id_: str) -> str:
+    key = f"{type_}:{id_}"
+    if not re.match(RESOURCE_KEY, key):
+        raise NotFound(f"{key!r} is not a resource id", field="resource")
+    return key
+
+
+@bp.put("/principals/<principal>")
+@documented("Create or replace a principal (user, group or service)", body=PrincipalBody, tag="directory",
+            responses={200: shapes.PrincipalWritten, 201: shapes.PrincipalWritten, 422: shapes.ErrorOut, **ERRORS})
+def put_principal(principal: str):
+    actor = authorize("sync_directory")
+    key, data = _principal_key(principal), body(PrincipalBody)
+    with unit_of_work(actor) as (session, ctx):
+        state, revision, created = service.put_principal(session, ctx, get_engine().policy.declarations, key, data)
+    return json_response({"principal": state, "revision": revision}, 201 if created else 200)
+
+
+@bp.get("/principals/<principal>")
+@documented("One principal, with its group memberships", tag="directory",
+            responses={200: shapes.PrincipalOut, 404: shapes.ErrorOut, **ERRORS})
+def get_principal(principal: str):
+    authorize("read_directory")
+    return json_response(service.get_principal(get_session(), _principal_key(principal)))
+
+
+@bp.get("/principals")
+@documented("Principals, filtered by type and status, cursor-paginated", query=PrincipalQuery, tag="directory",
+            responses={200: shapes.PrincipalPage, **ERRORS})
+def list_principals():
+    authorize("read_directory")
+    q = query(PrincipalQuery)
+    page = service.list_principals(get_session(), kind=q.type, status=q.status, cursor=q.cursor,
+                                   limit=page_limit(q.limit))
+    return json_response(page.to_dict())
+
+
+@bp.put("/resources/<type_>/<id_>")
+@documented("Create or replace a resource", body=ResourceBody, tag="directory",
+            responses={200: shapes.ResourceWritten, 201: shapes.ResourceWritten, 422: shapes.ErrorOut, **ERRORS})
+def put_resource(type_: str, id_: str):
+    actor = authorize("sync_directory")
+    key, data = _resource_key(type_, id_), body(ResourceBody)
+    with unit_of_work(actor) as (session, ctx):
+        state, revision, created = service.put_resource(session, ctx, get_engine().policy.declarations, key, data)
+    return json_response({"resource": state, "revision": revision}, 201 if created else 200)
+
+
+@bp.get("/resources/<type_>/<id_>")
+@documented("One resource", tag="directory", responses={200: shapes.ResourceOut, 404: shapes.ErrorOut, **ERRORS})
+def get_resource(type_: str, id_: str):
+    authorize("read_directory")
+    return json_response(service.get_resource(get_session(), _resource_key(type_, id_)))
+
+
+@bp.get("/resources/<type_>")
+@documented("Resources of one type, optionally under one parent, cursor-paginated", query=ResourceQuery,
+            tag="directory", responses={200: shapes.ResourcePage, **ERRORS})
+def list_resources(type_: str):
+    authorize("read_directory")
+    q = query(ResourceQuery)
+    page = service.list_resources(get_session(), type_=type_, parent=q.parent, cursor=q.cursor,
+                                  limit=page_limit(q.limit))
+    return json_response(page.to_dict())
+
+
+@bp.post("/grants")
+@documented("Grant a role on a resource to a principal", body=GrantBody, tag="directory",
+            responses={201: shapes.GrantCreated, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
+def create_grant():
+    actor = authorize("sync_directory")
+    data = body(GrantBody)
+    with unit_of_work(actor) as (session, ctx):
+        grant, revision = service.create_grant(session, ctx, get_engine().policy.declarations, data)
+    response = json_response({"id": grant["id"], "revision": revision, "grant": grant}, 201)
+    response.headers["Location"] = url_for("directory.get_grant", grant_id=grant["id"])
+    return response
+
+
+@bp.get("/grants/<int:grant_id>")
+@documented("One grant", tag="directory", responses={200: shapes.GrantOut, 404: shapes.ErrorOut, **ERRORS})
+def get_grant(grant_id: int):
+    authorize("read_directory")
+    return json_response(service.get_grant(get_session(), grant_id))
+
+
+@bp.delete("/grants/<int:grant_id>")
+@documented("Remove a grant", tag="directory",
+            responses={200: shapes.WithRevision, 404: shapes.ErrorOut, **ERRORS})
+def delete_grant(grant_id: int):
+    actor = authorize("sync_directory")
+    with unit_of_work(actor) as (session, ctx):
+        revision = service.delete_grant(session, ctx, grant_id)
+    return json_response({"revision": revision})
+
+
+@bp.get("/grants")
+@documented("Grants, filtered by principal, resource, role or source, cursor-paginated", query=GrantQuery,
+            tag="directory", responses={200: shapes.GrantPage, **ERRORS})
+def list_grants():
+    authorize("read_directory")
+    q = query(GrantQuery)
+    page = service.list_grants(get_session(), principal=q.principal, resource=q.resource, role=q.role,
+                               source=q.source, cursor=q.cursor, limit=page_limit(q.limit))
+    return json_response(page.to_dict())
+
+
+@bp.post("/directory/import")
+@documented("Bulk sync: all or nothing; dry_run returns the diff; replace removes the source's missing grants",
+            body=ImportPayload, tag="directory",
+            responses={200: shapes.ImportResult, 422: shapes.ErrorOut, 413: shapes.ErrorOut, **ERRORS})
+def import_directory():
+    actor = authorize("sync_directory")
+    payload = body(ImportPayload)
+    with unit_of_work(actor) as (session, ctx):
+        result = service.import_directory(session, ctx, get_engine().policy.declarations, payload)
+    return json_response(result)
+
+
+@bp.get("/directory/status")
+@documented("Revision, counts, and the last sync of each source with its age", tag="directory",
+            responses={200: shapes.DirectoryStatus, **ERRORS})
+def directory_status():
+    authorize("read_directory")
+    return json_response(service.directory_status(get_session(), clock_now()))

@@ -1,0 +1,61 @@
+"""Operations endpoints, reachable without a token: liveness, readiness, metrics, the API document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+from sqlalchemy import text
+
+from ..authz.engine import get_engine
+from ..db import get_db
+from ..migrate import database_revision, head_revision
+from ..observability import metrics_payload
+from . import shapes
+from .common import documented, json_response, public
+from .openapi import build_openapi
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+@public
+@documented("The process is alive", tag="operations", responses={200: shapes.Health})
+def healthz():
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+@public
+@documented("Ready to serve: database reachable, migrations current, policy loaded", tag="operations",
+            responses={200: shapes.Health, 503: shapes.Health})
+def readyz():
+    checks: dict[str, object] = {}
+    try:
+        engine = get_db().engine
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        current, head = database_revision(engine), head_revision()
+        checks["migrations"] = "ok" if current == head else f"at {current}, code expects {head}"
+    except Exception as exc:  # the point of the endpoint is to report, not to raise
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    policy = get_engine().policy
+    checks["policy"] = {"version": policy.version, "files": [f.name for f in policy.files]}
+    ready = checks.get("database") == "ok" and checks.get("migrations") == "ok"
+    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+
+
+@bp.get("/metrics")
+@public
+@documented("Prometheus metrics: requests and latency by endpoint", tag="operations",
+            responses={200: {"type": "string", "description": "Prometheus text exposition format"}})
+def metrics():
+    payload, content_type = metrics_payload()
+    return Response(payload, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+@public
+@documented("This API, as an OpenAPI 3.1 document", tag="operations",
+            responses={200: {"type": "object", "description": "OpenAPI 3.1 document"}})
+def openapi():
+    return json_response(build_openapi(current_app))

@@ -1,0 +1,132 @@
+"""Response shapes, for the OpenAPI document (handlers build plain dicts of these shapes)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class PrincipalOut(BaseModel):
+    id: str
+    kind: Literal["user", "group", "service"]
+    name: str | None = None
+    email: str | None = None
+    department: str | None = None
+    manager: str | None = None
+    status: Literal["active", "disabled"] | None = None
+    last_seen_at: str | None = None
+    members: list[str] | None = None
+    groups: list[str] | None = None
+
+
+class ResourceOut(BaseModel):
+    id: str
+    type: str
+    name: str | None
+    parent: str | None
+    owner: str | None
+    attributes: dict[str, Any]
+
+
+class GrantOut(BaseModel):
+    id: int
+    principal: str
+    role: str
+    resource: str
+    granted_by: str | None
+    granted_at: str
+    reason: str | None
+    expires_at: str | None
+    source: str
+
+
+class WithRevision(BaseModel):
+    revision: int
+
+
+class PrincipalWritten(WithRevision):
+    principal: PrincipalOut
+
+
+class ResourceWritten(WithRevision):
+    resource: ResourceOut
+
+
+class GrantCreated(WithRevision):
+    id: int
+    grant: GrantOut
+
+
+class PrincipalPage(BaseModel):
+    items: list[PrincipalOut]
+    next_cursor: str | None
+
+
+class ResourcePage(BaseModel):
+    items: list[ResourceOut]
+    next_cursor: str | None
+
+
+class GrantPage(BaseModel):
+    items: list[GrantOut]
+    next_cursor: str | None
+
+
+class ImportResult(BaseModel):
+    dry_run: bool
+    mode: Literal["merge", "replace"]
+    source: str
+    revision: int
+    counts: dict[str, dict[str, int]]
+    diff: dict[str, dict[str, list[Any]]]
+
+
+class SourceStatus(BaseModel):
+    source: str
+    last_sync_at: str
+    last_mode: str
+    age_seconds: int
+    last_full_sync_at: str | None
+    full_sync_age_seconds: int | None
+    revision: int
+
+
+class DirectoryStatus(BaseModel):
+    revision: int
+    counts: dict[str, Any]
+    sources: list[SourceStatus]
+
+
+class AuditEventOut(BaseModel):
+    id: str
+    seq: int
+    occurred_at: str
+    actor: str
+    action: str
+    target: str | None
+    before: Any
+    after: Any
+    request_id: str | None
+    prev_hash: str
+    hash: str
+
+
+class AuditEventPage(BaseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Any] | None = None

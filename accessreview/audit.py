@@ -1,0 +1,157 @@
+"""The audit trail: append-only events, each chained to the previous one by a SHA-256 hash.
+
+Events are appended in the transaction of the change they record. The chain head lives in the
+``directory_state`` row, which every writer locks first, so concurrent writers queue up instead of
+forking the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .clock import as_utc
+from .models import AuditEvent, DirectoryState
+
+GENESIS_HASH = "0" * 64
+STATE_ROW_ID = 1
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """Who is writing, and under which request; every service function that writes takes one."""
+
+    actor: str
+    now: datetime
+    request_id: str | None = None
+
+
+def lock_state(session: Session) -> DirectoryState:
+    """Lock and return the single state row; the first statement of every write transaction."""
+    state = session.get(DirectoryState, STATE_ROW_ID, with_for_update=True, populate_existing=True)
+    if state is None:
+        raise RuntimeError("directory_state row is missing: run `accessreview db upgrade`")
+    return state
+
+
+def jsonable(value: Any) -> Any:
+    """Turn datetimes into ISO strings (recursively) so content hashes the same before and after storage."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def event_hash(event: AuditEvent) -> str:
+    content = {
+        "seq": event.seq,
+        "id": event.id,
+        "occurred_at": as_utc(event.occurred_at).isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def append_event(session: Session, ctx: WriteContext, action: str, target: str | None,
+                 before: Any = None, after: Any = None, *, state: DirectoryState | None = None) -> AuditEvent:
+    """Append one event; pass the already-locked ``state`` to skip re-reading it (bulk writes)."""
+    state = state or lock_state(session)
+    event = AuditEvent(
+        seq=state.audit_seq + 1,
+        id=str(uuid.uuid4()),
+        occurred_at=as_utc(ctx.now),
+        actor=ctx.actor,
+        action=action,
+        target=target,
+        before=jsonable(before),
+        after=jsonable(after),
+        request_id=ctx.request_id,
+        prev_hash=state.audit_head,
+    )
+    event.hash = event_hash(event)
+    state.audit_seq = event.seq
+    state.audit_head = event.hash
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int | None
+    event_id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"event {self.event_id} (seq {self.seq})" if self.event_id else f"seq {self.seq}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    head: str
+    problem: ChainProblem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _walk(session: Session) -> Iterator[AuditEvent]:
+    yield from session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000))
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Walk the chain from the start; report the first event edited, removed or reordered."""
+    previous_hash, expected_seq, count = GENESIS_HASH, 1, 0
+    for event in _walk(session):
+        if event.seq != expected_seq:
+            return ChainReport(count, previous_hash, ChainProblem(
+                expected_seq, None, f"missing: the chain jumps from seq {expected_seq - 1} to {event.seq}"
+                                    f" (event {event.id}); an event was removed"))
+        if event.prev_hash != previous_hash:
+            return ChainReport(count, previous_hash, ChainProblem(
+                event.seq, event.id, "does not follow the event before it (removed or reordered)"))
+        if event_hash(event) != event.hash:
+            return ChainReport(count, previous_hash, ChainProblem(
+                event.seq, event.id, "content does not match its hash (edited)"))
+        previous_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
+    state = session.get(DirectoryState, STATE_ROW_ID)
+    if state is not None and (state.audit_seq != count or state.audit_head != previous_hash):
+        return ChainReport(count, previous_hash, ChainProblem(
+            count + 1, None, f"the chain ends at seq {count} but {state.audit_seq} events were written;"
+                             " events were removed from the end"))
+    return ChainReport(count, previous_hash, None)
+
+
+def event_to_dict(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "seq": event.seq,
+        "occurred_at": as_utc(event.occurred_at).isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }

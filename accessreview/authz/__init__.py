@@ -1,0 +1,1 @@
+"""The authorization engine: Polar policies (oso) over an in-memory index of the directory."""

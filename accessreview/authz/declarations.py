@@ -1,0 +1,140 @@
+"""What the policy declares: actor and resource types, their roles, permissions and relations.
+
+oso validates the policy and evaluates it, but does not expose the declarations of its resource
+blocks. The directory needs them to validate writes (one source of truth, no second list in
+Python), so they are read here from the same files oso loads. Only the declaration lines are read;
+what roles *mean* is always asked of oso.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_BLOCK = re.compile(r"\b(actor|resource)\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+class PolicyDeclarationError(ValueError):
+    pass
+
+
+def type_key(polar_name: str) -> str:
+    """``Organization`` → ``organization``; ``BillingAccount`` → ``billing_account``."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", polar_name).lower()
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    key: str
+    polar_name: str
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+    relations: dict[str, str] = field(default_factory=dict)  # relation name -> resource type key
+
+    @property
+    def parent_type(self) -> str | None:
+        return self.relations.get("parent")
+
+
+@dataclass(frozen=True)
+class Declarations:
+    actor_types: dict[str, str]  # key -> polar name
+    resource_types: dict[str, ResourceType]
+
+    def resource_type(self, key: str) -> ResourceType | None:
+        return self.resource_types.get(key)
+
+
+def strip_comments(source: str) -> str:
+    """Remove ``#`` comments, leaving string literals alone."""
+    out: list[str] = []
+    in_string = False
+    i = 0
+    while i < len(source):
+        char = source[i]
+        if in_string:
+            out.append(char)
+            if char == "\\" and i + 1 < len(source):
+                out.append(source[i + 1])
+                i += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+            out.append(char)
+        elif char == "#":
+            while i < len(source) and source[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _block_body(source: str, open_brace: int) -> str:
+    depth = 0
+    for i in range(open_brace, len(source)):
+        if source[i] == "{":
+            depth += 1
+        elif source[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return source[open_brace + 1:i]
+    raise PolicyDeclarationError("unbalanced braces in a resource block")
+
+
+def _string_list(body: str, name: str) -> tuple[str, ...]:
+    match = re.search(rf"\b{name}\s*=\s*\[(.*?)\]", body, re.S)
+    return tuple(_STRING.findall(match.group(1))) if match else ()
+
+
+def _relations(body: str, polar_to_key: dict[str, str]) -> dict[str, str]:
+    match = re.search(r"\brelations\s*=\s*\{(.*?)\}", body, re.S)
+    if not match:
+        return {}
+    relations = {}
+    for name, polar_type in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z_][A-Za-z0-9_]*)", match.group(1)):
+        if polar_type not in polar_to_key:
+            raise PolicyDeclarationError(f"relation {name} names undeclared type {polar_type}")
+        relations[name] = polar_to_key[polar_type]
+    return relations
+
+
+def parse_declarations(sources: list[str]) -> Declarations:
+    blocks: list[tuple[str, str, str]] = []
+    for source in sources:
+        text = strip_comments(source)
+        for match in _BLOCK.finditer(text):
+            blocks.append((match.group(1), match.group(2), _block_body(text, match.end() - 1)))
+    polar_to_key = {name: type_key(name) for _, name, _ in blocks}
+    actor_types: dict[str, str] = {}
+    resource_types: dict[str, ResourceType] = {}
+    for kind, name, body in blocks:
+        key = polar_to_key[name]
+        if key in actor_types or key in resource_types:
+            raise PolicyDeclarationError(f"type {name} is declared twice")
+        if kind == "actor":
+            actor_types[key] = name
+        else:
+            resource_types[key] = ResourceType(
+                key=key,
+                polar_name=name,
+                roles=_string_list(body, "roles"),
+                permissions=_string_list(body, "permissions"),
+                relations=_relations(body, polar_to_key),
+            )
+    _check_parent_tree(resource_types)
+    return Declarations(actor_types=actor_types, resource_types=resource_types)
+
+
+def _check_parent_tree(resource_types: dict[str, ResourceType]) -> None:
+    """Parent relations must form a tree of types, so no resource can be its own ancestor."""
+    for start in resource_types.values():
+        seen, current = {start.key}, start.parent_type
+        while current is not None:
+            if current in seen:
+                raise PolicyDeclarationError(f"parent relations loop through {current}; they must form a tree")
+            seen.add(current)
+            current = resource_types[current].parent_type if current in resource_types else None

@@ -1,0 +1,171 @@
+"""Loading the Polar policy into oso, and the Python objects that oso evaluates it over.
+
+Everything oso-specific in the service goes through this module (oso is a legacy library: keep it
+behind one door). The Python classes oso sees are made from the policy's own declarations, one per
+actor and resource type, so adding a type to the policy needs no Python change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from oso import Oso
+
+from .declarations import Declarations, PolicyDeclarationError, parse_declarations
+from .index import DirectoryIndex, GrantRecord
+
+
+class PolicyLoadError(Exception):
+    """The policy files could not be read, parsed or validated."""
+
+
+class _World:
+    """One evaluation's view: the directory index and the moment expiry is judged at."""
+
+    __slots__ = ("index", "now", "policy")
+
+    def __init__(self, policy: "Policy", index: DirectoryIndex, now: datetime) -> None:
+        self.policy = policy
+        self.index = index
+        self.now = now
+
+    def actor(self, key: str):
+        record = self.index.principals.get(key)
+        cls = record and self.policy.actor_classes.get(record.kind)
+        return cls(record.key, self) if cls else None
+
+    def resource(self, key: str):
+        record = self.index.resources.get(key)
+        cls = record and self.policy.resource_classes.get(record.type)
+        return cls(record.key, self) if cls else None
+
+
+class PolarActor:
+    """Base of the actor classes registered with oso (``User``, ``Service``)."""
+
+    __slots__ = ("key", "_world")
+
+    def __init__(self, key: str, world: _World) -> None:
+        self.key = key
+        self._world = world
+
+    def is_active(self) -> bool:
+        return self._world.index.principals[self.key].status == "active"
+
+    def grants_on(self, resource: "PolarResource") -> list["PolarGrant"]:
+        return [PolarGrant(g, self._world.now) for g in self._world.index.grants_on(self.key, resource.key)]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
+
+class PolarResource:
+    """Base of the resource classes registered with oso (``Organization``, ``Document``…)."""
+
+    __slots__ = ("key", "_world")
+
+    def __init__(self, key: str, world: _World) -> None:
+        self.key = key
+        self._world = world
+
+    @property
+    def parent(self):
+        parent_key = self._world.index.resources[self.key].parent
+        return None if parent_key is None else self._world.resource(parent_key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PolarResource) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
+
+class PolarGrant:
+    __slots__ = ("record", "role", "_now")
+
+    def __init__(self, record: GrantRecord, now: datetime) -> None:
+        self.record = record
+        self.role = record.role
+        self._now = now
+
+    def is_expired(self) -> bool:
+        return self.record.expired_at(self._now)
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    name: str
+    source: str
+
+
+class Policy:
+    """A loaded, validated policy: its files, version, declarations and oso instance."""
+
+    def __init__(self, files: list[PolicyFile]) -> None:
+        self.files = files
+        self.version = policy_version(files)
+        try:
+            self.declarations: Declarations = parse_declarations([f.source for f in files])
+        except PolicyDeclarationError as exc:
+            raise PolicyLoadError(str(exc)) from None
+        self.actor_classes = {
+            key: type(name, (PolarActor,), {"__slots__": ()})
+            for key, name in self.declarations.actor_types.items()
+        }
+        self.resource_classes = {
+            key: type(rt.polar_name, (PolarResource,), {"__slots__": ()})
+            for key, rt in self.declarations.resource_types.items()
+        }
+        self._oso = Oso()
+        for cls in [*self.actor_classes.values(), *self.resource_classes.values()]:
+            self._oso.register_class(cls, name=cls.__name__)
+        try:
+            self._oso.load_str("\n".join(f.source for f in files))
+        except Exception as exc:  # oso raises several exception types for parse and validation errors
+            raise PolicyLoadError(f"{type(exc).__name__}: {exc}") from None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, policy_dir: Path) -> "Policy":
+        paths = sorted(Path(policy_dir).glob("*.polar"))
+        if not paths:
+            raise PolicyLoadError(f"no .polar files in {policy_dir}")
+        try:
+            files = [PolicyFile(p.name, p.read_text(encoding="utf-8")) for p in paths]
+        except OSError as exc:
+            raise PolicyLoadError(str(exc)) from None
+        return cls(files)
+
+    def is_allowed(self, index: DirectoryIndex, now: datetime, actor: str, action: str, resource: str) -> bool:
+        """oso's answer; an unknown actor or resource is a deny."""
+        world = _World(self, index, now)
+        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
+        if actor_obj is None or resource_obj is None:
+            return False
+        with self._lock:
+            return bool(self._oso.is_allowed(actor_obj, action, resource_obj))
+
+    def authorized_actions(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
+        world = _World(self, index, now)
+        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
+        if actor_obj is None or resource_obj is None:
+            return set()
+        with self._lock:
+            return set(self._oso.authorized_actions(actor_obj, resource_obj))
+
+
+def policy_version(files: list[PolicyFile]) -> str:
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(b"\0")
+        digest.update(f.source.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]

@@ -1,0 +1,281 @@
+"""The ``accessreview`` command: Flask's CLI group bound to the app factory, plus the service's commands."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import create_app, tokens
+from .audit import WriteContext, verify_chain
+from .authz.engine import SERVICE_RESOURCE, get_engine
+from .authz.policy import PolicyLoadError
+from .config import ConfigError
+from .db import get_db
+from .directory import service
+from .directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
+from .errors import ApiError
+from .migrate import upgrade
+from .models import Resource
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@contextmanager
+def cli_unit_of_work() -> Iterator[tuple[Session, WriteContext]]:
+    session = get_db().session()
+    ctx = WriteContext(actor=cli_actor(), now=current_app.config["CLOCK"].now())
+    try:
+        yield session, ctx
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def report_api_error(error: ApiError) -> None:
+    click.echo(f"error: {error.message}", err=True)
+    for row in error.details.get("errors", [])[:200]:
+        where = f"{row['section']}[{row['index']}]" if "section" in row else ""
+        field = f".{row['field']}" if row.get("field") else ""
+        click.echo(f"  {where}{field}: {row['message']}", err=True)
+    sys.exit(1)
+
+
+def ensure_service_resource(session: Session, ctx: WriteContext) -> None:
+    """The service itself is a resource (``system:accessreview``) so that its roles can be granted."""
+    if session.get(Resource, SERVICE_RESOURCE) is None:
+        service.put_resource(session, ctx, get_engine().policy.declarations, SERVICE_RESOURCE,
+                             ResourceBody(name="accessreview"))
+
+
+# -- db --------------------------------------------------------------------------------------------
+
+@click.group("db", help="Database schema.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Apply the migrations, then make sure system:accessreview exists.")
+@with_appcontext
+def db_upgrade() -> None:
+    upgrade(current_app.config["DATABASE_URL"])
+    with cli_unit_of_work() as (session, ctx):
+        ensure_service_resource(session, ctx)
+    click.echo("database is at the latest migration")
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+@click.group("token", help="Bearer tokens for callers of the service.")
+def token_group() -> None:
+    pass
+
+
+@token_group.command("create", help="Create a token and print it once (only its hash is kept).")
+@click.option("--principal", required=True, help="who the token acts as, e.g. service:portal")
+@click.option("--expires-in", default=None, help="lifetime such as 90d, 12h, 30m, 2w (default: no expiry)")
+@click.option("--description", default=None)
+@with_appcontext
+def token_create(principal: str, expires_in: str | None, description: str | None) -> None:
+    try:
+        with cli_unit_of_work() as (session, ctx):
+            lifetime = tokens.parse_duration(expires_in) if expires_in else None
+            token, _state = tokens.create_token(session, ctx, current_app.config["SECRET_KEY"], principal,
+                                                lifetime, description)
+    except ApiError as error:
+        report_api_error(error)
+    click.echo(token)
+
+
+@token_group.command("revoke", help="Revoke a token by its id (see `token list`).")
+@click.argument("token_id")
+@with_appcontext
+def token_revoke(token_id: str) -> None:
+    try:
+        with cli_unit_of_work() as (session, ctx):
+            tokens.revoke_token(session, ctx, token_id)
+    except ApiError as error:
+        report_api_error(error)
+    click.echo(f"revoked {token_id}")
+
+
+@token_group.command("list", help="List tokens (never their secrets).")
+@click.option("--principal", default=None)
+@with_appcontext
+def token_list(principal: str | None) -> None:
+    with cli_unit_of_work() as (session, _ctx):
+        rows = tokens.list_tokens(session, principal)
+    click.echo(f"{'ID':<14} {'PRINCIPAL':<28} {'CREATED':<26} {'EXPIRES':<26} {'REVOKED':<26} DESCRIPTION")
+    for row in rows:
+        click.echo(f"{row['id']:<14} {row['principal']:<28} {row['created_at']:<26} {row['expires_at'] or '-':<26} "
+                   f"{row['revoked_at'] or '-':<26} {row['description'] or ''}")
+
+
+# -- directory -------------------------------------------------------------------------------------
+
+@click.command("grant", help="Grant a role on a resource to a principal, from the shell.")
+@click.option("--principal", required=True)
+@click.option("--role", required=True)
+@click.option("--resource", required=True, help="type:id, e.g. system:accessreview")
+@click.option("--reason", default=None)
+@click.option("--expires-at", default=None, help="ISO 8601 date-time")
+@with_appcontext
+def grant_command(principal: str, role: str, resource: str, reason: str | None, expires_at: str | None) -> None:
+    try:
+        body = GrantBody.model_validate_json(json.dumps({
+            "principal": principal, "role": role, "resource": resource, "reason": reason,
+            "expires_at": expires_at, "source": "manual"}))
+        with cli_unit_of_work() as (session, ctx):
+            if resource == SERVICE_RESOURCE:
+                ensure_service_resource(session, ctx)
+            grant, revision = service.create_grant(session, ctx, get_engine().policy.declarations, body)
+    except ValidationError as exc:
+        fail(exc.errors()[0]["msg"] + f" ({'.'.join(map(str, exc.errors()[0]['loc']))})")
+    except ApiError as error:
+        report_api_error(error)
+    click.echo(f"grant {grant['id']}: {principal} {role} on {resource} (revision {revision})")
+
+
+@click.group("principal", help="Principals in the directory.")
+def principal_group() -> None:
+    pass
+
+
+@principal_group.command("put", help="Create or replace a principal, e.g. the first admin user.")
+@click.argument("key")
+@click.option("--name", default=None)
+@click.option("--email", default=None)
+@click.option("--department", default=None)
+@with_appcontext
+def principal_put(key: str, name: str | None, email: str | None, department: str | None) -> None:
+    fields = {k: v for k, v in {"name": name, "email": email, "department": department}.items() if v}
+    try:
+        body = PrincipalBody.model_validate_json(json.dumps(fields))
+        with cli_unit_of_work() as (session, ctx):
+            _state, revision, created = service.put_principal(
+                session, ctx, get_engine().policy.declarations, key, body)
+    except ValidationError as exc:
+        fail(exc.errors()[0]["msg"])
+    except ApiError as error:
+        report_api_error(error)
+    click.echo(f"{'created' if created else 'updated'} {key} (revision {revision})")
+
+
+@click.group("directory", help="Bulk directory sync.")
+def directory_group() -> None:
+    pass
+
+
+@directory_group.command("import", help="Import principals, resources and grants from JSON, CSV or XLSX files.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--section", type=click.Choice(["principals", "resources", "grants"]), default=None,
+              help="section of a CSV file whose name does not say it")
+@click.option("--source", default=None, help="whose data this is (default: import, or the JSON file's)")
+@click.option("--mode", type=click.Choice(["merge", "replace"]), default=None)
+@click.option("--dry-run", is_flag=True, help="show the diff, write nothing")
+@with_appcontext
+def directory_import(files: tuple[Path, ...], section: str | None, source: str | None, mode: str | None,
+                     dry_run: bool) -> None:
+    from .directory.files import ImportFileError, read_import_files
+
+    try:
+        payload = read_import_files(list(files), section)
+    except ImportFileError as exc:
+        fail(str(exc))
+    payload.update({k: v for k, v in {"source": source, "mode": mode}.items() if v})
+    if dry_run:
+        payload["dry_run"] = True
+    try:
+        parsed = ImportPayload.model_validate_json(json.dumps(payload))
+    except ValidationError as exc:
+        click.echo(f"error: {len(exc.errors())} invalid value(s); nothing was written", err=True)
+        for error in exc.errors()[:200]:
+            click.echo(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", err=True)
+        sys.exit(1)
+    try:
+        with cli_unit_of_work() as (session, ctx):
+            result = service.import_directory(session, ctx, get_engine().policy.declarations, parsed)
+    except ApiError as error:
+        report_api_error(error)
+    click.echo(json.dumps({k: result[k] for k in ("dry_run", "mode", "source", "revision", "counts")}, indent=2))
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+@click.group("audit", help="The audit trail.")
+def audit_group() -> None:
+    pass
+
+
+@audit_group.command("verify", help="Walk the hash chain; name the first event edited, removed or reordered.")
+@with_appcontext
+def audit_verify() -> None:
+    with cli_unit_of_work() as (session, _ctx):
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.events} events, head {report.head}")
+        return
+    fail(f"audit chain broken after {report.events} good events: {report.problem}")
+
+
+# -- demo ------------------------------------------------------------------------------------------
+
+@click.group("demo", help="Demo data.")
+def demo_group() -> None:
+    pass
+
+
+@demo_group.command("load", help="Load a realistic client-portal directory (merge; safe to repeat).")
+@click.option("--if-empty", is_flag=True, help="do nothing when the directory already has grants")
+@with_appcontext
+def demo_load(if_empty: bool) -> None:
+    from .demo import build_demo_payload
+    from .models import Grant
+
+    with cli_unit_of_work() as (session, ctx):
+        if if_empty and session.scalar(select(Grant.id).limit(1)) is not None:
+            click.echo("directory already has grants; demo not loaded")
+            return
+        ensure_service_resource(session, ctx)
+        payload = ImportPayload.model_validate_json(json.dumps(build_demo_payload(ctx.now)))
+        result = service.import_directory(session, ctx, get_engine().policy.declarations, payload)
+    added = {section: counts["added"] for section, counts in result["counts"].items()}
+    click.echo(f"demo directory loaded at revision {result['revision']}: {added}")
+
+
+def init_app(app: Flask) -> None:
+    for command in (db_group, token_group, grant_command, principal_group, directory_group, audit_group, demo_group):
+        app.cli.add_command(command)
+
+
+cli = FlaskGroup(create_app=lambda: create_app(), add_version_option=False,
+                 help="accessreview: permissions and access reviews for the client portal.")
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="accessreview")
+    except (ConfigError, PolicyLoadError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+

@@ -1,0 +1,151 @@
+"""Configuration: defaults, overridden by ``ACCESSREVIEW_*`` environment variables or a mapping.
+
+Every setting is parsed and checked here, once, at start-up. A bad value raises
+:class:`ConfigError` whose message is one line naming the variable, so the process can stop with it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "ACCESSREVIEW_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line that names the variable."""
+
+
+def _database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL ({exc})") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError("only sqlite and postgresql URLs are supported")
+    return value
+
+
+def _directory(value: str) -> Path:
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a directory")
+    return path
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _secret(value: str) -> str:
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    default: Callable[[dict[str, Any]], Any] | None = None
+    required_in_production: bool = False
+
+
+def _instance_dir(settings: dict[str, Any]) -> Path:
+    path = Path(settings["INSTANCE_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _development_secret(settings: dict[str, Any]) -> str:
+    """A per-checkout secret kept in the instance folder, so tokens survive restarts in development."""
+    key_file = _instance_dir(settings) / "secret-key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", _choice("development", "production"),
+            "development fills in missing settings with local defaults; production requires them",
+            default=lambda s: "development"),
+    Setting("INSTANCE_DIR", lambda v: Path(v).expanduser().resolve(),
+            "folder for the development database and secret",
+            default=lambda s: PROJECT_ROOT / "instance"),
+    Setting("DATABASE_URL", _database_url, "SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…)",
+            default=lambda s: f"sqlite:///{_instance_dir(s) / 'accessreview.sqlite3'}",
+            required_in_production=True),
+    Setting("SECRET_KEY", _secret, "at least 32 characters; keys the hashes of service tokens",
+            default=_development_secret, required_in_production=True),
+    Setting("POLICY_DIR", _directory, "folder of the Polar policy files",
+            default=lambda s: PROJECT_ROOT / "policies"),
+    Setting("REPORTS_DIR", _directory, "folder where signed reports are stored",
+            default=lambda s: PROJECT_ROOT / "reports"),
+    Setting("MAX_BODY_BYTES", _positive_int, "largest request body accepted (413 above it)",
+            default=lambda s: 10 * 1024 * 1024),
+    Setting("PAGE_SIZE", _positive_int, "default page size of list endpoints",
+            default=lambda s: 100),
+    Setting("MAX_PAGE_SIZE", _positive_int, "largest page size a caller may ask for",
+            default=lambda s: 1000),
+    Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level of the JSON logs",
+            default=lambda s: "INFO"),
+    Setting("JSON_LOGS", _boolean, "write logs as JSON lines (false: plain text)",
+            default=lambda s: True),
+)
+
+
+def load_config(overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Resolve every setting from ``overrides`` (tests), then the environment, then the default."""
+    overrides = dict(overrides or {})
+    environ = os.environ if environ is None else environ
+    settings: dict[str, Any] = {}
+    for setting in SETTINGS:
+        variable = ENV_PREFIX + setting.name
+        if setting.name in overrides:
+            raw = overrides.pop(setting.name)
+            settings[setting.name] = setting.parse(raw) if isinstance(raw, str) else raw
+            continue
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            if setting.required_in_production and settings.get("ENV") == "production":
+                raise ConfigError(f"{variable} is not set (required when ACCESSREVIEW_ENV=production)")
+            settings[setting.name] = setting.default(settings) if setting.default else None
+            continue
+        try:
+            settings[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{variable} is invalid: {exc}") from None
+    # Anything left is a test or embedding override for a setting not declared above (e.g. CLOCK).
+    settings.update(overrides)
+    return settings

@@ -1,0 +1,346 @@
+"""Validate a set of directory rows against the policy and the database, and plan the changes.
+
+Single writes (``PUT /v1/principals/…``) and bulk imports go through the same planner, so there is
+one set of rules. Planning never writes: a dry run returns the plan, a real run applies it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from ..authz.declarations import Declarations
+from ..clock import as_utc
+from ..models import Grant, GroupMembership, Principal, Resource
+from .schemas import PRINCIPAL_FIELDS, GrantRow, PrincipalRow, ResourceRow
+
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class RowError:
+    section: str
+    index: int
+    field: str | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"section": self.section, "index": self.index, "field": self.field,
+                "code": self.code, "message": self.message}
+
+
+@dataclass
+class Change:
+    kind: str  # added | changed | removed
+    key: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass
+class Plan:
+    principals: list[Change] = field(default_factory=list)
+    resources: list[Change] = field(default_factory=list)
+    grants: list[Change] = field(default_factory=list)
+    grant_rows: dict[str, Grant] = field(default_factory=dict)  # existing grants touched, by change key
+
+    @property
+    def empty(self) -> bool:
+        return not (self.principals or self.resources or self.grants)
+
+    def diff(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for section in ("principals", "resources", "grants"):
+            changes: list[Change] = getattr(self, section)
+            out[section] = {kind: [_diff_entry(c) for c in changes if c.kind == kind]
+                            for kind in ("added", "changed", "removed")}
+        return out
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {section: {kind: len(entries) for kind, entries in kinds.items()}
+                for section, kinds in self.diff().items()}
+
+
+def _diff_entry(change: Change) -> Any:
+    if change.key.startswith("grant|"):
+        row = change.after or change.before or {}
+        entry = {"principal": row["principal"], "role": row["role"], "resource": row["resource"]}
+        if change.before and "id" in change.before:
+            entry["id"] = change.before["id"]
+        return entry
+    return change.key
+
+
+def grant_identity(principal: str, role: str, resource: str) -> str:
+    return f"grant|{principal}|{role}|{resource}"
+
+
+def principal_state(p: Principal, members: Iterable[str] | None) -> dict[str, Any]:
+    state: dict[str, Any] = {"id": p.key, "kind": p.kind, "name": p.name}
+    if p.kind == "user":
+        state.update(email=p.email, department=p.department, manager=p.manager_key, status=p.status,
+                     last_seen_at=p.last_seen_at and as_utc(p.last_seen_at).isoformat())
+    elif p.kind == "service":
+        state.update(status=p.status)
+    else:
+        state["members"] = sorted(members or [])
+    return state
+
+
+def resource_state(r: Resource) -> dict[str, Any]:
+    return {"id": r.key, "type": r.type, "name": r.name, "parent": r.parent_key, "owner": r.owner_key,
+            "attributes": r.attributes or {}}
+
+
+def grant_state(g: Grant) -> dict[str, Any]:
+    return {
+        "id": g.id, "principal": g.principal_key, "role": g.role, "resource": g.resource_key,
+        "granted_by": g.granted_by, "granted_at": as_utc(g.granted_at).isoformat(), "reason": g.reason,
+        "expires_at": g.expires_at and as_utc(g.expires_at).isoformat(), "source": g.source,
+    }
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+class Planner:
+    """Checks rows (with their indexes, for error reports) and works out what would change."""
+
+    def __init__(self, session: Session, declarations: Declarations, now: datetime, actor: str) -> None:
+        self.session = session
+        self.declarations = declarations
+        self.now = now
+        self.actor = actor
+        self.errors: list[RowError] = []
+
+    def error(self, section: str, index: int, field_name: str | None, code: str, message: str) -> None:
+        self.errors.append(RowError(section, index, field_name, code, message))
+
+    # -- loading what the rows refer to -------------------------------------------------------
+
+    def _load_principals(self, keys: set[str]) -> dict[str, Principal]:
+        found: dict[str, Principal] = {}
+        for chunk in _chunks(sorted(keys)):
+            found.update((p.key, p) for p in self.session.scalars(select(Principal).where(Principal.key.in_(chunk))))
+        return found
+
+    def _load_resources(self, keys: set[str]) -> dict[str, Resource]:
+        found: dict[str, Resource] = {}
+        for chunk in _chunks(sorted(keys)):
+            found.update((r.key, r) for r in self.session.scalars(select(Resource).where(Resource.key.in_(chunk))))
+        return found
+
+    def _members_of(self, groups: set[str]) -> dict[str, set[str]]:
+        members: dict[str, set[str]] = defaultdict(set)
+        for chunk in _chunks(sorted(groups)):
+            for group, member in self.session.execute(
+                    select(GroupMembership.group_key, GroupMembership.member_key)
+                    .where(GroupMembership.group_key.in_(chunk))):
+                members[group].add(member)
+        return members
+
+    # -- the plan -----------------------------------------------------------------------------
+
+    def plan(self, principals: list[PrincipalRow], resources: list[ResourceRow], grants: list[GrantRow],
+             *, source: str, replace: bool = False) -> Plan:
+        plan = Plan()
+        referenced_principals = {r.id for r in principals}
+        referenced_principals |= {r.manager for r in principals if r.manager}
+        referenced_principals |= {m for r in principals for m in (r.members or [])}
+        referenced_principals |= {r.owner for r in resources if r.owner}
+        referenced_principals |= {g.principal for g in grants}
+        existing_principals = self._load_principals(referenced_principals)
+        referenced_resources = {r.id for r in resources} | {r.parent for r in resources if r.parent}
+        referenced_resources |= {g.resource for g in grants}
+        existing_resources = self._load_resources(referenced_resources)
+
+        incoming_principals = self._check_duplicates("principals", [r.id for r in principals])
+        incoming_resources = self._check_duplicates("resources", [r.id for r in resources])
+        known_principals = {k: p.kind for k, p in existing_principals.items()}
+        known_principals.update({r.id: r.id.split(":", 1)[0] for r in principals})
+        known_resource_types = {k: r.type for k, r in existing_resources.items()}
+        known_resource_types.update({r.id: r.id.split(":", 1)[0] for r in resources})
+
+        self._plan_principals(plan, principals, existing_principals, known_principals, incoming_principals)
+        self._plan_resources(plan, resources, existing_resources, known_principals, known_resource_types)
+        self._plan_grants(plan, grants, known_principals, known_resource_types, source, replace)
+        return plan
+
+    def _check_duplicates(self, section: str, keys: list[str]) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            if key in seen:
+                self.error(section, index, "id", "duplicate_row", f"{key} appears twice (first at index {seen[key]})")
+            else:
+                seen[key] = index
+        return seen
+
+    def _plan_principals(self, plan: Plan, rows: list[PrincipalRow], existing: dict[str, Principal],
+                         known: dict[str, str], incoming: dict[str, int]) -> None:
+        group_rows = [r for r in rows if r.id.startswith("group:")]
+        current_members = self._members_of({r.id for r in group_rows if r.id in existing})
+        proposed_members: dict[str, set[str]] = {}
+        for index, row in enumerate(rows):
+            kind = row.id.split(":", 1)[0]
+            given = {name for name in row.model_fields_set if name != "id"}
+            for name in sorted(given - PRINCIPAL_FIELDS[kind]):
+                self.error("principals", index, name, "unknown_field", f"a {kind} has no field {name}")
+            if row.manager:
+                if known.get(row.manager) != "user":
+                    self.error("principals", index, "manager", "unknown_reference",
+                               f"manager {row.manager} is not a known user")
+                elif row.manager == row.id:
+                    self.error("principals", index, "manager", "invalid_value", "a user cannot manage themself")
+            for member in row.members or []:
+                if member not in known:
+                    self.error("principals", index, "members", "unknown_reference", f"member {member} is not a known principal")
+                elif member == row.id:
+                    self.error("principals", index, "members", "group_cycle", f"{row.id} cannot contain itself")
+            if kind == "group":
+                proposed_members[row.id] = set(row.members or [])
+            before_row = existing.get(row.id)
+            before = principal_state(before_row, current_members.get(row.id)) if before_row else None
+            after = self._principal_after(row, kind)
+            if before is None:
+                plan.principals.append(Change("added", row.id, None, after))
+            elif before != after:
+                plan.principals.append(Change("changed", row.id, before, after))
+        if proposed_members:
+            self._check_group_cycles(proposed_members, incoming)
+
+    def _principal_after(self, row: PrincipalRow, kind: str) -> dict[str, Any]:
+        state: dict[str, Any] = {"id": row.id, "kind": kind, "name": row.name}
+        if kind == "user":
+            state.update(email=row.email, department=row.department, manager=row.manager,
+                         status=row.status or "active",
+                         last_seen_at=row.last_seen_at and as_utc(row.last_seen_at).isoformat())
+        elif kind == "service":
+            state.update(status=row.status or "active")
+        else:
+            state["members"] = sorted(set(row.members or []))
+        return state
+
+    def _check_group_cycles(self, proposed: dict[str, set[str]], incoming: dict[str, int]) -> None:
+        """Refuse a membership graph with a cycle, looking through groups already in the database."""
+        graph: dict[str, set[str]] = {}
+        frontier = {m for members in proposed.values() for m in members if m.startswith("group:")} - set(proposed)
+        while frontier:
+            stored = self._members_of(frontier)
+            for group in frontier:
+                graph[group] = stored.get(group, set())
+            frontier = {m for g in frontier for m in graph[g] if m.startswith("group:")} - set(graph) - set(proposed)
+        graph.update(proposed)
+        for start in proposed:
+            stack, seen = [start], set()
+            while stack:
+                for member in graph.get(stack.pop(), ()):
+                    if member == start:
+                        self.error("principals", incoming[start], "members", "group_cycle",
+                                   f"{start} would contain itself through nested groups")
+                        stack = []
+                        break
+                    if member.startswith("group:") and member not in seen:
+                        seen.add(member)
+                        stack.append(member)
+
+    def _plan_resources(self, plan: Plan, rows: list[ResourceRow], existing: dict[str, Resource],
+                        known_principals: dict[str, str], known_types: dict[str, str]) -> None:
+        for index, row in enumerate(rows):
+            type_key = row.id.split(":", 1)[0]
+            declared = self.declarations.resource_type(type_key)
+            if declared is None:
+                self.error("resources", index, "id", "unknown_type",
+                           f"resource type {type_key!r} is not declared by the policy")
+                continue
+            parent_type = declared.parent_type
+            if parent_type and not row.parent:
+                self.error("resources", index, "parent", "missing_parent",
+                           f"a {type_key} needs a parent {parent_type}")
+            elif row.parent and not parent_type:
+                self.error("resources", index, "parent", "invalid_parent", f"a {type_key} has no parent")
+            elif row.parent and row.parent not in known_types:
+                self.error("resources", index, "parent", "unknown_reference", f"parent {row.parent} does not exist")
+            elif row.parent and known_types[row.parent] != parent_type:
+                self.error("resources", index, "parent", "invalid_parent",
+                           f"the parent of a {type_key} must be a {parent_type}, not {known_types[row.parent]}")
+            if row.owner and row.owner not in known_principals:
+                self.error("resources", index, "owner", "unknown_reference", f"owner {row.owner} is not a known principal")
+            after = {"id": row.id, "type": type_key, "name": row.name, "parent": row.parent, "owner": row.owner,
+                     "attributes": row.attributes}
+            before = resource_state(existing[row.id]) if row.id in existing else None
+            if before is None:
+                plan.resources.append(Change("added", row.id, None, after))
+            elif before != after:
+                plan.resources.append(Change("changed", row.id, before, after))
+
+    def _plan_grants(self, plan: Plan, rows: list[GrantRow], known_principals: dict[str, str],
+                     known_types: dict[str, str], source: str, replace: bool) -> None:
+        identities: dict[str, int] = {}
+        for index, row in enumerate(rows):
+            identity = grant_identity(row.principal, row.role, row.resource)
+            if identity in identities:
+                self.error("grants", index, None, "duplicate_row",
+                           f"the same grant appears twice (first at index {identities[identity]})")
+                continue
+            identities[identity] = index
+            if row.principal not in known_principals:
+                self.error("grants", index, "principal", "unknown_reference", f"principal {row.principal} does not exist")
+            if row.resource not in known_types:
+                self.error("grants", index, "resource", "unknown_reference", f"resource {row.resource} does not exist")
+                continue
+            declared = self.declarations.resource_type(known_types[row.resource])
+            if declared is None or row.role not in declared.roles:
+                roles = ", ".join(declared.roles) if declared and declared.roles else "none"
+                self.error("grants", index, "role", "unknown_role",
+                           f"role {row.role!r} is not declared for {known_types[row.resource]} (roles: {roles})")
+        existing = self._existing_grants(rows)
+        for identity, index in identities.items():
+            row = rows[index]
+            current = existing.get(identity)
+
+            def given(name: str, otherwise: Any) -> Any:
+                # A field left out of the row keeps the stored value; an explicit null clears it.
+                if name in row.model_fields_set:
+                    return getattr(row, name)
+                return getattr(current, name) if current else otherwise
+
+            granted_at, expires_at = given("granted_at", self.now), given("expires_at", None)
+            after = {
+                "principal": row.principal, "role": row.role, "resource": row.resource,
+                "granted_by": given("granted_by", self.actor),
+                "granted_at": as_utc(granted_at or self.now).isoformat(),
+                "reason": given("reason", None),
+                "expires_at": expires_at and as_utc(expires_at).isoformat(),
+                # Provenance stays with the grant: a sync that repeats a manual grant does not claim it.
+                "source": current.source if current else source,
+            }
+            if current is None:
+                plan.grants.append(Change("added", identity, None, after))
+            else:
+                before = grant_state(current)
+                if {k: v for k, v in before.items() if k != "id"} != after:
+                    plan.grants.append(Change("changed", identity, before, {**after, "id": current.id}))
+                    plan.grant_rows[identity] = current
+        if replace:
+            for grant in self.session.scalars(select(Grant).where(Grant.source == source).order_by(Grant.id)):
+                identity = grant_identity(grant.principal_key, grant.role, grant.resource_key)
+                if identity not in identities:
+                    plan.grants.append(Change("removed", identity, grant_state(grant), None))
+                    plan.grant_rows[identity] = grant
+
+    def _existing_grants(self, rows: list[GrantRow]) -> dict[str, Grant]:
+        pairs = sorted({(r.principal, r.resource) for r in rows})
+        found: dict[str, Grant] = {}
+        for chunk in _chunks(pairs):
+            for grant in self.session.scalars(
+                    select(Grant).where(tuple_(Grant.principal_key, Grant.resource_key).in_(chunk))):
+                found[grant_identity(grant.principal_key, grant.role, grant.resource_key)] = grant
+        return found

@@ -1,0 +1,88 @@
+"""Request shapes of the directory API and of bulk imports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from ..validation import Strict
+
+PRINCIPAL_KEY = r"^(user|group|service):[A-Za-z0-9._@+-]{1,200}$"
+RESOURCE_KEY = r"^[a-z][a-z0-9_]{0,62}:[A-Za-z0-9._@+-]{1,200}$"
+ROLE = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+SOURCE = r"^[a-z][a-z0-9_-]{0,63}$"
+
+PrincipalKey = Annotated[str, StringConstraints(pattern=PRINCIPAL_KEY)]
+ResourceKey = Annotated[str, StringConstraints(pattern=RESOURCE_KEY)]
+Role = Annotated[str, StringConstraints(pattern=ROLE)]
+Source = Annotated[str, StringConstraints(pattern=SOURCE)]
+Text = Annotated[str, StringConstraints(max_length=255)]
+LongText = Annotated[str, StringConstraints(max_length=4000)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+
+# Which principal fields make sense for which kind of principal.
+PRINCIPAL_FIELDS = {
+    "user": {"name", "email", "department", "manager", "status", "last_seen_at"},
+    "group": {"name", "members"},
+    "service": {"name", "status"},
+}
+
+
+class PrincipalBody(Strict):
+    """``PUT /v1/principals/{principal}``: the whole principal (fields left out are cleared)."""
+
+    name: Text | None = None
+    email: Email | None = None
+    department: Text | None = None
+    manager: PrincipalKey | None = None
+    status: Literal["active", "disabled"] | None = None
+    last_seen_at: datetime | None = None
+    members: list[PrincipalKey] | None = Field(default=None, max_length=100_000)
+
+
+class PrincipalRow(PrincipalBody):
+    id: PrincipalKey
+
+
+class ResourceBody(Strict):
+    """``PUT /v1/resources/{type}/{id}``."""
+
+    name: Text | None = None
+    parent: ResourceKey | None = None
+    owner: PrincipalKey | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResourceRow(ResourceBody):
+    id: ResourceKey
+
+
+class GrantRow(Strict):
+    """One row of an import's ``grants``; the import's ``source`` applies to every row."""
+
+    principal: PrincipalKey
+    role: Role
+    resource: ResourceKey
+    granted_by: Text | None = None
+    granted_at: datetime | None = None
+    reason: LongText | None = None
+    expires_at: datetime | None = None
+
+
+class GrantBody(GrantRow):
+    """``POST /v1/grants``."""
+
+    source: Source = "manual"
+
+
+class ImportPayload(Strict):
+    """``POST /v1/directory/import`` and ``accessreview directory import``."""
+
+    principals: list[PrincipalRow] = Field(default_factory=list)
+    resources: list[ResourceRow] = Field(default_factory=list)
+    grants: list[GrantRow] = Field(default_factory=list)
+    source: Source = "import"
+    mode: Literal["merge", "replace"] = "merge"
+    dry_run: bool = False

@@ -1,0 +1,172 @@
+"""The service's tables, as typed SQLAlchemy 2.x models. Alembic migrations create them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .clock import as_utc
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no zone, so we add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+PRINCIPAL_KINDS = ("user", "group", "service")
+PRINCIPAL_STATUSES = ("active", "disabled")
+
+
+class Principal(Base):
+    """Who acts: ``user:<id>``, ``group:<id>`` or ``service:<id>``; the key is that whole string."""
+
+    __tablename__ = "principals"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    department: Mapped[str | None] = mapped_column(String(255))
+    manager_key: Mapped[str | None] = mapped_column(ForeignKey("principals.key"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    last_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class GroupMembership(Base):
+    __tablename__ = "group_memberships"
+
+    group_key: Mapped[str] = mapped_column(ForeignKey("principals.key"), primary_key=True)
+    member_key: Mapped[str] = mapped_column(ForeignKey("principals.key"), primary_key=True, index=True)
+
+
+class Resource(Base):
+    """What is acted on, ``<type>:<id>``; the parent chain forms the resource tree."""
+
+    __tablename__ = "resources"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    parent_key: Mapped[str | None] = mapped_column(ForeignKey("resources.key"), index=True)
+    owner_key: Mapped[str | None] = mapped_column(ForeignKey("principals.key"), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Grant(Base):
+    """One fact: principal holds role on resource, with who granted it, when, why and until when."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("principal_key", "role", "resource_key", name="uq_grants_principal_role_resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    principal_key: Mapped[str] = mapped_column(ForeignKey("principals.key"), index=True)
+    role: Mapped[str] = mapped_column(String(64))
+    resource_key: Mapped[str] = mapped_column(ForeignKey("resources.key"), index=True)
+    granted_by: Mapped[str | None] = mapped_column(String(255))
+    granted_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class DirectoryState(Base):
+    """A single row: the directory revision and the head of the audit chain.
+
+    Every write locks this row first, which serializes writers: the revision rises by one per
+    change and the audit chain never forks, on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "directory_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    audit_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    audit_head: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str | None] = mapped_column(String(64))
+
+
+class SourceSync(Base):
+    """The last import of each source, and its last full ("replace") sync, for freshness checks."""
+
+    __tablename__ = "source_syncs"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sync_at: Mapped[datetime]
+    last_full_sync_at: Mapped[datetime | None]
+    last_revision: Mapped[int] = mapped_column(BigInteger)
+    mode: Mapped[str] = mapped_column(String(16))
+
+
+class AuditEvent(Base):
+    """Append-only and hash-chained: ``hash`` covers the content and ``prev_hash``."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(255), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ServiceToken(Base):
+    """A bearer token; only a keyed hash of the secret is stored."""
+
+    __tablename__ = "service_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal_key: Mapped[str] = mapped_column(ForeignKey("principals.key"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    principal: Mapped[Principal] = relationship(lazy="joined")
+

@@ -1,0 +1,91 @@
+"""Bearer tokens for callers of the service. A token is shown once; only a keyed hash is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .audit import WriteContext, append_event
+from .clock import as_utc
+from .errors import BadRequest, NotFound, Unprocessable
+from .models import Principal, ServiceToken
+
+TOKEN_PREFIX = "ar_"
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``2w``."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise BadRequest(f"{text!r} is not a duration like 90d, 12h, 30m or 2w", field="expires_in",
+                         code="invalid_value")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def hash_token(secret_key: str, token: str) -> str:
+    return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def token_state(token: ServiceToken) -> dict[str, Any]:
+    return {
+        "id": token.id, "principal": token.principal_key, "description": token.description,
+        "created_by": token.created_by, "created_at": as_utc(token.created_at).isoformat(),
+        "expires_at": token.expires_at and as_utc(token.expires_at).isoformat(),
+        "revoked_at": token.revoked_at and as_utc(token.revoked_at).isoformat(),
+    }
+
+
+def create_token(session: Session, ctx: WriteContext, secret_key: str, principal: str,
+                 expires_in: timedelta | None = None, description: str | None = None) -> tuple[str, dict[str, Any]]:
+    if session.get(Principal, principal) is None:
+        raise Unprocessable(f"principal {principal} does not exist", field="principal", code="unknown_reference")
+    token_id = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+    row = ServiceToken(id=token_id, principal_key=principal, token_hash=hash_token(secret_key, token),
+                       description=description, created_by=ctx.actor, created_at=ctx.now,
+                       expires_at=ctx.now + expires_in if expires_in else None)
+    session.add(row)
+    session.flush()
+    state = token_state(row)
+    append_event(session, ctx, "token.created", f"token:{token_id}", None, state)
+    return token, state
+
+
+def revoke_token(session: Session, ctx: WriteContext, token_id: str) -> dict[str, Any]:
+    row = session.get(ServiceToken, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} does not exist", field="id")
+    if row.revoked_at is None:
+        before = token_state(row)
+        row.revoked_at = ctx.now
+        session.flush()
+        append_event(session, ctx, "token.revoked", f"token:{token_id}", before, token_state(row))
+    return token_state(row)
+
+
+def list_tokens(session: Session, principal: str | None = None) -> list[dict[str, Any]]:
+    query = select(ServiceToken).order_by(ServiceToken.created_at, ServiceToken.id)
+    if principal:
+        query = query.where(ServiceToken.principal_key == principal)
+    return [token_state(t) for t in session.scalars(query)]
+
+
+def authenticate(session: Session, secret_key: str, token: str, now: datetime) -> str | None:
+    """The principal a live token stands for, or None (unknown, revoked or expired)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = session.scalar(select(ServiceToken).where(ServiceToken.token_hash == hash_token(secret_key, token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and as_utc(row.expires_at) <= now:
+        return None
+    return row.principal_key

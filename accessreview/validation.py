@@ -1,0 +1,76 @@
+"""Parsing request bodies and query strings into pydantic models, with errors in the house shape.
+
+Schema problems (malformed JSON, wrong types, unknown or missing fields) are 400s that name the
+field; problems with what the values refer to (unknown role, type or principal) are 422s, raised
+by the service functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import BadRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base of request models: unknown fields are refused and JSON types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_CODES = {
+    "json_invalid": "malformed_json",
+    "extra_forbidden": "unknown_field",
+    "missing": "missing_field",
+    "model_type": "invalid_body",
+    "model_attributes_type": "invalid_body",
+}
+
+
+def field_path(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    return ".".join(parts) or None
+
+
+def error_code(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind in _CODES:
+        return _CODES[kind]
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return "invalid_type"
+    return "invalid_value"
+
+
+def describe(error: Mapping[str, Any]) -> str:
+    path = field_path(error["loc"])
+    if error["type"] == "json_invalid":
+        return f"request body is not valid JSON: {error['msg']}"
+    if error["type"] == "extra_forbidden":
+        return f"unknown field {path}"
+    return f"{path}: {error['msg']}" if path else error["msg"]
+
+
+def parse_json(model: type[M], raw: bytes | str) -> M:
+    if not raw.strip():
+        raise BadRequest("request body is empty; a JSON object is expected", code="malformed_json")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        status_code = error_code(first)
+        raise BadRequest(describe(first), field=field_path(first["loc"]), code=status_code,
+                         errors=[{"code": error_code(e), "field": field_path(e["loc"]), "message": describe(e)}
+                                 for e in exc.errors()[:50]]) from None
+
+
+def parse_query(model: type[M], args: Mapping[str, str]) -> M:
+    """Query strings are text, so these models are validated in lax mode (``"10"`` → 10)."""
+    try:
+        return model.model_validate(dict(args), strict=False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadRequest(describe(first), field=field_path(first["loc"]), code=error_code(first)) from None

@@ -1,0 +1,26 @@
+"""gunicorn settings for `scripts/serve`; every value can be overridden on the command line."""
+
+import os
+
+bind = os.environ.get("ACCESSREVIEW_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("ACCESSREVIEW_WORKERS", "2"))
+worker_class = "sync"
+# Load the app once in the master: a bad setting or policy stops gunicorn at once, not in a loop of
+# worker restarts.
+preload_app = True
+accesslog = None  # the app writes its own JSON request log
+timeout = 30
+
+
+def post_fork(server, worker):
+    # Connections opened by the master must not be shared with the forked workers.
+    from wsgi import app
+
+    app.extensions["db"].engine.dispose(close=False)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

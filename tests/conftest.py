@@ -1,0 +1,233 @@
+"""Fixtures: a migrated database per test (SQLite by default, PostgreSQL when
+``ACCESSREVIEW_TEST_DATABASE_URL`` says so), the app, a client, a movable clock, and token factories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from sqlalchemy import create_engine, func, inspect, select, text
+
+from accessreview import create_app
+from accessreview.audit import GENESIS_HASH, WriteContext
+from accessreview.authz.engine import SERVICE_RESOURCE
+from accessreview.clock import FrozenClock
+from accessreview.directory import service
+from accessreview.directory.schemas import GrantBody, PrincipalBody, ResourceBody
+from accessreview.migrate import upgrade
+from accessreview.models import AuditEvent, Grant, Principal
+from accessreview.tokens import create_token
+
+TEST_DATABASE_URL = os.environ.get("ACCESSREVIEW_TEST_DATABASE_URL")
+SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def pytest_collection_modifyitems(config, items):
+    if TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs ACCESSREVIEW_TEST_DATABASE_URL pointing at PostgreSQL")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory) -> str:
+    """Run the migrations once per test session."""
+    if TEST_DATABASE_URL:
+        engine = create_engine(TEST_DATABASE_URL)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        upgrade(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    template = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    upgrade(f"sqlite:///{template}")
+    with sqlite3.connect(template) as connection:  # fold the WAL into the file so a copy is complete
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return str(template)
+
+
+@pytest.fixture
+def database_url(migrated_database, tmp_path) -> str:
+    """A clean, migrated database for one test."""
+    if TEST_DATABASE_URL:
+        _reset_postgres(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    copy = tmp_path / "test.sqlite3"
+    shutil.copyfile(migrated_database, copy)
+    return f"sqlite:///{copy}"
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+    with engine.begin() as connection:
+        # Replica mode keeps the audit trail's append-only triggers from refusing the clean-up.
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        connection.execute(text("INSERT INTO directory_state (id, revision, audit_seq, audit_head) "
+                                "VALUES (1, 0, 0, :genesis)"), {"genesis": GENESIS_HASH})
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def app_config(database_url, clock, tmp_path) -> dict:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    return {
+        "DATABASE_URL": database_url,
+        "CLOCK": clock,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "REPORTS_DIR": str(reports),
+        "SECRET_KEY": SECRET_KEY,
+        "JSON_LOGS": False,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    with app.app_context():
+        with write(app) as (session, ctx):
+            service.put_resource(session, ctx, declarations(app), SERVICE_RESOURCE,
+                                 ResourceBody(name="accessreview"))
+    yield app
+    app.extensions["db"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    """A session on the app's database, for looking at rows directly."""
+    session = app.extensions["db"].session()
+    yield session
+    session.rollback()
+    session.close()
+
+
+def declarations(app):
+    return app.extensions["authz"].policy.declarations
+
+
+class write:
+    """``with write(app) as (session, ctx):`` — a committed unit of work as the test's setup actor."""
+
+    def __init__(self, app, actor: str = "test:setup") -> None:
+        self.app = app
+        self.actor = actor
+
+    def __enter__(self):
+        self.session = self.app.extensions["db"].session()
+        return self.session, WriteContext(self.actor, self.app.config["CLOCK"].now(), "test")
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.close()
+
+
+@pytest.fixture
+def make_principal(app) -> Callable[..., str]:
+    def make(key: str, **fields) -> str:
+        with write(app) as (session, ctx):
+            service.put_principal(session, ctx, declarations(app), key,
+                                  PrincipalBody.model_validate(fields))
+        return key
+
+    return make
+
+
+@pytest.fixture
+def make_grant(app) -> Callable[..., int]:
+    def make(principal: str, role: str, resource: str, **fields) -> int:
+        with write(app) as (session, ctx):
+            grant, _ = service.create_grant(session, ctx, declarations(app), GrantBody(
+                principal=principal, role=role, resource=resource, **fields))
+        return grant["id"]
+
+    return make
+
+
+@pytest.fixture
+def token_for(app, make_principal, make_grant) -> Callable[..., dict[str, str]]:
+    """Headers with a bearer token for ``principal``, holding ``role`` on system:accessreview if given."""
+
+    def make(principal: str, role: str | None = None) -> dict[str, str]:
+        with write(app) as (session, _ctx):
+            exists = session.get(Principal, principal) is not None
+        if not exists:
+            make_principal(principal, name=principal.split(":", 1)[1])
+        if role:
+            with write(app) as (session, _ctx):
+                held = session.query(Grant).filter_by(principal_key=principal, role=role,
+                                                      resource_key=SERVICE_RESOURCE).first()
+            if held is None:
+                make_grant(principal, role, SERVICE_RESOURCE)
+        with write(app) as (session, ctx):
+            token, _ = create_token(session, ctx, SECRET_KEY, principal)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def admin(token_for) -> dict[str, str]:
+    return token_for("user:ada", "admin")
+
+
+@pytest.fixture
+def portal(token_for) -> dict[str, str]:
+    return token_for("service:portal", "portal_client")
+
+
+@pytest.fixture
+def auditor(token_for) -> dict[str, str]:
+    return token_for("user:audrey", "auditor")
+
+
+def revision(app) -> int:
+    with write(app) as (session, _ctx):
+        return service.current_revision(session)
+
+
+def audit_count(app) -> int:
+    with write(app) as (session, _ctx):
+        return session.scalar(select(func.count()).select_from(AuditEvent))
+
+
+@pytest.fixture
+def unchanged(app):
+    """Assert that a block wrote nothing: same revision, same number of audit events."""
+
+    class Unchanged:
+        def __enter__(self):
+            self.before = (revision(app), audit_count(app))
+            return self
+
+        def __exit__(self, exc_type, *_):
+            if exc_type is None:
+                assert (revision(app), audit_count(app)) == self.before, "something was written"
+
+    return Unchanged
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
