@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -114,14 +114,26 @@ class ChainReport:
         return self.problem is None
 
 
-def _walk(session: Session) -> Iterator[AuditEvent]:
-    yield from session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000))
-
-
 def verify_chain(session: Session) -> ChainReport:
     """Walk the chain from the start; report the first event edited, removed or reordered."""
+    events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000))
+    try:
+        report = _walk(events)
+    finally:
+        events.close()  # an early return must not leave a server-side cursor open
+    if report.problem is not None:
+        return report
+    state = session.get(DirectoryState, STATE_ROW_ID)
+    if state is not None and (state.audit_seq != report.events or state.audit_head != report.head):
+        return ChainReport(report.events, report.head, ChainProblem(
+            report.events + 1, None, f"the chain ends at seq {report.events} but {state.audit_seq} events were"
+                                     " written; events were removed from the end"))
+    return report
+
+
+def _walk(events: Iterable[AuditEvent]) -> ChainReport:
     previous_hash, expected_seq, count = GENESIS_HASH, 1, 0
-    for event in _walk(session):
+    for event in events:
         if event.seq != expected_seq:
             return ChainReport(count, previous_hash, ChainProblem(
                 expected_seq, None, f"missing: the chain jumps from seq {expected_seq - 1} to {event.seq}"
@@ -133,11 +145,6 @@ def verify_chain(session: Session) -> ChainReport:
             return ChainReport(count, previous_hash, ChainProblem(
                 event.seq, event.id, "content does not match its hash (edited)"))
         previous_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
-    state = session.get(DirectoryState, STATE_ROW_ID)
-    if state is not None and (state.audit_seq != count or state.audit_head != previous_hash):
-        return ChainReport(count, previous_hash, ChainProblem(
-            count + 1, None, f"the chain ends at seq {count} but {state.audit_seq} events were written;"
-                             " events were removed from the end"))
     return ChainReport(count, previous_hash, None)
 
 

@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, inspect, text
 
 from accessreview import create_app
-from accessreview.audit import GENESIS_HASH, WriteContext
+from accessreview.audit import GENESIS_HASH
 from accessreview.authz.engine import SERVICE_RESOURCE
 from accessreview.clock import FrozenClock
 from accessreview.directory import service
 from accessreview.directory.schemas import GrantBody, PrincipalBody, ResourceBody
 from accessreview.migrate import upgrade
-from accessreview.models import AuditEvent, Grant, Principal
+from accessreview.models import Grant, Principal
 from accessreview.tokens import create_token
+from support import audit_count, declarations, revision, write
 
 TEST_DATABASE_URL = os.environ.get("ACCESSREVIEW_TEST_DATABASE_URL")
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
@@ -122,29 +123,6 @@ def db(app):
     session.close()
 
 
-def declarations(app):
-    return app.extensions["authz"].policy.declarations
-
-
-class write:
-    """``with write(app) as (session, ctx):`` — a committed unit of work as the test's setup actor."""
-
-    def __init__(self, app, actor: str = "test:setup") -> None:
-        self.app = app
-        self.actor = actor
-
-    def __enter__(self):
-        self.session = self.app.extensions["db"].session()
-        return self.session, WriteContext(self.actor, self.app.config["CLOCK"].now(), "test")
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is None:
-            self.session.commit()
-        else:
-            self.session.rollback()
-        self.session.close()
-
-
 @pytest.fixture
 def make_principal(app) -> Callable[..., str]:
     def make(key: str, **fields) -> str:
@@ -202,16 +180,6 @@ def portal(token_for) -> dict[str, str]:
 @pytest.fixture
 def auditor(token_for) -> dict[str, str]:
     return token_for("user:audrey", "auditor")
-
-
-def revision(app) -> int:
-    with write(app) as (session, _ctx):
-        return service.current_revision(session)
-
-
-def audit_count(app) -> int:
-    with write(app) as (session, _ctx):
-        return session.scalar(select(func.count()).select_from(AuditEvent))
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import revision
+from support import revision
 
 
 @pytest.fixture

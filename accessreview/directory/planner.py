@@ -163,7 +163,7 @@ class Planner:
         existing_resources = self._load_resources(referenced_resources)
 
         incoming_principals = self._check_duplicates("principals", [r.id for r in principals])
-        incoming_resources = self._check_duplicates("resources", [r.id for r in resources])
+        self._check_duplicates("resources", [r.id for r in resources])
         known_principals = {k: p.kind for k, p in existing_principals.items()}
         known_principals.update({r.id: r.id.split(":", 1)[0] for r in principals})
         known_resource_types = {k: r.type for k, r in existing_resources.items()}

@@ -289,8 +289,8 @@ def list_grants(session: Session, *, principal: str | None, resource: str | None
 
 def directory_status(session: Session, now: datetime) -> dict[str, Any]:
     counts = {
-        "principals": dict(session.execute(select(Principal.kind, func.count()).group_by(Principal.kind))),
-        "resources": dict(session.execute(select(Resource.type, func.count()).group_by(Resource.type))),
+        "principals": dict(session.execute(select(Principal.kind, func.count()).group_by(Principal.kind)).all()),
+        "resources": dict(session.execute(select(Resource.type, func.count()).group_by(Resource.type)).all()),
         "grants": session.scalar(select(func.count()).select_from(Grant)) or 0,
         "expired_grants": session.scalar(select(func.count()).select_from(Grant)
                                          .where(Grant.expires_at.is_not(None), Grant.expires_at <= now)) or 0,

@@ -1,0 +1,42 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from accessreview.audit import WriteContext
+from accessreview.directory import service
+from accessreview.models import AuditEvent
+
+
+def declarations(app):
+    return app.extensions["authz"].policy.declarations
+
+
+class write:
+    """``with write(app) as (session, ctx):`` — a committed unit of work as the test's setup actor."""
+
+    def __init__(self, app, actor: str = "test:setup") -> None:
+        self.app = app
+        self.actor = actor
+
+    def __enter__(self):
+        self.session = self.app.extensions["db"].session()
+        return self.session, WriteContext(self.actor, self.app.config["CLOCK"].now(), "test")
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.session.commit()
+        else:
+            self.session.rollback()
+        self.session.close()
+
+
+def revision(app) -> int:
+    with write(app) as (session, _ctx):
+        return service.current_revision(session)
+
+
+def audit_count(app) -> int:
+    with write(app) as (session, _ctx):
+        return session.scalar(select(func.count()).select_from(AuditEvent))

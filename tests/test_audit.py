@@ -1,0 +1,149 @@
+"""The audit trail: every change leaves a chained event; tampering is caught; nothing edits events."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from accessreview.audit import verify_chain
+from accessreview.cli import cli
+
+
+@pytest.fixture
+def history(client, portal):
+    """A handful of real changes through the API."""
+    client.put("/v1/principals/user:alice", json={"name": "Alice"}, headers=portal)
+    client.put("/v1/resources/organization/acme", json={"name": "Acme"}, headers=portal)
+    grant = client.post("/v1/grants", json={"principal": "user:alice", "role": "member",
+                                            "resource": "organization:acme"}, headers=portal).get_json()["id"]
+    client.delete(f"/v1/grants/{grant}", headers=portal)
+    client.put("/v1/principals/user:alice", json={"name": "Alice M"}, headers=portal)
+    return grant
+
+
+def run_verify(app):
+    return CliRunner().invoke(cli, ["audit", "verify"], obj=_script_info(app))
+
+
+def _script_info(app):
+    from flask.cli import ScriptInfo
+
+    return ScriptInfo(create_app=lambda: app)
+
+
+def tamper(db, sql, **params):
+    """What an attacker with database access would do: get past the append-only triggers, then edit."""
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        db.execute(text("SET LOCAL session_replication_role = replica"))
+        db.execute(text(sql), params)
+    else:
+        db.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
+        db.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+        db.execute(text(sql), params)
+    db.commit()
+
+
+def test_every_change_is_an_event_with_before_and_after(client, auditor, history):
+    events = client.get("/v1/audit-events?target=user:alice", headers=auditor).get_json()["items"]
+    assert [e["action"] for e in events] == ["principal.created", "principal.updated"]
+    assert events[1]["before"]["name"] == "Alice" and events[1]["after"]["name"] == "Alice M"
+    assert events[1]["actor"] == "service:portal"
+    grant_events = client.get(f"/v1/audit-events?target=grant:{history}", headers=auditor).get_json()["items"]
+    assert [e["action"] for e in grant_events] == ["grant.created", "grant.deleted"]
+    assert grant_events[1]["before"]["role"] == "member" and grant_events[1]["after"] is None
+
+
+def test_events_carry_the_request_id(client, portal, auditor):
+    client.put("/v1/principals/user:zed", json={}, headers={**portal, "X-Request-Id": "req-123"})
+    event = client.get("/v1/audit-events?target=user:zed", headers=auditor).get_json()["items"][0]
+    assert event["request_id"] == "req-123"
+
+
+def test_events_are_chained(client, auditor, history):
+    events = client.get("/v1/audit-events?limit=1000", headers=auditor).get_json()["items"]
+    assert events[0]["prev_hash"] == "0" * 64
+    for previous, event in zip(events, events[1:]):
+        assert event["prev_hash"] == previous["hash"]
+        assert event["seq"] == previous["seq"] + 1
+
+
+def test_filters_by_time_and_actor(client, auditor, portal, clock, history):
+    clock.advance(days=1)
+    client.put("/v1/principals/user:late", json={}, headers=portal)
+    since = client.get("/v1/audit-events?since=2026-03-03T00:00:00Z", headers=auditor).get_json()["items"]
+    assert [e["target"] for e in since] == ["user:late"]
+    until = client.get("/v1/audit-events?until=2026-03-03T00:00:00Z&actor=service:portal",
+                       headers=auditor).get_json()["items"]
+    assert "user:late" not in {e["target"] for e in until} and len(until) == 5
+
+
+def test_verify_passes_on_an_untouched_chain(app, history):
+    result = run_verify(app)
+    assert result.exit_code == 0, result.output
+    assert "intact" in result.output
+
+
+def test_edited_event_is_named(app, db, history):
+    target_seq = 4
+    event_id = db.execute(text("SELECT id FROM audit_events WHERE seq = :s"), {"s": target_seq}).scalar()
+    tamper(db, "UPDATE audit_events SET actor = 'user:mallory' WHERE seq = :s", s=target_seq)
+    result = run_verify(app)
+    assert result.exit_code != 0
+    assert event_id in result.output and "edited" in result.output
+
+
+def test_removed_event_is_found(app, db, history):
+    tamper(db, "DELETE FROM audit_events WHERE seq = 3")
+    result = run_verify(app)
+    assert result.exit_code != 0 and "removed" in result.output and "seq 3" in result.output
+
+
+def test_removed_last_event_is_found(app, db, history):
+    tamper(db, "DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
+    result = run_verify(app)
+    assert result.exit_code != 0 and "removed from the end" in result.output
+
+
+def test_reordered_events_are_found(app, db, history):
+    tamper(db, "UPDATE audit_events SET seq = -1 WHERE seq = 3")
+    tamper(db, "UPDATE audit_events SET seq = 3 WHERE seq = 4")
+    tamper(db, "UPDATE audit_events SET seq = 4 WHERE seq = -1")
+    report = verify_chain(db)
+    assert not report.ok and report.problem.seq == 3
+
+
+def test_rehashed_event_still_breaks_the_chain(app, db, history):
+    """Editing an event and recomputing its hash breaks the link to the next one."""
+    from accessreview.audit import event_hash
+    from accessreview.models import AuditEvent
+
+    event = db.get(AuditEvent, 3)
+    event.actor = "user:mallory"
+    new_hash = event_hash(event)
+    db.expunge(event)
+    tamper(db, "UPDATE audit_events SET actor = 'user:mallory', hash = :h WHERE seq = 3", h=new_hash)
+    report = verify_chain(db)
+    assert not report.ok and report.problem.seq == 4
+
+
+def test_the_database_refuses_edits_and_deletes(db, history):
+    from sqlalchemy.exc import DatabaseError
+
+    with pytest.raises(DatabaseError, match="append-only"):
+        db.execute(text("UPDATE audit_events SET actor = 'x' WHERE seq = 1"))
+    db.rollback()
+    with pytest.raises(DatabaseError, match="append-only"):
+        db.execute(text("DELETE FROM audit_events"))
+    db.rollback()
+
+
+def test_no_endpoint_edits_or_deletes_events(client, admin):
+    assert client.delete("/v1/audit-events", headers=admin).status_code == 405
+    assert client.put("/v1/audit-events", json={}, headers=admin).status_code == 405
+    assert client.post("/v1/audit-events", json={}, headers=admin).status_code == 405
+
+
+def test_reading_the_trail_needs_the_auditor_role(client, portal):
+    assert client.get("/v1/audit-events", headers=portal).status_code == 403
