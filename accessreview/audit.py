@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .clock import as_utc
@@ -35,6 +35,12 @@ class WriteContext:
 
 def lock_state(session: Session) -> DirectoryState:
     """Lock and return the single state row; the first statement of every write transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks, and a transaction that has read cannot always upgrade to writing
+        # (SQLITE_BUSY_SNAPSHOT). A no-op write as the first statement takes the database's write
+        # lock at once, so writers queue on the busy timeout instead of failing.
+        session.execute(update(DirectoryState).where(DirectoryState.id == STATE_ROW_ID)
+                        .values(revision=DirectoryState.revision))
     state = session.get(DirectoryState, STATE_ROW_ID, with_for_update=True, populate_existing=True)
     if state is None:
         raise RuntimeError("directory_state row is missing: run `accessreview db upgrade`")

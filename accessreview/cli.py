@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import create_app, tokens
-from .audit import WriteContext, verify_chain
-from .authz.engine import SERVICE_RESOURCE, get_engine
+from .audit import WriteContext, lock_state, verify_chain
+from .authz.engine import SERVICE_RESOURCE, get_engine, record_policy_load
 from .authz.policy import PolicyLoadError
 from .config import ConfigError
 from .db import get_db
@@ -38,6 +38,7 @@ def cli_unit_of_work() -> Iterator[tuple[Session, WriteContext]]:
     session = get_db().session()
     ctx = WriteContext(actor=cli_actor(), now=current_app.config["CLOCK"].now())
     try:
+        lock_state(session)
         yield session, ctx
         session.commit()
     except BaseException:
@@ -47,17 +48,29 @@ def cli_unit_of_work() -> Iterator[tuple[Session, WriteContext]]:
         session.close()
 
 
+@contextmanager
+def cli_read_session() -> Iterator[Session]:
+    session = get_db().session()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
-def report_api_error(error: ApiError) -> None:
+def report_api_error(error: ApiError, origins: dict[str, list[str]] | None = None) -> None:
+    """Print the error, and each row error with the file line it came from when known."""
     click.echo(f"error: {error.message}", err=True)
     for row in error.details.get("errors", [])[:200]:
         where = f"{row['section']}[{row['index']}]" if "section" in row else ""
         field = f".{row['field']}" if row.get("field") else ""
-        click.echo(f"  {where}{field}: {row['message']}", err=True)
+        lines = (origins or {}).get(row.get("section", ""), [])
+        origin = f" ({lines[row['index']]})" if "index" in row and row["index"] < len(lines) else ""
+        click.echo(f"  {where}{field}{origin}: {row['message']}", err=True)
     sys.exit(1)
 
 
@@ -80,6 +93,7 @@ def db_group() -> None:
 def db_upgrade() -> None:
     upgrade(current_app.config["DATABASE_URL"])
     with cli_unit_of_work() as (session, ctx):
+        record_policy_load(session, ctx, get_engine().policy)
         ensure_service_resource(session, ctx)
     click.echo("database is at the latest migration")
 
@@ -123,7 +137,7 @@ def token_revoke(token_id: str) -> None:
 @click.option("--principal", default=None)
 @with_appcontext
 def token_list(principal: str | None) -> None:
-    with cli_unit_of_work() as (session, _ctx):
+    with cli_read_session() as session:
         rows = tokens.list_tokens(session, principal)
     click.echo(f"{'ID':<14} {'PRINCIPAL':<28} {'CREATED':<26} {'EXPIRES':<26} {'REVOKED':<26} DESCRIPTION")
     for row in rows:
@@ -186,37 +200,44 @@ def directory_group() -> None:
     pass
 
 
-@directory_group.command("import", help="Import principals, resources and grants from JSON, CSV or XLSX files.")
+@directory_group.command("import", help="Import principals, resources and grants from JSON, CSV or XLSX files "
+                                         "(all files make one all-or-nothing import).")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--section", type=click.Choice(["principals", "resources", "grants"]), default=None,
               help="section of a CSV file whose name does not say it")
 @click.option("--source", default=None, help="whose data this is (default: import, or the JSON file's)")
 @click.option("--mode", type=click.Choice(["merge", "replace"]), default=None)
 @click.option("--dry-run", is_flag=True, help="show the diff, write nothing")
+@click.option("--allow-empty-replace", is_flag=True, help="let a replace without grants remove all of the source's")
 @with_appcontext
 def directory_import(files: tuple[Path, ...], section: str | None, source: str | None, mode: str | None,
-                     dry_run: bool) -> None:
-    from .directory.files import ImportFileError, read_import_files
+                     dry_run: bool, allow_empty_replace: bool) -> None:
+    from .directory.files import ImportFileError, read_import_files_with_origins
 
     try:
-        payload = read_import_files(list(files), section)
+        payload, origins = read_import_files_with_origins(list(files), section)
     except ImportFileError as exc:
         fail(str(exc))
     payload.update({k: v for k, v in {"source": source, "mode": mode}.items() if v})
     if dry_run:
         payload["dry_run"] = True
+    if payload.get("mode") == "replace" and not payload.get("grants") and not allow_empty_replace:
+        fail("a replace with no grants would remove every grant of the source; "
+             "pass --allow-empty-replace if that is meant")
     try:
         parsed = ImportPayload.model_validate_json(json.dumps(payload))
     except ValidationError as exc:
         click.echo(f"error: {len(exc.errors())} invalid value(s); nothing was written", err=True)
         for error in exc.errors()[:200]:
-            click.echo(f"  {'.'.join(map(str, error['loc']))}: {error['msg']}", err=True)
+            loc = error["loc"]
+            where = origins.get(str(loc[0]), [])[loc[1]] if len(loc) > 1 and isinstance(loc[1], int) else ""
+            click.echo(f"  {'.'.join(map(str, loc))}{f' ({where})' if where else ''}: {error['msg']}", err=True)
         sys.exit(1)
     try:
         with cli_unit_of_work() as (session, ctx):
             result = service.import_directory(session, ctx, get_engine().policy.declarations, parsed)
     except ApiError as error:
-        report_api_error(error)
+        report_api_error(error, origins)
     click.echo(json.dumps({k: result[k] for k in ("dry_run", "mode", "source", "revision", "counts")}, indent=2))
 
 
@@ -230,7 +251,7 @@ def audit_group() -> None:
 @audit_group.command("verify", help="Walk the hash chain; name the first event edited, removed or reordered.")
 @with_appcontext
 def audit_verify() -> None:
-    with cli_unit_of_work() as (session, _ctx):
+    with cli_read_session() as session:
         report = verify_chain(session)
     if report.ok:
         click.echo(f"audit chain intact: {report.events} events, head {report.head}")
@@ -279,3 +300,7 @@ def main() -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
+
+
+if __name__ == "__main__":
+    main()

@@ -17,9 +17,9 @@ def make_engine(url: str, **options) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    # pysqlite starts transactions lazily and as readers, so two writers can deadlock on the upgrade
-    # to a write lock. Taking the write lock at BEGIN (IMMEDIATE) serializes writers instead; WAL
-    # keeps readers from waiting on them. This is SQLAlchemy's documented recipe.
+    # SQLAlchemy's documented recipe: let SQLAlchemy, not pysqlite, issue BEGIN, so transactions and
+    # savepoints behave as on PostgreSQL. Writers queue on the database lock (see audit.lock_state);
+    # WAL keeps readers from waiting on them.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised by every test
         dbapi_connection.isolation_level = None
@@ -31,7 +31,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # pragma: no cover
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN")
 
 
 class Database:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from accessreview.audit import WriteContext
+from accessreview.audit import WriteContext, lock_state
 from accessreview.directory import service
 from accessreview.models import AuditEvent
 
@@ -22,6 +22,7 @@ class write:
 
     def __enter__(self):
         self.session = self.app.extensions["db"].session()
+        lock_state(self.session)
         return self.session, WriteContext(self.actor, self.app.config["CLOCK"].now(), "test")
 
     def __exit__(self, exc_type, *_):

@@ -14,7 +14,7 @@ from flask import Flask, current_app, g, jsonify, request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext
+from ..audit import WriteContext, lock_state
 from ..authz.engine import SERVICE_RESOURCE, get_engine
 from ..db import get_session
 from ..errors import Forbidden, Unauthenticated
@@ -95,8 +95,10 @@ def page_limit(limit: int | None) -> int:
 def unit_of_work(actor: str) -> Iterator[tuple[Session, WriteContext]]:
     """The one place a request's writes are committed (or rolled back on any error)."""
     session = get_session()
+    session.commit()  # end the reads of authentication, so the write transaction starts with its lock
     ctx = WriteContext(actor=actor, now=clock_now(), request_id=g.get("request_id"))
     try:
+        lock_state(session)
         yield session, ctx
         session.commit()
     except BaseException:

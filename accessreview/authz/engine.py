@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import logging
+
 from flask import Flask, current_app
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
+from ..audit import WriteContext, append_event, lock_state
 from ..directory.service import current_revision
 from .index import DirectoryIndex
 from .policy import Policy
@@ -38,8 +42,31 @@ class AuthzEngine:
         return self.policy.is_allowed(self.index(session), self.clock.now(), actor, action, resource)
 
 
+def record_policy_load(session: Session, ctx: WriteContext, policy: Policy) -> bool:
+    """Audit a policy version the first time any process loads it. True if this call recorded it."""
+    state = lock_state(session)
+    if state.policy_version == policy.version:
+        return False
+    append_event(session, ctx, "policy.loaded", f"policy:{policy.version}",
+                 {"version": state.policy_version}, {"version": policy.version, "files": [f.name for f in policy.files]},
+                 state=state)
+    state.policy_version = policy.version
+    session.flush()
+    return True
+
+
 def init_app(app: Flask) -> None:
-    app.extensions["authz"] = AuthzEngine(app.config["POLICY_DIR"], app.config["CLOCK"])
+    engine = AuthzEngine(app.config["POLICY_DIR"], app.config["CLOCK"])
+    app.extensions["authz"] = engine
+    session = app.extensions["db"].session()
+    try:
+        record_policy_load(session, WriteContext("system:accessreview", engine.clock.now()), engine.policy)
+        session.commit()
+    except DatabaseError:  # not migrated yet: `db upgrade` records it; /readyz says what is missing
+        session.rollback()
+        logging.getLogger(__name__).warning("policy load not recorded: the database is not migrated")
+    finally:
+        session.close()
 
 
 def get_engine() -> AuthzEngine:
