@@ -122,7 +122,7 @@ def test_resource_round_trip_and_list(client, portal, tree):
     doc = client.get("/v1/resources/document/doc-1", headers=portal).get_json()
     assert doc == {"id": "document:doc-1", "type": "document", "name": "VAT return.pdf",
                    "parent": "project:acme-tax", "owner": None, "attributes": {"pages": 3}}
-    listed = client.get("/v1/resources/project?parent=organization:acme", headers=portal).get_json()
+    listed = client.get("/v1/resources?type=project&parent=organization:acme", headers=portal).get_json()
     assert [r["id"] for r in listed["items"]] == ["project:acme-tax"]
     assert client.get("/v1/resources/document/nope", headers=portal).status_code == 404
 

@@ -30,6 +30,7 @@ class PrincipalQuery(BaseModel):
 
 
 class ResourceQuery(BaseModel):
+    type: str | None = None
     parent: str | None = None
     cursor: str | None = None
     limit: int | None = None
@@ -105,13 +106,13 @@ def get_resource(type_: str, id_: str):
     return json_response(service.get_resource(get_session(), _resource_key(type_, id_)))
 
 
-@bp.get("/resources/<type_>")
-@documented("Resources of one type, optionally under one parent, cursor-paginated", query=ResourceQuery,
+@bp.get("/resources")
+@documented("Resources, filtered by type and parent, cursor-paginated", query=ResourceQuery,
             tag="directory", responses={200: shapes.ResourcePage, **ERRORS})
-def list_resources(type_: str):
+def list_resources():
     authorize("read_directory")
     q = query(ResourceQuery)
-    page = service.list_resources(get_session(), type_=type_, parent=q.parent, cursor=q.cursor,
+    page = service.list_resources(get_session(), type_=q.type, parent=q.parent, cursor=q.cursor,
                                   limit=page_limit(q.limit))
     return json_response(page.to_dict())
 

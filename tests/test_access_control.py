@@ -1,0 +1,105 @@
+"""Who may call what: tokens, the service policy, and the guard against forgotten checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from accessreview.api.common import authorize
+
+
+def test_no_token_is_401(client):
+    response = client.get("/v1/principals")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer ", "Basic dXNlcjpwdw==", "Bearer ar_nope", "Bearer x" * 3])
+def test_bad_tokens_are_401(client, header):
+    assert client.get("/v1/principals", headers={"Authorization": header}).status_code == 401
+
+
+def test_auditor_reads_but_does_not_write(client, auditor, unchanged):
+    assert client.get("/v1/principals", headers=auditor).status_code == 200
+    assert client.get("/v1/audit-events", headers=auditor).status_code == 200
+    with unchanged():
+        response = client.put("/v1/principals/user:x", json={}, headers=auditor)
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_portal_client_syncs_but_does_not_read_the_audit_trail(client, portal):
+    assert client.put("/v1/principals/user:x", json={}, headers=portal).status_code == 201
+    assert client.get("/v1/audit-events", headers=portal).status_code == 403
+
+
+def test_admin_may_do_everything_so_far(client, admin):
+    assert client.put("/v1/principals/user:x", json={}, headers=admin).status_code == 201
+    assert client.get("/v1/audit-events", headers=admin).status_code == 200
+
+
+def test_principal_without_roles_is_403(client, token_for):
+    headers = token_for("user:nobody")
+    assert client.get("/v1/principals", headers=headers).status_code == 403
+
+
+def test_role_through_a_group_counts(client, token_for, make_principal, make_grant):
+    headers = token_for("user:gina")
+    make_principal("group:auditors", members=["user:gina"])
+    make_grant("group:auditors", "auditor", "system:accessreview")
+    assert client.get("/v1/audit-events", headers=headers).status_code == 200
+
+
+def test_disabled_user_loses_access_at_once(client, token_for, portal):
+    headers = token_for("user:dora", "auditor")
+    assert client.get("/v1/principals", headers=headers).status_code == 200
+    client.put("/v1/principals/user:dora", json={"status": "disabled"}, headers=portal)
+    assert client.get("/v1/principals", headers=headers).status_code == 403
+
+
+def test_expired_role_grant_gives_nothing(client, token_for, make_grant, make_principal, clock):
+    from datetime import timedelta
+
+    headers = token_for("user:temp")
+    make_grant("user:temp", "auditor", "system:accessreview", expires_at=clock.now() + timedelta(hours=1))
+    assert client.get("/v1/audit-events", headers=headers).status_code == 200
+    clock.advance(hours=1)
+    assert client.get("/v1/audit-events", headers=headers).status_code == 403
+
+
+def test_revoking_the_role_grant_takes_effect_at_once(client, token_for, admin):
+    headers = token_for("user:rita", "auditor")
+    grant = client.get("/v1/grants?principal=user:rita", headers=admin).get_json()["items"][0]["id"]
+    client.delete(f"/v1/grants/{grant}", headers=admin)
+    assert client.get("/v1/audit-events", headers=headers).status_code == 403
+
+
+def test_guard_fails_an_endpoint_that_skipped_authorization(app, client, admin):
+    @app.get("/v1/forgetful")
+    def forgetful():
+        return {"secret": "data"}
+
+    response = client.get("/v1/forgetful", headers=admin)
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "authorization_missing"
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def test_guard_lets_an_authorized_endpoint_through(app, client, admin):
+    @app.get("/v1/careful")
+    def careful():
+        authorize("read_directory")
+        return {"ok": True}
+
+    assert client.get("/v1/careful", headers=admin).status_code == 200
+
+
+def test_every_v1_route_wants_a_token(app, client):
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        path = rule.rule.replace("<int:grant_id>", "1")
+        for name in ("principal", "type_", "id_"):
+            path = path.replace(f"<{name}>", "user:x" if name == "principal" else "x")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = client.open(path, method=method, json={})
+            assert response.status_code == 401, f"{method} {rule.rule} answered {response.status_code}"

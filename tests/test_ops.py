@@ -1,0 +1,99 @@
+"""Health, readiness, metrics, request ids, logs and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy import text
+
+
+def test_healthz_needs_no_token(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_migrations_and_policy(client, app):
+    body = client.get("/readyz").get_json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"] == "ok" and body["checks"]["migrations"] == "ok"
+    assert body["checks"]["policy"]["version"] == app.extensions["authz"].policy.version
+    assert body["checks"]["policy"]["files"] == ["portal.polar", "service.polar"]
+
+
+def test_readyz_is_unavailable_when_migrations_are_behind(client, db):
+    db.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    db.commit()
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert "older" in response.get_json()["checks"]["migrations"]
+    finally:
+        db.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        db.commit()
+
+
+def test_readyz_is_unavailable_when_the_database_is_not(app_config, tmp_path):
+    from accessreview import create_app
+
+    app = create_app({**app_config, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"].startswith("unreachable")
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+    made = client.get("/healthz").headers["X-Request-Id"]
+    assert len(made) == 32
+    assert client.get("/healthz", headers={"X-Request-Id": "bad id!"}).headers["X-Request-Id"] != "bad id!"
+
+
+def test_logs_are_json_with_the_request_id(client, portal, capfd):
+    from accessreview.observability import configure_logging
+
+    configure_logging("INFO", True)
+    client.get("/v1/principals", headers={**portal, "X-Request-Id": "log-me"})
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    entry = next(line for line in lines if line.get("request_id") == "log-me")
+    assert entry["status"] == 200 and entry["path"] == "/v1/principals" and entry["caller"] == "service:portal"
+    assert entry["level"] == "INFO" and "duration_ms" in entry
+    logging.getLogger("accessreview").handlers.clear()
+
+
+def test_metrics_count_requests_by_endpoint(client, portal):
+    client.get("/v1/principals", headers=portal)
+    client.get("/v1/principals", headers=portal)
+    text_ = client.get("/metrics").get_data(as_text=True)
+    counted = [line for line in text_.splitlines()
+               if line.startswith("accessreview_http_requests_total{") and 'endpoint="/v1/principals"' in line
+               and 'status="200"' in line]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 2
+    assert "accessreview_http_request_duration_seconds_bucket" in text_
+
+
+def test_openapi_documents_every_route(client, app):
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.1")
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<int:", "<").replace("<", "{").replace(">", "}").replace("_}", "}")
+        assert path in document["paths"], f"{rule.rule} is not in the OpenAPI document"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            operation = document["paths"][path][method.lower()]
+            assert operation["summary"] and operation["responses"], rule.rule
+
+
+def test_openapi_has_request_and_response_shapes(client):
+    document = client.get("/openapi.json").get_json()
+    grant = document["paths"]["/v1/grants"]["post"]
+    body_ref = grant["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body_schema = document["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
+    assert {"principal", "role", "resource"} <= set(body_schema["required"])
+    assert body_schema["additionalProperties"] is False
+    assert "201" in grant["responses"] and "409" in grant["responses"]
+    assert grant["security"] == [{"bearer": []}]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    params = {p["name"] for p in document["paths"]["/v1/grants"]["get"]["parameters"]}
+    assert {"principal", "resource", "role", "cursor"} <= params
