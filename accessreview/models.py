@@ -170,3 +170,43 @@ class ServiceToken(Base):
 
     principal: Mapped[Principal] = relationship(lazy="joined")
 
+
+
+class DirectoryChange(Base):
+    """What each revision changed, so every process can update its index without reloading it all."""
+
+    __tablename__ = "directory_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    revision: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # principal | group | resource | grant | token
+    key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Decision(Base):
+    """One authorization decision, written in batches off the request path."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(index=True)
+    caller: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(255), index=True)
+    allowed: Mapped[bool]
+    policy_version: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(BigInteger)
+    latency_us: Mapped[int] = mapped_column(Integer)
+    grant_ids: Mapped[list[int] | None] = mapped_column(JSON)
+
+
+class GrantUsage(Base):
+    """When a grant last carried an allowed decision (kept after the grant is removed, for reviews)."""
+
+    __tablename__ = "grant_usage"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_used_at: Mapped[datetime]
+    uses: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .audit import WriteContext, append_event
+from .audit import WriteContext, append_event, lock_state
 from .clock import as_utc
 from .errors import BadRequest, NotFound, Unprocessable
 from .models import Principal, ServiceToken
+from .revisions import new_revision
 
 TOKEN_PREFIX = "ar_"
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
@@ -56,6 +57,7 @@ def create_token(session: Session, ctx: WriteContext, secret_key: str, principal
     session.add(row)
     session.flush()
     state = token_state(row)
+    new_revision(session, ctx, lock_state(session), [("token", token_id)])
     append_event(session, ctx, "token.created", f"token:{token_id}", None, state)
     return token, state
 
@@ -68,6 +70,7 @@ def revoke_token(session: Session, ctx: WriteContext, token_id: str) -> dict[str
         before = token_state(row)
         row.revoked_at = ctx.now
         session.flush()
+        new_revision(session, ctx, lock_state(session), [("token", token_id)])
         append_event(session, ctx, "token.revoked", f"token:{token_id}", before, token_state(row))
     return token_state(row)
 

@@ -73,16 +73,31 @@ def strip_comments(source: str) -> str:
     return "".join(out)
 
 
-def _block_body(source: str, open_brace: int) -> str:
-    depth = 0
-    for i in range(open_brace, len(source)):
-        if source[i] == "{":
-            depth += 1
-        elif source[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return source[open_brace + 1:i]
-    raise PolicyDeclarationError("unbalanced braces in a resource block")
+@dataclass(frozen=True)
+class Block:
+    kind: str  # actor | resource
+    name: str
+    body: str
+    start: int  # span of the whole block in the comment-free text
+    end: int
+
+
+def blocks(text: str) -> list[Block]:
+    """The actor and resource blocks of comment-free policy text."""
+    found = []
+    for match in _BLOCK.finditer(text):
+        depth = 0
+        for i in range(match.end() - 1, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    found.append(Block(match.group(1), match.group(2), text[match.end():i], match.start(), i + 1))
+                    break
+        else:
+            raise PolicyDeclarationError(f"unbalanced braces in the block of {match.group(2)}")
+    return found
 
 
 def _string_list(body: str, name: str) -> tuple[str, ...]:
@@ -103,15 +118,11 @@ def _relations(body: str, polar_to_key: dict[str, str]) -> dict[str, str]:
 
 
 def parse_declarations(sources: list[str]) -> Declarations:
-    blocks: list[tuple[str, str, str]] = []
-    for source in sources:
-        text = strip_comments(source)
-        for match in _BLOCK.finditer(text):
-            blocks.append((match.group(1), match.group(2), _block_body(text, match.end() - 1)))
-    polar_to_key = {name: type_key(name) for _, name, _ in blocks}
+    found = [(b.kind, b.name, b.body) for source in sources for b in blocks(strip_comments(source))]
+    polar_to_key = {name: type_key(name) for _, name, _ in found}
     actor_types: dict[str, str] = {}
     resource_types: dict[str, ResourceType] = {}
-    for kind, name, body in blocks:
+    for kind, name, body in found:
         key = polar_to_key[name]
         if key in actor_types or key in resource_types:
             raise PolicyDeclarationError(f"type {name} is declared twice")

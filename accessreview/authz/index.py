@@ -1,11 +1,15 @@
-"""An in-memory, read-only index of the directory at one revision: what checks evaluate against."""
+"""An in-memory, read-only index of the directory at one revision: what checks evaluate against.
+
+An index is never changed in place: a refresh builds a new one (from the database, or from the
+previous index plus the rows that changed) and swaps it in, so a check always sees one revision.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,47 +43,107 @@ class GrantRecord:
         return self.expires_at is not None and self.expires_at <= moment
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    principal: str
+    expires_at: datetime | None
+
+
+_EMPTY: tuple = ()
+
+
 class DirectoryIndex:
     def __init__(
         self,
-        principals: Iterable[PrincipalRecord],
-        resources: Iterable[ResourceRecord],
-        grants: Iterable[GrantRecord],
+        principals: Iterable[PrincipalRecord] | Mapping[str, PrincipalRecord],
+        resources: Iterable[ResourceRecord] | Mapping[str, ResourceRecord],
+        grants: Iterable[GrantRecord] | Mapping[int, GrantRecord],
         memberships: Iterable[tuple[str, str]],  # (group, member)
         revision: int = 0,
+        tokens: Mapping[str, TokenRecord] | None = None,  # keyed hash -> token
     ) -> None:
         self.revision = revision
-        self.principals = {p.key: p for p in principals}
-        self.resources = {r.key: r for r in resources}
+        self.principals = dict(principals) if isinstance(principals, Mapping) else {p.key: p for p in principals}
+        self.resources = dict(resources) if isinstance(resources, Mapping) else {r.key: r for r in resources}
+        self.grants_by_id = dict(grants) if isinstance(grants, Mapping) else {g.id: g for g in grants}
+        self.memberships = frozenset(memberships)
+        self.tokens = dict(tokens or {})
         self.grants: dict[tuple[str, str], list[GrantRecord]] = defaultdict(list)
-        for grant in grants:
+        self.grants_of: dict[str, list[GrantRecord]] = defaultdict(list)  # by holder
+        self.grants_on_resource: dict[str, list[GrantRecord]] = defaultdict(list)
+        for grant in self.grants_by_id.values():
             self.grants[(grant.principal, grant.resource)].append(grant)
+            self.grants_of[grant.principal].append(grant)
+            self.grants_on_resource[grant.resource].append(grant)
         self.groups_of: dict[str, list[str]] = defaultdict(list)
-        for group, member in memberships:
+        self.members_of: dict[str, list[str]] = defaultdict(list)
+        for group, member in self.memberships:
             self.groups_of[member].append(group)
+            self.members_of[group].append(member)
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for resource in self.resources.values():
+            if resource.parent is not None:
+                self.children[resource.parent].append(resource.key)
         self._holders: dict[str, tuple[str, ...]] = {}
+
+    # -- loading ------------------------------------------------------------------------------
 
     @classmethod
     def load(cls, session: Session, revision: int) -> "DirectoryIndex":
-        principals = [
-            PrincipalRecord(key, kind, status)
-            for key, kind, status in session.execute(
-                select(models.Principal.key, models.Principal.kind, models.Principal.status))
-        ]
-        resources = [
-            ResourceRecord(key, type_, parent)
-            for key, type_, parent in session.execute(
-                select(models.Resource.key, models.Resource.type, models.Resource.parent_key))
-        ]
-        grants = [
-            GrantRecord(*row)
+        """Everything, from the database (on start, and when a process has fallen far behind)."""
+        principals = {key: PrincipalRecord(key, kind, status) for key, kind, status in session.execute(
+            select(models.Principal.key, models.Principal.kind, models.Principal.status))}
+        resources = {key: ResourceRecord(key, type_, parent) for key, type_, parent in session.execute(
+            select(models.Resource.key, models.Resource.type, models.Resource.parent_key))}
+        grants = {row[0]: GrantRecord(*row) for row in session.execute(select(
+            models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
+            models.Grant.expires_at))}
+        memberships = session.execute(select(models.GroupMembership.group_key, models.GroupMembership.member_key))
+        return cls(principals, resources, grants, [tuple(m) for m in memberships], revision, _load_tokens(session))
+
+    def updated(self, session: Session, revision: int, changed: Mapping[str, set]) -> "DirectoryIndex":
+        """A new index: this one with the rows named in ``changed`` read again from the database.
+
+        ``changed`` maps ``principal``/``resource``/``grant``/``group`` to keys (grant ids); any
+        token change reloads the (small) token table.
+        """
+        principals, resources, grants = dict(self.principals), dict(self.resources), dict(self.grants_by_id)
+        memberships = set(self.memberships)
+        keys = sorted(changed.get("principal", ()))
+        for key in keys:
+            principals.pop(key, None)
+        for chunk in _chunks(keys):
+            for key, kind, status in session.execute(select(
+                    models.Principal.key, models.Principal.kind, models.Principal.status)
+                    .where(models.Principal.key.in_(chunk))):
+                principals[key] = PrincipalRecord(key, kind, status)
+        keys = sorted(changed.get("resource", ()))
+        for key in keys:
+            resources.pop(key, None)
+        for chunk in _chunks(keys):
+            for key, type_, parent in session.execute(select(
+                    models.Resource.key, models.Resource.type, models.Resource.parent_key)
+                    .where(models.Resource.key.in_(chunk))):
+                resources[key] = ResourceRecord(key, type_, parent)
+        ids = sorted(int(i) for i in changed.get("grant", ()))
+        for grant_id in ids:
+            grants.pop(grant_id, None)
+        for chunk in _chunks(ids):
             for row in session.execute(select(
-                models.Grant.id, models.Grant.principal_key, models.Grant.role,
-                models.Grant.resource_key, models.Grant.expires_at))
-        ]
-        memberships = session.execute(
-            select(models.GroupMembership.group_key, models.GroupMembership.member_key))
-        return cls(principals, resources, grants, memberships, revision)
+                    models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
+                    models.Grant.expires_at).where(models.Grant.id.in_(chunk))):
+                grants[row[0]] = GrantRecord(*row)
+        groups = sorted(changed.get("group", ()))
+        if groups:
+            memberships = {m for m in memberships if m[0] not in changed["group"]}
+            for chunk in _chunks(groups):
+                memberships.update(tuple(m) for m in session.execute(select(
+                    models.GroupMembership.group_key, models.GroupMembership.member_key)
+                    .where(models.GroupMembership.group_key.in_(chunk))))
+        tokens = _load_tokens(session) if changed.get("token") else self.tokens
+        return DirectoryIndex(principals, resources, grants, memberships, revision, tokens)
+
+    # -- questions ----------------------------------------------------------------------------
 
     def holders(self, principal: str) -> tuple[str, ...]:
         """The principal and every group it belongs to, directly or through nested groups."""
@@ -88,16 +152,47 @@ class DirectoryIndex:
             seen = [principal]
             stack = [principal]
             while stack:
-                for group in self.groups_of.get(stack.pop(), ()):
+                for group in self.groups_of.get(stack.pop(), _EMPTY):
                     if group not in seen:
                         seen.append(group)
                         stack.append(group)
             cached = self._holders[principal] = tuple(seen)
         return cached
 
+    def members(self, group: str) -> list[str]:
+        """Every principal inside ``group``, through nested groups (the groups themselves included)."""
+        seen: dict[str, None] = {}
+        stack = [group]
+        while stack:
+            for member in self.members_of.get(stack.pop(), _EMPTY):
+                if member not in seen and member != group:
+                    seen[member] = None
+                    stack.append(member)
+        return list(seen)
+
     def grants_on(self, principal: str, resource: str) -> list[GrantRecord]:
         """Grants on ``resource`` held by the principal or any of its groups (expired ones included)."""
         found: list[GrantRecord] = []
         for holder in self.holders(principal):
-            found.extend(self.grants.get((holder, resource), ()))
+            found.extend(self.grants.get((holder, resource), _EMPTY))
         return found
+
+    def ancestors(self, resource: str) -> list[ResourceRecord]:
+        """The resource and its parents, nearest first."""
+        chain = []
+        node = self.resources.get(resource)
+        while node is not None:
+            chain.append(node)
+            node = self.resources.get(node.parent) if node.parent is not None else None
+        return chain
+
+
+def _load_tokens(session: Session) -> dict[str, TokenRecord]:
+    return {token_hash: TokenRecord(principal, expires_at) for token_hash, principal, expires_at in session.execute(
+        select(models.ServiceToken.token_hash, models.ServiceToken.principal_key, models.ServiceToken.expires_at)
+        .where(models.ServiceToken.revoked_at.is_(None)))}
+
+
+def _chunks(items: list, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

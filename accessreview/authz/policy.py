@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from oso import Oso
+from polar import Variable
 
 from .declarations import Declarations, PolicyDeclarationError, parse_declarations
 from .index import DirectoryIndex, GrantRecord
@@ -151,6 +152,16 @@ class Policy:
             return False
         with self._lock:
             return bool(self._oso.is_allowed(actor_obj, action, resource_obj))
+
+    def roles_on(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
+        """Every role oso derives for ``actor`` on ``resource`` (granted and implied)."""
+        world = _World(self, index, now)
+        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
+        if actor_obj is None or resource_obj is None:
+            return set()
+        with self._lock:
+            results = self._oso.query_rule("has_role", actor_obj, Variable("role"), resource_obj)
+            return {result["bindings"]["role"] for result in results}
 
     def authorized_actions(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
         world = _World(self, index, now)

@@ -14,6 +14,7 @@ from ..clock import as_utc
 from ..errors import ApiError, Conflict, NotFound
 from ..models import DirectoryState, Grant, GroupMembership, Principal, Resource, SourceSync
 from ..pagination import Page, paginate
+from ..revisions import new_revision
 from .planner import Change, Plan, Planner, RowError, grant_identity, grant_state, principal_state, resource_state
 from .schemas import GrantBody, GrantRow, ImportPayload, PrincipalBody, PrincipalRow, ResourceBody, ResourceRow
 
@@ -46,10 +47,14 @@ def apply_plan(session: Session, ctx: WriteContext, plan: Plan) -> int:
     state = lock_state(session)
     if plan.empty:
         return state.revision
-    state.revision += 1
     _apply_principals(session, plan.principals, ctx.now)
     _apply_resources(session, plan.resources, ctx.now)
     _apply_grants(session, ctx, plan)
+    changed: list[tuple[str, object]] = [("principal", c.key) for c in plan.principals]
+    changed += [("group", c.key) for c in plan.principals if c.key.startswith("group:")]
+    changed += [("resource", c.key) for c in plan.resources]
+    changed += [("grant", (c.after or c.before or {})["id"]) for c in plan.grants]
+    new_revision(session, ctx, state, changed)
     for section, changes in (("principal", plan.principals), ("resource", plan.resources)):
         for change in changes:
             append_event(session, ctx, f"{section}.{'created' if change.kind == 'added' else 'updated'}",
