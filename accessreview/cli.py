@@ -46,6 +46,7 @@ def cli_unit_of_work() -> Iterator[tuple[Session, WriteContext]]:
         raise
     finally:
         session.close()
+    get_engine().refresh_if_loaded()
 
 
 @contextmanager

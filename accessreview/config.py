@@ -62,6 +62,13 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _seconds(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return number
+
+
 def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -117,6 +124,22 @@ SETTINGS: tuple[Setting, ...] = (
             default=lambda s: 100),
     Setting("MAX_PAGE_SIZE", _positive_int, "largest page size a caller may ask for",
             default=lambda s: 1000),
+    Setting("EVALUATION", _choice("compiled", "oso"),
+            "compiled: checks walk the table compiled from the policy; oso: every check asks oso (slow, "
+            "for comparing the two in production)", default=lambda s: "compiled"),
+    Setting("REFRESH_INTERVAL", _seconds,
+            "how often each process reads the directory's changes (0: only on its own writes)",
+            default=lambda s: 0.5),
+    Setting("STALE_WAIT", _seconds, "how long a check with at_least_revision may wait to catch up",
+            default=lambda s: 2.0),
+    Setting("MAX_BATCH", _positive_int, "most checks in one batch request", default=lambda s: 1000),
+    Setting("DECISION_BUFFER", _positive_int,
+            "decisions held in memory before they are written; beyond it they are counted as dropped",
+            default=lambda s: 200_000),
+    Setting("DECISION_FLUSH_INTERVAL", _seconds, "how often buffered decisions are written",
+            default=lambda s: 1.0),
+    Setting("DECISION_RETENTION_DAYS", _positive_int, "decisions older than this are deleted",
+            default=lambda s: 400),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level of the JSON logs",
             default=lambda s: "INFO"),
     Setting("JSON_LOGS", _boolean, "write logs as JSON lines (false: plain text)",

@@ -7,11 +7,12 @@ import hmac
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .authz.index import TokenRecord
 from .audit import WriteContext, append_event, lock_state
 from .clock import as_utc
 from .errors import BadRequest, NotFound, Unprocessable
@@ -82,13 +83,14 @@ def list_tokens(session: Session, principal: str | None = None) -> list[dict[str
     return [token_state(t) for t in session.scalars(query)]
 
 
-def authenticate(session: Session, secret_key: str, token: str, now: datetime) -> str | None:
-    """The principal a live token stands for, or None (unknown, revoked or expired)."""
+def authenticate(tokens: Mapping[str, TokenRecord], secret_key: str, token: str, now: datetime) -> str | None:
+    """The principal a live token stands for, or None (unknown, revoked or expired).
+
+    ``tokens`` is the in-memory table of live tokens (the directory index's), keyed by hash.
+    """
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = session.scalar(select(ServiceToken).where(ServiceToken.token_hash == hash_token(secret_key, token)))
-    if row is None or row.revoked_at is not None:
+    record = tokens.get(hash_token(secret_key, token))
+    if record is None or (record.expires_at is not None and record.expires_at <= now):
         return None
-    if row.expires_at is not None and as_utc(row.expires_at) <= now:
-        return None
-    return row.principal_key
+    return record.principal

@@ -95,6 +95,7 @@ def app_config(database_url, clock, tmp_path) -> dict:
         "SECRET_KEY": SECRET_KEY,
         "JSON_LOGS": False,
         "LOG_LEVEL": "WARNING",
+        "REFRESH_INTERVAL": 0,  # no background refresher: each test's own writes move the snapshot
     }
 
 

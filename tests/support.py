@@ -31,6 +31,7 @@ class write:
         else:
             self.session.rollback()
         self.session.close()
+        self.app.extensions["authz"].refresh_if_loaded()
 
 
 def revision(app) -> int:

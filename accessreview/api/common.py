@@ -30,14 +30,15 @@ def clock_now():
 
 
 def caller() -> str:
-    """The principal behind the request's bearer token; 401 without a live one."""
+    """The principal behind the request's bearer token; 401 without a live one. Memory only."""
     if "caller" in g:
         return g.caller
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)", field="Authorization")
-    principal = authenticate(get_session(), current_app.config["SECRET_KEY"], token.strip(), clock_now())
+    index = get_engine().snapshot().index
+    principal = authenticate(index.tokens, current_app.config["SECRET_KEY"], token.strip(), clock_now())
     if principal is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired", field="Authorization",
                               code="invalid_token")
@@ -48,7 +49,7 @@ def caller() -> str:
 def authorize(permission: str, resource: str = SERVICE_RESOURCE) -> str:
     """Authenticate the caller and ask the policy whether it has ``permission``; 403 if not."""
     principal = caller()
-    allowed = get_engine().is_allowed(get_session(), principal, permission, resource)
+    allowed = get_engine().is_allowed(principal, permission, resource)
     g.authorization_decision = (permission, resource, allowed)
     if not allowed:
         raise Forbidden(f"{principal} may not {permission} on {resource}", field=None)
@@ -104,6 +105,7 @@ def unit_of_work(actor: str) -> Iterator[tuple[Session, WriteContext]]:
     except BaseException:
         session.rollback()
         raise
+    get_engine().refresh_if_loaded()  # this process sees its own write at once; the others within the interval
 
 
 def documented(summary: str, *, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,

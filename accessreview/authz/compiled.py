@@ -121,8 +121,21 @@ def _chain(declarations: Declarations, resource_type: ResourceType) -> tuple[str
     return tuple(chain)
 
 
+_compiled_versions: dict[str, CompiledModel] = {}
+
+
 def compile_model(policy) -> CompiledModel:
-    """Read the role table back from ``policy`` (an :class:`accessreview.authz.policy.Policy`)."""
+    """Read the role table back from ``policy`` (an :class:`accessreview.authz.policy.Policy`).
+
+    The table depends only on the policy files, so it is kept per policy version.
+    """
+    cached = _compiled_versions.get(policy.version)
+    if cached is None:
+        cached = _compiled_versions[policy.version] = _compile(policy)
+    return cached
+
+
+def _compile(policy) -> CompiledModel:
     declarations: Declarations = policy.declarations
     unsupported_types, unsupported_actors = _unsupported(declarations, [f.source for f in policy.files])
     model = CompiledModel(fallback_types=unsupported_types, fallback_actor_kinds=unsupported_actors)

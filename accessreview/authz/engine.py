@@ -1,45 +1,184 @@
-"""The app's authorization engine: the loaded policy, the directory index it runs over, and the clock."""
+"""The app's authorization engine: the loaded policy, its compiled table, and the directory index.
+
+Checks read one immutable :class:`Snapshot` from memory. A background thread per process (and
+every local write, at once) moves the snapshot forward by reading the directory's change notes,
+so a write through any process is seen by every process within the refresh interval; a check that
+asks for ``at_least_revision`` catches up first or fails as stale. A new policy version recorded in
+the database (``accessreview policy reload``) is loaded from disk by every process the same way.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import logging
-
 from flask import Flask, current_app
+from sqlalchemy import select
 from sqlalchemy.exc import DatabaseError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..audit import WriteContext, append_event, lock_state
-from ..directory.service import current_revision
+from ..models import DirectoryChange, DirectoryState
+from .compiled import CompiledModel, compile_model
+from .evaluator import Evaluator
 from .index import DirectoryIndex
-from .policy import Policy
+from .policy import Policy, PolicyLoadError
 
 SERVICE_RESOURCE = "system:accessreview"
+log = logging.getLogger(__name__)
+
+
+class StaleError(Exception):
+    """This process could not reach the asked-for revision in time."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    policy: Policy
+    model: CompiledModel
+    index: DirectoryIndex
+    evaluator: Evaluator
+
+    @property
+    def revision(self) -> int:
+        return self.index.revision
 
 
 class AuthzEngine:
-    def __init__(self, policy_dir: Path, clock) -> None:
+    def __init__(self, policy_dir: Path, clock, sessions: sessionmaker, *, force_oso: bool = False,
+                 refresh_interval: float = 0.5, stale_wait: float = 2.0) -> None:
         self.policy_dir = policy_dir
         self.clock = clock
+        self.sessions = sessions
+        self.force_oso = force_oso
+        self.refresh_interval = refresh_interval
+        self.stale_wait = stale_wait
         self.policy = Policy.load(policy_dir)  # a policy that does not load stops start-up
-        self._index: DirectoryIndex | None = None
+        self.model = compile_model(self.policy)
+        self.last_reload_error: str | None = None
+        self._failed_version: str | None = None  # a recorded version that did not load here
+        self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
+        self._refresher_pid: int | None = None
 
-    def index(self, session: Session) -> DirectoryIndex:
-        """The index at the database's current revision, rebuilt when the revision has moved."""
-        revision = current_revision(session)
-        index = self._index
-        if index is None or index.revision != revision:
-            with self._lock:
-                if self._index is None or self._index.revision != revision:
-                    self._index = DirectoryIndex.load(session, revision)
-                index = self._index
-        return index
+    # -- the snapshot -------------------------------------------------------------------------
 
-    def is_allowed(self, session: Session, actor: str, action: str, resource: str) -> bool:
-        return self.policy.is_allowed(self.index(session), self.clock.now(), actor, action, resource)
+    def snapshot(self) -> Snapshot:
+        """The current snapshot; loads the first one, and starts this process's refresher."""
+        if self._refresher_pid != os.getpid() and self.refresh_interval > 0:
+            self._start_refresher()
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self.refresh()
+        return snapshot
+
+    def refresh(self) -> Snapshot:
+        """Bring the snapshot up to the database's revision and policy version."""
+        with self._lock:
+            session = self.sessions()
+            try:
+                self._snapshot = self._advance(session, self._snapshot)
+            finally:
+                session.close()
+            return self._snapshot
+
+    def refresh_if_loaded(self) -> None:
+        """After a write in this process: move the snapshot on now, if this process keeps one."""
+        if self._snapshot is not None:
+            self.refresh()
+
+    def _advance(self, session: Session, current: Snapshot | None) -> Snapshot:
+        revision, policy_version = session.execute(
+            select(DirectoryState.revision, DirectoryState.policy_version).where(DirectoryState.id == 1)).one()
+        policy_changed = policy_version not in (None, self.policy.version) and policy_version != self._failed_version
+        if policy_changed:
+            self._load_policy_version(policy_version)
+        if current is not None and current.revision == revision and current.policy is self.policy:
+            return current
+        if current is None:
+            index = DirectoryIndex.load(session, revision)
+        elif current.revision == revision:
+            index = current.index
+        else:
+            index = self._updated_index(session, current.index, revision)
+        return Snapshot(self.policy, self.model, index,
+                        Evaluator(self.policy, self.model, index, force_oso=self.force_oso))
+
+    def _updated_index(self, session: Session, index: DirectoryIndex, revision: int) -> DirectoryIndex:
+        rows = session.execute(select(DirectoryChange.revision, DirectoryChange.kind, DirectoryChange.key)
+                               .where(DirectoryChange.revision > index.revision,
+                                      DirectoryChange.revision <= revision)).all()
+        seen_revisions = {row[0] for row in rows}
+        if seen_revisions != set(range(index.revision + 1, revision + 1)):
+            # Change notes were pruned while this process was away: read everything again.
+            return DirectoryIndex.load(session, revision)
+        changed: dict[str, set] = {}
+        for _, kind, key in rows:
+            changed.setdefault(kind, set()).add(key)
+        return index.updated(session, revision, changed)
+
+    def _load_policy_version(self, wanted: str) -> None:
+        try:
+            policy = Policy.load(self.policy_dir)
+        except PolicyLoadError as exc:
+            self._failed_version, self.last_reload_error = wanted, str(exc)
+            log.error("policy %s recorded in the database does not load here; keeping %s: %s",
+                      wanted, self.policy.version, exc)
+            return
+        if policy.version != wanted:
+            self._failed_version = wanted
+            self.last_reload_error = f"files on disk are version {policy.version}, the database names {wanted}"
+            log.error("policy reload: %s; keeping %s", self.last_reload_error, self.policy.version)
+            return
+        self.policy, self.model = policy, compile_model(policy)
+        self.last_reload_error = None
+        log.info("policy %s loaded", policy.version)
+
+    def wait_for(self, revision: int) -> Snapshot:
+        """A snapshot at ``revision`` or later, catching up for at most ``stale_wait`` seconds."""
+        snapshot = self.snapshot()
+        deadline = time.monotonic() + self.stale_wait
+        while snapshot.revision < revision:
+            if time.monotonic() >= deadline:
+                raise StaleError(f"this process is at revision {snapshot.revision}, below {revision}")
+            snapshot = self.refresh()
+            if snapshot.revision < revision:
+                time.sleep(0.02)
+        return snapshot
+
+    def _start_refresher(self) -> None:
+        with self._lock:
+            if self._refresher_pid == os.getpid():
+                return
+            self._refresher_pid = os.getpid()
+        thread = threading.Thread(target=self._refresh_forever, name="authz-refresher", daemon=True)
+        thread.start()
+
+    def _refresh_forever(self) -> None:
+        while True:
+            time.sleep(self.refresh_interval)
+            try:
+                self.refresh()
+            except Exception:  # keep serving the last good snapshot; the next round tries again
+                log.exception("directory refresh failed")
+
+    # -- questions the API asks ---------------------------------------------------------------
+
+    def is_allowed(self, actor: str, action: str, resource: str) -> bool:
+        return self.snapshot().evaluator.check(actor, action, resource, self.clock.now()).allowed
+
+    # -- policy reload ------------------------------------------------------------------------
+
+    def reload_policy(self, session: Session, ctx: WriteContext) -> Policy:
+        """Validate the files on disk and make them the policy of every process (audited)."""
+        policy = Policy.load(self.policy_dir)  # raises PolicyLoadError; the old policy stays
+        compile_model(policy)
+        record_policy_load(session, ctx, policy)
+        return policy
 
 
 def record_policy_load(session: Session, ctx: WriteContext, policy: Policy) -> bool:
@@ -56,7 +195,10 @@ def record_policy_load(session: Session, ctx: WriteContext, policy: Policy) -> b
 
 
 def init_app(app: Flask) -> None:
-    engine = AuthzEngine(app.config["POLICY_DIR"], app.config["CLOCK"])
+    config = app.config
+    engine = AuthzEngine(config["POLICY_DIR"], config["CLOCK"], app.extensions["db"].sessionmaker,
+                         force_oso=config["EVALUATION"] == "oso", refresh_interval=config["REFRESH_INTERVAL"],
+                         stale_wait=config["STALE_WAIT"])
     app.extensions["authz"] = engine
     session = app.extensions["db"].session()
     try:
@@ -64,10 +206,11 @@ def init_app(app: Flask) -> None:
         session.commit()
     except DatabaseError:  # not migrated yet: `db upgrade` records it; /readyz says what is missing
         session.rollback()
-        logging.getLogger(__name__).warning("policy load not recorded: the database is not migrated")
+        log.warning("policy load not recorded: the database is not migrated")
     finally:
         session.close()
 
 
 def get_engine() -> AuthzEngine:
     return current_app.extensions["authz"]
+
