@@ -13,7 +13,7 @@ from .config import load_config
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
     from . import db, errors, observability
-    from .api import audit, common, directory, ops
+    from .api import audit, authorize, common, directory, ops, policy
     from .authz import engine
 
     settings = load_config(config)
@@ -29,7 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     engine.init_app(app)
     observability.init_app(app)
     common.init_guard(app)
-    for blueprint in (ops.bp, directory.bp, audit.bp):
+    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp):
         app.register_blueprint(blueprint)
 
     from .cli import init_app as init_cli

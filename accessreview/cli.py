@@ -260,6 +260,37 @@ def audit_verify() -> None:
     fail(f"audit chain broken after {report.events} good events: {report.problem}")
 
 
+# -- policy ----------------------------------------------------------------------------------------
+
+@click.group("policy", help="The Polar policy.")
+def policy_group() -> None:
+    pass
+
+
+@policy_group.command("reload", help="Validate the policy files and make every service process load them.")
+@with_appcontext
+def policy_reload() -> None:
+    engine = get_engine()
+    try:
+        with cli_unit_of_work() as (session, ctx):
+            policy = engine.reload_policy(session, ctx)
+    except PolicyLoadError as exc:
+        fail(f"the policy does not load; the current one stays: {exc}")
+    click.echo(f"policy {policy.version} recorded; every process loads it within "
+               f"{current_app.config['REFRESH_INTERVAL']}s")
+
+
+@policy_group.command("test", help="Run the policy's own tests (policies/tests).", context_settings={
+    "ignore_unknown_options": True})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@with_appcontext
+def policy_test(pytest_args: tuple[str, ...]) -> None:
+    import pytest
+
+    tests = Path(current_app.config["POLICY_DIR"]) / "tests"
+    sys.exit(pytest.main([str(tests), "-q", "-p", "no:cacheprovider", *pytest_args]))
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 @click.group("demo", help="Demo data.")
@@ -286,7 +317,8 @@ def demo_load(if_empty: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (db_group, token_group, grant_command, principal_group, directory_group, audit_group, demo_group):
+    for command in (db_group, token_group, grant_command, principal_group, directory_group, audit_group,
+                    policy_group, demo_group):
         app.cli.add_command(command)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 
@@ -70,27 +70,30 @@ _HTTP_CODES = {
 }
 
 
-def init_app(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
-        response = jsonify(error.to_dict())
-        response.status_code = error.status
-        if error.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="accessreview"'
-        return response
+def render_api_error(error: ApiError):
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="accessreview"'
+    return response
 
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
-        status = error.code or 500
-        message = error.description or error.name
-        if status == 413:
-            message = f"request body is larger than {app.config['MAX_BODY_BYTES']} bytes"
-        response = jsonify({"error": {"code": _HTTP_CODES.get(status, error.name.lower().replace(" ", "_")),
-                                      "message": message, "field": None}})
-        response.status_code = status
-        if status == 405 and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        return response
+
+def render_http_error(error: HTTPException):
+    status = error.code or 500
+    message = error.description or error.name
+    if status == 413:
+        message = f"request body is larger than {current_app.config['MAX_BODY_BYTES']} bytes"
+    response = jsonify({"error": {"code": _HTTP_CODES.get(status, error.name.lower().replace(" ", "_")),
+                                  "message": message, "field": None}})
+    response.status_code = status
+    if status == 405 and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ApiError, render_api_error)
+    app.register_error_handler(HTTPException, render_http_error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from flask import Blueprint, url_for
@@ -11,10 +10,9 @@ from pydantic import BaseModel
 from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory import service
-from ..directory.schemas import (PRINCIPAL_KEY, RESOURCE_KEY, GrantBody, ImportPayload, PrincipalBody,
-                                 ResourceBody)
-from ..errors import NotFound
+from ..directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
 from . import shapes
+from .keys import principal_key, resource_key
 from .common import authorize, body, clock_now, documented, json_response, page_limit, query, unit_of_work
 
 bp = Blueprint("directory", __name__, url_prefix="/v1")
@@ -45,25 +43,12 @@ class GrantQuery(BaseModel):
     limit: int | None = None
 
 
-def _principal_key(principal: str) -> str:
-    if not re.match(PRINCIPAL_KEY, principal):
-        raise NotFound(f"{principal!r} is not a principal id (user:…, group:…, service:…)", field="principal")
-    return principal
-
-
-def _resource_key(type_: str, id_: str) -> str:
-    key = f"{type_}:{id_}"
-    if not re.match(RESOURCE_KEY, key):
-        raise NotFound(f"{key!r} is not a resource id", field="resource")
-    return key
-
-
 @bp.put("/principals/<principal>")
 @documented("Create or replace a principal (user, group or service)", body=PrincipalBody, tag="directory",
             responses={200: shapes.PrincipalWritten, 201: shapes.PrincipalWritten, 422: shapes.ErrorOut, **ERRORS})
 def put_principal(principal: str):
     actor = authorize("sync_directory")
-    key, data = _principal_key(principal), body(PrincipalBody)
+    key, data = principal_key(principal), body(PrincipalBody)
     with unit_of_work(actor) as (session, ctx):
         state, revision, created = service.put_principal(session, ctx, get_engine().policy.declarations, key, data)
     return json_response({"principal": state, "revision": revision}, 201 if created else 200)
@@ -74,7 +59,7 @@ def put_principal(principal: str):
             responses={200: shapes.PrincipalOut, 404: shapes.ErrorOut, **ERRORS})
 def get_principal(principal: str):
     authorize("read_directory")
-    return json_response(service.get_principal(get_session(), _principal_key(principal)))
+    return json_response(service.get_principal(get_session(), principal_key(principal)))
 
 
 @bp.get("/principals")
@@ -93,7 +78,7 @@ def list_principals():
             responses={200: shapes.ResourceWritten, 201: shapes.ResourceWritten, 422: shapes.ErrorOut, **ERRORS})
 def put_resource(type_: str, id_: str):
     actor = authorize("sync_directory")
-    key, data = _resource_key(type_, id_), body(ResourceBody)
+    key, data = resource_key(type_, id_), body(ResourceBody)
     with unit_of_work(actor) as (session, ctx):
         state, revision, created = service.put_resource(session, ctx, get_engine().policy.declarations, key, data)
     return json_response({"resource": state, "revision": revision}, 201 if created else 200)
@@ -103,7 +88,7 @@ def put_resource(type_: str, id_: str):
 @documented("One resource", tag="directory", responses={200: shapes.ResourceOut, 404: shapes.ErrorOut, **ERRORS})
 def get_resource(type_: str, id_: str):
     authorize("read_directory")
-    return json_response(service.get_resource(get_session(), _resource_key(type_, id_)))
+    return json_response(service.get_resource(get_session(), resource_key(type_, id_)))
 
 
 @bp.get("/resources")

@@ -130,3 +130,82 @@ class AuditEventPage(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Any] | None = None
+
+
+class AuthorizeOut(BaseModel):
+    allowed: bool
+    decision_id: str
+    policy_version: str
+    revision: int
+
+
+class BatchResult(BaseModel):
+    allowed: bool
+    decision_id: str
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResult]
+    policy_version: str
+    revision: int
+
+
+class KeyPage(BaseModel):
+    items: list[str]
+    next_cursor: str | None
+    revision: int
+
+
+class Via(BaseModel):
+    grant_id: int
+    principal: str
+    role: str
+    resource: str
+
+
+class AccessEntry(BaseModel):
+    principal: str
+    permissions: list[str]
+    via: list[Via]
+
+
+class AccessPage(BaseModel):
+    items: list[AccessEntry]
+    next_cursor: str | None
+    revision: int
+
+
+class ExplainOut(BaseModel):
+    allowed: bool
+    reasons: list[dict[str, Any]]
+    policy_version: str
+    revision: int
+
+
+class DecisionOut(BaseModel):
+    id: str
+    decided_at: str
+    caller: str
+    actor: str
+    action: str
+    resource: str
+    allowed: bool
+    policy_version: str
+    revision: int
+    latency_us: int
+    grant_ids: list[int]
+
+
+class DecisionPage(BaseModel):
+    items: list[DecisionOut]
+    next_cursor: str | None
+
+
+class PolicyOut(BaseModel):
+    version: str
+    files: list[str]
+    evaluation: Literal["compiled", "oso"]
+    compiled_types: dict[str, Any]
+    fallback_types: dict[str, str]
+    fallback_actor_kinds: dict[str, str]
+    last_reload_error: str | None

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..audit import WriteContext, append_event, lock_state
 from ..models import DirectoryChange, DirectoryState
 from .compiled import CompiledModel, compile_model
+from .decisions import DecisionLog
 from .evaluator import Evaluator
 from .index import DirectoryIndex
 from .policy import Policy, PolicyLoadError
@@ -200,6 +201,9 @@ def init_app(app: Flask) -> None:
                          force_oso=config["EVALUATION"] == "oso", refresh_interval=config["REFRESH_INTERVAL"],
                          stale_wait=config["STALE_WAIT"])
     app.extensions["authz"] = engine
+    app.extensions["decisions"] = DecisionLog(
+        app.extensions["db"].sessionmaker, config["CLOCK"], capacity=config["DECISION_BUFFER"],
+        flush_interval=config["DECISION_FLUSH_INTERVAL"], retention_days=config["DECISION_RETENTION_DAYS"])
     session = app.extensions["db"].session()
     try:
         record_policy_load(session, WriteContext("system:accessreview", engine.clock.now()), engine.policy)

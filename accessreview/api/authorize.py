@@ -1,0 +1,208 @@
+"""Authorization decisions for the portal: check, batch, list, who-has-access, explain, decision log.
+
+A check touches memory only: the token table, the snapshot and the decision buffer. Anything that
+goes wrong while evaluating is a 5xx (the portal denies), never an allow.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from flask import Blueprint, current_app
+from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy import and_, or_, select
+from werkzeug.exceptions import HTTPException
+
+from ..authz.engine import Snapshot, StaleError, get_engine
+from ..clock import as_utc
+from ..db import get_session
+from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error, render_http_error
+from ..models import Decision
+from ..pagination import decode_cursor, encode_cursor
+from ..validation import Strict
+from . import shapes
+from .keys import principal_key, resource_key
+from .common import authorize, body, clock_now, documented, json_response, page_limit, query
+
+bp = Blueprint("authorize", __name__, url_prefix="/v1")
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
+
+
+class Check(Strict):
+    actor: Name
+    action: Name
+    resource: Name
+    at_least_revision: int | None = Field(default=None, ge=0)
+
+
+class Batch(Strict):
+    checks: list[Check] = Field(min_length=1)
+    at_least_revision: int | None = Field(default=None, ge=0)
+
+
+class ResourcesQuery(BaseModel):
+    action: str
+    type: str
+    cursor: str | None = None
+    limit: int | None = None
+
+
+class PageQuery(BaseModel):
+    cursor: str | None = None
+    limit: int | None = None
+
+
+class DecisionQuery(BaseModel):
+    actor: str | None = None
+    resource: str | None = None
+    allowed: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    cursor: str | None = None
+    limit: int | None = None
+
+
+@bp.errorhandler(Exception)
+def _evaluation_failed(error: Exception):
+    """Fail closed: whatever broke while deciding, the answer is an error the portal treats as deny."""
+    # Blueprint handlers are consulted before the app's for every class, so pass ours through.
+    if isinstance(error, ApiError):
+        return render_api_error(error)
+    if isinstance(error, HTTPException):
+        return render_http_error(error)
+    current_app.logger.exception("evaluation failed")
+    return json_response({"error": {"code": "evaluation_failed", "field": None,
+                                    "message": "the decision could not be evaluated; treat it as a deny"}}, 500)
+
+
+def _snapshot(at_least: int | None) -> Snapshot:
+    engine = get_engine()
+    if at_least is None:
+        return engine.snapshot()
+    try:
+        return engine.wait_for(at_least)
+    except StaleError as exc:
+        raise ServiceUnavailable(str(exc), code="stale", field="at_least_revision") from None
+
+
+def _decide(snapshot: Snapshot, caller: str, check: Check) -> dict[str, Any]:
+    started = time.perf_counter()
+    now = clock_now()
+    decision = snapshot.evaluator.check(check.actor, check.action, check.resource, now)
+    log = current_app.extensions["decisions"]
+    decision_id = log.new_id()
+    log.record(decision_id, caller, check.actor, check.action, check.resource, decision.allowed,
+               snapshot.policy.version, snapshot.revision, int((time.perf_counter() - started) * 1e6),
+               decision.grants, now)
+    return {"allowed": decision.allowed, "decision_id": decision_id}
+
+
+@bp.post("/authorize")
+@documented("May actor do action on resource? Unknown actors and resources are denied", body=Check,
+            tag="authorization", responses={200: shapes.AuthorizeOut, 503: shapes.ErrorOut, **ERRORS})
+def authorize_one():
+    caller = authorize("check")
+    check = body(Check)
+    snapshot = _snapshot(check.at_least_revision)
+    return json_response({**_decide(snapshot, caller, check), "policy_version": snapshot.policy.version,
+                          "revision": snapshot.revision})
+
+
+@bp.post("/authorize/batch")
+@documented("Up to MAX_BATCH checks, answered in order", body=Batch, tag="authorization",
+            responses={200: shapes.BatchOut, 503: shapes.ErrorOut, **ERRORS})
+def authorize_batch():
+    caller = authorize("check")
+    batch = body(Batch)
+    if len(batch.checks) > current_app.config["MAX_BATCH"]:
+        raise BadRequest(f"at most {current_app.config['MAX_BATCH']} checks per batch", field="checks",
+                         code="invalid_value")
+    wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
+    snapshot = _snapshot(max(wanted) if wanted else None)
+    return json_response({"results": [_decide(snapshot, caller, check) for check in batch.checks],
+                          "policy_version": snapshot.policy.version, "revision": snapshot.revision})
+
+
+@bp.get("/principals/<principal>/resources")
+@documented("Every resource of a type the principal may act on, complete and cursor-paginated",
+            query=ResourcesQuery, tag="authorization", responses={200: shapes.KeyPage, **ERRORS})
+def resources_of(principal: str):
+    authorize("check")
+    q = query(ResourcesQuery)
+    snapshot = get_engine().snapshot()
+    if q.type not in snapshot.policy.declarations.resource_types:
+        raise BadRequest(f"{q.type!r} is not a resource type of the policy", field="type", code="unknown_type")
+    keys = snapshot.evaluator.resources_for(principal_key(principal), q.action, q.type, clock_now())
+    return json_response({**_page(keys, q.cursor, page_limit(q.limit)), "revision": snapshot.revision})
+
+
+@bp.get("/resources/<type_>/<id_>/access")
+@documented("Every principal with any permission on the resource, through groups and parents", query=PageQuery,
+            tag="authorization", responses={200: shapes.AccessPage, **ERRORS})
+def access(type_: str, id_: str):
+    authorize("check")
+    q = query(PageQuery)
+    snapshot = get_engine().snapshot()
+    items = snapshot.evaluator.access(resource_key(type_, id_), clock_now())
+    page = _page([item["principal"] for item in items], q.cursor, page_limit(q.limit))
+    by_key = {item["principal"]: item for item in items}
+    return json_response({"items": [by_key[k] for k in page["items"]], "next_cursor": page["next_cursor"],
+                          "revision": snapshot.revision})
+
+
+@bp.post("/explain")
+@documented("Why a check is allowed or denied: the grant chain, or what is missing", body=Check,
+            tag="authorization", responses={200: shapes.ExplainOut, 503: shapes.ErrorOut, **ERRORS})
+def explain():
+    authorize("check")
+    check = body(Check)
+    snapshot = _snapshot(check.at_least_revision)
+    explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now())
+    return json_response({**explained, "policy_version": snapshot.policy.version, "revision": snapshot.revision})
+
+
+def _page(keys: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
+    """A page of a sorted key list: keys after the cursor's, and a cursor when more remain."""
+    start = bisect.bisect_right(keys, decode_cursor(cursor)) if cursor else 0
+    items = keys[start:start + limit]
+    more = start + limit < len(keys)
+    return {"items": items, "next_cursor": encode_cursor(items[-1]) if more and items else None}
+
+
+@bp.get("/decisions")
+@documented("The decision log, oldest first, filtered by actor, resource, outcome and time", query=DecisionQuery,
+            tag="authorization", responses={200: shapes.DecisionPage, **ERRORS})
+def decisions():
+    authorize("read_decisions")
+    q = query(DecisionQuery)
+    current_app.extensions["decisions"].flush()  # what this process has buffered is part of the answer
+    statement = select(Decision)
+    for column, value in ((Decision.actor, q.actor), (Decision.resource, q.resource), (Decision.allowed, q.allowed)):
+        if value is not None:
+            statement = statement.where(column == value)
+    if q.since:
+        statement = statement.where(Decision.decided_at >= q.since)
+    if q.until:
+        statement = statement.where(Decision.decided_at < q.until)
+    if q.cursor:
+        after_time, after_id = decode_cursor(q.cursor)
+        after = as_utc(datetime.fromisoformat(after_time))
+        statement = statement.where(or_(Decision.decided_at > after,
+                                        and_(Decision.decided_at == after, Decision.id > after_id)))
+    limit = page_limit(q.limit)
+    rows = list(get_session().scalars(statement.order_by(Decision.decided_at, Decision.id).limit(limit + 1)))
+    more, rows = len(rows) > limit, rows[:limit]
+    next_cursor = encode_cursor([as_utc(rows[-1].decided_at).isoformat(), rows[-1].id]) if more else None
+    return json_response({"items": [_decision(d) for d in rows], "next_cursor": next_cursor})
+
+
+def _decision(d: Decision) -> dict[str, Any]:
+    return {"id": d.id, "decided_at": as_utc(d.decided_at).isoformat(), "caller": d.caller, "actor": d.actor,
+            "action": d.action, "resource": d.resource, "allowed": d.allowed, "policy_version": d.policy_version,
+            "revision": d.revision, "latency_us": d.latency_us, "grant_ids": d.grant_ids or []}
+

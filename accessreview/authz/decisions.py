@@ -1,0 +1,155 @@
+"""The decision log: every decision is kept, written in batches away from the request path.
+
+Checks append to a bounded in-memory buffer; a background thread per process writes the buffer
+every ``DECISION_FLUSH_INTERVAL`` seconds (and at exit), records when each grant was last used, and
+prunes old decisions and change notes. What does not fit in the buffer is counted in
+``accessreview_decisions_dropped_total``, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import delete, func, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import sessionmaker
+
+from ..models import Decision, DirectoryChange, GrantUsage
+
+log = logging.getLogger(__name__)
+
+DECISIONS = Counter("accessreview_decisions_total", "Authorization decisions taken", ["allowed"])
+DROPPED = Counter("accessreview_decisions_dropped_total",
+                  "Decisions not kept because the buffer was full or the database refused them")
+WRITTEN = Counter("accessreview_decisions_written_total", "Decisions written to the decision log")
+BUFFERED = Gauge("accessreview_decisions_buffered", "Decisions waiting to be written", multiprocess_mode="livesum")
+
+CHANGE_NOTES_KEPT = timedelta(days=1)
+
+
+class DecisionLog:
+    def __init__(self, sessions: sessionmaker, clock, *, capacity: int, flush_interval: float,
+                 retention_days: int) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.capacity = capacity
+        self.flush_interval = flush_interval
+        self.retention = timedelta(days=retention_days)
+        self._buffer: deque[tuple] = deque()
+        self._flush_lock = threading.Lock()
+        self._pid: int | None = None
+        self._ids = itertools.count()
+        self._prefix = ""
+        self._last_prune = 0.0
+
+    def new_id(self) -> str:
+        if self._pid != os.getpid():
+            self._start()
+        return f"{self._prefix}{next(self._ids):010x}"
+
+    def record(self, decision_id: str, caller: str, actor: str, action: str, resource: str, allowed: bool,
+               policy_version: str, revision: int, latency_us: int, grant_ids: tuple[int, ...],
+               decided_at: datetime) -> None:
+        """Keep one decision (memory only); counts it as dropped when the buffer is full."""
+        DECISIONS.labels("true" if allowed else "false").inc()
+        if len(self._buffer) >= self.capacity:
+            DROPPED.inc()
+            return
+        self._buffer.append((decision_id, decided_at, caller, actor, action, resource, allowed, policy_version,
+                             revision, latency_us, grant_ids))
+
+    def _start(self) -> None:
+        """Per process (gunicorn forks after the app is made): a fresh id prefix and a flusher."""
+        self._pid = os.getpid()
+        self._prefix = secrets.token_hex(5)
+        self._ids = itertools.count()
+        self._buffer = deque()
+        if self.flush_interval > 0:
+            threading.Thread(target=self._flush_forever, name="decision-log", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.flush_interval)
+            try:
+                self.flush()
+                if time.monotonic() - self._last_prune > 3600:
+                    self.prune()
+                    self._last_prune = time.monotonic()
+            except Exception:
+                log.exception("decision log flush failed")
+
+    def flush(self) -> int:
+        """Write what is buffered; returns how many decisions were written."""
+        with self._flush_lock:
+            batch = []
+            while self._buffer:
+                batch.append(self._buffer.popleft())
+            BUFFERED.set(0)
+            if not batch:
+                return 0
+            try:
+                self._write(batch)
+            except Exception:
+                DROPPED.inc(len(batch))
+                log.exception("could not write %d decisions; counted as dropped", len(batch))
+                return 0
+            WRITTEN.inc(len(batch))
+            return len(batch)
+
+    def _write(self, batch: list[tuple]) -> None:
+        usage: dict[int, list[Any]] = {}
+        for row in batch:
+            if row[6]:
+                for grant_id in row[10]:
+                    seen = usage.setdefault(grant_id, [row[1], 0])
+                    seen[0] = max(seen[0], row[1])
+                    seen[1] += 1
+        session = self.sessions()
+        try:
+            session.execute(insert(Decision), [
+                {"id": r[0], "decided_at": r[1], "caller": r[2], "actor": r[3], "action": r[4], "resource": r[5],
+                 "allowed": r[6], "policy_version": r[7], "revision": r[8], "latency_us": r[9],
+                 "grant_ids": list(r[10]) or None} for r in batch])
+            if usage:
+                dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+                statement = dialect.insert(GrantUsage)
+                statement = statement.on_conflict_do_update(index_elements=["grant_id"], set_={
+                    "last_used_at": _greatest(statement.excluded.last_used_at, GrantUsage.last_used_at, dialect),
+                    "uses": GrantUsage.uses + statement.excluded.uses})
+                session.execute(statement, [{"grant_id": g, "last_used_at": t, "uses": n}
+                                            for g, (t, n) in sorted(usage.items())])
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def prune(self) -> None:
+        now = self.clock.now()
+        session = self.sessions()
+        try:
+            session.execute(delete(Decision).where(Decision.decided_at < now - self.retention))
+            session.execute(delete(DirectoryChange).where(DirectoryChange.created_at < now - CHANGE_NOTES_KEPT))
+            session.commit()
+        finally:
+            session.close()
+
+    def buffered(self) -> int:
+        BUFFERED.set(len(self._buffer))
+        return len(self._buffer)
+
+
+def _greatest(a, b, dialect):
+    return func.greatest(a, b) if dialect is postgresql else func.max(a, b)
