@@ -7,7 +7,6 @@ import os
 import shutil
 import sqlite3
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -199,4 +198,3 @@ def unchanged(app):
     return Unchanged
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]

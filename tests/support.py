@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from accessreview.audit import WriteContext, lock_state
@@ -42,3 +44,4 @@ def revision(app) -> int:
 def audit_count(app) -> int:
     with write(app) as (session, _ctx):
         return session.scalar(select(func.count()).select_from(AuditEvent))
+PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -100,13 +100,14 @@ def _unsupported(declarations: Declarations, sources: list[str]) -> tuple[dict[s
             named = [t for t in _SPECIALIZER.findall(rule.split(" if ")[0])]
             affected_types = [polar_to_type[n] for n in named if n in polar_to_type]
             affected_actors = [polar_to_actor[n] for n in named if n in polar_to_actor]
-            if not affected_types and not affected_actors:
-                reason = f"rule {rule!r} may apply to any type"
-                types.update({k: reason for k in declarations.resource_types})
-            for key in affected_types:
-                types[key] = f"rule {rule!r}"
-            for key in affected_actors:
-                actors[key] = f"rule {rule!r}"
+            # A rule about named resource types takes those types to oso; one about an actor type
+            # alone (say a custom has_role) takes that kind of actor; one naming neither, everything.
+            if affected_types:
+                types.update({key: f"rule {rule!r}" for key in affected_types})
+            elif affected_actors:
+                actors.update({key: f"rule {rule!r}" for key in affected_actors})
+            else:
+                types.update({key: f"rule {rule!r} may apply to any type" for key in declarations.resource_types})
     for polar_name, key in polar_to_actor.items():
         if polar_name not in standard_has_role:
             actors.setdefault(key, "its has_role rule is not the standard grant rule")

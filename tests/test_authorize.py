@@ -1,0 +1,281 @@
+"""The portal's authorization endpoints: check, batch, list, who-has-access, explain, decision log."""
+
+from __future__ import annotations
+
+import pytest
+
+PORTAL = {
+    "source": "portal",
+    "principals": [
+        {"id": "user:alice", "name": "Alice"},
+        {"id": "user:bob", "name": "Bob"},
+        {"id": "user:carl", "name": "Carl", "status": "disabled"},
+        {"id": "user:dina", "name": "Dina"},
+        {"id": "user:erin", "name": "Erin"},
+        {"id": "group:finance", "members": ["user:bob", "group:auditors"]},
+        {"id": "group:auditors", "members": ["user:erin"]},
+    ],
+    "resources": [
+        {"id": "organization:acme"}, {"id": "organization:globex"},
+        {"id": "project:p1", "parent": "organization:acme"},
+        {"id": "project:p2", "parent": "organization:acme"},
+        {"id": "project:g1", "parent": "organization:globex"},
+        *[{"id": f"document:d{i}", "parent": "project:p1"} for i in range(1, 6)],
+        {"id": "document:e1", "parent": "project:p2"},
+        {"id": "document:g1", "parent": "project:g1"},
+        {"id": "invoice:i1", "parent": "organization:acme"},
+    ],
+    "grants": [
+        {"principal": "user:alice", "role": "admin", "resource": "organization:acme"},
+        {"principal": "group:finance", "role": "editor", "resource": "project:p1"},
+        {"principal": "user:carl", "role": "admin", "resource": "organization:acme"},
+        {"principal": "user:dina", "role": "viewer", "resource": "document:e1", "expires_at": "2026-03-01T00:00:00Z"},
+        {"principal": "user:dina", "role": "viewer", "resource": "document:d1"},
+    ],
+}
+
+
+@pytest.fixture
+def world(client, portal):
+    response = client.post("/v1/directory/import", json=PORTAL, headers=portal)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["revision"]
+
+
+def check(client, headers, actor, action, resource, **extra):
+    return client.post("/v1/authorize", json={"actor": actor, "action": action, "resource": resource, **extra},
+                       headers=headers)
+
+
+@pytest.mark.parametrize("actor, action, resource, allowed", [
+    ("user:alice", "delete", "document:d3", True),          # org admin → project manager → delete
+    ("user:alice", "pay", "invoice:i1", True),              # admin ⇒ billing_admin on the parent
+    ("user:alice", "read", "document:g1", False),           # another organization
+    ("user:bob", "edit", "document:d2", True),              # group grant on the parent project
+    ("user:bob", "delete", "document:d2", False),           # editor, not manager
+    ("user:erin", "share", "document:d5", True),            # nested group
+    ("user:carl", "read", "document:d1", False),            # disabled
+    ("user:dina", "read", "document:e1", False),            # expired grant
+    ("user:dina", "read", "document:d1", True),
+    ("group:finance", "edit", "document:d2", False),        # groups do not act
+    ("user:ghost", "read", "document:d1", False),           # unknown actor
+    ("user:alice", "read", "document:ghost", False),        # unknown resource
+    ("user:alice", "fly", "document:d1", False),            # unknown action
+])
+def test_checks(client, portal, world, actor, action, resource, allowed):
+    response = check(client, portal, actor, action, resource)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["allowed"] is allowed
+    assert body["decision_id"] and body["revision"] == world
+    assert body["policy_version"] == client.application.extensions["authz"].policy.version
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"actor": "user:alice", "action": "read"}, "resource"),
+    ({"actor": "user:alice", "action": 5, "resource": "document:d1"}, "action"),
+    ({"actor": "user:alice", "action": "read", "resource": "document:d1", "extra": 1}, "extra"),
+    ({"actor": "user:alice", "action": "read", "resource": "document:d1", "at_least_revision": "7"},
+     "at_least_revision"),
+])
+def test_malformed_checks_are_400(client, portal, world, body, field):
+    response = client.post("/v1/authorize", json=body, headers=portal)
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == field
+
+
+def test_checks_need_the_portal_client_role(client, auditor, admin, world):
+    assert check(client, auditor, "user:alice", "read", "document:d1").status_code == 403
+    assert check(client, admin, "user:alice", "read", "document:d1").get_json()["allowed"] is True
+
+
+def test_at_least_revision(client, portal, world, app):
+    assert check(client, portal, "user:alice", "read", "document:d1", at_least_revision=world).status_code == 200
+    app.extensions["authz"].stale_wait = 0.05
+    response = check(client, portal, "user:alice", "read", "document:d1", at_least_revision=world + 1)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "stale"
+
+
+def test_a_write_is_seen_by_the_next_check(client, portal, world):
+    created = client.post("/v1/grants", json={"principal": "user:dina", "role": "editor", "resource": "project:p2"},
+                          headers=portal).get_json()
+    response = check(client, portal, "user:dina", "edit", "document:e1", at_least_revision=created["revision"])
+    assert response.get_json()["allowed"] is True
+    client.delete(f"/v1/grants/{created['id']}", headers=portal)
+    assert check(client, portal, "user:dina", "edit", "document:e1").get_json()["allowed"] is False
+
+
+def test_batch_answers_in_order_like_single_checks(client, portal, world):
+    triples = [("user:alice", "delete", "document:d3"), ("user:bob", "delete", "document:d2"),
+               ("user:erin", "read", "document:d1"), ("user:ghost", "read", "document:d1")]
+    response = client.post("/v1/authorize/batch", json={"checks": [
+        {"actor": a, "action": x, "resource": r} for a, x, r in triples]}, headers=portal)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r["allowed"] for r in results] == [check(client, portal, *t).get_json()["allowed"] for t in triples]
+    assert len({r["decision_id"] for r in results}) == 4
+
+
+def test_batch_names_the_bad_item(client, portal, world):
+    response = client.post("/v1/authorize/batch", json={"checks": [
+        {"actor": "user:alice", "action": "read", "resource": "document:d1"},
+        {"actor": "user:alice", "resource": "document:d1"}]}, headers=portal)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == "checks.1.action"
+
+
+def test_batch_size_is_bounded(client, portal, world, app):
+    app.config["MAX_BATCH"] = 3
+    response = client.post("/v1/authorize/batch", json={"checks": [
+        {"actor": "user:alice", "action": "read", "resource": "document:d1"}] * 4}, headers=portal)
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "checks"
+    assert client.post("/v1/authorize/batch", json={"checks": []}, headers=portal).status_code == 400
+
+
+def test_list_is_complete_and_paginated(client, portal, world):
+    seen, cursor = [], None
+    while True:
+        url = "/v1/principals/user:bob/resources?action=read&type=document&limit=2"
+        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=portal).get_json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"document:d{i}" for i in range(1, 6)]
+    alice = client.get("/v1/principals/user:alice/resources?action=delete&type=document", headers=portal).get_json()
+    assert alice["items"] == ["document:d1", "document:d2", "document:d3", "document:d4", "document:d5", "document:e1"]
+    dina = client.get("/v1/principals/user:dina/resources?action=read&type=document", headers=portal).get_json()
+    assert dina["items"] == ["document:d1"], "the expired grant gives nothing"
+    carl = client.get("/v1/principals/user:carl/resources?action=read&type=project", headers=portal).get_json()
+    assert carl["items"] == []
+    assert client.get("/v1/principals/user:bob/resources?action=read&type=planet",
+                      headers=portal).status_code == 400
+
+
+def test_access_lists_every_actor_with_permissions_and_why(client, portal, world):
+    body = client.get("/v1/resources/document/d2/access", headers=portal).get_json()
+    entries = {e["principal"]: e for e in body["items"]}
+    assert list(entries) == ["user:alice", "user:bob", "user:erin"]
+    assert entries["user:alice"]["permissions"] == ["delete", "edit", "read", "share"]
+    assert entries["user:bob"]["permissions"] == ["edit", "read", "share"]
+    assert entries["user:erin"]["via"] == [{"grant_id": entries["user:bob"]["via"][0]["grant_id"],
+                                            "principal": "group:finance", "role": "editor", "resource": "project:p1"}]
+    first = client.get("/v1/resources/document/d2/access?limit=2", headers=portal).get_json()
+    rest = client.get(f"/v1/resources/document/d2/access?limit=2&cursor={first['next_cursor']}",
+                      headers=portal).get_json()
+    assert [e["principal"] for e in first["items"] + rest["items"]] == list(entries)
+
+
+def test_explain_an_allow_shows_the_chain(client, portal, world):
+    body = client.post("/v1/explain", json={"actor": "user:erin", "action": "edit", "resource": "document:d4"},
+                       headers=portal).get_json()
+    assert body["allowed"] is True
+    reason = body["reasons"][0]
+    assert reason["code"] == "granted" and reason["principal"] == "group:finance"
+    assert reason["via_groups"] == ["group:auditors", "group:finance"]
+    assert reason["chain"] == [{"resource": "project:p1", "roles": ["editor", "viewer"]},
+                               {"resource": "document:d4", "roles": ["editor", "viewer"]}]
+
+
+@pytest.mark.parametrize("actor, action, resource, code", [
+    ("user:carl", "read", "document:d1", "principal_disabled"),
+    ("user:dina", "read", "document:e1", "grant_expired"),
+    ("user:erin", "read", "document:g1", "no_grant"),
+    ("user:bob", "delete", "document:d1", "role_insufficient"),
+    ("user:ghost", "read", "document:d1", "unknown_actor"),
+    ("group:finance", "read", "document:d1", "not_an_actor"),
+    ("user:bob", "fly", "document:d1", "unknown_action"),
+])
+def test_explain_a_deny_says_what_is_missing(client, portal, world, actor, action, resource, code):
+    body = client.post("/v1/explain", json={"actor": actor, "action": action, "resource": resource},
+                       headers=portal).get_json()
+    assert body["allowed"] is False
+    assert code in [r["code"] for r in body["reasons"]]
+
+
+def test_no_grant_explains_which_roles_would_allow(client, portal, world):
+    body = client.post("/v1/explain", json={"actor": "user:erin", "action": "delete", "resource": "document:g1"},
+                       headers=portal).get_json()
+    missing = next(r for r in body["reasons"] if r["code"] == "no_grant")
+    assert missing["checked"] == ["document:g1", "project:g1", "organization:globex"]
+    assert missing["roles_that_would_allow"] == {"project:g1": ["manager"], "organization:globex": ["admin"]}
+
+
+def test_every_decision_is_logged_with_the_grants_it_used(client, portal, auditor, world, app):
+    allowed = check(client, portal, "user:bob", "edit", "document:d2").get_json()
+    denied = check(client, portal, "user:bob", "delete", "document:d2").get_json()
+    log = client.get("/v1/decisions?actor=user:bob", headers=auditor).get_json()["items"]
+    by_id = {d["id"]: d for d in log}
+    assert by_id[allowed["decision_id"]]["allowed"] is True and by_id[allowed["decision_id"]]["grant_ids"]
+    assert by_id[allowed["decision_id"]]["caller"] == "service:portal"
+    assert by_id[denied["decision_id"]]["allowed"] is False and by_id[denied["decision_id"]]["grant_ids"] == []
+    only_denied = client.get("/v1/decisions?actor=user:bob&allowed=false", headers=auditor).get_json()["items"]
+    assert [d["id"] for d in only_denied] == [denied["decision_id"]]
+    assert client.get("/v1/decisions", headers=portal).status_code == 403
+
+
+def test_grant_usage_is_recorded(client, portal, world, app, db, clock):
+    from accessreview.models import GrantUsage
+
+    check(client, portal, "user:bob", "edit", "document:d2")
+    clock.advance(hours=1)
+    check(client, portal, "user:erin", "read", "document:d3")
+    app.extensions["decisions"].flush()
+    grant_id = client.get("/v1/grants?principal=group:finance", headers=portal).get_json()["items"][0]["id"]
+    usage = db.get(GrantUsage, grant_id)
+    assert usage.uses == 2 and usage.last_used_at == clock.now()
+
+
+def test_decisions_page_in_time_order(client, portal, auditor, world, clock):
+    ids = []
+    for _ in range(5):
+        ids.append(check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"])
+        clock.advance(seconds=1)
+    seen, cursor = [], None
+    while True:
+        url = "/v1/decisions?actor=user:alice&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=auditor).get_json()
+        seen += [d["id"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ids
+    since = client.get("/v1/decisions?since=2026-03-02T09:00:03Z", headers=auditor).get_json()["items"]
+    assert [d["id"] for d in since] == ids[3:]
+
+
+def test_a_full_buffer_counts_what_it_drops(client, portal, world, app):
+    app.extensions["decisions"].flush()
+    app.extensions["decisions"].capacity = 2
+    for _ in range(5):
+        assert check(client, portal, "user:alice", "read", "document:d1").status_code == 200
+    metrics = client.get("/metrics").get_data(as_text=True)
+    dropped = [line for line in metrics.splitlines() if line.startswith("accessreview_decisions_dropped_total ")]
+    assert dropped and float(dropped[0].split()[1]) >= 3
+
+
+def test_evaluation_errors_fail_closed(client, portal, world, app, monkeypatch):
+    from accessreview.authz.evaluator import Evaluator
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Evaluator, "check", broken)
+    response = check(client, portal, "user:alice", "read", "document:d1")
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "evaluation_failed"
+    assert "allowed" not in response.get_json()
+
+
+def test_forced_oso_gives_the_same_answers(app_config, world, client, portal):
+    from accessreview import create_app
+
+    oso_app = create_app({**app_config, "EVALUATION": "oso"})
+    oso_client = oso_app.test_client()
+    for actor in ("user:alice", "user:bob", "user:erin", "user:carl", "user:dina"):
+        for resource in ("document:d2", "document:e1", "invoice:i1", "project:g1"):
+            for action in ("read", "edit", "delete", "pay", "manage"):
+                fast = check(client, portal, actor, action, resource).get_json()["allowed"]
+                slow = check(oso_client, portal, actor, action, resource).get_json()["allowed"]
+                assert fast == slow, (actor, action, resource)
+    assert oso_client.get("/v1/policy", headers=portal).get_json()["evaluation"] == "oso"
+    oso_app.extensions["db"].dispose()
