@@ -90,16 +90,25 @@ def _snapshot(at_least: int | None) -> Snapshot:
         raise ServiceUnavailable(str(exc), code="stale", field="at_least_revision") from None
 
 
-def _decide(snapshot: Snapshot, caller: str, check: Check) -> dict[str, Any]:
-    started = time.perf_counter()
-    now = clock_now()
-    decision = snapshot.evaluator.check(check.actor, check.action, check.resource, now)
-    log = current_app.extensions["decisions"]
-    decision_id = log.new_id()
-    log.record(decision_id, caller, check.actor, check.action, check.resource, decision.allowed,
-               snapshot.policy.version, snapshot.revision, int((time.perf_counter() - started) * 1e6),
-               decision.grants, now)
-    return {"allowed": decision.allowed, "decision_id": decision_id}
+class _Decider:
+    """Decides checks against one snapshot and keeps each decision in the log (memory only)."""
+
+    def __init__(self, snapshot: Snapshot, caller: str) -> None:
+        self.snapshot = snapshot
+        self.caller = caller
+        self.now = clock_now()
+        self.log = current_app.extensions["decisions"]
+        self.check = snapshot.evaluator.check
+        self.version = snapshot.policy.version
+
+    def __call__(self, check: Check) -> dict[str, Any]:
+        started = time.perf_counter()
+        decision = self.check(check.actor, check.action, check.resource, self.now)
+        decision_id = self.log.new_id()
+        self.log.record((decision_id, self.now, self.caller, check.actor, check.action, check.resource,
+                         decision.allowed, self.version, self.snapshot.revision,
+                         int((time.perf_counter() - started) * 1e6), decision.grants))
+        return {"allowed": decision.allowed, "decision_id": decision_id}
 
 
 @bp.post("/authorize")
@@ -109,7 +118,7 @@ def authorize_one():
     caller = authorize("check")
     check = body(Check)
     snapshot = _snapshot(check.at_least_revision)
-    return json_response({**_decide(snapshot, caller, check), "policy_version": snapshot.policy.version,
+    return json_response({**_Decider(snapshot, caller)(check), "policy_version": snapshot.policy.version,
                           "revision": snapshot.revision})
 
 
@@ -124,7 +133,8 @@ def authorize_batch():
                          code="invalid_value")
     wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
     snapshot = _snapshot(max(wanted) if wanted else None)
-    return json_response({"results": [_decide(snapshot, caller, check) for check in batch.checks],
+    decide = _Decider(snapshot, caller)
+    return json_response({"results": [decide(check) for check in batch.checks],
                           "policy_version": snapshot.policy.version, "revision": snapshot.revision})
 
 

@@ -9,6 +9,7 @@ prunes old decisions and change notes. What does not fit in the buffer is counte
 from __future__ import annotations
 
 import atexit
+import json
 import itertools
 import logging
 import os
@@ -16,7 +17,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -57,16 +58,16 @@ class DecisionLog:
             self._start()
         return f"{self._prefix}{next(self._ids):010x}"
 
-    def record(self, decision_id: str, caller: str, actor: str, action: str, resource: str, allowed: bool,
-               policy_version: str, revision: int, latency_us: int, grant_ids: tuple[int, ...],
-               decided_at: datetime) -> None:
-        """Keep one decision (memory only); counts it as dropped when the buffer is full."""
-        DECISIONS.labels("true" if allowed else "false").inc()
+    def record(self, row: tuple) -> None:
+        """Keep one decision (memory only); counts it as dropped when the buffer is full.
+
+        ``row`` is (id, decided_at, caller, actor, action, resource, allowed, policy_version,
+        revision, latency_us, grant_ids), built by the caller: this is on every check's path.
+        """
         if len(self._buffer) >= self.capacity:
             DROPPED.inc()
             return
-        self._buffer.append((decision_id, decided_at, caller, actor, action, resource, allowed, policy_version,
-                             revision, latency_us, grant_ids))
+        self._buffer.append(row)
 
     def _start(self) -> None:
         """Per process (gunicorn forks after the app is made): a fresh id prefix and a flusher."""
@@ -109,20 +110,20 @@ class DecisionLog:
 
     def _write(self, batch: list[tuple]) -> None:
         usage: dict[int, list[Any]] = {}
+        allowed = 0
         for row in batch:
             if row[6]:
+                allowed += 1
                 for grant_id in row[10]:
                     seen = usage.setdefault(grant_id, [row[1], 0])
                     seen[0] = max(seen[0], row[1])
                     seen[1] += 1
         session = self.sessions()
         try:
-            session.execute(insert(Decision), [
-                {"id": r[0], "decided_at": r[1], "caller": r[2], "actor": r[3], "action": r[4], "resource": r[5],
-                 "allowed": r[6], "policy_version": r[7], "revision": r[8], "latency_us": r[9],
-                 "grant_ids": list(r[10]) or None} for r in batch])
+            connection = session.connection()
+            _insert_decisions(connection, batch)
             if usage:
-                dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+                dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
                 statement = dialect.insert(GrantUsage)
                 statement = statement.on_conflict_do_update(index_elements=["grant_id"], set_={
                     "last_used_at": _greatest(statement.excluded.last_used_at, GrantUsage.last_used_at, dialect),
@@ -135,6 +136,9 @@ class DecisionLog:
             raise
         finally:
             session.close()
+        # Counted here, in bulk, rather than on each check's path.
+        DECISIONS.labels("true").inc(allowed)
+        DECISIONS.labels("false").inc(len(batch) - allowed)
 
     def prune(self) -> None:
         now = self.clock.now()
@@ -149,6 +153,26 @@ class DecisionLog:
     def buffered(self) -> int:
         BUFFERED.set(len(self._buffer))
         return len(self._buffer)
+
+
+_COLUMNS = ("id", "decided_at", "caller", "actor", "action", "resource", "allowed", "policy_version", "revision",
+            "latency_us", "grant_ids")
+
+
+def _insert_decisions(connection, batch: list[tuple]) -> None:
+    """One executemany straight to the driver: tens of thousands of rows a second, cheaply.
+
+    The values are made as SQLAlchemy's column types would make them (UTC times; JSON text).
+    """
+    sqlite_dialect = connection.dialect.name == "sqlite"
+    placeholder = "?" if sqlite_dialect else "%s"
+    rows = []
+    for r in batch:
+        moment = r[1].astimezone(timezone.utc)
+        rows.append((r[0], moment.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_dialect else moment, r[2], r[3], r[4],
+                     r[5], r[6], r[7], r[8], r[9], json.dumps(list(r[10])) if r[10] else None))
+    connection.exec_driver_sql(
+        f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join([placeholder] * len(_COLUMNS))})", rows)
 
 
 def _greatest(a, b, dialect):

@@ -1,0 +1,303 @@
+"""Authorization benchmark: a portal-sized directory, the service as the README runs it, wrk on loopback.
+
+    .venv/bin/python bench/authorize.py            # needs wrk (Debian: apt-get install wrk)
+
+Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 documents) and about
+50,000 grants in a fresh SQLite file, then prints, in one run:
+  - in-process check: median µs of the compiled path beside a bare oso.is_allowed on the same data;
+  - the list endpoint (first page, a user who reaches 10,000 documents) and "who has access" for a
+    document of a 500-member organization, over HTTP;
+  - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
+    single checks and batches of 100, with wrk at 8 connections;
+  - resident memory of each worker.
+The directory rows are bulk-inserted (no audit events): this measures checks, not imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert  # noqa: E402
+
+from accessreview import create_app  # noqa: E402
+from accessreview.audit import WriteContext, lock_state  # noqa: E402
+from accessreview.migrate import upgrade  # noqa: E402
+from accessreview.models import DirectoryState, Grant, GroupMembership, Principal, Resource  # noqa: E402
+from accessreview.tokens import create_token  # noqa: E402
+
+SECRET = "bench-secret-key-0123456789-0123456789-abcdef"
+NOW = datetime.now(timezone.utc)
+ORGS, PROJECTS, DOCS, USERS = 100, 20, 50, 10_000
+
+
+def build_directory(url: str, rng: random.Random) -> dict:
+    """Bulk-insert the directory; returns the names the measurements need."""
+    upgrade(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "INSTANCE_DIR": tempfile.mkdtemp(),
+                      "REFRESH_INTERVAL": 0, "DECISION_FLUSH_INTERVAL": 0, "LOG_LEVEL": "WARNING"})
+    engine = app.extensions["db"].engine
+    stamp = {"created_at": NOW, "updated_at": NOW}
+    principals = [{"key": f"user:u{i}", "kind": "user", "name": f"User {i}", "email": f"u{i}@example.com",
+                   "department": f"dept-{i % 40}", "status": "disabled" if i % 97 == 0 else "active", **stamp}
+                  for i in range(USERS)]
+    principals += [{"key": f"group:g{g}", "kind": "group", "name": f"Group {g}", "status": "active", **stamp}
+                   for g in range(50)]
+    principals.append({"key": "service:portal", "kind": "service", "name": "Portal", "status": "active", **stamp})
+    resources = [{"key": "system:accessreview", "type": "system", "attributes": {}, **stamp}]
+    for o in range(ORGS):
+        resources.append({"key": f"organization:o{o}", "type": "organization", "attributes": {}, **stamp})
+        for p in range(PROJECTS):
+            project = f"project:o{o}-p{p}"
+            resources.append({"key": project, "type": "project", "parent_key": f"organization:o{o}",
+                              "attributes": {}, **stamp})
+            resources += [{"key": f"document:o{o}-p{p}-d{d}", "type": "document", "parent_key": project,
+                           "attributes": {}, **stamp} for d in range(DOCS)]
+    grants: dict[tuple, dict] = {}
+
+    def grant(principal, role, resource, expired=False):
+        grants[(principal, role, resource)] = {
+            "principal_key": principal, "role": role, "resource_key": resource, "granted_by": "bench",
+            "granted_at": NOW - timedelta(days=30), "source": "bench",
+            "expires_at": NOW - timedelta(days=1) if expired else None}
+
+    for i in range(500):  # organization o0 has 500 members
+        grant(f"user:u{i}", "member", "organization:o0")
+    for i in range(500, USERS):
+        grant(f"user:u{i}", "member", f"organization:o{rng.randrange(1, ORGS)}")
+    for o in range(10):  # u1 reaches 10 organizations' 10,000 documents
+        grant("user:u1", "admin" if o else "member", f"organization:o{o}")
+    while len(grants) < 50_000:
+        i, o, p = rng.randrange(USERS), rng.randrange(ORGS), rng.randrange(PROJECTS)
+        if rng.random() < 0.5:
+            grant(f"user:u{i}", rng.choice(["viewer", "editor", "manager"]), f"project:o{o}-p{p}",
+                  expired=rng.random() < 0.05)
+        else:
+            grant(f"user:u{i}", rng.choice(["viewer", "editor"]), f"document:o{o}-p{p}-d{rng.randrange(DOCS)}",
+                  expired=rng.random() < 0.05)
+    memberships = [{"group_key": f"group:g{g}", "member_key": f"user:u{rng.randrange(USERS)}"}
+                   for g in range(50) for _ in range(20)]
+    for g in range(50):
+        grant(f"group:g{g}", "editor", f"project:o{rng.randrange(ORGS)}-p{rng.randrange(PROJECTS)}")
+    grant("service:portal", "portal_client", "system:accessreview")
+    with engine.begin() as connection:
+        connection.execute(insert(Principal), _uniform(principals))
+        connection.execute(insert(Resource), _uniform(resources))
+        connection.execute(insert(GroupMembership), list({(m["group_key"], m["member_key"]): m
+                                                           for m in memberships}.values()))
+        connection.execute(insert(Grant), list(grants.values()))
+        connection.execute(DirectoryState.__table__.update().values(revision=1))
+    with app.app_context():
+        session = app.extensions["db"].session()
+        lock_state(session)
+        token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "service:portal")
+        session.commit()
+        session.close()
+    app.extensions["db"].dispose()
+    return {"token": token, "grants": len(grants), "resources": len(resources), "principals": len(principals)}
+
+
+def _uniform(rows: list[dict]) -> list[dict]:
+    """executemany wants every row to name the same columns."""
+    columns = {column for row in rows for column in row}
+    return [{column: row.get(column) for column in columns} for row in rows]
+
+
+def triples(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
+    out = []
+    for _ in range(count):
+        o, p, d = rng.randrange(ORGS), rng.randrange(PROJECTS), rng.randrange(DOCS)
+        out.append((f"user:u{rng.randrange(USERS)}", rng.choice(["read", "edit", "delete", "share"]),
+                    f"document:o{o}-p{p}-d{d}"))
+    return out
+
+
+def in_process(url: str, rng: random.Random) -> dict:
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "INSTANCE_DIR": tempfile.mkdtemp(),
+                      "REFRESH_INTERVAL": 0, "DECISION_FLUSH_INTERVAL": 0, "LOG_LEVEL": "WARNING"})
+    engine = app.extensions["authz"]
+    started = time.perf_counter()
+    snapshot = engine.snapshot()
+    load_seconds = time.perf_counter() - started
+    sample = triples(rng, 2000)
+    check = snapshot.evaluator.check
+    fast = []
+    for actor, action, resource in sample:
+        t0 = time.perf_counter_ns()
+        check(actor, action, resource, NOW)
+        fast.append(time.perf_counter_ns() - t0)
+    # Bare oso: the registered objects built beforehand, then oso.is_allowed alone is timed.
+    from accessreview.authz.policy import _World
+
+    world = _World(snapshot.policy, snapshot.index, NOW)
+    oso = snapshot.policy._oso
+    slow, disagreements = [], 0
+    for actor, action, resource in sample[:500]:
+        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
+        t0 = time.perf_counter_ns()
+        answer = oso.is_allowed(actor_obj, action, resource_obj)
+        slow.append(time.perf_counter_ns() - t0)
+        disagreements += answer != check(actor, action, resource, NOW).allowed
+    app.extensions["db"].dispose()
+    return {"fast_us": statistics.median(fast) / 1000, "oso_us": statistics.median(slow) / 1000,
+            "disagreements": disagreements, "oso_sampled": len(slow), "load_s": load_seconds}
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, port: int, workdir: Path) -> subprocess.Popen:
+    env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": url, "ACCESSREVIEW_SECRET_KEY": SECRET,
+           "ACCESSREVIEW_INSTANCE_DIR": str(workdir), "ACCESSREVIEW_LOG_LEVEL": "WARNING",
+           "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
+    (workdir / "metrics").mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
+                                f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"], cwd=ROOT, env=env,
+                               stderr=open(workdir / "server.log", "w"), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
+
+
+def get_json(port: int, path: str, token: str, method: str = "GET", body: dict | None = None) -> tuple[float, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.loads(response.read())
+    return (time.perf_counter() - t0) * 1000, payload
+
+
+LUA = """
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local headers = {["Content-Type"] = "application/json",
+                 ["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", os.getenv("BENCH_PATH"), headers, bodies[(n % #bodies) + 1])
+end
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, env: dict | None = None, script: Path | None = None) -> dict:
+    command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
+    if script:
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                            check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"rps": rate, "p50": _ms(latency["50"]), "p99": _ms(latency["99"]),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def worker_rss_mb(master: int) -> list[float]:
+    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    sizes = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        sizes.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk on PATH (Debian: apt-get install wrk)")
+    rng = random.Random(42)
+    workdir = Path(tempfile.mkdtemp(prefix="accessreview-bench-"))
+    url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    t0 = time.perf_counter()
+    built = build_directory(url, rng)
+    print(f"directory: {built['principals']:,} principals, {built['resources']:,} resources, "
+          f"{built['grants']:,} grants (built in {time.perf_counter() - t0:.1f} s)")
+
+    local = in_process(url, rng)
+    print(f"in-process check: compiled {local['fast_us']:.2f} µs median; bare oso.is_allowed "
+          f"{local['oso_us']:.0f} µs median; {local['oso_us'] / local['fast_us']:.0f}x faster; "
+          f"{local['disagreements']} disagreements in {local['oso_sampled']} sampled checks; "
+          f"index loaded in {local['load_s']:.2f} s")
+
+    port = free_port()
+    server = start_server(url, port, workdir)
+    try:
+        token = built["token"]
+        lists = [get_json(port, "/v1/principals/user:u1/resources?action=read&type=document&limit=100", token)
+                 for _ in range(7)]
+        access = [get_json(port, "/v1/resources/document/o0-p3-d7/access?limit=100", token) for _ in range(7)]
+        print(f"list endpoint, first page (user:u1 reaches 10,000 documents): "
+              f"{statistics.median(t for t, _ in lists[1:]):.1f} ms median; "
+              f"who-has-access, a document of the 500-member organization: "
+              f"{statistics.median(t for t, _ in access[1:]):.1f} ms median "
+              f"({len(access[0][1]['items'])} principals on the first page)")
+
+        bodies_single = workdir / "single.jsonl"
+        bodies_single.write_text("\n".join(json.dumps({"actor": a, "action": x, "resource": r})
+                                           for a, x, r in triples(rng, 5000)) + "\n")
+        bodies_batch = workdir / "batch.jsonl"
+        bodies_batch.write_text("\n".join(json.dumps({"checks": [{"actor": a, "action": x, "resource": r}
+                                                                 for a, x, r in triples(rng, 100)]})
+                                          for _ in range(200)) + "\n")
+        script = workdir / "post.lua"
+        script.write_text(LUA)
+        base = f"http://127.0.0.1:{port}"
+        wrk(f"{base}/healthz", 2, args.connections)  # warm-up
+        floor = wrk(f"{base}/healthz", args.seconds, args.connections)
+        single = wrk(f"{base}/v1/authorize", args.seconds, args.connections, script=script, env={
+            "BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize"})
+        batch = wrk(f"{base}/v1/authorize/batch", args.seconds, args.connections, script=script, env={
+            "BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize/batch"})
+        print(f"HTTP floor (GET /healthz): {floor['rps']:,.0f} req/s, p50 {floor['p50']:.2f} ms, "
+              f"p99 {floor['p99']:.2f} ms")
+        print(f"single checks: {single['rps']:,.0f} req/s ({single['rps'] / floor['rps']:.0%} of the floor), "
+              f"p50 {single['p50']:.2f} ms, p99 {single['p99']:.2f} ms, non-2xx {single['non_2xx']}")
+        print(f"batches of 100: {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} req/s), "
+              f"p50 {batch['p50']:.2f} ms, p99 {batch['p99']:.2f} ms, non-2xx {batch['non_2xx']}")
+        rss = worker_rss_mb(server.pid)
+        print(f"resident memory per worker: {', '.join(f'{m:.0f} MB' for m in rss)}")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
