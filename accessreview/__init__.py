@@ -5,9 +5,21 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from flask import Flask
+from flask.sessions import SessionInterface
 
 from .clock import SystemClock
 from .config import load_config
+
+
+class NoCookieSessions(SessionInterface):
+    """The API keeps no cookie sessions: SECRET_KEY keys token hashes, so Flask must not sign cookies
+    with it (nor spend time building a signer on every request)."""
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -22,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.json.sort_keys = False
+    app.session_interface = NoCookieSessions()
 
     observability.configure_logging(settings["LOG_LEVEL"], settings["JSON_LOGS"])
     errors.init_app(app)

@@ -169,8 +169,7 @@ def free_port() -> int:
 
 def start_server(url: str, port: int, workdir: Path) -> subprocess.Popen:
     env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": url, "ACCESSREVIEW_SECRET_KEY": SECRET,
-           "ACCESSREVIEW_INSTANCE_DIR": str(workdir), "ACCESSREVIEW_LOG_LEVEL": "WARNING",
-           "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
+           "ACCESSREVIEW_INSTANCE_DIR": str(workdir), "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
     (workdir / "metrics").mkdir()
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
                                 f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"], cwd=ROOT, env=env,

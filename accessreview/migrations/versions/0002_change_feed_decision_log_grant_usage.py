@@ -32,9 +32,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions'))
     )
     with op.batch_alter_table('decisions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_decisions_actor'), ['actor'], unique=False)
         batch_op.create_index(batch_op.f('ix_decisions_decided_at'), ['decided_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_decisions_resource'), ['resource'], unique=False)
 
     op.create_table('directory_changes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -66,9 +64,7 @@ def downgrade() -> None:
 
     op.drop_table('directory_changes')
     with op.batch_alter_table('decisions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_decisions_resource'))
         batch_op.drop_index(batch_op.f('ix_decisions_decided_at'))
-        batch_op.drop_index(batch_op.f('ix_decisions_actor'))
 
     op.drop_table('decisions')
     # ### end Alembic commands ###

@@ -1,0 +1,350 @@
+"""Property-based invariants of the authorization engine (compiled table + oso fallback).
+
+oso, evaluating the loaded Polar policy, is the oracle: the Evaluator's compiled answers must equal
+``Policy.is_allowed`` for every actor, permission and resource of randomly generated directories,
+under the real policies, random shorthand role models and policies with constructs that force
+types or actor kinds back to oso. Lists and "who has access" must agree with checks, and the grants
+a decision cites must be live grants the actor holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import strategies as st
+
+from accessreview.authz.compiled import compile_model
+from accessreview.authz.evaluator import Evaluator
+from accessreview.authz.policy import Policy, PolicyFile, PolicyLoadError
+from strategies import NOW, World, directories, polar_policies
+
+POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
+
+_loaded: dict[str, Policy] = {}
+
+
+def real_policy() -> Policy:
+    if "real" not in _loaded:
+        _loaded["real"] = Policy.load(POLICY_DIR)
+    return _loaded["real"]
+
+
+def real_files() -> list[PolicyFile]:
+    return list(real_policy().files)
+
+
+def extended_policy(extra: str) -> Policy:
+    """The real policy with ``extra`` appended to portal.polar."""
+    if extra not in _loaded:
+        files = [PolicyFile(f.name, f.source + "\n" + extra + "\n") if f.name == "portal.polar" else f
+                 for f in real_files()]
+        _loaded[extra] = Policy(files)
+    return _loaded[extra]
+
+
+def actions_of(policy: Policy) -> list[str]:
+    """Every permission declared by any type."""
+    return sorted({p for rt in policy.declarations.resource_types.values() for p in rt.permissions})
+
+
+def types_of(policy: Policy) -> list[str]:
+    return sorted(policy.declarations.resource_types)
+
+
+FAST = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# ---------------------------------------------------------------------------------------------
+# The invariants, as helpers shared by the tests
+# ---------------------------------------------------------------------------------------------
+
+def checks_of(evaluator: Evaluator, world: World, actions: list[str]) -> dict[tuple[str, str, str], bool]:
+    return {(actor, action, resource): evaluator.check(actor, action, resource, NOW).allowed
+            for actor in world.actors for action in actions for resource in world.resource_keys}
+
+
+def assert_checks_match_oso(policy: Policy, evaluator: Evaluator, world: World, actions: list[str]) -> dict:
+    """(1) ``Evaluator.check(...).allowed == policy.is_allowed(...)`` for every triple. Returns the checks."""
+    index = world.index()
+    checks = checks_of(evaluator, world, actions)
+    mismatches = []
+    for (actor, action, resource), allowed in checks.items():
+        expected = policy.is_allowed(index, NOW, actor, action, resource)
+        if allowed != expected:
+            mismatches.append(f"check({actor}, {action}, {resource}) = {allowed}, oso says {expected}")
+    assert not mismatches, "\n".join(mismatches[:20])
+    return checks
+
+
+def assert_lists_match_checks(evaluator: Evaluator, world: World, actions: list[str], types: list[str],
+                              checks: dict) -> None:
+    """(2) ``resources_for`` is the sorted list of resources of the type that ``check`` allows."""
+    for actor in world.actors:
+        for action in actions:
+            for type_ in types:
+                expected = sorted(r.key for r in world.resources
+                                  if r.type == type_ and checks[(actor, action, r.key)])
+                got = evaluator.resources_for(actor, action, type_, NOW)
+                assert got == expected, f"resources_for({actor}, {action}, {type_}) = {got}, checks give {expected}"
+
+
+def assert_access_matches_checks(evaluator: Evaluator, world: World, actions: list[str], checks: dict) -> None:
+    """(3) ``access(resource)`` lists exactly the actors with some allowed action, with exactly those actions."""
+    grants = {g.id: g for g in world.grants}
+    kinds = {p.key: p.kind for p in world.principals}
+    for resource in world.resource_keys:
+        entries = evaluator.access(resource, NOW)
+        got = {e["principal"]: set(e["permissions"]) for e in entries}
+        assert len(got) == len(entries), f"access({resource}) lists an actor twice: {entries}"
+        expected = {}
+        for actor in world.actors:
+            allowed = {a for a in actions if checks[(actor, a, resource)]}
+            if allowed:
+                expected[actor] = allowed
+        assert got == expected, f"access({resource}) = {got}, checks give {expected}"
+        assert not [e for e in entries if kinds[e["principal"]] == "group"], f"access({resource}) lists a group"
+        ancestors = world.ancestors_or_self(resource)
+        for entry in entries:
+            holders = {entry["principal"]} | world.groups_containing(entry["principal"])
+            for via in entry["via"]:
+                grant = grants.get(via["grant_id"])
+                assert grant is not None, f"access({resource}): via names unknown grant {via}"
+                assert grant.principal in holders, f"access({resource}): {entry['principal']} does not hold {grant}"
+                assert (via["principal"], via["role"], via["resource"]) == (grant.principal, grant.role,
+                                                                           grant.resource), (via, grant)
+                assert not grant.expired_at(NOW), f"access({resource}): via an expired grant {grant}"
+                assert grant.resource in ancestors, f"access({resource}): via a grant elsewhere {grant}"
+
+
+def assert_decision_grants(evaluator: Evaluator, world: World, actions: list[str]) -> None:
+    """(4) An allowing decision cites only live grants held by the actor or its groups, on the resource
+    or an ancestor; a compiled decision cites at least one."""
+    grants = {g.id: g for g in world.grants}
+    kinds = {p.key: p.kind for p in world.principals}
+    types = {r.key: r.type for r in world.resources}
+    for actor in world.actors:
+        holders = {actor} | world.groups_containing(actor)
+        for resource in world.resource_keys:
+            ancestors = world.ancestors_or_self(resource)
+            compiled = (kinds[actor] in evaluator.model.actor_kinds and types[resource] in evaluator.model.types
+                        and not evaluator.force_oso)
+            for action in actions:
+                decision = evaluator.check(actor, action, resource, NOW)
+                if not decision.allowed:
+                    assert decision.grants == (), decision
+                    continue
+                if compiled:
+                    assert decision.grants, f"compiled allow without grants: {actor} {action} {resource}"
+                assert len(set(decision.grants)) == len(decision.grants), decision
+                for grant_id in decision.grants:
+                    grant = grants.get(grant_id)
+                    assert grant is not None, f"{decision} cites unknown grant {grant_id}"
+                    assert not grant.expired_at(NOW), f"{decision} cites expired {grant}"
+                    assert grant.principal in holders, f"{decision} for {actor} cites {grant}"
+                    assert grant.resource in ancestors, f"{decision} on {resource} cites {grant}"
+
+
+def assert_same_answers(a: Evaluator, b: Evaluator, world: World, actions: list[str], types: list[str]) -> None:
+    """(5) Two evaluators give the same checks, lists and access lists (``via`` aside: oso has none)."""
+    for actor in world.actors:
+        for resource in world.resource_keys:
+            for action in actions:
+                assert a.check(actor, action, resource, NOW).allowed == b.check(actor, action, resource, NOW).allowed, \
+                    (actor, action, resource)
+        for action in actions:
+            for type_ in types:
+                assert a.resources_for(actor, action, type_, NOW) == b.resources_for(actor, action, type_, NOW), \
+                    (actor, action, type_)
+    for resource in world.resource_keys:
+        got_a = [(e["principal"], e["permissions"]) for e in a.access(resource, NOW)]
+        got_b = [(e["principal"], e["permissions"]) for e in b.access(resource, NOW)]
+        assert got_a == got_b, (resource, got_a, got_b)
+
+
+def all_invariants(policy: Policy, world: World, *, forced: bool = True) -> None:
+    note(world.as_code())
+    model = compile_model(policy)
+    index = world.index()
+    evaluator = Evaluator(policy, model, index)
+    actions, types = actions_of(policy), types_of(policy)
+    checks = assert_checks_match_oso(policy, evaluator, world, actions)
+    assert_lists_match_checks(evaluator, world, actions, types, checks)
+    assert_access_matches_checks(evaluator, world, actions, checks)
+    assert_decision_grants(evaluator, world, actions)
+    if forced:
+        assert_same_answers(evaluator, Evaluator(policy, model, index, force_oso=True), world, actions, types)
+
+
+# ---------------------------------------------------------------------------------------------
+# The real policies
+# ---------------------------------------------------------------------------------------------
+
+def test_real_policy_is_fully_compiled():
+    """Otherwise the differential tests below would compare oso with itself."""
+    model = compile_model(real_policy())
+    assert model.fallback_types == {}
+    assert model.fallback_actor_kinds == {}
+    assert set(model.types) == set(real_policy().declarations.resource_types)
+    assert model.actor_kinds == {"user", "service"}
+
+
+def real_worlds(**kwargs):
+    return directories(real_policy().declarations, **kwargs)
+
+
+@settings(max_examples=30, **FAST)
+@given(world=real_worlds())
+def test_check_matches_oso(world):
+    """(1) Compiled checks equal oso's for every user, service and group × permission × resource."""
+    note(world.as_code())
+    policy = real_policy()
+    evaluator = Evaluator(policy, compile_model(policy), world.index())
+    # Plus a role name and an undeclared name as actions: both must be denied alike.
+    assert_checks_match_oso(policy, evaluator, world, [*actions_of(policy), "admin", "no_such_action"])
+
+
+@settings(max_examples=60, **FAST)
+@given(world=real_worlds(max_resources=12, max_grants=12))
+def test_resources_for_matches_checks(world):
+    """(2) resources_for(actor, action, type) is exactly the sorted resources check allows."""
+    note(world.as_code())
+    policy = real_policy()
+    evaluator = Evaluator(policy, compile_model(policy), world.index())
+    actions = actions_of(policy)
+    assert_lists_match_checks(evaluator, world, actions, types_of(policy), checks_of(evaluator, world, actions))
+
+
+@settings(max_examples=60, **FAST)
+@given(world=real_worlds(max_resources=12, max_grants=12))
+def test_access_matches_checks(world):
+    """(3) access(resource) lists exactly the actors check allows anything, with exactly those actions,
+    never a group, and only via real grants the actor holds."""
+    note(world.as_code())
+    policy = real_policy()
+    evaluator = Evaluator(policy, compile_model(policy), world.index())
+    actions = actions_of(policy)
+    assert_access_matches_checks(evaluator, world, actions, checks_of(evaluator, world, actions))
+
+
+@settings(max_examples=60, **FAST)
+@given(world=real_worlds(max_resources=12, max_grants=12))
+def test_decision_grants_are_live_and_held(world):
+    """(4) An allowing decision cites existing, unexpired grants held by the actor or its groups."""
+    note(world.as_code())
+    policy = real_policy()
+    assert_decision_grants(Evaluator(policy, compile_model(policy), world.index()), world, actions_of(policy))
+
+
+@settings(max_examples=12, **FAST)
+@given(world=real_worlds(max_resources=7))
+def test_forced_oso_matches_compiled(world):
+    """(5) force_oso=True answers checks, lists and access exactly like the compiled evaluator."""
+    note(world.as_code())
+    policy = real_policy()
+    model, index = compile_model(policy), world.index()
+    assert_same_answers(Evaluator(policy, model, index), Evaluator(policy, model, index, force_oso=True),
+                        world, actions_of(policy), types_of(policy))
+
+
+# ---------------------------------------------------------------------------------------------
+# Random role models
+# ---------------------------------------------------------------------------------------------
+
+def load_or_reject(source: str) -> Policy:
+    note(source)
+    try:
+        return Policy([PolicyFile("random.polar", source)])
+    except PolicyLoadError as exc:
+        note(f"rejected by Polar: {exc}")
+        assume(False)
+        raise  # unreachable
+
+
+@settings(max_examples=40, **FAST)
+@given(data=st.data())
+def test_random_policy_compiled_matches_oso(data):
+    """(6) Random shorthand role models compile completely, and checks, lists and access agree with oso."""
+    policy = load_or_reject(data.draw(polar_policies(), label="policy").source)
+    model = compile_model(policy)
+    assert model.fallback_types == {}, model.fallback_types
+    assert model.actor_kinds == {"user", "service"}
+    world = data.draw(directories(policy.declarations, max_resources=8), label="world")
+    all_invariants(policy, world, forced=False)
+
+
+@settings(max_examples=10, **FAST)
+@given(data=st.data())
+def test_random_policy_forced_oso_matches_compiled(data):
+    """(5)+(6) On random role models too, forcing oso changes no answer."""
+    policy = load_or_reject(data.draw(polar_policies(), label="policy").source)
+    world = data.draw(directories(policy.declarations, max_resources=6), label="world")
+    note(world.as_code())
+    model, index = compile_model(policy), world.index()
+    assert_same_answers(Evaluator(policy, model, index), Evaluator(policy, model, index, force_oso=True),
+                        world, actions_of(policy), types_of(policy))
+
+
+# ---------------------------------------------------------------------------------------------
+# Constructs the compiler cannot know: the types (or actor kinds) they touch go to oso
+# ---------------------------------------------------------------------------------------------
+
+VIP = 'has_permission(user: User, "read", _document: Document) if user.key = "user:vip";'
+ROOT = 'allow(actor, "read", _resource) if actor.key = "user:root";'
+BOSS_ANYWHERE = 'has_role(user: User, "admin", _resource: Resource) if user.key = "user:boss";'
+BOSS_OF_ORGS = 'has_role(user: User, "admin", _organization: Organization) if user.key = "user:boss";'
+
+
+def test_fallback_policies_load_and_fall_back():
+    real_types = set(real_policy().declarations.resource_types)
+
+    vip = compile_model(extended_policy(VIP))
+    assert "document" in vip.fallback_types
+    assert set(vip.types) == real_types - {"document"}
+
+    root = compile_model(extended_policy(ROOT))
+    assert set(root.fallback_types) == real_types
+    assert root.types == {}
+
+    boss = compile_model(extended_policy(BOSS_ANYWHERE))
+    assert "user" in boss.fallback_actor_kinds
+    assert boss.actor_kinds == {"service"}
+
+    boss_orgs = compile_model(extended_policy(BOSS_OF_ORGS))
+    # The organization and everything under it (its roles flow down through "on parent").
+    assert {"organization", "project", "document", "invoice"} <= set(boss_orgs.fallback_types)
+    assert set(boss_orgs.types) == {"system"}
+
+
+@settings(max_examples=12, **FAST)
+@given(world=real_worlds(max_resources=7, fixed_users=("user:vip",)))
+def test_fallback_vip_reads_every_document(world):
+    """(7) An extra has_permission on Document: documents go to oso, and the VIP reads them all."""
+    policy = extended_policy(VIP)
+    evaluator = Evaluator(policy, compile_model(policy), world.index())
+    documents = [r.key for r in world.resources if r.type == "document"]
+    for document in documents:
+        assert evaluator.check("user:vip", "read", document, NOW).allowed
+    assert evaluator.resources_for("user:vip", "read", "document", NOW) == sorted(documents)
+    all_invariants(policy, world)
+
+
+@settings(max_examples=8, **FAST)
+@given(world=real_worlds(max_resources=6, fixed_users=("user:root",)))
+def test_fallback_untyped_rule(world):
+    """(7) A rule with no type specializer sends every type to oso; answers still equal oso's."""
+    policy = extended_policy(ROOT)
+    evaluator = Evaluator(policy, compile_model(policy), world.index())
+    for resource in world.resource_keys:  # root reads anything, even where "read" is not declared
+        assert evaluator.check("user:root", "read", resource, NOW).allowed
+    all_invariants(policy, world)
+
+
+@pytest.mark.parametrize("extra", [BOSS_ANYWHERE, BOSS_OF_ORGS], ids=["actor-kind", "organization-tree"])
+@settings(max_examples=8, **FAST)
+@given(world=real_worlds(max_resources=6, fixed_users=("user:boss",)))
+def test_fallback_custom_has_role(extra, world):
+    """(7) A custom has_role for one actor kind, or on one type, goes to oso; answers still equal oso's
+    (with users answered by oso and services by the table in the actor-kind case)."""
+    all_invariants(extended_policy(extra), world)
