@@ -212,3 +212,107 @@ class GrantUsage(Base):
     grant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_used_at: Mapped[datetime]
     uses: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CampaignDefinition(Base):
+    """What a review covers, who reviews, its rhythm and its rules; each run is a Campaign."""
+
+    __tablename__ = "campaign_definitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reviewer_rule: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"rule": …, "principal": …}
+    fallback_reviewer: Mapped[str] = mapped_column(String(255))
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    duration_days: Mapped[int] = mapped_column(Integer)
+    reminders: Mapped[dict[str, Any]] = mapped_column(JSON)
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    on_no_response: Mapped[str] = mapped_column(String(16))
+    justification: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"revoke": true, "keep": false}
+    recommendation: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"unused_days": 90}
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"cron"|"interval", "timezone"}
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Campaign(Base):
+    """One run of a definition, for one period, with its population frozen at one revision."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("definition_id", "period", name="uq_campaigns_definition_period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("campaign_definitions.id"), index=True)
+    period: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)  # the definition as it was at launch
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | closed | signed_off
+    launched_by: Mapped[str] = mapped_column(String(255))
+    launched_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    revision: Mapped[int] = mapped_column(BigInteger)
+    policy_version: Mapped[str] = mapped_column(String(64))
+    population_count: Mapped[int] = mapped_column(Integer)
+    population_hash: Mapped[str] = mapped_column(String(64))
+    freshness: Mapped[dict[str, Any]] = mapped_column(JSON)  # per source at launch, and any flag
+    signed_off_by: Mapped[str | None] = mapped_column(String(255))
+    signed_off_at: Mapped[datetime | None]
+    sign_off_statement: Mapped[str | None] = mapped_column(Text)
+    remediation_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ReviewItem(Base):
+    """One grant (or group membership) of a campaign's frozen population, and what became of it."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # grant | membership
+    grant_id: Mapped[int | None] = mapped_column(Integer)
+    principal_key: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[str | None] = mapped_column(String(64))
+    resource_key: Mapped[str] = mapped_column(String(255))  # for a membership: the group
+    frozen: Mapped[dict[str, Any]] = mapped_column(JSON)  # principal, resource and grant as they were
+    effective_permissions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    explanation: Mapped[list[Any]] = mapped_column(JSON)
+    last_used_at: Mapped[datetime | None]
+    recommendation: Mapped[str] = mapped_column(String(16))  # keep | revoke | none
+    recommendation_reason: Mapped[str] = mapped_column(Text)
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    reviewer_of_record: Mapped[str | None] = mapped_column(String(255))
+    reviewer: Mapped[str | None] = mapped_column(String(255), index=True)
+    assignment_note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | decided
+    decision: Mapped[str | None] = mapped_column(String(16))
+    justification: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None]
+    automated_rule: Mapped[str | None] = mapped_column(String(64))
+    overridden: Mapped[bool] = mapped_column(default=False)
+    escalated_at: Mapped[datetime | None]
+    last_reminded_at: Mapped[datetime | None]
+    remediation_state: Mapped[str | None] = mapped_column(String(16))  # pending|applied|verified|failed
+    remediation_detail: Mapped[str | None] = mapped_column(Text)
+    remediation_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    applied_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+
+
+class ReviewEvent(Base):
+    """The history of one review item: assignments, decisions, changes, overrides, escalations."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    occurred_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -38,3 +38,28 @@ resource System {
     "manage_tokens" if "admin";
     "reload_policy" if "admin";
 }
+
+# A review item of an access-review campaign. Its reviewer decides it; security leads may override
+# or reassign; auditors and security leads may look. Review items are the service's own objects
+# (their parent is the service), so they are never written to the directory.
+resource ReviewItem {
+    permissions = ["view", "decide", "override", "reassign"];
+    relations = { parent: System };
+
+    "view" if "security_lead" on "parent";
+    "view" if "auditor" on "parent";
+    "override" if "security_lead" on "parent";
+    "reassign" if "security_lead" on "parent";
+}
+
+has_relation(system: System, "parent", item: ReviewItem) if
+    item.parent = system;
+
+has_permission(user: User, "view", item: ReviewItem) if
+    user.is_active() and item.reviewer = user.key;
+
+has_permission(user: User, "decide", item: ReviewItem) if
+    user.is_active() and item.reviewer = user.key;
+
+has_permission(user: User, "reassign", item: ReviewItem) if
+    user.is_active() and item.reviewer = user.key;

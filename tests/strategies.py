@@ -84,7 +84,8 @@ class World:
 
 
 def _tree_order(declarations: Declarations) -> tuple[list[str], dict[str, list[str]]]:
-    types = declarations.resource_types
+    # The service's own objects (review items, whose parent is the system) are never in the directory.
+    types = {k: rt for k, rt in declarations.resource_types.items() if rt.parent_type != "system"}
     roots = sorted(k for k, rt in types.items() if rt.parent_type not in types)
     children = {k: sorted(c for c, rt in types.items() if rt.parent_type == k) for k in types}
     return roots, children
@@ -190,10 +191,10 @@ TERM_NAMES = ("owner", "admin", "member", "viewer", "guest", "read", "write", "d
 
 @dataclass(frozen=True)
 class PolicySpec:
-    source: str
+    files: tuple[tuple[str, str], ...]  # (file name, Polar source), in load order
 
     def __repr__(self) -> str:  # readable in hypothesis' falsifying example
-        return f"PolicySpec(source=\n{self.source}\n)"
+        return "PolicySpec(\n" + "\n".join(f"# --- {name}\n{source}" for name, source in self.files) + "\n)"
 
 
 @dataclass(frozen=True)
@@ -270,4 +271,9 @@ def polar_policies(draw) -> PolicySpec:
             chunks.append(f'has_relation({parent_var}: {s.parent}, "parent", {child_var}: {s.name}) if\n'
                           f"    {child_var}.parent = {parent_var};\n")
     chunks.append(HAS_ROLE)
-    return PolicySpec("\n".join(chunks))
+    # One file, or two (the service's policy is two files): the compiler reads rules file by file.
+    split = draw(st.integers(1, len(chunks)), label="files split at")
+    files = [("a.polar", "\n".join(chunks[:split]))]
+    if split < len(chunks):
+        files.append(("b.polar", "\n".join(chunks[split:])))
+    return PolicySpec(tuple(files))

@@ -279,3 +279,14 @@ def test_forced_oso_gives_the_same_answers(app_config, world, client, portal):
                 assert fast == slow, (actor, action, resource)
     assert oso_client.get("/v1/policy", headers=portal).get_json()["evaluation"] == "oso"
     oso_app.extensions["db"].dispose()
+
+
+def test_retention_prunes_old_decisions(client, portal, auditor, world, app, clock):
+    old = check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"]
+    app.extensions["decisions"].flush()
+    clock.advance(days=app.config["DECISION_RETENTION_DAYS"] + 1)
+    recent = check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"]
+    app.extensions["decisions"].flush()
+    app.extensions["decisions"].prune()
+    kept = [d["id"] for d in client.get("/v1/decisions", headers=auditor).get_json()["items"]]
+    assert recent in kept and old not in kept

@@ -10,10 +10,16 @@ from accessreview.migrate import head_revision
 from accessreview.models import Base
 
 
+def ours(object_, name, type_, reflected, compare_to):
+    """APScheduler's job table is made by the migrations but described by APScheduler, not our models."""
+    table = name if type_ == "table" else getattr(getattr(object_, "table", None), "name", None)
+    return table != "apscheduler_jobs"
+
+
 def test_migrated_schema_matches_the_models(database_url):
     engine = create_engine(database_url)
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection)
+        context = MigrationContext.configure(connection, opts={"include_object": ours})
         assert context.get_current_revision() == head_revision()
         differences = compare_metadata(context, Base.metadata)
     engine.dispose()
@@ -30,5 +36,6 @@ def test_downgrade_and_upgrade_round_trip(tmp_path):
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(url)
     with engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        context = MigrationContext.configure(connection, opts={"include_object": ours})
+        assert compare_metadata(context, Base.metadata) == []
     engine.dispose()

@@ -27,7 +27,7 @@ from ..models import DirectoryChange, DirectoryState
 from .compiled import CompiledModel, compile_model
 from .decisions import DecisionLog
 from .evaluator import Evaluator
-from .index import DirectoryIndex
+from .index import DirectoryIndex, ResourceRecord
 from .policy import Policy, PolicyLoadError
 
 SERVICE_RESOURCE = "system:accessreview"
@@ -177,6 +177,14 @@ class AuthzEngine:
 
     def is_allowed(self, actor: str, action: str, resource: str) -> bool:
         return self.snapshot().evaluator.check(actor, action, resource, self.clock.now()).allowed
+
+    def is_allowed_on_object(self, actor: str, action: str, key: str, attributes: dict) -> bool:
+        """A check on one of the service's own objects (a review item), which the directory does not
+        hold; oso decides, with the object's attributes."""
+        snapshot = self.snapshot()
+        record = ResourceRecord(key, key.split(":", 1)[0], SERVICE_RESOURCE)
+        return snapshot.policy.is_allowed(snapshot.index, self.clock.now(), actor, action, key,
+                                          {key: (record, attributes)})
 
     # -- policy reload ------------------------------------------------------------------------
 

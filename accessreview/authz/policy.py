@@ -17,7 +17,7 @@ from oso import Oso
 from polar import Variable
 
 from .declarations import Declarations, PolicyDeclarationError, parse_declarations
-from .index import DirectoryIndex, GrantRecord
+from .index import DirectoryIndex, GrantRecord, ResourceRecord
 
 
 class PolicyLoadError(Exception):
@@ -25,14 +25,21 @@ class PolicyLoadError(Exception):
 
 
 class _World:
-    """One evaluation's view: the directory index and the moment expiry is judged at."""
+    """One evaluation's view: the directory index, the moment expiry is judged at, and any objects
+    of the service's own (a review item) that are not in the directory, with their attributes."""
 
-    __slots__ = ("index", "now", "policy")
+    __slots__ = ("index", "now", "policy", "objects")
 
-    def __init__(self, policy: "Policy", index: DirectoryIndex, now: datetime) -> None:
+    def __init__(self, policy: "Policy", index: DirectoryIndex, now: datetime,
+                 objects: dict[str, tuple[ResourceRecord, dict]] | None = None) -> None:
         self.policy = policy
         self.index = index
         self.now = now
+        self.objects = objects or {}
+
+    def record(self, key: str) -> ResourceRecord | None:
+        found = self.objects.get(key)
+        return found[0] if found else self.index.resources.get(key)
 
     def actor(self, key: str):
         record = self.index.principals.get(key)
@@ -40,7 +47,7 @@ class _World:
         return cls(record.key, self) if cls else None
 
     def resource(self, key: str):
-        record = self.index.resources.get(key)
+        record = self.record(key)
         cls = record and self.policy.resource_classes.get(record.type)
         return cls(record.key, self) if cls else None
 
@@ -75,8 +82,15 @@ class PolarResource:
 
     @property
     def parent(self):
-        parent_key = self._world.index.resources[self.key].parent
+        parent_key = self._world.record(self.key).parent
         return None if parent_key is None else self._world.resource(parent_key)
+
+    def __getattr__(self, name: str):
+        # Attributes of the service's own objects (say a review item's reviewer), for the policy.
+        found = self._world.objects.get(self.key)
+        if found is None or name not in found[1]:
+            raise AttributeError(name)
+        return found[1][name]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PolarResource) and other.key == self.key
@@ -144,9 +158,10 @@ class Policy:
             raise PolicyLoadError(str(exc)) from None
         return cls(files)
 
-    def is_allowed(self, index: DirectoryIndex, now: datetime, actor: str, action: str, resource: str) -> bool:
-        """oso's answer; an unknown actor or resource is a deny."""
-        world = _World(self, index, now)
+    def is_allowed(self, index: DirectoryIndex, now: datetime, actor: str, action: str, resource: str,
+                   objects: dict[str, tuple[ResourceRecord, dict]] | None = None) -> bool:
+        """oso's answer; an unknown actor or resource is a deny. ``objects`` adds the service's own."""
+        world = _World(self, index, now, objects)
         actor_obj, resource_obj = world.actor(actor), world.resource(resource)
         if actor_obj is None or resource_obj is None:
             return False

@@ -20,6 +20,7 @@ from ..models import Grant, GroupMembership, Principal, Resource
 from .schemas import PRINCIPAL_FIELDS, GrantRow, PrincipalRow, ResourceRow
 
 CHUNK = 500
+SERVICE_TYPE = "system"  # the service's own type (policies/service.polar)
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,10 @@ class Planner:
             if declared is None:
                 self.error("resources", index, "id", "unknown_type",
                            f"resource type {type_key!r} is not declared by the policy")
+                continue
+            if declared.parent_type == SERVICE_TYPE:
+                self.error("resources", index, "id", "unknown_type",
+                           f"{type_key} objects belong to the service itself and are not directory resources")
                 continue
             parent_type = declared.parent_type
             if parent_type and not row.parent:

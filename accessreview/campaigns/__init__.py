@@ -1,0 +1,1 @@
+"""Periodic access reviews: definitions, launches, reviewing, close, sign-off and remediation."""

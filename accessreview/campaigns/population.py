@@ -1,0 +1,171 @@
+"""Freezing a campaign's population: the grants in scope, what each really gives, and advice on it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..authz.engine import Snapshot
+from ..authz.index import GrantRecord
+
+
+@dataclass
+class Candidate:
+    """One review item before it is written."""
+
+    kind: str  # grant | membership
+    principal: str
+    resource: str  # for a membership: the group
+    role: str | None = None
+    grant: GrantRecord | None = None
+    effective: dict[str, list[str]] = field(default_factory=dict)
+    explanation: list[dict[str, Any]] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
+    recommendation: str = "none"
+    reason: str = ""
+    last_used_at: datetime | None = None
+
+    def identity(self) -> list[Any]:
+        return [self.kind, self.grant.id if self.grant else None, self.principal, self.role, self.resource,
+                self.grant.expires_at.isoformat() if self.grant and self.grant.expires_at else None,
+                self.members]
+
+
+def in_scope(snapshot: Snapshot, scope: dict[str, Any]) -> list[Candidate]:
+    """Every grant (and group membership, if asked) that the scope covers, in a stable order."""
+    index = snapshot.index
+    types, roles = set(scope.get("resource_types") or ()), set(scope.get("roles") or ())
+    resources, subtrees = set(scope.get("resources") or ()), set(scope.get("subtrees") or ())
+    kinds = set(scope.get("principal_kinds") or ("user", "group", "service"))
+    found = []
+    for grant in sorted(index.grants_by_id.values(), key=lambda g: g.id):
+        resource = index.resources.get(grant.resource)
+        principal = index.principals.get(grant.principal)
+        if resource is None or principal is None or principal.kind not in kinds:
+            continue
+        if (types and resource.type not in types) or (roles and grant.role not in roles):
+            continue
+        if resources or subtrees:
+            ancestors = {node.key for node in index.ancestors(resource.key)}
+            if resource.key not in resources and not ancestors & subtrees:
+                continue
+        found.append(Candidate("grant", grant.principal, grant.resource, grant.role, grant))
+    groups = scope.get("membership_groups")
+    if groups is not None:
+        wanted = set(groups)
+        for group, member in sorted(index.memberships):
+            if (not wanted or group in wanted) and index.principals.get(member, None) is not None \
+                    and index.principals[member].kind in kinds:
+                found.append(Candidate("membership", member, group))
+    return found
+
+
+def effective(snapshot: Snapshot, candidate: Candidate) -> None:
+    """What the item gives, per resource type at and below the granted resource, and through what.
+
+    A membership gives what every grant of the group (and of the groups containing it) gives.
+    """
+    index = snapshot.index
+    if candidate.kind == "membership":
+        for holder in index.holders(candidate.resource):
+            for grant in index.grants_of.get(holder, ()):
+                given, _steps = grant_effect(snapshot, grant.role, grant.resource)
+                for type_key, permissions in given.items():
+                    merged = set(candidate.effective.get(type_key, ())) | set(permissions)
+                    candidate.effective[type_key] = sorted(merged)
+                candidate.explanation.append({"via_group": holder, "grant_id": grant.id, "role": grant.role,
+                                              "resource": grant.resource, "gives": given})
+        return
+    candidate.effective, candidate.explanation = grant_effect(snapshot, candidate.role, candidate.resource)
+    if candidate.principal.startswith("group:"):
+        candidate.members = [m for m in index.members(candidate.principal) if not m.startswith("group:")]
+
+
+def grant_effect(snapshot: Snapshot, role: str, resource_key: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """Permissions a grant of ``role`` on ``resource_key`` gives, per type, read off the compiled table."""
+    model = snapshot.model
+    resource = snapshot.index.resources[resource_key]
+    given: dict[str, list[str]] = {}
+    steps: list[dict[str, Any]] = []
+    for type_key, compiled in sorted(model.types.items()):
+        if resource.type not in compiled.chain:
+            continue
+        depth = compiled.chain.index(resource.type)
+        permissions = compiled.permissions.get((depth, role))
+        if permissions:
+            given[type_key] = sorted(permissions)
+            steps.append({"type": type_key, "levels_below": depth,
+                          "roles": sorted(compiled.roles.get((depth, role), ())), "permissions": sorted(permissions)})
+    if resource.type in model.fallback_types:
+        steps.append({"type": resource.type, "evaluated_by": "oso", "why": model.fallback_types[resource.type]})
+    return given, steps
+
+
+def recommend(snapshot: Snapshot, candidate: Candidate, now: datetime, unused_days: int,
+              last_used: dict[int, datetime]) -> None:
+    """Advice with its reason: revoke what is dead, unused or redundant; keep what is in use."""
+    index = snapshot.index
+    principal = index.principals.get(candidate.principal)
+    grant = candidate.grant
+    if principal is not None and principal.status != "active":
+        candidate.recommendation, candidate.reason = "revoke", f"{candidate.principal} is disabled"
+        return
+    if candidate.kind == "membership":
+        candidate.recommendation, candidate.reason = "none", "group membership: no usage data"
+        return
+    assert grant is not None
+    candidate.last_used_at = last_used.get(grant.id)
+    if grant.expired_at(now):
+        candidate.recommendation = "revoke"
+        candidate.reason = f"the grant expired on {grant.expires_at.date().isoformat()}"
+        return
+    redundant = _covered_by_other_grant(snapshot, candidate, now)
+    if redundant is not None:
+        candidate.recommendation = "revoke"
+        candidate.reason = (f"the same access is already given by grant {redundant.id} "
+                            f"({redundant.role} on {redundant.resource} to {redundant.principal})")
+        return
+    horizon = now - timedelta(days=unused_days)
+    if candidate.last_used_at is not None and candidate.last_used_at >= horizon:
+        candidate.recommendation = "keep"
+        candidate.reason = f"used by an allowed decision on {candidate.last_used_at.date().isoformat()}"
+    elif candidate.last_used_at is not None:
+        candidate.recommendation = "revoke"
+        candidate.reason = (f"not used by any allowed decision in {unused_days} days "
+                            f"(last on {candidate.last_used_at.date().isoformat()})")
+    else:
+        candidate.recommendation = "revoke"
+        candidate.reason = f"never used by an allowed decision (none in the log; {unused_days}-day rule)"
+
+
+def _covered_by_other_grant(snapshot: Snapshot, candidate: Candidate, now: datetime) -> GrantRecord | None:
+    """Another live grant, held by the same principal, on the same resource or an ancestor, that gives
+    at least everything this one gives at every level below."""
+    index, model = snapshot.index, snapshot.model
+    grant = candidate.grant
+    resource = index.resources[grant.resource]
+    if not candidate.effective:
+        return None
+    for depth_up, node in enumerate(index.ancestors(resource.key)):
+        for other in index.grants_on_resource.get(node.key, ()):
+            if other.id == grant.id or other.principal != grant.principal or other.expired_at(now):
+                continue
+            covers = True
+            for type_key, permissions in candidate.effective.items():
+                compiled = model.types[type_key]
+                depth = compiled.chain.index(resource.type) + depth_up
+                if not set(permissions) <= compiled.permissions.get((depth, other.role), frozenset()):
+                    covers = False
+                    break
+            if covers:
+                return other
+    return None
+
+
+def population_hash(revision: int, candidates: list[Candidate]) -> str:
+    canonical = json.dumps({"revision": revision, "items": [c.identity() for c in candidates]},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

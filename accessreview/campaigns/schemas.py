@@ -1,0 +1,142 @@
+"""Request shapes of campaign definitions and reviewing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from ..directory.schemas import PrincipalKey, ResourceKey, Role
+from ..validation import Strict
+
+TypeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class Scope(Strict):
+    resource_types: list[TypeKey] = Field(default_factory=list)
+    roles: list[Role] = Field(default_factory=list)
+    resources: list[ResourceKey] = Field(default_factory=list)  # these resources only
+    subtrees: list[ResourceKey] = Field(default_factory=list)   # everything under these
+    principal_kinds: list[Literal["user", "group", "service"]] = Field(default_factory=lambda: ["user", "group", "service"])
+    # Group memberships to review as well: None = none, [] = every group's, else these groups'.
+    membership_groups: list[PrincipalKey] | None = None
+
+
+class ReviewerRule(Strict):
+    rule: Literal["resource_owner", "manager", "principal"]
+    principal: PrincipalKey | None = None
+
+    @model_validator(mode="after")
+    def _principal_for_named(self) -> "ReviewerRule":
+        if (self.rule == "principal") != (self.principal is not None):
+            raise ValueError("principal is required with rule 'principal', and only with it")
+        return self
+
+
+class Reminders(Strict):
+    days_before_due: list[Annotated[int, Field(ge=1, le=365)]] = Field(default_factory=lambda: [3])
+    on_due_day: bool = True
+    daily_overdue: bool = True
+
+
+class Escalation(Strict):
+    after_days_overdue: int = Field(ge=0, le=365)
+    to: Literal["manager", "fallback"] = "manager"
+
+
+class Justification(Strict):
+    revoke: bool = True
+    keep: bool = False
+
+
+class Recommendation(Strict):
+    unused_days: int = Field(default=90, ge=1, le=3650)
+
+
+class Schedule(Strict):
+    cron: str | None = None
+    interval_days: int | None = Field(default=None, ge=1, le=3650)
+    start: datetime | None = None  # interval schedules count from here
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Schedule":
+        if (self.cron is None) == (self.interval_days is None):
+            raise ValueError("give either cron or interval_days")
+        if self.cron is not None:
+            try:
+                CronTrigger.from_crontab(self.cron, timezone=self.timezone)
+            except ValueError as exc:
+                raise ValueError(f"cron: {exc}") from None
+        return self
+
+
+class DefinitionBody(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    scope: Scope = Field(default_factory=Scope)
+    reviewer: ReviewerRule
+    stages: list[ReviewerRule] = Field(default_factory=list, max_length=5)  # later stages, after reviewer
+    fallback_reviewer: PrincipalKey
+    duration_days: int = Field(ge=1, le=365)
+    reminders: Reminders = Field(default_factory=Reminders)
+    escalation: Escalation | None = None
+    on_no_response: Literal["keep", "revoke", "recommendation"]
+    justification: Justification = Field(default_factory=Justification)
+    recommendation: Recommendation = Field(default_factory=Recommendation)
+    schedule: Schedule | None = None
+    enabled: bool = True
+
+
+class DefinitionPatch(Strict):
+    """Every field optional; what is given replaces the stored value."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    scope: Scope | None = None
+    reviewer: ReviewerRule | None = None
+    stages: list[ReviewerRule] | None = Field(default=None, max_length=5)
+    fallback_reviewer: PrincipalKey | None = None
+    duration_days: int | None = Field(default=None, ge=1, le=365)
+    reminders: Reminders | None = None
+    escalation: Escalation | None = None
+    on_no_response: Literal["keep", "revoke", "recommendation"] | None = None
+    justification: Justification | None = None
+    recommendation: Recommendation | None = None
+    schedule: Schedule | None = None
+    enabled: bool | None = None
+
+
+class DecisionBody(Strict):
+    decision: Literal["keep", "revoke"]
+    justification: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class BulkDecision(DecisionBody):
+    item: int
+
+
+class BulkDecisions(Strict):
+    decisions: list[BulkDecision] = Field(min_length=1, max_length=1000)
+
+
+class ReassignBody(Strict):
+    to: PrincipalKey
+    reason: Reason
+
+
+class SignOffBody(Strict):
+    statement: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
