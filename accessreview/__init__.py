@@ -25,7 +25,7 @@ class NoCookieSessions(SessionInterface):
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
     from . import db, errors, observability
-    from .api import audit, authorize, common, directory, ops, policy
+    from .api import audit, authorize, campaigns, common, directory, ops, policy
     from .authz import engine
 
     settings = load_config(config)
@@ -42,7 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     engine.init_app(app)
     observability.init_app(app)
     common.init_guard(app)
-    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp):
+    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp):
         app.register_blueprint(blueprint)
 
     from .cli import init_app as init_cli

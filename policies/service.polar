@@ -12,6 +12,7 @@ resource System {
         "read_decisions",
         "read_reports",
         "manage_campaigns",
+        "view_campaigns",
         "manage_tokens",
         "reload_policy"
     ];
@@ -26,6 +27,7 @@ resource System {
 
     "read_directory" if "security_lead";
     "manage_campaigns" if "security_lead";
+    "view_campaigns" if "security_lead";
     "read_reports" if "security_lead";
     "read_decisions" if "security_lead";
     "read_audit" if "security_lead";
@@ -34,6 +36,7 @@ resource System {
     "read_audit" if "auditor";
     "read_decisions" if "auditor";
     "read_reports" if "auditor";
+    "view_campaigns" if "auditor";
 
     "manage_tokens" if "admin";
     "reload_policy" if "admin";
@@ -63,3 +66,18 @@ has_permission(user: User, "decide", item: ReviewItem) if
 
 has_permission(user: User, "reassign", item: ReviewItem) if
     user.is_active() and item.reviewer = user.key;
+
+# A reviewer's queue of review items: its reviewer sees it, and so do security leads and auditors.
+resource ReviewQueue {
+    permissions = ["view"];
+    relations = { parent: System };
+
+    "view" if "security_lead" on "parent";
+    "view" if "auditor" on "parent";
+}
+
+has_relation(system: System, "parent", queue: ReviewQueue) if
+    queue.parent = system;
+
+has_permission(user: User, "view", queue: ReviewQueue) if
+    user.is_active() and queue.reviewer = user.key;

@@ -21,7 +21,7 @@ from datetime import timedelta, timezone
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, func, insert
+from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 

@@ -119,6 +119,9 @@ def _relations(body: str, polar_to_key: dict[str, str]) -> dict[str, str]:
 
 def parse_declarations(sources: list[str]) -> Declarations:
     found = [(b.kind, b.name, b.body) for source in sources for b in blocks(strip_comments(source))]
+    for kind, name, body in found:
+        if kind == "resource":
+            _check_implication_cycles(name, body)
     polar_to_key = {name: type_key(name) for _, name, _ in found}
     actor_types: dict[str, str] = {}
     resource_types: dict[str, ResourceType] = {}
@@ -140,9 +143,31 @@ def parse_declarations(sources: list[str]) -> Declarations:
     return Declarations(actor_types=actor_types, resource_types=resource_types)
 
 
+_IMPLICATION = re.compile(r'"([A-Za-z0-9_]+)"\s+if\s+"([A-Za-z0-9_]+)"\s*;')
+
+
+def _check_implication_cycles(name: str, body: str) -> None:
+    """``"a" if "b"; "b" if "a";`` loads in Polar but recurses without end when no grant is found."""
+    implied_by: dict[str, set[str]] = {}
+    for implied, premise in _IMPLICATION.findall(body):
+        implied_by.setdefault(implied, set()).add(premise)
+    for start in implied_by:
+        stack, seen = [start], set()
+        while stack:
+            for premise in implied_by.get(stack.pop(), ()):
+                if premise == start:
+                    raise PolicyDeclarationError(f"{name}: {start!r} implies itself through its own rules")
+                if premise not in seen:
+                    seen.add(premise)
+                    stack.append(premise)
+
+
 def _check_parent_tree(resource_types: dict[str, ResourceType]) -> None:
-    """Parent relations must form a tree of types, so no resource can be its own ancestor."""
+    """Parent relations must name resource types and form a tree of them, so that no resource can
+    be its own ancestor."""
     for start in resource_types.values():
+        if start.parent_type is not None and start.parent_type not in resource_types:
+            raise PolicyDeclarationError(f"the parent of {start.polar_name} must be a resource type")
         seen, current = {start.key}, start.parent_type
         while current is not None:
             if current in seen:

@@ -16,7 +16,7 @@ SYSTEM = "system:accessreview"
 
 ALL_PERMISSIONS = {
     "check", "sync_directory", "read_directory", "read_audit", "read_decisions",
-    "read_reports", "manage_campaigns", "manage_tokens", "reload_policy",
+    "read_reports", "manage_campaigns", "view_campaigns", "manage_tokens", "reload_policy",
 }
 
 # Permission lines of `resource System`, as (role, permission), with a role that lacks the
@@ -28,6 +28,8 @@ LINES = [
     ("portal_client", "read_directory", None),
     ("security_lead", "read_directory", None),
     ("security_lead", "manage_campaigns", "auditor"),
+    ("security_lead", "view_campaigns", "portal_client"),
+    ("auditor", "view_campaigns", "portal_client"),
     ("security_lead", "read_reports", "portal_client"),
     ("security_lead", "read_decisions", "portal_client"),
     ("security_lead", "read_audit", "portal_client"),
@@ -41,8 +43,9 @@ LINES = [
 
 EXACT = {
     "portal_client": {"check", "sync_directory", "read_directory"},
-    "security_lead": {"read_directory", "manage_campaigns", "read_reports", "read_decisions", "read_audit"},
-    "auditor": {"read_directory", "read_audit", "read_decisions", "read_reports"},
+    "security_lead": {"read_directory", "manage_campaigns", "view_campaigns", "read_reports", "read_decisions",
+                      "read_audit"},
+    "auditor": {"read_directory", "read_audit", "read_decisions", "read_reports", "view_campaigns"},
     "admin": ALL_PERMISSIONS,
 }
 

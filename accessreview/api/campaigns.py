@@ -1,0 +1,255 @@
+"""/v1 access reviews: campaign definitions, campaigns, review items, decisions, sign-off, measures."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Blueprint, current_app, g
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from ..authz.engine import get_engine
+from ..campaigns import definitions, review
+from ..campaigns.launch import launch, period_key
+from ..campaigns.measures import campaign_measures, review_measures
+from ..campaigns.remediation import finish_remediation, remediate
+from ..campaigns.schemas import (BulkDecisions, DecisionBody, DefinitionBody, DefinitionPatch, ReassignBody,
+                                 SignOffBody)
+from ..db import get_session
+from ..errors import NotFound
+from ..models import Campaign, ReviewItem
+from . import shapes
+from .common import (authorize, authorize_object, body, caller, clock_now, documented, json_response, page_limit,
+                     query, unit_of_work)
+
+bp = Blueprint("campaigns", __name__, url_prefix="/v1")
+ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
+OBJECT = {"type": "object"}
+
+
+def _declared_types() -> set[str]:
+    return set(get_engine().policy.declarations.resource_types)
+
+
+def _item_or_404(item_id: int, permission: str) -> tuple[ReviewItem, str]:
+    """The item, with the caller authorized for ``permission`` on it (404 if it may not even look)."""
+    item = get_session().get(ReviewItem, item_id)
+    if item is None:
+        caller()
+        g.authorization_decision = (permission, f"review_item:{item_id}", False)  # a deny, then 404
+        raise NotFound(f"review item {item_id} does not exist", field="id")
+    return item, authorize_object(permission, f"review_item:{item_id}", {"reviewer": item.reviewer})
+
+
+def _may(principal: str, permission: str, item: ReviewItem) -> bool:
+    return get_engine().is_allowed_on_object(principal, permission, f"review_item:{item.id}",
+                                             {"reviewer": item.reviewer})
+
+
+# -- definitions -----------------------------------------------------------------------------------
+
+@bp.post("/campaign-definitions")
+@documented("Define a recurring (or one-off) access review", body=DefinitionBody, tag="campaigns",
+            responses={201: OBJECT, 422: shapes.ErrorOut, **ERRORS})
+def create_definition():
+    actor = authorize("manage_campaigns")
+    data = body(DefinitionBody)
+    with unit_of_work(actor) as (session, ctx):
+        state = definitions.create_definition(session, ctx, data, _declared_types())
+    return json_response(state, 201)
+
+
+@bp.get("/campaign-definitions")
+@documented("Campaign definitions", tag="campaigns", responses={200: OBJECT, **ERRORS})
+def list_definitions():
+    authorize("view_campaigns")
+    return json_response({"items": definitions.list_definitions(get_session())})
+
+
+@bp.get("/campaign-definitions/<int:definition_id>")
+@documented("One campaign definition", tag="campaigns", responses={200: OBJECT, **ERRORS})
+def get_definition(definition_id: int):
+    authorize("view_campaigns")
+    return json_response(definitions.definition_state(definitions.get_definition(get_session(), definition_id)))
+
+
+@bp.patch("/campaign-definitions/<int:definition_id>")
+@documented("Change a campaign definition (running campaigns keep the settings they launched with)",
+            body=DefinitionPatch, tag="campaigns", responses={200: OBJECT, 422: shapes.ErrorOut, **ERRORS})
+def patch_definition(definition_id: int):
+    actor = authorize("manage_campaigns")
+    data = body(DefinitionPatch)
+    with unit_of_work(actor) as (session, ctx):
+        state = definitions.patch_definition(session, ctx, definition_id, data, _declared_types())
+    return json_response(state)
+
+
+@bp.post("/campaign-definitions/<int:definition_id>/launch")
+@documented("Launch a campaign of this definition now", tag="campaigns",
+            responses={201: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+def launch_now(definition_id: int):
+    actor = authorize("manage_campaigns")
+    config = current_app.config
+    with unit_of_work(actor) as (session, ctx):
+        definition = definitions.get_definition(session, definition_id)
+        campaign, _ = launch(session, ctx, get_engine(), definition, f"manual-{period_key(ctx.now)}",
+                             max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"], stale_action=config["STALE_SYNC_ACTION"])
+        state = review.campaign_state(campaign, review.item_counts(session, campaign.id))
+    return json_response(state, 201)
+
+
+# -- campaigns -------------------------------------------------------------------------------------
+
+@bp.get("/campaigns")
+@documented("Campaigns", tag="campaigns", responses={200: OBJECT, **ERRORS})
+def list_campaigns():
+    authorize("view_campaigns")
+    return json_response({"items": review.list_campaigns(get_session())})
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@documented("One campaign, with its item counts", tag="campaigns", responses={200: OBJECT, **ERRORS})
+def get_campaign(campaign_id: int):
+    authorize("view_campaigns")
+    session = get_session()
+    campaign = review.get_campaign(session, campaign_id)
+    return json_response(review.campaign_state(campaign, review.item_counts(session, campaign_id)))
+
+
+@bp.post("/campaigns/<int:campaign_id>/decisions")
+@documented("Up to 1000 decisions at once, all or nothing", body=BulkDecisions, tag="reviews",
+            responses={200: OBJECT, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
+def bulk_decisions(campaign_id: int):
+    principal = caller()
+    data = body(BulkDecisions)
+    session = get_session()
+    campaign = session.get(Campaign, campaign_id)
+    ids = [d.item for d in data.decisions]
+    items = {i.id: i for i in session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)))}
+    requests = []
+    for decision in data.decisions:
+        item = items.get(decision.item)
+        # Each item is authorized like a single decision: its reviewer, or a security lead's override.
+        own = item is not None and _may(principal, "decide", item)
+        if campaign is None or item is None or item.campaign_id != campaign_id or \
+                not (own or _may(principal, "override", item)):
+            g.authorization_decision = ("decide", f"review_item:{decision.item}", False)
+            raise NotFound(f"review item {decision.item} is not in campaign {campaign_id} (or not yours to decide)",
+                           field="decisions")
+        requests.append(review.DecisionRequest(item, decision.decision, decision.justification, not own))
+    g.authorization_decision = ("decide", f"campaign:{campaign_id}", True)
+    with unit_of_work(principal) as (session, ctx):
+        result = review.decide_many(session, ctx, campaign, requests)
+    return json_response(result)
+
+
+@bp.post("/campaigns/<int:campaign_id>/close")
+@documented("Close now: undecided items get the on_no_response outcome", tag="campaigns",
+            responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+def close_campaign(campaign_id: int):
+    actor = authorize("manage_campaigns")
+    with unit_of_work(actor) as (session, ctx):
+        state = review.close(session, ctx, review.get_campaign(session, campaign_id), reason=f"closed by {actor}")
+    return json_response(state)
+
+
+@bp.post("/campaigns/<int:campaign_id>/sign-off")
+@documented("A security lead's attestation; then the revocations are applied and verified", body=SignOffBody,
+            tag="campaigns", responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+def sign_off(campaign_id: int):
+    actor = authorize("manage_campaigns")
+    data = body(SignOffBody)
+    with unit_of_work(actor) as (session, ctx):
+        state = review.sign_off(session, ctx, review.get_campaign(session, campaign_id), data.statement)
+    state["remediation"] = _remediate(campaign_id, actor)
+    return json_response(state)
+
+
+@bp.post("/campaigns/<int:campaign_id>/remediate")
+@documented("Apply (or retry) the revocations of a signed-off campaign and verify them", tag="campaigns",
+            responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+def retry_remediation(campaign_id: int):
+    actor = authorize("manage_campaigns")
+    return json_response(_remediate(campaign_id, actor))
+
+
+def _remediate(campaign_id: int, actor: str) -> dict[str, Any]:
+    engine = get_engine()
+    with unit_of_work(actor) as (session, ctx):
+        applied = remediate(session, ctx, engine, review.get_campaign(session, campaign_id))
+    with unit_of_work(actor) as (session, ctx):
+        verified = finish_remediation(session, ctx, engine, review.get_campaign(session, campaign_id))
+    return {"applied": applied, **verified}
+
+
+@bp.get("/campaigns/<int:campaign_id>/metrics")
+@documented("How this campaign is going", tag="campaigns", responses={200: OBJECT, **ERRORS})
+def metrics_of_campaign(campaign_id: int):
+    authorize("view_campaigns")
+    session = get_session()
+    return json_response(campaign_measures(session, review.get_campaign(session, campaign_id), clock_now()))
+
+
+@bp.get("/metrics/reviews")
+@documented("How reviews are going, across campaigns", tag="campaigns", responses={200: OBJECT, **ERRORS})
+def metrics_of_reviews():
+    authorize("view_campaigns")
+    return json_response(review_measures(get_session(), clock_now()))
+
+
+# -- review items ----------------------------------------------------------------------------------
+
+class ItemQuery(BaseModel):
+    campaign: int | None = None
+    reviewer: str | None = None  # a principal, or "me"
+    status: Literal["pending", "decided"] | None = None
+    cursor: str | None = None
+    limit: int | None = None
+
+
+@bp.get("/review-items")
+@documented("Review items: your queue with reviewer=me, or anyone's for security leads and auditors",
+            query=ItemQuery, tag="reviews", responses={200: OBJECT, **ERRORS})
+def list_items():
+    q = query(ItemQuery)
+    principal = caller()
+    reviewer = principal if q.reviewer == "me" else q.reviewer
+    if reviewer is not None:
+        authorize_object("view", f"review_queue:{reviewer}", {"reviewer": reviewer})
+    else:
+        authorize("view_campaigns")
+    page = review.list_items(get_session(), campaign=q.campaign, reviewer=reviewer, status=q.status,
+                             cursor=q.cursor, limit=page_limit(q.limit))
+    return json_response(page.to_dict())
+
+
+@bp.get("/review-items/<int:item_id>")
+@documented("One review item, with its history", tag="reviews", responses={200: OBJECT, **ERRORS})
+def get_item(item_id: int):
+    item, _ = _item_or_404(item_id, "view")
+    return json_response({**review.item_state(item), "history": review.item_history(get_session(), item_id)})
+
+
+@bp.post("/review-items/<int:item_id>/decision")
+@documented("Keep or revoke, with a justification; may be changed until the campaign closes", body=DecisionBody,
+            tag="reviews", responses={200: OBJECT, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
+def decide(item_id: int):
+    item, principal = _item_or_404(item_id, "view")
+    overriding = not _may(principal, "decide", item)
+    if overriding:
+        authorize_object("override", f"review_item:{item_id}", {"reviewer": item.reviewer})
+    data = body(DecisionBody)
+    with unit_of_work(principal) as (session, ctx):
+        state = review.decide(session, ctx, item, data.decision, data.justification, overriding)
+    return json_response(state)
+
+
+@bp.post("/review-items/<int:item_id>/reassign")
+@documented("Hand an item to another reviewer, with a reason (its reviewer delegates; a security lead reassigns)",
+            body=ReassignBody, tag="reviews", responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+def reassign(item_id: int):
+    item, principal = _item_or_404(item_id, "reassign")
+    data = body(ReassignBody)
+    with unit_of_work(principal) as (session, ctx):
+        state = review.reassign(session, ctx, item, data.to, data.reason, delegated=principal == item.reviewer)
+    return json_response(state)

@@ -1,0 +1,265 @@
+"""Reviewing: decisions (single and bulk), changes, overrides, reassignment, close and sign-off."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..audit import WriteContext, append_event
+from ..clock import as_utc
+from ..errors import ApiError, Conflict, NotFound, Unprocessable
+from ..models import Campaign, ReviewEvent, ReviewItem
+from ..pagination import Page, paginate
+from .launch import Directory, resolve_reviewer
+from .population import Candidate
+
+
+def campaign_state(c: Campaign, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "id": c.id, "definition_id": c.definition_id, "period": c.period, "name": c.name, "status": c.status,
+        "launched_by": c.launched_by, "launched_at": as_utc(c.launched_at).isoformat(),
+        "due_at": as_utc(c.due_at).isoformat(), "closed_at": c.closed_at and as_utc(c.closed_at).isoformat(),
+        "revision": c.revision, "policy_version": c.policy_version, "population_count": c.population_count,
+        "population_hash": c.population_hash, "freshness": c.freshness, "signed_off_by": c.signed_off_by,
+        "signed_off_at": c.signed_off_at and as_utc(c.signed_off_at).isoformat(),
+        "sign_off_statement": c.sign_off_statement, "settings": c.settings, "items": counts,
+    }
+
+
+def item_state(i: ReviewItem) -> dict[str, Any]:
+    return {
+        "id": i.id, "campaign_id": i.campaign_id, "kind": i.kind, "grant_id": i.grant_id,
+        "principal": i.frozen["principal"], "role": i.role, "resource": i.frozen["resource"],
+        "grant": i.frozen.get("grant"), "members": i.frozen.get("members"),
+        "effective_permissions": i.effective_permissions, "explanation": i.explanation,
+        "last_used_at": i.last_used_at and as_utc(i.last_used_at).isoformat(),
+        "recommendation": i.recommendation, "recommendation_reason": i.recommendation_reason,
+        "stage": i.stage, "reviewer_of_record": i.reviewer_of_record, "reviewer": i.reviewer,
+        "assignment_note": i.assignment_note, "status": i.status, "decision": i.decision,
+        "justification": i.justification, "decided_by": i.decided_by,
+        "decided_at": i.decided_at and as_utc(i.decided_at).isoformat(), "automated_rule": i.automated_rule,
+        "overridden": i.overridden, "escalated_at": i.escalated_at and as_utc(i.escalated_at).isoformat(),
+        "remediation_state": i.remediation_state, "remediation_detail": i.remediation_detail,
+        "applied_at": i.applied_at and as_utc(i.applied_at).isoformat(),
+        "verified_at": i.verified_at and as_utc(i.verified_at).isoformat(),
+    }
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist", field="id")
+    return campaign
+
+
+def get_item(session: Session, item_id: int) -> ReviewItem:
+    item = session.get(ReviewItem, item_id)
+    if item is None:
+        raise NotFound(f"review item {item_id} does not exist", field="id")
+    return item
+
+
+def item_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    rows = session.execute(select(ReviewItem.status, func.count()).where(ReviewItem.campaign_id == campaign_id)
+                           .group_by(ReviewItem.status)).all()
+    return {status: count for status, count in rows}
+
+
+def list_campaigns(session: Session) -> list[dict[str, Any]]:
+    return [campaign_state(c) for c in session.scalars(select(Campaign).order_by(Campaign.id))]
+
+
+def list_items(session: Session, *, campaign: int | None, reviewer: str | None, status: str | None,
+               cursor: str | None, limit: int) -> Page:
+    query = select(ReviewItem)
+    for column, value in ((ReviewItem.campaign_id, campaign), (ReviewItem.reviewer, reviewer),
+                          (ReviewItem.status, status)):
+        if value is not None:
+            query = query.where(column == value)
+    return paginate(session, query, ReviewItem.id, cursor, limit).map(item_state)
+
+
+def record(session: Session, ctx: WriteContext, item: ReviewItem, kind: str, **detail: Any) -> None:
+    """The item's own history, and the audit trail, for one review event."""
+    session.add(ReviewEvent(item_id=item.id, occurred_at=ctx.now, actor=ctx.actor, kind=kind, stage=item.stage,
+                            detail=detail))
+    append_event(session, ctx, f"review.{kind}", f"review_item:{item.id}", None,
+                 {"campaign": item.campaign_id, "stage": item.stage, **detail})
+
+
+def item_history(session: Session, item_id: int) -> list[dict[str, Any]]:
+    return [{"occurred_at": as_utc(e.occurred_at).isoformat(), "actor": e.actor, "kind": e.kind, "stage": e.stage,
+             **e.detail} for e in session.scalars(select(ReviewEvent).where(ReviewEvent.item_id == item_id)
+                                                   .order_by(ReviewEvent.id))]
+
+
+def _require_open(campaign: Campaign) -> None:
+    if campaign.status != "open":
+        raise Conflict(f"campaign {campaign.id} is {campaign.status.replace('_', ' ')}; its decisions can no longer "
+                       "change", code="campaign_closed", field="campaign")
+
+
+@dataclass
+class DecisionRequest:
+    item: ReviewItem
+    decision: str
+    justification: str | None
+    override: bool  # decided by a security lead or admin instead of the assigned reviewer
+
+
+def check_decision(campaign: Campaign, request: DecisionRequest) -> ApiError | None:
+    """What is wrong with a decision, if anything (so bulk decisions can report every problem)."""
+    if campaign.status != "open":
+        return Conflict(f"campaign {campaign.id} is {campaign.status}", code="campaign_closed", field="campaign")
+    required = campaign.settings["justification"][request.decision]
+    if required and not (request.justification or "").strip():
+        return Unprocessable(f"a justification is required to {request.decision}", field="justification",
+                             code="justification_required")
+    return None
+
+
+def apply_decision(session: Session, ctx: WriteContext, campaign: Campaign, request: DecisionRequest,
+                   directory: Directory | None = None) -> None:
+    item = request.item
+    previous = item.decision if item.status == "decided" else None
+    kind = "overridden" if request.override else ("changed" if previous else "decided")
+    stages = [campaign.settings["reviewer"], *campaign.settings.get("stages", [])]
+    if request.decision == "keep" and item.stage + 1 < len(stages) and previous is None:
+        # Kept at this stage: the next stage's reviewer decides next.
+        record(session, ctx, item, "stage_passed", decision="keep", justification=request.justification,
+               reviewer=item.reviewer, override=request.override)
+        item.stage += 1
+        directory = directory or Directory(session)
+        candidate = Candidate(item.kind, item.principal_key, item.resource_key, item.role,
+                              members=[m["id"] for m in item.frozen.get("members", [])])
+        item.reviewer, item.assignment_note = resolve_reviewer(
+            directory, stages[item.stage], candidate, campaign.settings["fallback_reviewer"],
+            set(candidate.members))
+        record(session, ctx, item, "assigned", reviewer=item.reviewer, note=item.assignment_note)
+        return
+    item.status, item.decision, item.justification = "decided", request.decision, request.justification
+    item.decided_by, item.decided_at, item.automated_rule = ctx.actor, ctx.now, None
+    item.overridden = item.overridden or request.override
+    record(session, ctx, item, kind, decision=request.decision, previous=previous,
+           justification=request.justification, override=request.override)
+
+
+def decide(session: Session, ctx: WriteContext, item: ReviewItem, decision: str, justification: str | None,
+           override: bool) -> dict[str, Any]:
+    campaign = get_campaign(session, item.campaign_id)
+    request = DecisionRequest(item, decision, justification, override)
+    problem = check_decision(campaign, request)
+    if problem:
+        raise problem
+    apply_decision(session, ctx, campaign, request)
+    session.flush()
+    close_if_complete(session, ctx, campaign)
+    return item_state(item)
+
+
+def decide_many(session: Session, ctx: WriteContext, campaign: Campaign,
+                requests: list[DecisionRequest]) -> dict[str, Any]:
+    """All or nothing: every decision is checked first; one bad one and nothing is written."""
+    errors = []
+    seen: set[int] = set()
+    for index, request in enumerate(requests):
+        problem = check_decision(campaign, request)
+        if request.item.campaign_id != campaign.id:
+            problem = NotFound(f"review item {request.item.id} is not in campaign {campaign.id}", field="item")
+        elif request.item.id in seen:
+            problem = Unprocessable(f"review item {request.item.id} appears twice", field="item", code="duplicate_row")
+        seen.add(request.item.id)
+        if problem:
+            errors.append({"index": index, "item": request.item.id, "code": problem.code, "field": problem.field,
+                           "message": problem.message})
+    if errors:
+        raise Unprocessable(f"{len(errors)} decision(s) refused; nothing was written", field="decisions",
+                            code="invalid_decisions", errors=errors)
+    directory = Directory(session) if any(r.decision == "keep" for r in requests) and campaign.settings.get("stages") \
+        else None
+    for request in requests:
+        apply_decision(session, ctx, campaign, request, directory)
+    session.flush()
+    close_if_complete(session, ctx, campaign)
+    return {"decided": len(requests), "campaign": campaign_state(campaign, item_counts(session, campaign.id))}
+
+
+def reassign(session: Session, ctx: WriteContext, item: ReviewItem, to: str, reason: str, *,
+             delegated: bool) -> dict[str, Any]:
+    campaign = get_campaign(session, item.campaign_id)
+    _require_open(campaign)
+    if item.status != "pending":
+        raise Conflict(f"review item {item.id} is already decided", code="already_decided", field="id")
+    if to == item.principal_key or to in {m["id"] for m in item.frozen.get("members", [])}:
+        raise Unprocessable(f"{to} cannot review their own access", field="to", code="self_review")
+    previous = item.reviewer
+    item.reviewer = to
+    item.assignment_note = reason
+    record(session, ctx, item, "delegated" if delegated else "reassigned", from_reviewer=previous, to_reviewer=to,
+           reason=reason)
+    session.flush()
+    return item_state(item)
+
+
+def close_if_complete(session: Session, ctx: WriteContext, campaign: Campaign) -> bool:
+    pending = session.scalar(select(func.count()).select_from(ReviewItem).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending"))
+    if campaign.status == "open" and not pending:
+        close(session, ctx, campaign, reason="every item decided")
+        return True
+    return False
+
+
+def close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> dict[str, Any]:
+    """Close: every undecided item gets the campaign's on_no_response outcome, as an automated decision."""
+    _require_open(campaign)
+    rule = campaign.settings["on_no_response"]
+    outcomes: Counter[str] = Counter()
+    for outcome in ("keep", "revoke", "none"):
+        # keep/revoke apply as they are; "recommendation" follows each item's advice (none → keep).
+        if rule == "recommendation":
+            chosen = {"keep": "keep", "revoke": "revoke", "none": "keep"}[outcome]
+            where = [ReviewItem.recommendation == outcome]
+        elif outcome == "none":
+            continue
+        else:
+            if outcome != rule:
+                continue
+            chosen, where = rule, []
+        result = session.execute(
+            update(ReviewItem).where(ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending", *where)
+            .values(status="decided", decision=chosen, decided_by="system:accessreview", decided_at=ctx.now,
+                    automated_rule=f"on_no_response:{rule}",
+                    justification=f"no decision by the due date; on_no_response={rule}"))
+        outcomes[chosen] += result.rowcount
+    campaign.status, campaign.closed_at = "closed", ctx.now
+    session.flush()
+    append_event(session, ctx, "campaign.closed", f"campaign:{campaign.id}", None,
+                 {"reason": reason, "automated": dict(outcomes), "rule": rule})
+    return campaign_state(campaign, item_counts(session, campaign.id))
+
+
+def sign_off(session: Session, ctx: WriteContext, campaign: Campaign, statement: str) -> dict[str, Any]:
+    if campaign.status == "open":
+        raise Conflict("the campaign is still open: close it (or let it reach its due date) before signing off",
+                       code="campaign_open", field="campaign")
+    if campaign.status != "closed":
+        raise Conflict(f"campaign {campaign.id} is already signed off", code="already_signed_off", field="campaign")
+    campaign.status, campaign.signed_off_by, campaign.signed_off_at = "signed_off", ctx.actor, ctx.now
+    campaign.sign_off_statement = statement
+    session.execute(update(ReviewItem).where(ReviewItem.campaign_id == campaign.id, ReviewItem.decision == "revoke")
+                    .values(remediation_state="pending"))
+    session.flush()
+    append_event(session, ctx, "campaign.signed_off", f"campaign:{campaign.id}", None,
+                 {"statement": statement, "by": ctx.actor})
+    return campaign_state(campaign, item_counts(session, campaign.id))
+
+
+def due_campaigns(session: Session, now: datetime) -> Iterable[Campaign]:
+    return session.scalars(select(Campaign).where(Campaign.status == "open", Campaign.due_at <= now)
+                           .order_by(Campaign.id))
