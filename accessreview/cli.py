@@ -291,6 +291,22 @@ def policy_test(pytest_args: tuple[str, ...]) -> None:
     sys.exit(pytest.main([str(tests), "-q", "-p", "no:cacheprovider", *pytest_args]))
 
 
+# -- scheduler -------------------------------------------------------------------------------------
+
+@click.command("scheduler", help="Run the scheduler: launches due campaigns, reminds, escalates and closes.")
+@click.option("--once", is_flag=True, help="run every job once and exit (for cron, or to catch up by hand)")
+@with_appcontext
+def scheduler_command(once: bool) -> None:
+    from . import scheduler
+
+    app = current_app._get_current_object()
+    if once:
+        click.echo(json.dumps(scheduler.run_once(app), default=str))
+        return
+    click.echo(f"scheduler running: every {app.config['SCHEDULER_TICK']} s (Ctrl-C stops it)")
+    scheduler.build(app).start()
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 @click.group("demo", help="Demo data.")
@@ -318,7 +334,7 @@ def demo_load(if_empty: bool) -> None:
 
 def init_app(app: Flask) -> None:
     for command in (db_group, token_group, grant_command, principal_group, directory_group, audit_group,
-                    policy_group, demo_group):
+                    policy_group, scheduler_command, demo_group):
         app.cli.add_command(command)
 
 

@@ -1,0 +1,219 @@
+"""The scheduled work of access reviews: launch what is due, remind, escalate, close.
+
+Each job opens its own sessions and commits per campaign, reads the one injected clock, and is
+idempotent: launches are keyed by (definition, period), reminders by the day they are for, and
+escalation and closing by the item's and campaign's state. Running a job twice, or in two
+scheduler processes at once, does the work once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit import WriteContext, append_event, lock_state
+from ..authz.engine import AuthzEngine
+from ..clock import as_utc
+from ..errors import ApiError
+from ..models import Campaign, CampaignDefinition, Principal, ReviewItem
+from ..notify import Message, Notifier
+from .launch import launch, period_key
+from .review import close, record
+
+log = logging.getLogger(__name__)
+SCHEDULER = "system:scheduler"
+
+
+def latest_period(schedule: dict[str, Any], since: datetime, now: datetime) -> datetime | None:
+    """The most recent scheduled time in (since, now], or None: one launch per period, and after
+    downtime only the latest missed period is launched."""
+    zone = ZoneInfo(schedule.get("timezone") or "UTC")
+    if schedule.get("cron"):
+        trigger = CronTrigger.from_crontab(schedule["cron"], timezone=zone)
+    else:
+        # Without a start, the first period ends one interval after the definition was made.
+        start = as_utc(datetime.fromisoformat(schedule["start"])) if schedule.get("start") \
+            else since + timedelta(days=schedule["interval_days"])
+        trigger = IntervalTrigger(days=schedule["interval_days"], start_date=start, timezone=zone)
+    latest, fire = None, trigger.get_next_fire_time(None, since)
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return latest
+
+
+def _unit(sessions: Callable[[], Session], clock, actor: str = SCHEDULER):
+    session = sessions()
+    lock_state(session)
+    return session, WriteContext(actor, clock.now())
+
+
+def launch_due(sessions, engine: AuthzEngine, clock, config) -> list[int]:
+    """Launch every scheduled definition whose latest period has no campaign yet."""
+    launched = []
+    reader = sessions()
+    try:
+        definitions = list(reader.scalars(select(CampaignDefinition).where(CampaignDefinition.enabled.is_(True))))
+    finally:
+        reader.close()
+    for definition in definitions:
+        if not definition.schedule:  # launched by hand only (a JSON null, so filtered here)
+            continue
+        since = as_utc(definition.created_at)
+        period = latest_period(definition.schedule, since, clock.now())
+        if period is None:
+            continue
+        session, ctx = _unit(sessions, clock)
+        try:
+            campaign, new = launch(session, ctx, engine, session.merge(definition), period_key(period),
+                                   max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"],
+                                   stale_action=config["STALE_SYNC_ACTION"])
+            session.commit()
+            if new:
+                launched.append(campaign.id)
+        except ApiError as error:  # stale directory: say so in the audit trail, try again next tick
+            session.rollback()
+            session, ctx = _unit(sessions, clock)
+            append_event(session, ctx, "campaign.launch_refused", f"campaign_definition:{definition.id}", None,
+                         {"period": period_key(period), "code": error.code, "message": error.message})
+            session.commit()
+            log.warning("launch of definition %s refused: %s", definition.id, error.message)
+        except Exception:
+            session.rollback()
+            log.exception("launch of definition %s failed; nothing was kept", definition.id)
+        finally:
+            session.close()
+    return launched
+
+
+def reminder_due(reminders: dict[str, Any], due: datetime, now: datetime) -> str | None:
+    """Which reminder, if any, is for today (in UTC days relative to the due date)."""
+    days_left = (due.date() - now.date()).days
+    if days_left in set(reminders.get("days_before_due") or ()):
+        return f"due in {days_left} day(s)"
+    if days_left == 0 and reminders.get("on_due_day"):
+        return "due today"
+    if days_left < 0 and reminders.get("daily_overdue"):
+        return f"overdue by {-days_left} day(s)"
+    return None
+
+
+def remind_and_escalate(sessions, clock, config, notifier: Notifier) -> dict[str, int]:
+    counts = defaultdict(int)
+    reader = sessions()
+    try:
+        campaign_ids = list(reader.scalars(select(Campaign.id).where(Campaign.status == "open")))
+    finally:
+        reader.close()
+    for campaign_id in campaign_ids:
+        session, ctx = _unit(sessions, clock)
+        try:
+            campaign = session.get(Campaign, campaign_id)
+            counts["escalated"] += _escalate(session, ctx, campaign, notifier, config)
+            counts["reminded"] += _remind(session, ctx, campaign, notifier, config)
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("reminders of campaign %s failed", campaign_id)
+        finally:
+            session.close()
+    return dict(counts)
+
+
+def _pending_by_reviewer(session: Session, campaign: Campaign) -> dict[str, list[ReviewItem]]:
+    pending: dict[str, list[ReviewItem]] = defaultdict(list)
+    for item in session.scalars(select(ReviewItem).where(ReviewItem.campaign_id == campaign.id,
+                                                         ReviewItem.status == "pending").order_by(ReviewItem.id)):
+        if item.reviewer:
+            pending[item.reviewer].append(item)
+    return pending
+
+
+def _remind(session: Session, ctx: WriteContext, campaign: Campaign, notifier: Notifier, config) -> int:
+    which = reminder_due(campaign.settings["reminders"], as_utc(campaign.due_at), ctx.now)
+    if which is None:
+        return 0
+    sent = 0
+    # Only reviewers with something left to decide: a reviewer who has finished hears nothing.
+    for reviewer, items in sorted(_pending_by_reviewer(session, campaign).items()):
+        if all(i.last_reminded_at and as_utc(i.last_reminded_at).date() == ctx.now.date() for i in items):
+            continue  # already reminded today
+        person = session.get(Principal, reviewer)
+        link = f"{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me&status=pending"
+        outcome = notifier.send(Message(
+            to=reviewer, address=person.email if person else None,
+            subject=f"[access review] {campaign.name}: {len(items)} item(s) to decide, {which}",
+            text=(f"You have {len(items)} access review item(s) to decide in \"{campaign.name}\", {which} "
+                  f"(due {as_utc(campaign.due_at):%Y-%m-%d %H:%M} UTC).\n\nYour queue: {link}\n"),
+            event={"event": "reminder", "campaign": campaign.id, "reviewer": reviewer, "pending": len(items),
+                   "when": which}))
+        for item in items:
+            item.last_reminded_at = ctx.now
+        append_event(session, ctx, "campaign.reminded", f"campaign:{campaign.id}", None,
+                     {"reviewer": reviewer, "pending": len(items), "when": which, **outcome})
+        sent += 1
+    session.flush()
+    return sent
+
+
+def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, notifier: Notifier, config) -> int:
+    rule = campaign.settings.get("escalation")
+    if not rule or ctx.now < as_utc(campaign.due_at) + timedelta(days=rule["after_days_overdue"]):
+        return 0
+    moved = 0
+    for reviewer, items in sorted(_pending_by_reviewer(session, campaign).items()):
+        waiting = [i for i in items if i.escalated_at is None]
+        if not waiting:
+            continue
+        person = session.get(Principal, reviewer)
+        target = person.manager_key if rule["to"] == "manager" and person is not None else None
+        target = target or campaign.settings["fallback_reviewer"]
+        for item in waiting:
+            subjects = {item.principal_key, *(m["id"] for m in item.frozen.get("members", []))}
+            chosen = target if target not in subjects else campaign.settings["fallback_reviewer"]
+            item.reviewer, item.escalated_at = chosen, ctx.now
+            record(session, ctx, item, "escalated", from_reviewer=reviewer, to_reviewer=chosen,
+                   reason=f"overdue by {rule['after_days_overdue']}+ day(s)")
+            moved += 1
+        new_reviewer = session.get(Principal, target)
+        notifier.send(Message(
+            to=target, address=new_reviewer.email if new_reviewer else None,
+            subject=f"[access review] escalated to you: {len(waiting)} overdue item(s) of {campaign.name}",
+            text=(f"{len(waiting)} item(s) assigned to {reviewer} in \"{campaign.name}\" are overdue and now "
+                  f"yours to decide.\n\n{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me\n"),
+            event={"event": "escalation", "campaign": campaign.id, "from": reviewer, "to": target,
+                   "items": len(waiting)}))
+    session.flush()
+    return moved
+
+
+def close_due(sessions, clock) -> list[int]:
+    closed = []
+    reader = sessions()
+    try:
+        due = list(reader.scalars(select(Campaign.id).where(Campaign.status == "open",
+                                                            Campaign.due_at <= clock.now())))
+    finally:
+        reader.close()
+    for campaign_id in due:
+        session, ctx = _unit(sessions, clock)
+        try:
+            campaign = session.get(Campaign, campaign_id)
+            if campaign.status == "open":
+                close(session, ctx, campaign, reason="due date reached")
+                closed.append(campaign_id)
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("closing campaign %s failed", campaign_id)
+        finally:
+            session.close()
+    return closed

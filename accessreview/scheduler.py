@@ -1,0 +1,60 @@
+"""The scheduler process (`accessreview scheduler`): APScheduler with its jobs in the service's database.
+
+It runs in one process of its own, never in the web workers. Its jobs only look for work that is
+due — launches, reminders and escalations, closes — and that work is idempotent, so a second
+scheduler against the same PostgreSQL, a retried tick or a tick missed during downtime never does
+anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from .campaigns import jobs
+from .notify import Notifier
+
+log = logging.getLogger(__name__)
+JOBS = ("launch_due", "remind_and_escalate", "close_due")
+_app: Flask | None = None  # the scheduler process's app; jobs are stored by reference, not pickled with it
+
+
+def run_job(name: str) -> object:
+    """What a stored job calls: one pass of ``name``, with its own sessions and the app's clock."""
+    app = _app
+    assert app is not None, "the scheduler's app is not set"
+    sessions = app.extensions["db"].sessionmaker
+    clock, config = app.config["CLOCK"], app.config
+    with app.app_context():
+        if name == "launch_due":
+            result = jobs.launch_due(sessions, app.extensions["authz"], clock, config)
+        elif name == "remind_and_escalate":
+            result = jobs.remind_and_escalate(sessions, clock, config, Notifier(config))
+        elif name == "close_due":
+            result = jobs.close_due(sessions, clock)
+        else:
+            raise ValueError(f"no job {name!r}")
+    if result:
+        log.info("%s: %s", name, result)
+    return result
+
+
+def run_once(app: Flask) -> dict[str, object]:
+    global _app
+    _app = app
+    return {name: run_job(name) for name in JOBS}
+
+
+def build(app: Flask) -> BlockingScheduler:
+    global _app
+    _app = app
+    store = SQLAlchemyJobStore(engine=app.extensions["db"].engine, tablename="apscheduler_jobs")
+    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC", job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+    for name in JOBS:
+        scheduler.add_job("accessreview.scheduler:run_job", "interval", args=[name], id=name, name=name,
+                          seconds=app.config["SCHEDULER_TICK"], replace_existing=True)
+    return scheduler
