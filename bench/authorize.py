@@ -49,7 +49,7 @@ NOW = datetime.now(timezone.utc)
 ORGS, PROJECTS, DOCS, USERS = 100, 20, 50, 10_000
 
 
-def build_directory(url: str, rng: random.Random) -> dict:
+def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> dict:
     """Bulk-insert the directory; returns the names the measurements need."""
     upgrade(url)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "INSTANCE_DIR": tempfile.mkdtemp(),
@@ -85,7 +85,7 @@ def build_directory(url: str, rng: random.Random) -> dict:
         grant(f"user:u{i}", "member", f"organization:o{rng.randrange(1, ORGS)}")
     for o in range(10):  # u1 reaches 10 organizations' 10,000 documents
         grant("user:u1", "admin" if o else "member", f"organization:o{o}")
-    while len(grants) < 50_000:
+    while len(grants) < grant_count:
         i, o, p = rng.randrange(USERS), rng.randrange(ORGS), rng.randrange(PROJECTS)
         if rng.random() < 0.5:
             grant(f"user:u{i}", rng.choice(["viewer", "editor", "manager"]), f"project:o{o}-p{p}",

@@ -47,7 +47,7 @@ class CompiledType:
     by_action: dict[str, dict[int, frozenset[str]]]
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: one model per policy version
 class CompiledModel:
     types: dict[str, CompiledType] = field(default_factory=dict)
     fallback_types: dict[str, str] = field(default_factory=dict)  # type -> why it is left to oso

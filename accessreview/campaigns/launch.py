@@ -23,6 +23,9 @@ from .definitions import definition_state
 from .population import Candidate, effective, in_scope, population_hash, recommend
 
 
+INSERT_BATCH = 5000
+
+
 class StaleDirectory(Conflict):
     code = "stale_directory"
 
@@ -40,23 +43,41 @@ def freshness(session: Session, now: datetime, max_age_hours: float) -> dict[str
 
 
 class Directory:
-    """The rows a launch needs beside the index: names, owners, managers, grant provenance."""
+    """The rows a launch needs beside the index: names, owners, managers, grant provenance.
+
+    Plain rows (not ORM objects): a launch over 200,000 grants reads them all."""
 
     def __init__(self, session: Session) -> None:
-        self.principals = {p.key: p for p in session.scalars(select(Principal))}
-        self.resources = {r.key: r for r in session.scalars(select(Resource))}
-        self.grants = {g.id: g for g in session.scalars(select(Grant))}
+        self.principals = {row.key: row for row in session.execute(select(
+            Principal.key, Principal.kind, Principal.name, Principal.email, Principal.department,
+            Principal.status, Principal.manager_key))}
+        self.resources = {row.key: row for row in session.execute(select(
+            Resource.key, Resource.name, Resource.parent_key, Resource.owner_key))}
+        self._grants: dict[int, Any] | None = None
+        self._session = session
+        self._owners: dict[str, str | None] = {}
+
+    @property
+    def grants(self) -> dict[int, Any]:
+        if self._grants is None:
+            self._grants = {row.id: row for row in self._session.execute(select(
+                Grant.id, Grant.granted_by, Grant.granted_at, Grant.reason, Grant.expires_at, Grant.source))}
+        return self._grants
 
     def owner(self, resource_key: str) -> str | None:
         """The resource's owner, or its nearest ancestor's."""
-        node = self.resources.get(resource_key)
-        while node is not None:
-            if node.owner_key:
-                return node.owner_key
-            node = self.resources.get(node.parent_key) if node.parent_key else None
-        return None
+        if resource_key not in self._owners:
+            node = self.resources.get(resource_key)
+            if node is None:
+                self._owners[resource_key] = None
+            elif node.owner_key or not node.parent_key:
+                self._owners[resource_key] = node.owner_key
+            else:
+                self._owners[resource_key] = self.owner(node.parent_key)
+        return self._owners[resource_key]
 
     def frozen(self, candidate: Candidate) -> dict[str, Any]:
+        """The principal, resource and grant as they are at launch, for the item and the report."""
         p = self.principals[candidate.principal]
         r = self.resources.get(candidate.resource)
         out: dict[str, Any] = {
@@ -143,6 +164,9 @@ def launch(session: Session, ctx: WriteContext, engine: AuthzEngine, definition:
         members = set(candidate.members)
         reviewer, note = resolve_reviewer(directory, first_rule, candidate, definition.fallback_reviewer, members)
         reviewers[reviewer] += 1
+        if len(rows) == INSERT_BATCH:  # written as they are made: memory stays flat however large
+            session.execute(insert(ReviewItem), rows)
+            rows = []
         rows.append({
             "campaign_id": campaign.id, "kind": candidate.kind, "grant_id": candidate.grant.id if candidate.grant else None,
             "principal_key": candidate.principal, "role": candidate.role, "resource_key": candidate.resource,
@@ -151,8 +175,8 @@ def launch(session: Session, ctx: WriteContext, engine: AuthzEngine, definition:
             "recommendation": candidate.recommendation, "recommendation_reason": candidate.reason, "stage": 0,
             "reviewer_of_record": reviewer, "reviewer": reviewer, "assignment_note": note, "status": "pending",
             "overridden": False, "remediation_attempts": 0})
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(ReviewItem), rows[start:start + 5000])
+    if rows:
+        session.execute(insert(ReviewItem), rows)
     append_event(session, ctx, "campaign.launched", f"campaign:{campaign.id}", None, {
         "definition": definition.id, "period": period, "revision": campaign.revision,
         "population_count": campaign.population_count, "population_hash": campaign.population_hash,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,8 +87,15 @@ def effective(snapshot: Snapshot, candidate: Candidate) -> None:
 
 def grant_effect(snapshot: Snapshot, role: str, resource_key: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
     """Permissions a grant of ``role`` on ``resource_key`` gives, per type, read off the compiled table."""
-    model = snapshot.model
-    resource = snapshot.index.resources[resource_key]
+    return _type_effect(snapshot.model, role, snapshot.index.resources[resource_key].type)
+
+
+@lru_cache(maxsize=4096)
+def _type_effect(model, role: str, resource_type: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """The same answer for every resource of a type: computed once per model, role and type.
+
+    Callers must not change what it returns (it is shared)."""
+    resource = _TypeOnly(resource_type)
     given: dict[str, list[str]] = {}
     steps: list[dict[str, Any]] = []
     for type_key, compiled in sorted(model.types.items()):
@@ -150,8 +158,8 @@ def _covered_by_other_grant(snapshot: Snapshot, candidate: Candidate, now: datet
     if not candidate.effective:
         return None
     for depth_up, node in enumerate(index.ancestors(resource.key)):
-        for other in index.grants_on_resource.get(node.key, ()):
-            if other.id == grant.id or other.principal != grant.principal or other.expired_at(now):
+        for other in index.grants.get((grant.principal, node.key), ()):
+            if other.id == grant.id or other.expired_at(now):
                 continue
             covers = True
             for type_key, permissions in candidate.effective.items():
@@ -163,6 +171,11 @@ def _covered_by_other_grant(snapshot: Snapshot, candidate: Candidate, now: datet
             if covers:
                 return other
     return None
+
+
+@dataclass(frozen=True)
+class _TypeOnly:
+    type: str
 
 
 def population_hash(revision: int, candidates: list[Candidate]) -> str:
