@@ -316,3 +316,58 @@ def test_campaign_once_per_period(app, lead, directory, client):
             results.append((campaign.id, launched))
     assert results[0][0] == results[1][0] and [r[1] for r in results] == [True, False]
 
+
+
+def test_group_memberships_are_reviewed_and_revoking_removes_the_member(client, lead, directory, portal,
+                                                                         token_for):
+    definition_id = definition(client, lead, name="Team memberships", on_no_response="keep",
+                               scope={"resource_types": ["system"], "membership_groups": ["group:team"]},
+                               reviewer={"rule": "manager"})
+    campaign = launch(client, lead, definition_id)
+    found = items(client, lead, campaign["id"])
+    member = found[("user:ben", None, "group:team")]
+    assert member["resource"]["id"] == "group:team" and member["reviewer"] == "user:mia"
+    assert member["effective_permissions"] == {"document": ["read"], "project": ["read"]}
+    mia = token_for("user:mia")
+    client.post(f"/v1/review-items/{member['id']}/decision",
+                json={"decision": "revoke", "justification": "moved teams"}, headers=mia)
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    signed = client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    assert signed.status_code == 200, signed.get_json()
+    assert client.get("/v1/principals/group:team", headers=portal).get_json()["members"] == []
+    after = items(client, lead, campaign["id"])[("user:ben", None, "group:team")]
+    # Ben keeps read on project p1 through his own editor grant: reported, not hidden.
+    assert after["remediation_state"] == "failed" and "via grant" in after["remediation_detail"]
+
+
+def test_reminders_also_go_to_a_webhook(app, client, lead, directory):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from accessreview.scheduler import run_once
+
+    posted = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app.config["WEBHOOK_URL"] = f"http://127.0.0.1:{server.server_port}/hook"
+        definition_id = definition(client, lead, duration_days=3, reminders={"days_before_due": [3]})
+        launch(client, lead, definition_id)
+        run_once(app)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert posted and {p["event"] for p in posted} == {"reminder"}
+    assert {p["reviewer"] for p in posted} == {"user:owen", "user:lena"}
+    assert posted[0]["when"] == "due in 3 day(s)"
