@@ -91,14 +91,10 @@ class DirectoryIndex:
     @classmethod
     def load(cls, session: Session, revision: int) -> "DirectoryIndex":
         """Everything, from the database (on start, and when a process has fallen far behind)."""
-        principals = {key: PrincipalRecord(key, kind, status) for key, kind, status in session.execute(
-            select(models.Principal.key, models.Principal.kind, models.Principal.status))}
-        resources = {key: ResourceRecord(key, type_, parent) for key, type_, parent in session.execute(
-            select(models.Resource.key, models.Resource.type, models.Resource.parent_key))}
-        grants = {row[0]: GrantRecord(*row) for row in session.execute(select(
-            models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
-            models.Grant.expires_at))}
-        memberships = session.execute(select(models.GroupMembership.group_key, models.GroupMembership.member_key))
+        principals = {row[0]: PrincipalRecord(*row) for row in session.execute(select(*_PRINCIPAL_COLUMNS))}
+        resources = {row[0]: ResourceRecord(*row) for row in session.execute(select(*_RESOURCE_COLUMNS))}
+        grants = {row[0]: GrantRecord(*row) for row in session.execute(select(*_GRANT_COLUMNS))}
+        memberships = session.execute(select(*_MEMBERSHIP_COLUMNS))
         return cls(principals, resources, grants, [tuple(m) for m in memberships], revision, _load_tokens(session))
 
     def updated(self, session: Session, revision: int, changed: Mapping[str, set]) -> "DirectoryIndex":
@@ -107,39 +103,19 @@ class DirectoryIndex:
         ``changed`` maps ``principal``/``resource``/``grant``/``group`` to keys (grant ids); any
         token change reloads the (small) token table.
         """
-        principals, resources, grants = dict(self.principals), dict(self.resources), dict(self.grants_by_id)
+        principals = _reread(session, dict(self.principals), changed.get("principal", ()), _PRINCIPAL_COLUMNS,
+                             PrincipalRecord)
+        resources = _reread(session, dict(self.resources), changed.get("resource", ()), _RESOURCE_COLUMNS,
+                            ResourceRecord)
+        grants = _reread(session, dict(self.grants_by_id), {int(i) for i in changed.get("grant", ())},
+                         _GRANT_COLUMNS, GrantRecord)
         memberships = set(self.memberships)
-        keys = sorted(changed.get("principal", ()))
-        for key in keys:
-            principals.pop(key, None)
-        for chunk in _chunks(keys):
-            for key, kind, status in session.execute(select(
-                    models.Principal.key, models.Principal.kind, models.Principal.status)
-                    .where(models.Principal.key.in_(chunk))):
-                principals[key] = PrincipalRecord(key, kind, status)
-        keys = sorted(changed.get("resource", ()))
-        for key in keys:
-            resources.pop(key, None)
-        for chunk in _chunks(keys):
-            for key, type_, parent in session.execute(select(
-                    models.Resource.key, models.Resource.type, models.Resource.parent_key)
-                    .where(models.Resource.key.in_(chunk))):
-                resources[key] = ResourceRecord(key, type_, parent)
-        ids = sorted(int(i) for i in changed.get("grant", ()))
-        for grant_id in ids:
-            grants.pop(grant_id, None)
-        for chunk in _chunks(ids):
-            for row in session.execute(select(
-                    models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
-                    models.Grant.expires_at).where(models.Grant.id.in_(chunk))):
-                grants[row[0]] = GrantRecord(*row)
         groups = sorted(changed.get("group", ()))
         if groups:
             memberships = {m for m in memberships if m[0] not in changed["group"]}
             for chunk in _chunks(groups):
-                memberships.update(tuple(m) for m in session.execute(select(
-                    models.GroupMembership.group_key, models.GroupMembership.member_key)
-                    .where(models.GroupMembership.group_key.in_(chunk))))
+                memberships.update(tuple(m) for m in session.execute(select(*_MEMBERSHIP_COLUMNS)
+                                                                     .where(models.GroupMembership.group_key.in_(chunk))))
         tokens = _load_tokens(session) if changed.get("token") else self.tokens
         return DirectoryIndex(principals, resources, grants, memberships, revision, tokens)
 
@@ -185,6 +161,24 @@ class DirectoryIndex:
             chain.append(node)
             node = self.resources.get(node.parent) if node.parent is not None else None
         return chain
+
+
+_PRINCIPAL_COLUMNS = (models.Principal.key, models.Principal.kind, models.Principal.status)
+_RESOURCE_COLUMNS = (models.Resource.key, models.Resource.type, models.Resource.parent_key)
+_GRANT_COLUMNS = (models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
+                  models.Grant.expires_at)
+_MEMBERSHIP_COLUMNS = (models.GroupMembership.group_key, models.GroupMembership.member_key)
+
+
+def _reread(session: Session, records: dict, keys, columns, make) -> dict:
+    """``records`` with the rows of ``keys`` read again (and dropped where they no longer exist)."""
+    keys = sorted(keys)
+    for key in keys:
+        records.pop(key, None)
+    for chunk in _chunks(keys):
+        for row in session.execute(select(*columns).where(columns[0].in_(chunk))):
+            records[row[0]] = make(*row)
+    return records
 
 
 def _load_tokens(session: Session) -> dict[str, TokenRecord]:

@@ -161,30 +161,34 @@ class Policy:
     def is_allowed(self, index: DirectoryIndex, now: datetime, actor: str, action: str, resource: str,
                    objects: dict[str, tuple[ResourceRecord, dict]] | None = None) -> bool:
         """oso's answer; an unknown actor or resource is a deny. ``objects`` adds the service's own."""
-        world = _World(self, index, now, objects)
-        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
-        if actor_obj is None or resource_obj is None:
+        found = self._registered(index, now, actor, resource, objects)
+        if found is None:
             return False
         with self._lock:
-            return bool(self._oso.is_allowed(actor_obj, action, resource_obj))
+            return bool(self._oso.is_allowed(found[0], action, found[1]))
 
     def roles_on(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
         """Every role oso derives for ``actor`` on ``resource`` (granted and implied)."""
-        world = _World(self, index, now)
-        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
-        if actor_obj is None or resource_obj is None:
+        found = self._registered(index, now, actor, resource)
+        if found is None:
             return set()
         with self._lock:
-            results = self._oso.query_rule("has_role", actor_obj, Variable("role"), resource_obj)
-            return {result["bindings"]["role"] for result in results}
+            return {result["bindings"]["role"]
+                    for result in self._oso.query_rule("has_role", found[0], Variable("role"), found[1])}
 
     def authorized_actions(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
-        world = _World(self, index, now)
-        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
-        if actor_obj is None or resource_obj is None:
+        found = self._registered(index, now, actor, resource)
+        if found is None:
             return set()
         with self._lock:
-            return set(self._oso.authorized_actions(actor_obj, resource_obj))
+            return set(self._oso.authorized_actions(found[0], found[1]))
+
+    def _registered(self, index: DirectoryIndex, now: datetime, actor: str, resource: str,
+                    objects: dict[str, tuple[ResourceRecord, dict]] | None = None):
+        """The objects oso evaluates for ``actor`` and ``resource``, or None if either is unknown."""
+        world = _World(self, index, now, objects)
+        actor_obj, resource_obj = world.actor(actor), world.resource(resource)
+        return None if actor_obj is None or resource_obj is None else (actor_obj, resource_obj)
 
 
 def policy_version(files: list[PolicyFile]) -> str:

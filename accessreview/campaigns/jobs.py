@@ -50,6 +50,14 @@ def latest_period(schedule: dict[str, Any], since: datetime, now: datetime) -> d
     return latest
 
 
+def _read(sessions: Callable[[], Session], statement) -> list:
+    session = sessions()
+    try:
+        return list(session.scalars(statement))
+    finally:
+        session.close()
+
+
 def _unit(sessions: Callable[[], Session], clock, actor: str = SCHEDULER):
     session = sessions()
     lock_state(session)
@@ -59,11 +67,7 @@ def _unit(sessions: Callable[[], Session], clock, actor: str = SCHEDULER):
 def launch_due(sessions, engine: AuthzEngine, clock, config) -> list[int]:
     """Launch every scheduled definition whose latest period has no campaign yet."""
     launched = []
-    reader = sessions()
-    try:
-        definitions = list(reader.scalars(select(CampaignDefinition).where(CampaignDefinition.enabled.is_(True))))
-    finally:
-        reader.close()
+    definitions = _read(sessions, select(CampaignDefinition).where(CampaignDefinition.enabled.is_(True)))
     for definition in definitions:
         if not definition.schedule:  # launched by hand only (a JSON null, so filtered here)
             continue
@@ -108,11 +112,7 @@ def reminder_due(reminders: dict[str, Any], due: datetime, now: datetime) -> str
 
 def remind_and_escalate(sessions, clock, config, notifier: Notifier) -> dict[str, int]:
     counts = defaultdict(int)
-    reader = sessions()
-    try:
-        campaign_ids = list(reader.scalars(select(Campaign.id).where(Campaign.status == "open")))
-    finally:
-        reader.close()
+    campaign_ids = _read(sessions, select(Campaign.id).where(Campaign.status == "open"))
     for campaign_id in campaign_ids:
         session, ctx = _unit(sessions, clock)
         try:
@@ -197,12 +197,7 @@ def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, notifier:
 
 def close_due(sessions, clock) -> list[int]:
     closed = []
-    reader = sessions()
-    try:
-        due = list(reader.scalars(select(Campaign.id).where(Campaign.status == "open",
-                                                            Campaign.due_at <= clock.now())))
-    finally:
-        reader.close()
+    due = _read(sessions, select(Campaign.id).where(Campaign.status == "open", Campaign.due_at <= clock.now()))
     for campaign_id in due:
         session, ctx = _unit(sessions, clock)
         try:
