@@ -25,7 +25,9 @@ class NoCookieSessions(SessionInterface):
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
     from . import db, errors, observability
+    from . import reports
     from .api import audit, authorize, campaigns, common, directory, ops, policy
+    from .api import reports as reports_api
     from .authz import engine
 
     settings = load_config(config)
@@ -40,9 +42,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     db.init_app(app)
     engine.init_app(app)
+    reports.init_app(app)
     observability.init_app(app)
     common.init_guard(app)
-    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp):
+    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, reports_api.bp):
         app.register_blueprint(blueprint)
 
     from .cli import init_app as init_cli

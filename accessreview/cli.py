@@ -342,6 +342,40 @@ cli = FlaskGroup(create_app=lambda: create_app(), add_version_option=False,
                  help="accessreview: permissions and access reviews for the client portal.")
 
 
+@click.group("report", help="Signed reports.")
+def report_group() -> None:
+    pass
+
+
+@report_group.command("verify", help="Verify a report against its signature, offline: exit 0 when valid.")
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="the signature file (default: WORKBOOK.sig.json beside it)")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="trust only this public key (PEM, from GET /v1/signing-keys)")
+def report_verify(workbook: Path, signature: Path | None, public_key: Path | None) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from .reports.signing import key_id, verify
+
+    signature = signature or workbook.with_name(workbook.name + ".sig.json")
+    if not signature.exists():
+        fail(f"no signature file {signature}; pass --signature")
+    keys = None
+    if public_key is not None:
+        pem = public_key.read_text()
+        keys = {key_id(load_pem_public_key(pem.encode())): pem}
+    result = verify(workbook.read_bytes(), signature.read_bytes(), keys)
+    if not result.valid:
+        fail(f"NOT VALID: {result.reason}")
+    claims = result.claims
+    click.echo(f"valid: {result.reason}; campaign {claims['campaign']}, signed at {claims['signed_at']}, "
+               f"SHA-256 {claims['sha256']}")
+
+
+cli.add_command(report_group)  # on the group itself: verifying needs no app, database or configuration
+
+
 def main() -> None:
     try:
         cli.main(prog_name="accessreview")

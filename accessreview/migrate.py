@@ -13,6 +13,12 @@ from sqlalchemy.engine import Engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def include_object(object_, name, type_, reflected, compare_to) -> bool:
+    """APScheduler's job table is made by migration 0003 but described by APScheduler, not our models."""
+    table = name if type_ == "table" else getattr(getattr(object_, "table", None), "name", None)
+    return table != "apscheduler_jobs"
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -316,3 +316,33 @@ class ReviewEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     stage: Mapped[int] = mapped_column(Integer)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SigningKey(Base):
+    """Every key that has signed reports; old public keys stay here so old reports still verify."""
+
+    __tablename__ = "signing_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    first_used_at: Mapped[datetime]
+
+
+class Report(Base):
+    """A signed workbook in the report store (never overwritten: a new report is a new version)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("file_name", name="uq_reports_file_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # campaign | access | decisions
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))  # sign_off | remediation | ad_hoc
+    version: Mapped[int] = mapped_column(Integer)
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(ForeignKey("signing_keys.key_id"))
+    signed_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -16,6 +16,8 @@ from ..campaigns.remediation import finish_remediation, remediate
 from ..campaigns.schemas import (BulkDecisions, DecisionBody, DefinitionBody, DefinitionPatch, ReassignBody,
                                  SignOffBody)
 from ..db import get_session
+from ..reports import get_signer
+from ..reports.service import campaign_report
 from ..errors import NotFound
 from ..models import Campaign, ReviewItem
 from . import shapes
@@ -161,7 +163,10 @@ def sign_off(campaign_id: int):
     data = body(SignOffBody)
     with unit_of_work(actor) as (session, ctx):
         state = review.sign_off(session, ctx, review.get_campaign(session, campaign_id), data.statement)
+    reports = [_report(campaign_id, actor, "sign_off")]
     state["remediation"] = _remediate(campaign_id, actor)
+    reports.append(_report(campaign_id, actor, "remediation"))
+    state["reports"] = reports
     return json_response(state)
 
 
@@ -170,7 +175,16 @@ def sign_off(campaign_id: int):
             responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def retry_remediation(campaign_id: int):
     actor = authorize("manage_campaigns")
-    return json_response(_remediate(campaign_id, actor))
+    result = _remediate(campaign_id, actor)
+    result["report"] = _report(campaign_id, actor, "remediation")
+    return json_response(result)
+
+
+def _report(campaign_id: int, actor: str, stage: str) -> dict[str, Any]:
+    """The signed workbook of the campaign as it stands (a new version each time)."""
+    with unit_of_work(actor) as (session, ctx):
+        return campaign_report(session, ctx, get_signer(), current_app.config["REPORTS_DIR"],
+                               review.get_campaign(session, campaign_id), stage)
 
 
 def _remediate(campaign_id: int, actor: str) -> dict[str, Any]:

@@ -1,0 +1,128 @@
+"""/v1 reports: signed workbooks for auditors, their signatures, verification, ad-hoc evidence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, current_app, request, send_file
+from pydantic import BaseModel, Field
+
+from ..audit import append_event
+from ..authz.engine import get_engine
+from ..db import get_session
+from ..errors import BadRequest
+from ..reports import get_signer, service
+from ..reports.signing import verify
+from ..validation import Strict
+from . import shapes
+from .common import authorize, body, documented, json_response, query, unit_of_work
+
+bp = Blueprint("reports", __name__, url_prefix="/v1")
+ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
+OBJECT = {"type": "object"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class ReportQuery(BaseModel):
+    campaign: int | None = None
+
+
+class AccessReportBody(Strict):
+    resources: list[str] = Field(min_length=1, max_length=100)
+
+
+class DecisionsReportBody(Strict):
+    since: datetime
+    until: datetime
+
+
+def _reports_dir():
+    return current_app.config["REPORTS_DIR"]
+
+
+def _audit_download(actor: str, report, what: str) -> None:
+    with unit_of_work(actor) as (session, ctx):
+        append_event(session, ctx, "report.downloaded", f"report:{report.id}", None,
+                     {"file": report.file_name, "what": what, "sha256": report.sha256})
+
+
+@bp.get("/reports")
+@documented("Signed reports: campaign, version, created, SHA-256", query=ReportQuery, tag="reports",
+            responses={200: OBJECT, **ERRORS})
+def list_reports():
+    authorize("read_reports")
+    return json_response({"items": service.list_reports(get_session(), query(ReportQuery).campaign)})
+
+
+@bp.get("/reports/<int:report_id>")
+@documented("Download a report's workbook (audited)", tag="reports",
+            responses={200: {"type": "string", "format": "binary"}, **ERRORS})
+def download_report(report_id: int):
+    actor = authorize("read_reports")
+    report = service.get_report(get_session(), report_id)
+    path = service.store_path(_reports_dir(), report.file_name)
+    _audit_download(actor, report, "workbook")
+    return send_file(path, mimetype=XLSX, as_attachment=True, download_name=report.file_name)
+
+
+@bp.get("/reports/<int:report_id>/signature")
+@documented("Download a report's detached signature (audited)", tag="reports", responses={200: OBJECT, **ERRORS})
+def download_signature(report_id: int):
+    actor = authorize("read_reports")
+    report = service.get_report(get_session(), report_id)
+    path = service.store_path(_reports_dir(), f"{report.file_name}.sig.json")
+    _audit_download(actor, report, "signature")
+    return send_file(path, mimetype="application/json", as_attachment=True, download_name=path.name)
+
+
+@bp.post("/reports/verify")
+@documented("Verify an uploaded workbook against its signature (multipart: workbook, signature)", tag="reports",
+            responses={200: OBJECT, **ERRORS})
+def verify_report():
+    authorize("read_reports")
+    workbook, signature = request.files.get("workbook"), request.files.get("signature")
+    if workbook is None or signature is None:
+        raise BadRequest("upload the workbook and its signature as multipart fields 'workbook' and 'signature'",
+                         field="workbook" if workbook is None else "signature", code="missing_field")
+    keys = {k["key_id"]: k["public_key"] for k in service.signing_keys(get_session())}
+    return json_response(verify(workbook.read(), signature.read(), keys).to_dict())
+
+
+@bp.get("/signing-keys")
+@documented("Every public key that has signed reports (old keys stay after a rotation)", tag="reports",
+            responses={200: OBJECT, **ERRORS})
+def signing_keys():
+    authorize("read_reports")
+    signer = get_signer()
+    keys = service.signing_keys(get_session())
+    if signer.key_id not in {k["key_id"] for k in keys}:  # the current key, before it has signed anything
+        keys.append({"key_id": signer.key_id, "algorithm": "Ed25519", "public_key": signer.public_key_pem,
+                     "first_used_at": None})
+    return json_response({"items": keys, "current": signer.key_id})
+
+
+@bp.post("/reports/access")
+@documented("A signed report of who has what now under some resources", body=AccessReportBody, tag="reports",
+            responses={201: OBJECT, **ERRORS})
+def access_report():
+    actor = authorize("read_reports")
+    data = body(AccessReportBody)
+    snapshot = get_engine().snapshot()
+    unknown = [r for r in data.resources if r not in snapshot.index.resources]
+    if unknown:
+        raise BadRequest(f"unknown resources: {', '.join(unknown)}", field="resources", code="unknown_reference")
+    with unit_of_work(actor) as (session, ctx):
+        state = service.access_report(session, ctx, get_signer(), _reports_dir(), snapshot, data.resources)
+    return json_response(state, 201)
+
+
+@bp.post("/reports/decisions")
+@documented("A signed report of the decision log for a period", body=DecisionsReportBody, tag="reports",
+            responses={201: OBJECT, **ERRORS})
+def decisions_report():
+    actor = authorize("read_reports")
+    data = body(DecisionsReportBody)
+    current_app.extensions["decisions"].flush()
+    with unit_of_work(actor) as (session, ctx):
+        state = service.decisions_report(session, ctx, get_signer(), _reports_dir(), data.since, data.until)
+    return json_response(state, 201)

@@ -1,0 +1,318 @@
+"""Signed evidence: campaign workbooks (at sign-off and after remediation), and ad-hoc reports of
+current access and of the decision log. Stored under REPORTS_DIR, never overwritten."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import tempfile
+from collections import defaultdict, deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from openpyxl import Workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit import WriteContext, append_event
+from ..authz.engine import Snapshot
+from ..campaigns.measures import campaign_measures
+from ..clock import as_utc
+from ..errors import NotFound
+from ..models import AuditEvent, Campaign, Decision, Report, ReviewItem, SigningKey
+from .signing import Ed25519PrivateKey, key_id, public_pem, sign
+from .workbook import MAX_ROWS, Sheet, key_value_sheet
+
+REPORT_FORMAT = "accessreview-report/1"
+ITEM_COLUMNS = [
+    ("Item", 8), ("Principal", 28), ("Principal name", 22), ("Email", 28), ("Department", 16),
+    ("Principal status", 10), ("Kind", 11), ("Role", 14), ("Resource type", 13), ("Resource", 30),
+    ("Resource name", 24), ("Resource owner", 24), ("Effective permissions", 40), ("Granted by", 22),
+    ("Granted at (UTC)", 19), ("Reason", 30), ("Expires at (UTC)", 19), ("Last used (UTC)", 19),
+    ("Recommendation", 14), ("Why", 45), ("Reviewer of record", 24), ("Actual reviewer", 24),
+    ("Decision", 10), ("Justification", 40), ("Decided at (UTC)", 19), ("Automated", 10),
+    ("Automated rule", 26), ("Override", 9), ("Escalated at (UTC)", 19), ("Remediation", 12),
+    ("Applied at (UTC)", 19), ("Verified at (UTC)", 19), ("Remediation detail", 50),
+]
+
+
+class Signer:
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self.private_key = private_key
+        self.key_id = key_id(private_key.public_key())
+        self.public_key_pem = public_pem(private_key.public_key())
+
+    def register(self, session: Session, now: datetime) -> None:
+        if session.get(SigningKey, self.key_id) is None:
+            session.add(SigningKey(key_id=self.key_id, public_key_pem=self.public_key_pem, first_used_at=now))
+            session.flush()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "report"
+
+
+def store_path(reports_dir: Path, file_name: str) -> Path:
+    """The file's place in the store; a name that would lead outside it is refused."""
+    root = reports_dir.resolve()
+    path = (root / file_name).resolve()
+    if path.parent != root or not path.name or file_name != path.name:
+        raise NotFound("that report is not in the store", field="id")
+    return path
+
+
+def _publish(reports_dir: Path, stem: str, write: Callable[[Path], None]) -> tuple[str, int]:
+    """Write to a temporary file, then link it in under the first free version: never overwrites."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=reports_dir, prefix=".partial-", suffix=".xlsx")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        version = 1
+        while True:
+            name = f"{stem}-v{version}.xlsx"
+            try:
+                os.link(temporary, reports_dir / name)
+                return name, version
+            except FileExistsError:
+                version += 1
+    finally:
+        os.unlink(temporary)
+
+
+def _record(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, name: str, version: int, *,
+            kind: str, campaign_id: int | None, stage: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    signer.register(session, ctx.now)
+    path = reports_dir / name
+    document = sign(signer.private_key, path, report=name, campaign=campaign_id, signed_at=ctx.now, kind=kind)
+    (reports_dir / f"{name}.sig.json").write_text(json.dumps(document, indent=2))
+    report = Report(kind=kind, campaign_id=campaign_id, stage=stage, version=version, file_name=name,
+                    sha256=document["sha256"], size=path.stat().st_size, key_id=signer.key_id, signed_at=ctx.now,
+                    created_by=ctx.actor, parameters=parameters)
+    session.add(report)
+    session.flush()
+    state = report_state(report)
+    append_event(session, ctx, "report.created", f"report:{report.id}", None, state)
+    return state
+
+
+def report_state(r: Report) -> dict[str, Any]:
+    return {"id": r.id, "kind": r.kind, "campaign": r.campaign_id, "stage": r.stage, "version": r.version,
+            "file_name": r.file_name, "sha256": r.sha256, "size": r.size, "key_id": r.key_id,
+            "created_at": as_utc(r.signed_at).isoformat(), "created_by": r.created_by, "parameters": r.parameters}
+
+
+# -- campaign workbooks ------------------------------------------------------------------------------
+
+def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, campaign: Campaign,
+                    stage: str, *, max_rows: int = MAX_ROWS) -> dict[str, Any]:
+    stem = f"{_slug(campaign.name)}-campaign-{campaign.id}-{ctx.now:%Y%m%d}-{stage.replace('_', '-')}"
+
+    def write(path: Path) -> None:
+        workbook = Workbook(write_only=True)
+        _summary(session, workbook, campaign, ctx, signer)
+        _items_and_exceptions(session, workbook, campaign, max_rows)
+        _reviewers(session, workbook, campaign, ctx.now)
+        _audit_trail(session, workbook, campaign)
+        workbook.save(path)
+
+    name, version = _publish(reports_dir, stem, write)
+    return _record(session, ctx, signer, reports_dir, name, version, kind="campaign", campaign_id=campaign.id,
+                   stage=stage, parameters={"campaign": campaign.id, "stage": stage})
+
+
+def _summary(session: Session, workbook: Workbook, campaign: Campaign, ctx: WriteContext, signer: Signer) -> None:
+    measures = campaign_measures(session, campaign, ctx.now)
+    settings = campaign.settings
+    freshness = campaign.freshness or {}
+    rows: list[tuple[str, Any]] = [
+        ("Report format", REPORT_FORMAT),
+        ("Campaign", f"{campaign.name} (id {campaign.id})"),
+        ("Definition", f"{settings['name']} (id {campaign.definition_id})"),
+        ("Description", settings.get("description") or ""),
+        ("Scope", json.dumps(settings["scope"], sort_keys=True)),
+        ("Reviewer rule", json.dumps([settings["reviewer"], *settings.get("stages", [])])),
+        ("Fallback reviewer", settings["fallback_reviewer"]),
+        ("No-response rule", settings["on_no_response"]),
+        ("Period", campaign.period),
+        ("Launched at (UTC)", as_utc(campaign.launched_at)), ("Launched by", campaign.launched_by),
+        ("Due at (UTC)", as_utc(campaign.due_at)),
+        ("Closed at (UTC)", campaign.closed_at and as_utc(campaign.closed_at)),
+        ("Population: directory revision", campaign.revision),
+        ("Population: count", campaign.population_count),
+        ("Population: SHA-256", campaign.population_hash),
+        ("Policy version", campaign.policy_version),
+    ]
+    for source, info in sorted((freshness.get("sources") or {}).items()):
+        rows.append((f"Data freshness at launch: {source}",
+                     f"last sync {info['last_sync_at']} ({info['age_hours']} h before launch, {info['mode']})"))
+    if freshness.get("stale_sources"):
+        rows.append(("Stale sources at launch (flagged)", ", ".join(freshness["stale_sources"])))
+    rows += [
+        ("Reviewers", measures["reviewers"]), ("Completion (%)", measures["decided_percent"]),
+        ("Kept", measures["keep"]), ("Revoked", measures["revoke"]), ("Automated decisions", measures["automated"]),
+        ("Overdue", measures["overdue"]), ("Escalated", measures["escalated"]), ("Overridden", measures["overridden"]),
+        ("Signed off by", campaign.signed_off_by or ""),
+        ("Signed off at (UTC)", campaign.signed_off_at and as_utc(campaign.signed_off_at)),
+        ("Sign-off statement", campaign.sign_off_statement or ""),
+        ("Remediation", json.dumps(measures["remediation"], sort_keys=True)),
+        ("Access removed (verified)", measures["access_removed"]),
+        ("Scope after remediation", json.dumps(campaign.remediation_snapshot or {}, sort_keys=True)),
+        ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), ("Signing key id", signer.key_id),
+    ]
+    key_value_sheet(workbook, "Summary", rows)
+
+
+def _items_and_exceptions(session: Session, workbook: Workbook, campaign: Campaign, max_rows: int) -> None:
+    items = Sheet(workbook, "Items", ITEM_COLUMNS, max_rows)
+    exceptions: list[list[Any]] = []
+    due = as_utc(campaign.due_at)
+    for item in session.scalars(select(ReviewItem).where(ReviewItem.campaign_id == campaign.id)
+                                .order_by(ReviewItem.id).execution_options(yield_per=2000)):
+        frozen = item.frozen
+        principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
+        items.append([
+            item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
+            principal.get("status"), item.kind, item.role or "member", resource["type"], resource["id"],
+            resource.get("name"), resource.get("owner"), item.effective_permissions, grant.get("granted_by"),
+            _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
+            item.last_used_at, item.recommendation, item.recommendation_reason, item.reviewer_of_record,
+            item.decided_by, item.decision, item.justification, item.decided_at,
+            "yes" if item.automated_rule else "no", item.automated_rule, "yes" if item.overridden else "no",
+            item.escalated_at, item.remediation_state, item.applied_at, item.verified_at, item.remediation_detail])
+        base = [item.id, principal["id"], item.role or "member", resource["id"]]
+        if item.decided_at is not None and item.automated_rule is None and as_utc(item.decided_at) > due:
+            exceptions.append(["overdue", *base, f"decided {as_utc(item.decided_at):%Y-%m-%d}, due {due:%Y-%m-%d}"])
+        if item.escalated_at:
+            exceptions.append(["escalated", *base, f"to {item.reviewer}"])
+        if item.overridden:
+            exceptions.append(["overridden", *base, f"decided by {item.decided_by}"])
+        if item.automated_rule:
+            exceptions.append(["automated", *base, item.automated_rule])
+        if item.remediation_state == "failed":
+            kind = "still has access" if "still has" in (item.remediation_detail or "") else "remediation failed"
+            exceptions.append([kind, *base, item.remediation_detail])
+    items.close()
+    sheet = Sheet(workbook, "Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
+                                           ("Resource", 30), ("Detail", 80)], max_rows)
+    for row in exceptions:
+        sheet.append(row)
+    sheet.close()
+
+
+def _time(value: str | None) -> datetime | None:
+    return as_utc(datetime.fromisoformat(value)) if value else None
+
+
+def _reviewers(session: Session, workbook: Workbook, campaign: Campaign, now: datetime) -> None:
+    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"assigned": 0, "decided": 0, "overdue": 0, "hours": []})
+    due, launched = as_utc(campaign.due_at), as_utc(campaign.launched_at)
+    for reviewer, decided_by, decided_at, automated in session.execute(select(
+            ReviewItem.reviewer_of_record, ReviewItem.decided_by, ReviewItem.decided_at, ReviewItem.automated_rule)
+            .where(ReviewItem.campaign_id == campaign.id)):
+        entry = stats[reviewer or "(unassigned)"]
+        entry["assigned"] += 1
+        if decided_at is not None and automated is None:
+            entry["decided"] += 1
+            entry["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
+            entry["overdue"] += as_utc(decided_at) > due
+        elif automated is not None or (campaign.status == "open" and now > due):
+            entry["overdue"] += 1
+    sheet = Sheet(workbook, "Reviewers", [("Reviewer", 28), ("Assigned", 10), ("Decided", 10), ("Overdue", 10),
+                                          ("Median hours to decide", 22)])
+    for reviewer, entry in sorted(stats.items()):
+        sheet.append([reviewer, entry["assigned"], entry["decided"], entry["overdue"],
+                      round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
+    sheet.close()
+
+
+def _audit_trail(session: Session, workbook: Workbook, campaign: Campaign) -> None:
+    sheet = Sheet(workbook, "Audit trail", [("Seq", 8), ("Time (UTC)", 19), ("Actor", 24), ("Action", 22),
+                                            ("Target", 26), ("Details", 90), ("Hash", 66)])
+    item_targets = {f"review_item:{i}" for i in session.scalars(select(ReviewItem.id).where(
+        ReviewItem.campaign_id == campaign.id))}
+    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000)):
+        before = event.before if isinstance(event.before, dict) else {}
+        ours = (event.target == f"campaign:{campaign.id}" or event.target in item_targets
+                or before.get("removed_by_review") == campaign.id)
+        if ours:
+            sheet.append([event.seq, event.occurred_at, event.actor, event.action, event.target,
+                          json.dumps(event.after if event.after is not None else event.before, sort_keys=True,
+                                     default=str), event.hash])
+    sheet.close()
+
+
+# -- ad-hoc evidence ----------------------------------------------------------------------------------
+
+def access_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, snapshot: Snapshot,
+                  resources: list[str]) -> dict[str, Any]:
+    """Who has what now on ``resources`` (and everything under them), with effective permissions."""
+    def write(path: Path) -> None:
+        workbook = Workbook(write_only=True)
+        key_value_sheet(workbook, "Summary", [
+            ("Report format", REPORT_FORMAT), ("Report", "current access"), ("Scope", ", ".join(resources)),
+            ("Directory revision", snapshot.revision), ("Policy version", snapshot.policy.version),
+            ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), ("Signing key id", signer.key_id)])
+        sheet = Sheet(workbook, "Access", [("Resource", 32), ("Principal", 28), ("Permissions", 40), ("Via", 90)])
+        queue = deque(resources)
+        while queue:
+            key = queue.popleft()
+            for entry in snapshot.evaluator.access(key, ctx.now):
+                sheet.append([key, entry["principal"], entry["permissions"],
+                              "; ".join(f"grant {v['grant_id']}: {v['role']} on {v['resource']} to {v['principal']}"
+                                        for v in entry["via"])])
+            queue.extend(sorted(snapshot.index.children.get(key, ())))
+        sheet.close()
+        workbook.save(path)
+
+    stem = f"access-{_slug('-'.join(resources))}-{ctx.now:%Y%m%d}"
+    name, version = _publish(reports_dir, stem, write)
+    return _record(session, ctx, signer, reports_dir, name, version, kind="access", campaign_id=None,
+                   stage="ad_hoc", parameters={"resources": resources, "revision": snapshot.revision})
+
+
+def decisions_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, since: datetime,
+                     until: datetime) -> dict[str, Any]:
+    def write(path: Path) -> None:
+        workbook = Workbook(write_only=True)
+        key_value_sheet(workbook, "Summary", [
+            ("Report format", REPORT_FORMAT), ("Report", "decision log"), ("From (UTC)", since), ("Until (UTC)", until),
+            ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), ("Signing key id", signer.key_id)])
+        sheet = Sheet(workbook, "Decisions", [("Decision", 18), ("Time (UTC)", 19), ("Caller", 24), ("Actor", 28),
+                                              ("Action", 14), ("Resource", 30), ("Allowed", 8), ("Policy", 18),
+                                              ("Revision", 10), ("Latency (µs)", 12), ("Grants", 20)])
+        for d in session.scalars(select(Decision).where(Decision.decided_at >= since, Decision.decided_at < until)
+                                 .order_by(Decision.decided_at, Decision.id).execution_options(yield_per=5000)):
+            sheet.append([d.id, d.decided_at, d.caller, d.actor, d.action, d.resource, "yes" if d.allowed else "no",
+                          d.policy_version, d.revision, d.latency_us, d.grant_ids or []])
+        sheet.close()
+        workbook.save(path)
+
+    stem = f"decisions-{since:%Y%m%d}-{until:%Y%m%d}"
+    name, version = _publish(reports_dir, stem, write)
+    return _record(session, ctx, signer, reports_dir, name, version, kind="decisions", campaign_id=None,
+                   stage="ad_hoc", parameters={"since": since.isoformat(), "until": until.isoformat()})
+
+
+def get_report(session: Session, report_id: int) -> Report:
+    report = session.get(Report, report_id)
+    if report is None:
+        raise NotFound(f"report {report_id} does not exist", field="id")
+    return report
+
+
+def list_reports(session: Session, campaign: int | None = None) -> list[dict[str, Any]]:
+    query = select(Report).order_by(Report.id)
+    if campaign is not None:
+        query = query.where(Report.campaign_id == campaign)
+    return [report_state(r) for r in session.scalars(query)]
+
+
+def signing_keys(session: Session) -> list[dict[str, Any]]:
+    return [{"key_id": k.key_id, "algorithm": "Ed25519", "public_key": k.public_key_pem,
+             "first_used_at": as_utc(k.first_used_at).isoformat()}
+            for k in session.scalars(select(SigningKey).order_by(SigningKey.first_used_at))]
+
