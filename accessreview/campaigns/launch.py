@@ -147,7 +147,7 @@ def launch(session: Session, ctx: WriteContext, engine: AuthzEngine, definition:
     last_used = {k: as_utc(v) for k, v in last_used.items()}
     directory = Directory(session)
     campaign = Campaign(
-        definition_id=definition.id, period=period, name=f"{definition.name} — {period[:10]}", settings=settings,
+        definition_id=definition.id, period=period, name=f"{definition.name} — {ctx.now:%Y-%m-%d}", settings=settings,
         status="open", launched_by=ctx.actor, launched_at=ctx.now,
         due_at=ctx.now + timedelta(days=definition.duration_days), revision=snapshot.revision,
         policy_version=snapshot.policy.version, population_count=len(candidates),
