@@ -167,8 +167,10 @@ def _summary(session: Session, workbook: Workbook, campaign: Campaign, ctx: Writ
 
 
 def _items_and_exceptions(session: Session, workbook: Workbook, campaign: Campaign, max_rows: int) -> None:
+    # Both sheets are written side by side, row by row: nothing is held back in memory.
     items = Sheet(workbook, "Items", ITEM_COLUMNS, max_rows)
-    exceptions: list[list[Any]] = []
+    exceptions = Sheet(workbook, "Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
+                                                ("Resource", 30), ("Detail", 80)], max_rows)
     due = as_utc(campaign.due_at)
     for item in session.scalars(select(ReviewItem).where(ReviewItem.campaign_id == campaign.id)
                                 .order_by(ReviewItem.id).execution_options(yield_per=2000)):
@@ -196,11 +198,7 @@ def _items_and_exceptions(session: Session, workbook: Workbook, campaign: Campai
             kind = "still has access" if "still has" in (item.remediation_detail or "") else "remediation failed"
             exceptions.append([kind, *base, item.remediation_detail])
     items.close()
-    sheet = Sheet(workbook, "Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
-                                           ("Resource", 30), ("Detail", 80)], max_rows)
-    for row in exceptions:
-        sheet.append(row)
-    sheet.close()
+    exceptions.close()
 
 
 def _time(value: str | None) -> datetime | None:

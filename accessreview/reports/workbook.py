@@ -38,21 +38,21 @@ class Sheet:
         self.rows = 0
         self.sheet.append([self._cell(header, bold=True) for header, _ in self.columns])
 
-    def _cell(self, value: Any, bold: bool = False) -> WriteOnlyCell:
+    def _cell(self, value: Any, bold: bool = False) -> Any:
+        """The value as openpyxl should write it; a cell object only where plain values would not do."""
         if isinstance(value, datetime):  # real dates, in UTC (Excel has no time zones)
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        elif isinstance(value, (list, tuple, set)):
+            return value.astimezone(timezone.utc).replace(tzinfo=None)
+        if isinstance(value, (list, tuple, set)):
             value = ", ".join(str(v) for v in value)
         elif isinstance(value, dict):
             value = "; ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in value.items())
+        if not bold and not (isinstance(value, str) and value.startswith(FORMULA_START)):
+            return value
         cell = WriteOnlyCell(self.sheet, value=value)
-        if isinstance(value, datetime):
-            cell.number_format = "yyyy-mm-dd hh:mm:ss"
-        elif isinstance(value, str):
+        if isinstance(value, str):
             # Text from people or the portal stays text: a leading =, +, - or @ never becomes a formula.
             cell.data_type = "s"
-            if value.startswith(FORMULA_START):
-                cell.quotePrefix = True
+            cell.quotePrefix = value.startswith(FORMULA_START)
         if bold:
             cell.font = Font(bold=True)
         return cell
