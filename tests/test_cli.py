@@ -175,3 +175,14 @@ def test_db_upgrade_on_a_fresh_database_then_ready(tmp_path):
     assert (tmp_path / "accessreview.sqlite3").exists() and (tmp_path / "secret-key").exists()
     verified = subprocess.run([*command, "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0 and "intact: 2 events" in verified.stdout  # policy load + system resource
+
+
+def test_production_refuses_a_missing_signing_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESSREVIEW_")}
+    env.update(ACCESSREVIEW_ENV="production", ACCESSREVIEW_INSTANCE_DIR=str(tmp_path),
+               ACCESSREVIEW_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", ACCESSREVIEW_SECRET_KEY="s" * 40,
+               ACCESSREVIEW_SIGNING_KEY_PATH=str(tmp_path / "missing.pem"))
+    result = subprocess.run([sys.executable, "-m", "accessreview.cli", "token", "list"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ACCESSREVIEW_SIGNING_KEY_PATH is invalid: no signing key at")
