@@ -40,9 +40,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     observability.configure_logging(settings["LOG_LEVEL"], settings["JSON_LOGS"])
     errors.init_app(app)
+    reports.init_app(app)  # before anything touches the database: a bad key is a one-line stop
     db.init_app(app)
     engine.init_app(app)
-    reports.init_app(app)
     observability.init_app(app)
     common.init_guard(app)
     for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, reports_api.bp):
