@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -64,6 +65,21 @@ def _unit(sessions: Callable[[], Session], clock, actor: str = SCHEDULER):
     return session, WriteContext(actor, clock.now())
 
 
+@contextmanager
+def _each(sessions: Callable[[], Session], clock, what: str):
+    """One committed unit of work per campaign; a failure is logged and rolled back, and the job
+    goes on with the next campaign."""
+    session, ctx = _unit(sessions, clock)
+    try:
+        yield session, ctx
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("%s failed", what)
+    finally:
+        session.close()
+
+
 def launch_due(sessions, engine: AuthzEngine, clock, config) -> list[int]:
     """Launch every scheduled definition whose latest period has no campaign yet."""
     launched = []
@@ -114,17 +130,10 @@ def remind_and_escalate(sessions, clock, config, notifier: Notifier) -> dict[str
     counts = defaultdict(int)
     campaign_ids = _read(sessions, select(Campaign.id).where(Campaign.status == "open"))
     for campaign_id in campaign_ids:
-        session, ctx = _unit(sessions, clock)
-        try:
+        with _each(sessions, clock, f"reminders of campaign {campaign_id}") as (session, ctx):
             campaign = session.get(Campaign, campaign_id)
             counts["escalated"] += _escalate(session, ctx, campaign, notifier, config)
             counts["reminded"] += _remind(session, ctx, campaign, notifier, config)
-            session.commit()
-        except Exception:
-            session.rollback()
-            log.exception("reminders of campaign %s failed", campaign_id)
-        finally:
-            session.close()
     return dict(counts)
 
 
@@ -199,16 +208,9 @@ def close_due(sessions, clock) -> list[int]:
     closed = []
     due = _read(sessions, select(Campaign.id).where(Campaign.status == "open", Campaign.due_at <= clock.now()))
     for campaign_id in due:
-        session, ctx = _unit(sessions, clock)
-        try:
+        with _each(sessions, clock, f"closing campaign {campaign_id}") as (session, ctx):
             campaign = session.get(Campaign, campaign_id)
             if campaign.status == "open":
                 close(session, ctx, campaign, reason="due date reached")
                 closed.append(campaign_id)
-            session.commit()
-        except Exception:
-            session.rollback()
-            log.exception("closing campaign %s failed", campaign_id)
-        finally:
-            session.close()
     return closed
