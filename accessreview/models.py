@@ -188,6 +188,8 @@ class Decision(Base):
     """One authorization decision, written in batches off the request path."""
 
     __tablename__ = "decisions"
+    # On SQLite, keyed by the id itself: one B-tree fewer to write for each of tens of thousands a second.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     decided_at: Mapped[datetime] = mapped_column(index=True)

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -48,13 +48,14 @@ class DecisionLog:
         self.retention = timedelta(days=retention_days)
         self._buffer: deque[tuple] = deque()
         self._flush_lock = threading.Lock()
-        self._pid: int | None = None
+        self._started = False
+        self._hooks = False
         self._ids = itertools.count()
         self._prefix = ""
         self._last_prune = 0.0
 
     def new_id(self) -> str:
-        if self._pid != os.getpid():
+        if not self._started:
             self._start()
         return f"{self._prefix}{next(self._ids):010x}"
 
@@ -70,14 +71,21 @@ class DecisionLog:
         self._buffer.append(row)
 
     def _start(self) -> None:
-        """Per process (gunicorn forks after the app is made): a fresh id prefix and a flusher."""
-        self._pid = os.getpid()
+        """Per process: a fresh id prefix and buffer, and a flusher thread. Runs again in every
+        process forked from this one (gunicorn forks its workers after the app is made)."""
+        self._started = True
         self._prefix = secrets.token_hex(5)
         self._ids = itertools.count()
         self._buffer = deque()
         if self.flush_interval > 0:
             threading.Thread(target=self._flush_forever, name="decision-log", daemon=True).start()
-            atexit.register(self.flush)
+            if not self._hooks:
+                atexit.register(self.flush)
+                os.register_at_fork(after_in_child=self._forked)
+                self._hooks = True
+
+    def _forked(self) -> None:
+        self._started = False  # the next decision starts this process's own flusher
 
     def _flush_forever(self) -> None:
         while True:
@@ -167,10 +175,15 @@ def _insert_decisions(connection, batch: list[tuple]) -> None:
     sqlite_dialect = connection.dialect.name == "sqlite"
     placeholder = "?" if sqlite_dialect else "%s"
     rows = []
+    moments: dict[datetime, Any] = {}  # the checks of one request share one time: format it once
     for r in batch:
-        moment = r[1].astimezone(timezone.utc)
-        rows.append((r[0], moment.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite_dialect else moment, r[2], r[3], r[4],
-                     r[5], r[6], r[7], r[8], r[9], json.dumps(list(r[10])) if r[10] else None))
+        moment = moments.get(r[1])
+        if moment is None:
+            utc = r[1].astimezone(timezone.utc)
+            moment = moments[r[1]] = utc.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite_dialect \
+                else utc
+        rows.append((r[0], moment, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                     json.dumps(list(r[10])) if r[10] else None))
     connection.exec_driver_sql(
         f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join([placeholder] * len(_COLUMNS))})", rows)
 

@@ -29,7 +29,8 @@ def upgrade() -> None:
     sa.Column('revision', sa.BigInteger(), nullable=False),
     sa.Column('latency_us', sa.Integer(), nullable=False),
     sa.Column('grant_ids', sa.JSON(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions')),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('decisions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_decisions_decided_at'), ['decided_at'], unique=False)
