@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
@@ -48,11 +49,11 @@ def run_once(app: Flask) -> dict[str, object]:
     return {name: run_job(name) for name in JOBS}
 
 
-def build(app: Flask) -> BlockingScheduler:
+def build(app: Flask, scheduler_class: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:
     global _app
     _app = app
     store = SQLAlchemyJobStore(engine=app.extensions["db"].engine, tablename="apscheduler_jobs")
-    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC", job_defaults={
+    scheduler = scheduler_class(jobstores={"default": store}, timezone="UTC", job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
     for name in JOBS:
         scheduler.add_job("accessreview.scheduler:run_job", "interval", args=[name], id=name, name=name,

@@ -186,3 +186,23 @@ def test_two_schedulers_launch_once(app, client, lead, directory, database_url, 
     outputs = [p.communicate(timeout=120)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     assert db.scalar(select(func.count()).select_from(Campaign)) == 1
+
+
+def test_jobs_live_in_the_service_database(app, db):
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy import text
+
+    from accessreview.scheduler import build
+
+    scheduler = build(app, BackgroundScheduler)
+    scheduler.start(paused=True)
+    try:
+        ids = sorted(db.execute(text("SELECT id FROM apscheduler_jobs")).scalars())
+    finally:
+        scheduler.shutdown(wait=False)
+    assert ids == ["close_due", "launch_due", "remind_and_escalate"]
+    again = build(app, BackgroundScheduler)  # a second scheduler replaces the jobs, never doubles them
+    again.start(paused=True)
+    again.shutdown(wait=False)
+    db.rollback()
+    assert db.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar() == 3
