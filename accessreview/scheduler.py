@@ -14,8 +14,10 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
+from sqlalchemy.pool import NullPool
 
 from .campaigns import jobs
+from .db import make_engine
 from .notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,10 @@ def run_once(app: Flask) -> dict[str, object]:
 def build(app: Flask, scheduler_class: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:
     global _app
     _app = app
-    store = SQLAlchemyJobStore(engine=app.extensions["db"].engine, tablename="apscheduler_jobs")
+    # Its own engine (APScheduler disposes its job store's engine when it shuts down), without a pool:
+    # the store is read once a tick, and no connection is left behind for a shutdown to orphan.
+    engine = make_engine(app.config["DATABASE_URL"], poolclass=NullPool)
+    store = SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")
     scheduler = scheduler_class(jobstores={"default": store}, timezone="UTC", job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
     for name in JOBS:
