@@ -311,7 +311,7 @@ class Planner:
             row = rows[index]
             current = existing.get(identity)
 
-            def given(name: str, otherwise: Any) -> Any:
+            def given(name: str, otherwise: Any, row: GrantRow = row, current: Grant | None = current) -> Any:
                 # A field left out of the row keeps the stored value; an explicit null clears it.
                 if name in row.model_fields_set:
                     return getattr(row, name)

@@ -208,8 +208,8 @@ def _time(value: str | None) -> datetime | None:
 def _reviewers(session: Session, workbook: Workbook, campaign: Campaign, now: datetime) -> None:
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"assigned": 0, "decided": 0, "overdue": 0, "hours": []})
     due, launched = as_utc(campaign.due_at), as_utc(campaign.launched_at)
-    for reviewer, decided_by, decided_at, automated in session.execute(select(
-            ReviewItem.reviewer_of_record, ReviewItem.decided_by, ReviewItem.decided_at, ReviewItem.automated_rule)
+    for reviewer, decided_at, automated in session.execute(select(
+            ReviewItem.reviewer_of_record, ReviewItem.decided_at, ReviewItem.automated_rule)
             .where(ReviewItem.campaign_id == campaign.id)):
         entry = stats[reviewer or "(unassigned)"]
         entry["assigned"] += 1
