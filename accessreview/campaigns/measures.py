@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -15,42 +15,54 @@ from ..models import Campaign, ReviewEvent, ReviewItem
 
 
 def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:
-    items = session.execute(select(
-        ReviewItem.status, ReviewItem.decision, ReviewItem.automated_rule, ReviewItem.reviewer_of_record,
-        ReviewItem.decided_at, ReviewItem.escalated_at, ReviewItem.remediation_state, ReviewItem.overridden)
-        .where(ReviewItem.campaign_id == campaign.id)).all()
+    """One pass over the items (streamed: a campaign may hold hundreds of thousands)."""
     changes = session.scalar(select(func.count()).select_from(ReviewEvent).join(ReviewItem).where(
         ReviewItem.campaign_id == campaign.id, ReviewEvent.kind.in_(("changed", "overridden")))) or 0
     launched, due = as_utc(campaign.launched_at), as_utc(campaign.due_at)
-    total = len(items)
-    decided = [i for i in items if i.status == "decided"]
-    human = [i for i in decided if i.automated_rule is None]
     late_now = now > due and campaign.status == "open"
-    per_reviewer: dict[str | None, list] = defaultdict(list)
-    for item in items:
-        per_reviewer[item.reviewer_of_record].append(item)
-    finished = sum(1 for rows in per_reviewer.values() if all(r.status == "decided" and r.automated_rule is None
-                                                              for r in rows))
-    times = [(as_utc(i.decided_at) - launched).total_seconds() / 3600 for i in human]
-    remediation = Counter(i.remediation_state for i in items if i.remediation_state)
+    counts: Counter[str] = Counter()
+    remediation: Counter[str] = Counter()
+    reviewers: dict[str | None, bool] = {}  # reviewer of record -> decided all of theirs by hand
+    hours: list[float] = []
+    for status, decision, automated, reviewer, decided_at, escalated_at, remediation_state, overridden in \
+            session.execute(select(
+                ReviewItem.status, ReviewItem.decision, ReviewItem.automated_rule, ReviewItem.reviewer_of_record,
+                ReviewItem.decided_at, ReviewItem.escalated_at, ReviewItem.remediation_state, ReviewItem.overridden)
+                .where(ReviewItem.campaign_id == campaign.id).execution_options(yield_per=5000)):
+        counts["items"] += 1
+        human = status == "decided" and automated is None
+        counts["decided"] += status == "decided"
+        counts["automated"] += automated is not None
+        counts["keep"] += human and decision == "keep"
+        counts["revoke"] += human and decision == "revoke"
+        counts["overridden"] += bool(overridden)
+        counts["escalated"] += escalated_at is not None
+        counts["pending"] += status == "pending"
+        if human:
+            hours.append((as_utc(decided_at) - launched).total_seconds() / 3600)
+            counts["late"] += as_utc(decided_at) > due
+        reviewers[reviewer] = reviewers.get(reviewer, True) and human
+        if remediation_state:
+            remediation[remediation_state] += 1
+    total = counts["items"]
     return {
         "campaign": campaign.id,
         "status": campaign.status,
         "items": total,
-        "decided": len(decided),
-        "decided_percent": round(100 * len(decided) / total, 1) if total else 100.0,
-        "keep": sum(1 for i in human if i.decision == "keep"),
-        "revoke": sum(1 for i in human if i.decision == "revoke"),
-        "automated": sum(1 for i in decided if i.automated_rule),
-        "overridden": sum(1 for i in items if i.overridden),
-        "overdue": sum(1 for i in items if i.status == "pending") if late_now else
-        sum(1 for i in human if as_utc(i.decided_at) > due),
-        "escalated": sum(1 for i in items if i.escalated_at),
-        "median_hours_to_decision": round(statistics.median(times), 2) if times else None,
+        "decided": counts["decided"],
+        "decided_percent": round(100 * counts["decided"] / total, 1) if total else 100.0,
+        "keep": counts["keep"],
+        "revoke": counts["revoke"],
+        "automated": counts["automated"],
+        "overridden": counts["overridden"],
+        "overdue": counts["pending"] if late_now else counts["late"],
+        "escalated": counts["escalated"],
+        "median_hours_to_decision": round(statistics.median(hours), 2) if hours else None,
         "cycle_hours": round((as_utc(campaign.signed_off_at) - launched).total_seconds() / 3600, 2)
         if campaign.signed_off_at else None,
-        "reviewers": len(per_reviewer),
-        "reviewer_completion_percent": round(100 * finished / len(per_reviewer), 1) if per_reviewer else 100.0,
+        "reviewers": len(reviewers),
+        "reviewer_completion_percent": round(100 * sum(reviewers.values()) / len(reviewers), 1)
+        if reviewers else 100.0,
         "corrections": {"decisions_changed": changes, "remediation_failures": remediation.get("failed", 0)},
         "remediation": dict(remediation),
         "access_removed": remediation.get("verified", 0),

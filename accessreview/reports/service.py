@@ -230,11 +230,12 @@ def _reviewers(session: Session, workbook: Workbook, campaign: Campaign, now: da
 def _audit_trail(session: Session, workbook: Workbook, campaign: Campaign) -> None:
     sheet = Sheet(workbook, "Audit trail", [("Seq", 8), ("Time (UTC)", 19), ("Actor", 24), ("Action", 22),
                                             ("Target", 26), ("Details", 90), ("Hash", 66)])
-    item_targets = {f"review_item:{i}" for i in session.scalars(select(ReviewItem.id).where(
-        ReviewItem.campaign_id == campaign.id))}
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000)):
         before = event.before if isinstance(event.before, dict) else {}
-        ours = (event.target == f"campaign:{campaign.id}" or event.target in item_targets
+        after = event.after if isinstance(event.after, dict) else {}
+        # Review events name their campaign; revocations carry it in the grant's last state.
+        ours = (event.target == f"campaign:{campaign.id}"
+                or ((event.target or "").startswith("review_item:") and after.get("campaign") == campaign.id)
                 or before.get("removed_by_review") == campaign.id)
         if ours:
             sheet.append([event.seq, event.occurred_at, event.actor, event.action, event.target,
