@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import NotFound
 
 
 def make_engine(url: str, **options) -> Engine:
@@ -59,6 +63,17 @@ def init_app(app: Flask) -> None:
 
 def get_db() -> Database:
     return current_app.extensions["db"]
+
+
+T = TypeVar("T")
+
+
+def get_or_404(session: Session, model: type[T], key: Any, what: str, field: str = "id") -> T:
+    """The row with primary key ``key``, or a 404 that names it (``grant 7 does not exist``)."""
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"{what} {key} does not exist", field=field)
+    return row
 
 
 def get_session() -> Session:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from .authz.index import TokenRecord
 from .audit import WriteContext, append_event, lock_state
 from .clock import as_utc
-from .errors import BadRequest, NotFound, Unprocessable
+from .db import get_or_404
+from .errors import BadRequest, Unprocessable
 from .models import Principal, ServiceToken
 from .revisions import new_revision
 
@@ -64,9 +65,7 @@ def create_token(session: Session, ctx: WriteContext, secret_key: str, principal
 
 
 def revoke_token(session: Session, ctx: WriteContext, token_id: str) -> dict[str, Any]:
-    row = session.get(ServiceToken, token_id)
-    if row is None:
-        raise NotFound(f"token {token_id} does not exist", field="id")
+    row = get_or_404(session, ServiceToken, token_id, "token")
     if row.revoked_at is None:
         before = token_state(row)
         row.revoked_at = ctx.now

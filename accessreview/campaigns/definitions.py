@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
 from ..clock import as_utc
-from ..errors import NotFound, Unprocessable
+from ..db import get_or_404
+from ..errors import Unprocessable
 from ..models import CampaignDefinition, Principal
 from .schemas import DefinitionBody, DefinitionPatch
 
@@ -61,10 +62,7 @@ def create_definition(session: Session, ctx: WriteContext, body: DefinitionBody,
 
 
 def get_definition(session: Session, definition_id: int) -> CampaignDefinition:
-    definition = session.get(CampaignDefinition, definition_id)
-    if definition is None:
-        raise NotFound(f"campaign definition {definition_id} does not exist", field="id")
-    return definition
+    return get_or_404(session, CampaignDefinition, definition_id, "campaign definition")
 
 
 def list_definitions(session: Session) -> list[dict[str, Any]]:

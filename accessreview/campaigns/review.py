@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
 from ..clock import as_utc
+from ..db import get_or_404
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
 from ..models import Campaign, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
@@ -51,17 +52,7 @@ def item_state(i: ReviewItem) -> dict[str, Any]:
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"campaign {campaign_id} does not exist", field="id")
-    return campaign
-
-
-def get_item(session: Session, item_id: int) -> ReviewItem:
-    item = session.get(ReviewItem, item_id)
-    if item is None:
-        raise NotFound(f"review item {item_id} does not exist", field="id")
-    return item
+    return get_or_404(session, Campaign, campaign_id, "campaign")
 
 
 def item_counts(session: Session, campaign_id: int) -> dict[str, int]:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from ..audit import WriteContext, append_event, lock_state
 from ..authz.declarations import Declarations
 from ..clock import as_utc
-from ..errors import ApiError, Conflict, NotFound
+from ..db import get_or_404
+from ..errors import ApiError, Conflict
 from ..models import DirectoryState, Grant, GroupMembership, Principal, Resource, SourceSync
 from ..pagination import Page, paginate
 from ..revisions import new_revision
@@ -187,9 +188,7 @@ def create_grant(session: Session, ctx: WriteContext, declarations: Declarations
 
 def delete_grant(session: Session, ctx: WriteContext, grant_id: int) -> int:
     state = lock_state(session)
-    grant = session.get(Grant, grant_id)
-    if grant is None:
-        raise NotFound(f"grant {grant_id} does not exist", field="id")
+    grant = get_or_404(session, Grant, grant_id, "grant")
     identity = grant_identity(grant.principal_key, grant.role, grant.resource_key)
     plan = Plan(grants=[Change("removed", identity, grant_state(grant), None)], grant_rows={identity: grant})
     apply_plan(session, ctx, plan)
@@ -229,9 +228,7 @@ def _record_sync(session: Session, source: str, mode: str, now: datetime, revisi
 # -- reading ------------------------------------------------------------------------------------
 
 def get_principal(session: Session, key: str) -> dict[str, Any]:
-    principal = session.get(Principal, key)
-    if principal is None:
-        raise NotFound(f"principal {key} does not exist", field="principal")
+    principal = get_or_404(session, Principal, key, "principal", field="principal")
     members = None
     if principal.kind == "group":
         members = session.scalars(select(GroupMembership.member_key).where(GroupMembership.group_key == key)).all()
@@ -259,10 +256,7 @@ def list_principals(session: Session, *, kind: str | None, status: str | None, c
 
 
 def get_resource(session: Session, key: str) -> dict[str, Any]:
-    resource = session.get(Resource, key)
-    if resource is None:
-        raise NotFound(f"resource {key} does not exist", field="resource")
-    return resource_state(resource)
+    return resource_state(get_or_404(session, Resource, key, "resource", field="resource"))
 
 
 def list_resources(session: Session, *, type_: str | None, parent: str | None, cursor: str | None,
@@ -276,10 +270,7 @@ def list_resources(session: Session, *, type_: str | None, parent: str | None, c
 
 
 def get_grant(session: Session, grant_id: int) -> dict[str, Any]:
-    grant = session.get(Grant, grant_id)
-    if grant is None:
-        raise NotFound(f"grant {grant_id} does not exist", field="id")
-    return grant_state(grant)
+    return grant_state(get_or_404(session, Grant, grant_id, "grant"))
 
 
 def list_grants(session: Session, *, principal: str | None, resource: str | None, role: str | None,

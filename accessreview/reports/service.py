@@ -21,6 +21,7 @@ from ..audit import WriteContext, append_event
 from ..authz.engine import Snapshot
 from ..campaigns.measures import campaign_measures
 from ..clock import as_utc
+from ..db import get_or_404
 from ..errors import NotFound
 from ..models import AuditEvent, Campaign, Decision, Report, ReviewItem, SigningKey
 from .signing import Ed25519PrivateKey, key_id, public_pem, sign
@@ -297,10 +298,7 @@ def decisions_report(session: Session, ctx: WriteContext, signer: Signer, report
 
 
 def get_report(session: Session, report_id: int) -> Report:
-    report = session.get(Report, report_id)
-    if report is None:
-        raise NotFound(f"report {report_id} does not exist", field="id")
-    return report
+    return get_or_404(session, Report, report_id, "report")
 
 
 def list_reports(session: Session, campaign: int | None = None) -> list[dict[str, Any]]:
