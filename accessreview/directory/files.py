@@ -140,16 +140,21 @@ def _json_kind(value: Any) -> str:
         type(value), "a number")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    text = _read_text(path)
+def _json_loads(text: str, where: str, decode_error: Callable[[json.JSONDecodeError], str]) -> Any:
+    """JSON as the importer accepts it (no NaN or Infinity), every failure an ImportFileError."""
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ImportFileError(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}") from exc
+        raise ImportFileError(decode_error(exc)) from exc
     except _NonFiniteConstant as exc:
-        raise ImportFileError(f"{path}: invalid JSON: {exc} is not a JSON value") from exc
+        raise ImportFileError(f"{where}: invalid JSON: {exc} is not a JSON value") from exc
     except RecursionError as exc:
-        raise ImportFileError(f"{path}: invalid JSON: nested too deeply") from exc
+        raise ImportFileError(f"{where}: invalid JSON: nested too deeply") from exc
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    document = _json_loads(_read_text(path), str(path),
+                           lambda exc: f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}")
     if not isinstance(document, dict):
         raise ImportFileError(f"{path}: expected a JSON object with principals, resources and grants, "
                               f"not {_json_kind(document)}")
@@ -232,14 +237,7 @@ def _header(section: str, cells: Cells, where: str, column: Callable[[int, str |
 
 
 def _attributes(text: str, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ImportFileError(f"{where}: invalid JSON: {exc.msg} (character {exc.pos + 1})") from exc
-    except _NonFiniteConstant as exc:
-        raise ImportFileError(f"{where}: invalid JSON: {exc} is not a JSON value") from exc
-    except RecursionError as exc:
-        raise ImportFileError(f"{where}: invalid JSON: nested too deeply") from exc
+    value = _json_loads(text, where, lambda exc: f"{where}: invalid JSON: {exc.msg} (character {exc.pos + 1})")
     if not isinstance(value, dict):
         raise ImportFileError(f"{where}: expected a JSON object, not {_json_kind(value)}")
     return value
