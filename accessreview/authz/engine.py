@@ -65,13 +65,14 @@ class AuthzEngine:
         self._failed_version: str | None = None  # a recorded version that did not load here
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
-        self._refresher_pid: int | None = None
+        self._refreshing = False  # is this process's refresher running? (reset in forked children)
+        os.register_at_fork(after_in_child=self._forked)
 
     # -- the snapshot -------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """The current snapshot; loads the first one, and starts this process's refresher."""
-        if self._refresher_pid != os.getpid() and self.refresh_interval > 0:
+        if not self._refreshing and self.refresh_interval > 0:
             self._start_refresher()
         snapshot = self._snapshot
         if snapshot is None:
@@ -157,11 +158,14 @@ class AuthzEngine:
                 time.sleep(0.02)
         return snapshot
 
+    def _forked(self) -> None:
+        self._refreshing = False  # threads do not survive a fork: the child starts its own
+
     def _start_refresher(self) -> None:
         with self._lock:
-            if self._refresher_pid == os.getpid():
+            if self._refreshing:
                 return
-            self._refresher_pid = os.getpid()
+            self._refreshing = True
         thread = threading.Thread(target=self._refresh_forever, name="authz-refresher", daemon=True)
         thread.start()
 
