@@ -178,6 +178,12 @@ def portal(token_for) -> dict[str, str]:
 
 
 @pytest.fixture
+def lead(token_for) -> dict[str, str]:
+    """A security lead."""
+    return token_for("user:lena", "security_lead")
+
+
+@pytest.fixture
 def auditor(token_for) -> dict[str, str]:
     return token_for("user:audrey", "auditor")
 

@@ -45,3 +45,14 @@ def audit_count(app) -> int:
     with write(app) as (session, _ctx):
         return session.scalar(select(func.count()).select_from(AuditEvent))
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def every_page(client, url: str, headers: dict[str, str]) -> list:
+    """The items of every page of a cursor-paginated list, following next_cursor to the end."""
+    items, cursor = [], None
+    while True:
+        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=headers).get_json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from support import every_page
+
 PORTAL = {
     "source": "portal",
     "principals": [
@@ -132,14 +134,7 @@ def test_batch_size_is_bounded(client, portal, world, app):
 
 
 def test_list_is_complete_and_paginated(client, portal, world):
-    seen, cursor = [], None
-    while True:
-        url = "/v1/principals/user:bob/resources?action=read&type=document&limit=2"
-        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=portal).get_json()
-        seen += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = every_page(client, "/v1/principals/user:bob/resources?action=read&type=document&limit=2", portal)
     assert seen == [f"document:d{i}" for i in range(1, 6)]
     alice = client.get("/v1/principals/user:alice/resources?action=delete&type=document", headers=portal).get_json()
     assert alice["items"] == ["document:d1", "document:d2", "document:d3", "document:d4", "document:d5", "document:e1"]
@@ -230,14 +225,7 @@ def test_decisions_page_in_time_order(client, portal, auditor, world, clock):
     for _ in range(5):
         ids.append(check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"])
         clock.advance(seconds=1)
-    seen, cursor = [], None
-    while True:
-        url = "/v1/decisions?actor=user:alice&limit=2" + (f"&cursor={cursor}" if cursor else "")
-        page = client.get(url, headers=auditor).get_json()
-        seen += [d["id"] for d in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+    seen = [d["id"] for d in every_page(client, "/v1/decisions?actor=user:alice&limit=2", auditor)]
     assert seen == ids
     since = client.get("/v1/decisions?since=2026-03-02T09:00:03Z", headers=auditor).get_json()["items"]
     assert [d["id"] for d in since] == ids[3:]

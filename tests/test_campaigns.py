@@ -37,11 +37,6 @@ DIRECTORY = {
 
 
 @pytest.fixture
-def lead(token_for):
-    return token_for("user:lena", "security_lead")
-
-
-@pytest.fixture
 def directory(client, portal):
     response = client.post("/v1/directory/import", json=DIRECTORY, headers=portal)
     assert response.status_code == 200, response.get_json()

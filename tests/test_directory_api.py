@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import revision
+from support import every_page, revision
 
 
 @pytest.fixture
@@ -177,13 +177,6 @@ def test_grants_paginate_completely(client, portal, tree):
         client.put(f"/v1/resources/document/p{i}", json={"parent": "project:acme-tax"}, headers=portal)
         client.post("/v1/grants", json={"principal": "user:bob", "role": "viewer", "resource": f"document:p{i}"},
                     headers=portal)
-    seen, cursor = [], None
-    while True:
-        url = "/v1/grants?principal=user:bob&limit=3" + (f"&cursor={cursor}" if cursor else "")
-        page = client.get(url, headers=portal).get_json()
-        seen += [g["resource"] for g in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+    seen = [g["resource"] for g in every_page(client, "/v1/grants?principal=user:bob&limit=3", portal)]
     assert sorted(seen) == sorted(f"document:p{i}" for i in range(7))
     assert client.get("/v1/grants?cursor=garbage", headers=portal).get_json()["error"]["code"] == "invalid_cursor"

@@ -10,14 +10,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from accessreview.cli import cli
-from test_campaigns import definition, items, launch
-
-from test_campaigns import DIRECTORY  # noqa: F401  (the directory the fixtures below load)
-
-
-@pytest.fixture
-def lead(token_for):
-    return token_for("user:lena", "security_lead")
+from test_campaigns import DIRECTORY, definition, items, launch
 
 
 @pytest.fixture

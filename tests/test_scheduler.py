@@ -24,11 +24,6 @@ UTC = timezone.utc
 
 
 @pytest.fixture
-def lead(token_for):
-    return token_for("user:lena", "security_lead")
-
-
-@pytest.fixture
 def directory(client, portal):
     assert client.post("/v1/directory/import", json=DIRECTORY, headers=portal).status_code == 200
 
@@ -154,7 +149,7 @@ def test_reminders_and_escalation_by_email(app, client, lead, directory, clock, 
     assert all(i["reviewer_of_record"] == "user:owen" for i in escalated)
     history = client.get(f"/v1/review-items/{escalated[0]['id']}", headers=lead).get_json()["history"]
     assert history[0]["kind"] == "escalated" and history[0]["from_reviewer"] == "user:owen"
-    events = client.get(f"/v1/audit-events?action=campaign.reminded", headers=auditor).get_json()["items"]
+    events = client.get("/v1/audit-events?action=campaign.reminded", headers=auditor).get_json()["items"]
     assert events and events[0]["after"]["email"] == "sent"
 
 
