@@ -174,18 +174,42 @@ def test_ad_hoc_access_and_decision_reports(client, auditor, portal, signed_off)
 
 
 def test_a_full_sheet_continues_on_the_next(tmp_path):
-    from openpyxl import Workbook
+    from accessreview.reports.workbook import Book
 
-    from accessreview.reports.workbook import Sheet
-
-    book = Workbook(write_only=True)
-    sheet = Sheet(book, "Items", [("N", 8)], max_rows=4)
+    book = Book()
+    sheet = book.sheet("Items", [("N", 8)], max_rows=4)
     for n in range(7):
         sheet.append([n])
-    sheet.close()
     book.save(tmp_path / "w.xlsx")
     loaded = load_workbook(tmp_path / "w.xlsx")
     assert loaded.sheetnames == ["Items", "Items (2)", "Items (3)"]
     values = [r[0] for name in loaded.sheetnames for r in loaded[name].iter_rows(min_row=2, values_only=True)]
     assert values == list(range(7))
 
+
+
+def test_cells_keep_their_types_and_text_exactly(tmp_path):
+    from datetime import date, datetime, timedelta, timezone
+
+    from accessreview.reports.workbook import Book
+
+    book = Book()
+    sheet = book.sheet("Cells", [("A", 8), ("B", 8), ("C", 8), ("D", 8), ("E", 8), ("F", 8), ("G", 8), ("H", 8)])
+    aware = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=2)))
+    sheet.append([42, 2.5, True, aware, date(2026, 1, 2), ["edit", "read"], {"via": ["g1", "g2"]}, None])
+    sheet.append(["  padded ", "a < b & c > d", "line\nbreak", "", "=1+1", "tab\tinside", "ünïcødé ✓", "x"])
+    sheet.append(["bell\x07", "_x0041_ stays", None, None, None, None, None, "last"])
+    book.save(tmp_path / "c.xlsx")
+
+    loaded = load_workbook(tmp_path / "c.xlsx")["Cells"]
+    assert loaded.column_dimensions["A"].width == 8 and all(c.font.bold for c in loaded[1])
+    assert loaded.auto_filter.ref == "A1:H4" and loaded.freeze_panes == "A2"
+    numbers, texts, escaped = list(loaded.iter_rows(min_row=2, values_only=True))
+    assert numbers == (42, 2.5, True, datetime(2026, 3, 4, 3, 6, 7), datetime(2026, 1, 2), "edit, read",
+                       "via: g1, g2", None)
+    assert loaded["D2"].is_date and loaded["D2"].number_format == "yyyy-mm-dd h:mm:ss"
+    assert texts == ("  padded ", "a < b & c > d", "line\nbreak", None, "=1+1", "tab\tinside", "ünïcødé ✓", "x")
+    assert loaded["E3"].data_type == "s" and loaded["E3"].quotePrefix and not loaded["A3"].quotePrefix
+    # XML cannot carry a bell: OOXML's escape is written (Excel shows the character), and text that
+    # looks like that escape is itself escaped so Excel shows it as typed.
+    assert escaped[:2] == ("bell_x0007_", "_x005F_x0041_ stays") and escaped[-1] == "last"

@@ -1,79 +1,214 @@
-"""Streaming Excel sheets for people: frozen header, autofilter, widths, real dates, no formulas.
+"""Streaming Excel workbooks for people: frozen header, autofilter, widths, real dates, no formulas.
 
-openpyxl's write-only mode keeps memory flat however many rows; a sheet that fills up continues on
-a next sheet ("Items (2)").
+openpyxl makes the workbook in write-only mode: its package, styles, sheets, header rows, column
+widths, frozen panes and filters. The data rows are serialised here instead of through openpyxl's
+cell objects. That path costs about 6 µs per cell, which for a 33-column review item limits
+openpyxl to about 5,000 rows/s on our machines; this one writes the same cells (inline strings,
+numbers, dates as serials with openpyxl's own date style) several times faster. Rows wait in a
+temporary file per sheet and are spliced into the sheet's XML when the workbook is saved, so
+memory stays flat however many rows there are. A sheet that fills up continues on a next sheet
+("Items (2)").
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable
+import re
+import shutil
+import tempfile
+import zipfile
+from datetime import date, datetime, timezone
+from io import BytesIO
+from pathlib import Path
+from typing import IO, Any, Iterable
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import to_excel
 
 MAX_ROWS = 1_048_576  # Excel's limit, header included
 FORMULA_START = ("=", "+", "-", "@")
+_SPACES = (" ", "\t", "\n", "\r")
+_ROWS_PER_WRITE = 512
+_COMPRESS_LEVEL = 1  # about twice as fast as zlib's default on sheet XML, for a file ~15% larger
+# Characters XML 1.0 cannot carry, and text that already looks like OOXML's _xHHHH_ escape.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_LITERAL_ESCAPE = re.compile("_x[0-9A-Fa-f]{4}_")
+
+
+class Book:
+    """A write-only workbook; ``sheet`` adds a table, ``save`` writes the .xlsx file."""
+
+    def __init__(self) -> None:
+        self.workbook = Workbook(write_only=True)
+        self._parts: list[_Part] = []
+        self._styles: dict[str, int] | None = None
+
+    def sheet(self, title: str, columns: list[tuple[str, int]], max_rows: int = MAX_ROWS) -> Sheet:
+        return Sheet(self, title, columns, max_rows)
+
+    def _new_part(self, title: str, columns: list[tuple[str, int]]) -> _Part:
+        worksheet = self.workbook.create_sheet(title[:31])
+        for index, (_, width) in enumerate(columns, start=1):
+            worksheet.column_dimensions[get_column_letter(index)].width = width
+        worksheet.freeze_panes = "A2"
+        header = []
+        for name, _ in columns:
+            cell = WriteOnlyCell(worksheet, value=name)
+            cell.font = Font(bold=True)
+            header.append(cell)
+        worksheet.append(header)
+        if self._styles is None:
+            self._styles = _register_styles(worksheet)
+        part = _Part(worksheet, len(columns), self._styles)
+        self._parts.append(part)
+        return part
+
+    def save(self, path: Path) -> None:
+        for part in self._parts:
+            part.finish()
+        package = BytesIO()
+        self.workbook.save(package)  # every sheet holds its header row only
+        by_path = {part.worksheet.path.lstrip("/"): part for part in self._parts}
+        try:
+            with zipfile.ZipFile(package) as source, \
+                    zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=_COMPRESS_LEVEL) as target:
+                for info in source.infolist():
+                    data = source.read(info)
+                    part = by_path.get(info.filename)
+                    if part is None:
+                        target.writestr(info, data)
+                        continue
+                    head, separator, tail = data.partition(b"</sheetData>")
+                    if not separator:
+                        raise RuntimeError(f"{info.filename} has no sheetData to put the rows in")
+                    with target.open(info.filename, "w", force_zip64=True) as out:
+                        out.write(head)
+                        part.copy_rows(out)
+                        out.write(separator + tail)
+        finally:
+            for part in self._parts:
+                part.discard()
+
+
+def _register_styles(worksheet) -> dict[str, int]:
+    """The style ids openpyxl gives a date cell and a quote-prefixed text cell, registered in the workbook."""
+    date_cell = WriteOnlyCell(worksheet, value=datetime(2000, 1, 1))
+    text_cell = WriteOnlyCell(worksheet, value="=")
+    text_cell.quotePrefix = True  # shown and edited as text even in Excel's formula bar
+    return {"date": date_cell.style_id, "quoted": text_cell.style_id}
 
 
 class Sheet:
-    def __init__(self, workbook: Workbook, title: str, columns: list[tuple[str, int]],
-                 max_rows: int = MAX_ROWS) -> None:
-        self.workbook = workbook
+    """One table: a header and rows, continued on a next sheet when one is full."""
+
+    def __init__(self, book: Book, title: str, columns: list[tuple[str, int]], max_rows: int = MAX_ROWS) -> None:
+        self.book = book
         self.title = title
         self.columns = columns
         self.max_rows = max_rows
-        self.part = 0
+        self.parts = 0
         self._open()
 
     def _open(self) -> None:
-        self.part += 1
-        title = self.title if self.part == 1 else f"{self.title} ({self.part})"
-        self.sheet = self.workbook.create_sheet(title[:31])
-        for index, (_, width) in enumerate(self.columns, start=1):
-            self.sheet.column_dimensions[get_column_letter(index)].width = width
-        self.sheet.freeze_panes = "A2"
-        self.rows = 0
-        self.sheet.append([self._cell(header, bold=True) for header, _ in self.columns])
-
-    def _cell(self, value: Any, bold: bool = False) -> Any:
-        """The value as openpyxl should write it; a cell object only where plain values would not do."""
-        if isinstance(value, datetime):  # real dates, in UTC (Excel has no time zones)
-            return value.astimezone(timezone.utc).replace(tzinfo=None)
-        if isinstance(value, (list, tuple, set)):
-            value = ", ".join(str(v) for v in value)
-        elif isinstance(value, dict):
-            value = "; ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in value.items())
-        if not bold and not (isinstance(value, str) and value.startswith(FORMULA_START)):
-            return value
-        cell = WriteOnlyCell(self.sheet, value=value)
-        if isinstance(value, str):
-            # Text from people or the portal stays text: a leading =, +, - or @ never becomes a formula.
-            cell.data_type = "s"
-            cell.quotePrefix = value.startswith(FORMULA_START)
-        if bold:
-            cell.font = Font(bold=True)
-        return cell
+        self.parts += 1
+        title = self.title if self.parts == 1 else f"{self.title} ({self.parts})"
+        self.part = self.book._new_part(title, self.columns)
 
     def append(self, values: Iterable[Any]) -> None:
-        if self.rows + 1 >= self.max_rows:
-            self._close()
+        if self.part.rows + 1 >= self.max_rows:
             self._open()
-        self.sheet.append([self._cell(v) for v in values])
+        self.part.append(values)
+
+
+class _Part:
+    """One openpyxl sheet and the temporary file its serialised rows wait in."""
+
+    def __init__(self, worksheet, width: int, styles: dict[str, int]) -> None:
+        self.worksheet = worksheet
+        self.letters = [get_column_letter(i) for i in range(1, width + 1)]
+        self.date_style = styles["date"]
+        self.quoted_style = styles["quoted"]
+        self.rows = 0
+        self._file: IO[bytes] = tempfile.TemporaryFile()
+        self._pending: list[str] = []
+
+    def append(self, values: Iterable[Any]) -> None:
         self.rows += 1
+        number = str(self.rows + 1)  # the header is row 1
+        cells = []
+        for letter, value in zip(self.letters, values):
+            if value is None:
+                continue
+            cell = self._text(letter + number, value) if type(value) is str else self._cell(letter + number, value)
+            if cell:
+                cells.append(cell)
+        self._pending.append(f'<row r="{number}">{"".join(cells)}</row>')
+        if len(self._pending) >= _ROWS_PER_WRITE:
+            self._write_pending()
 
-    def _close(self) -> None:
-        last = get_column_letter(len(self.columns))
-        self.sheet.auto_filter.ref = f"A1:{last}{self.rows + 1}"
+    def _cell(self, ref: str, value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return self._text(ref, value)
+        if value is None:
+            return ""
+        if kind is int or kind is float:
+            return f'<c r="{ref}"><v>{value!r}</v></c>'
+        if kind is bool:
+            return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+        if isinstance(value, datetime):  # real dates, in UTC (Excel has no time zones)
+            if value.tzinfo is not None:
+                value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            return f'<c r="{ref}" s="{self.date_style}"><v>{to_excel(value)!r}</v></c>'
+        if isinstance(value, date):
+            return self._cell(ref, datetime(value.year, value.month, value.day))
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return self._text(ref, ", ".join(str(v) for v in value))
+        if isinstance(value, dict):
+            return self._text(ref, "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                                             for k, v in value.items()))
+        return self._text(ref, str(value))
 
-    def close(self) -> None:
-        self._close()
+    def _text(self, ref: str, value: str) -> str:
+        if not value:
+            return ""
+        if not value.isprintable() or "_x" in value:  # rare: control characters or escape look-alikes
+            value = _escape_for_ooxml(value)
+        text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        space = ' xml:space="preserve"' if value[0] in _SPACES or value[-1] in _SPACES else ""
+        # Text from people or the portal stays text: an inline string is never a formula, and the
+        # quote prefix keeps Excel from turning a leading =, +, - or @ into one when the cell is edited.
+        style = f' s="{self.quoted_style}"' if value[0] in FORMULA_START else ""
+        return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            self._file.write("".join(self._pending).encode("utf-8"))
+            self._pending = []
+
+    def finish(self) -> None:
+        self._write_pending()
+        last = get_column_letter(len(self.letters))
+        self.worksheet.auto_filter.ref = f"A1:{last}{self.rows + 1}"
+
+    def copy_rows(self, out: IO[bytes]) -> None:
+        self._file.seek(0)
+        shutil.copyfileobj(self._file, out, 1 << 20)
+
+    def discard(self) -> None:
+        self._file.close()
 
 
-def key_value_sheet(workbook: Workbook, title: str, rows: Iterable[tuple[str, Any]]) -> None:
-    sheet = Sheet(workbook, title, [("Field", 34), ("Value", 100)])
+def _escape_for_ooxml(value: str) -> str:
+    """OOXML's own escape (ECMA-376 ST_Xstring): a character XML cannot carry becomes _xHHHH_, and
+    text that already reads like such an escape has its underscore escaped, so Excel shows the original."""
+    value = _LITERAL_ESCAPE.sub(lambda m: "_x005F" + m.group(), value)
+    return _UNWRITABLE.sub(lambda m: f"_x{ord(m.group()):04X}_", value)
+
+
+def key_value_sheet(book: Book, title: str, rows: Iterable[tuple[str, Any]]) -> None:
+    sheet = book.sheet(title, [("Field", 34), ("Value", 100)])
     for key, value in rows:
         sheet.append([key, value])
-    sheet.close()
