@@ -12,6 +12,15 @@ accesslog = None  # the app writes its own JSON request log
 timeout = 30
 
 
+def when_ready(server):
+    # Load the directory index once, here, before the workers are forked: they share it (copy on
+    # write) and answer their first checks at once rather than after a load of their own.
+    from wsgi import app
+
+    app.extensions["authz"].preload()
+    app.extensions["db"].engine.dispose()
+
+
 def post_fork(server, worker):
     # Connections opened by the master must not be shared with the forked workers.
     from wsgi import app

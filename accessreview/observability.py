@@ -8,7 +8,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 
 from flask import Flask, g, request
@@ -72,23 +71,35 @@ def metrics_payload() -> tuple[bytes, str]:
 
 
 def init_app(app: Flask) -> None:
-    log = logging.getLogger("accessreview.request")
-
     @app.before_request
     def _start():
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-Id", ""))
         g.request_started = time.perf_counter()
 
     @app.after_request
     def _finish(response):
         elapsed = time.perf_counter() - g.get("request_started", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-        LATENCY.labels(endpoint, request.method).observe(elapsed)
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        log.info("%s %s %s", request.method, request.path, response.status_code, extra={
-            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
-            "status": response.status_code, "duration_ms": round(elapsed * 1000, 3),
-            "caller": g.get("caller"), "endpoint": request.endpoint})
+        record_request(request.url_rule.rule if request.url_rule else "unmatched", request.endpoint,
+                       request.method, request.path, response.status_code, elapsed, g.get("request_id"),
+                       g.get("caller"))
         return response
+
+
+def request_id(incoming: str) -> str:
+    """The caller's X-Request-Id when it is a sane one, else a new id."""
+    return incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+
+
+_REQUEST_LOG = logging.getLogger("accessreview.request")
+
+
+def record_request(rule: str, endpoint: str | None, method: str, path: str, status: int, elapsed: float,
+                   request_id: str | None, caller: str | None, level: int = logging.INFO) -> None:
+    """Count, time and log one answered request (Flask's and the hot path's alike)."""
+    REQUESTS.labels(rule, method, str(status)).inc()
+    LATENCY.labels(rule, method).observe(elapsed)
+    if _REQUEST_LOG.isEnabledFor(level):
+        _REQUEST_LOG.log(level, "%s %s %s", method, path, status, extra={
+            "request_id": request_id, "method": method, "path": path, "status": status,
+            "duration_ms": round(elapsed * 1000, 3), "caller": caller, "endpoint": endpoint})

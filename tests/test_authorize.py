@@ -278,3 +278,21 @@ def test_retention_prunes_old_decisions(client, portal, auditor, world, app, clo
     app.extensions["decisions"].prune()
     kept = [d["id"] for d in client.get("/v1/decisions", headers=auditor).get_json()["items"]]
     assert recent in kept and old not in kept
+
+
+def test_a_preloaded_engine_answers_its_first_check_without_loading(app_config, world, portal, monkeypatch,
+                                                                      tmp_path, capfd):
+    """What gunicorn's master does before forking: the workers start with the index in memory."""
+    from accessreview import create_app
+    from accessreview.authz.index import DirectoryIndex
+
+    preloaded = create_app(app_config)
+    preloaded.extensions["authz"].preload()
+    monkeypatch.setattr(DirectoryIndex, "load", classmethod(lambda *_: pytest.fail("the index was loaded again")))
+    assert check(preloaded.test_client(), portal, "user:alice", "read", "document:d1").get_json()["allowed"] is True
+    preloaded.extensions["db"].dispose()
+
+    unmigrated = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"})
+    unmigrated.extensions["authz"].preload()  # /readyz reports it; starting up does not fail
+    assert "directory not preloaded" in capfd.readouterr().err
+    unmigrated.extensions["db"].dispose()

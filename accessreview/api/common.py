@@ -29,30 +29,38 @@ def clock_now():
     return current_app.config["CLOCK"].now()
 
 
-def caller() -> str:
-    """The principal behind the request's bearer token; 401 without a live one. Memory only."""
-    if "caller" in g:
-        return g.caller
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_principal(app: Flask, authorization: str) -> str:
+    """The principal behind an ``Authorization: Bearer`` header; 401 without a live token. Memory only."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)", field="Authorization")
-    index = get_engine().snapshot().index
-    principal = authenticate(index.tokens, current_app.config["SECRET_KEY"], token.strip(), clock_now())
+    index = app.extensions["authz"].snapshot().index
+    principal = authenticate(index.tokens, app.config["SECRET_KEY"], token.strip(), app.config["CLOCK"].now())
     if principal is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired", field="Authorization",
                               code="invalid_token")
-    g.caller = principal
     return principal
+
+
+def require_permission(app: Flask, principal: str, permission: str, resource: str = SERVICE_RESOURCE) -> None:
+    """Ask the policy whether ``principal`` has ``permission`` on ``resource``; 403 if not."""
+    if not app.extensions["authz"].is_allowed(principal, permission, resource):
+        raise Forbidden(f"{principal} may not {permission} on {resource}", field=None)
+
+
+def caller() -> str:
+    """The principal behind the request's bearer token; 401 without a live one. Memory only."""
+    if "caller" not in g:
+        g.caller = bearer_principal(current_app, request.headers.get("Authorization", ""))
+    return g.caller
 
 
 def authorize(permission: str, resource: str = SERVICE_RESOURCE) -> str:
     """Authenticate the caller and ask the policy whether it has ``permission``; 403 if not."""
     principal = caller()
-    allowed = get_engine().is_allowed(principal, permission, resource)
-    g.authorization_decision = (permission, resource, allowed)
-    if not allowed:
-        raise Forbidden(f"{principal} may not {permission} on {resource}", field=None)
+    g.authorization_decision = (permission, resource, False)  # a deny until the policy says otherwise
+    require_permission(current_app, principal, permission, resource)
+    g.authorization_decision = (permission, resource, True)
     return principal
 
 

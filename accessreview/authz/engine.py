@@ -94,6 +94,15 @@ class AuthzEngine:
                 gc.freeze()
             return snapshot
 
+    def preload(self) -> None:
+        """Load the snapshot now, without starting a refresher: for a server's master process, so
+        the workers it forks share one loaded index instead of each making its first checks wait
+        for a load of their own. A database that is not migrated yet is left to /readyz to report."""
+        try:
+            self.refresh()
+        except DatabaseError as exc:
+            log.warning("directory not preloaded: %s", exc)
+
     def refresh_if_loaded(self) -> None:
         """After a write in this process: move the snapshot on now, if this process keeps one."""
         if self._snapshot is not None:

@@ -1,0 +1,131 @@
+"""The portal's checks and /healthz skip Flask, yet answer exactly as the Flask views do."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from test_authorize import PORTAL
+
+
+@pytest.fixture
+def world(client, portal):
+    response = client.post("/v1/directory/import", json=PORTAL, headers=portal)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["revision"]
+
+
+@pytest.fixture
+def through_flask(app):
+    """Counts the requests Flask's own machinery handled."""
+    seen: list[int] = []
+    app.before_request_funcs.setdefault(None, []).append(lambda: seen.append(1))
+    return seen
+
+
+def send(client, path, body, headers, *, chunked=False, method="POST"):
+    """As the hot path gets it, or as a chunked upload (no Content-Length), which Flask answers."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    overrides = {"CONTENT_LENGTH": "", "wsgi.input_terminated": True} if chunked \
+        else {"CONTENT_LENGTH": str(len(data))}
+    response = client.open(path, method=method, data=data, headers={**headers, "Content-Type": "application/json"},
+                           environ_overrides=overrides)
+    payload = response.get_json()
+    for result in [payload, *(payload or {}).get("results", [])]:
+        if isinstance(result, dict):
+            result.pop("decision_id", None)
+    return response.status_code, payload, response.headers.get("WWW-Authenticate")
+
+
+CASES = [
+    ("/v1/authorize", {"actor": "user:alice", "action": "read", "resource": "document:d1"}, "portal"),
+    ("/v1/authorize", {"actor": "user:carl", "action": "read", "resource": "document:d1"}, "portal"),
+    ("/v1/authorize", {"actor": "user:nobody", "action": "read", "resource": "document:zz"}, "portal"),
+    ("/v1/authorize/batch", {"checks": [{"actor": "user:bob", "action": "edit", "resource": "document:d2"},
+                                        {"actor": "user:erin", "action": "read", "resource": "document:e1"}]}, "portal"),
+    ("/v1/authorize", {"actor": "user:alice", "action": "read"}, "portal"),
+    ("/v1/authorize", {"actor": "user:alice", "action": "read", "resource": "document:d1", "extra": 1}, "portal"),
+    ("/v1/authorize", {"actor": 7, "action": "read", "resource": "document:d1"}, "portal"),
+    ("/v1/authorize", b"{not json", "portal"),
+    ("/v1/authorize", b"", "portal"),
+    ("/v1/authorize/batch", {"checks": [{"actor": "user:bob", "action": "edit"}]}, "portal"),
+    ("/v1/authorize/batch", {"checks": []}, "portal"),
+    ("/v1/authorize", {"actor": "user:alice", "action": "read", "resource": "document:d1",
+                       "at_least_revision": 10_000}, "portal"),
+    ("/v1/authorize", {"actor": "user:alice", "action": "read", "resource": "document:d1"}, "auditor"),
+    ("/v1/authorize", {"actor": "user:alice", "action": "read", "resource": "document:d1"}, "nobody"),
+    ("/v1/authorize", {"actor": "user:alice", "action": "read", "resource": "document:d1"}, "forged"),
+]
+
+
+@pytest.mark.parametrize("path, body, who", CASES)
+def test_the_hot_path_answers_as_flask_does(app, client, world, through_flask, path, body, who, request):
+    app.config["STALE_WAIT"] = 0.05
+    app.extensions["authz"].stale_wait = 0.05
+    fixed = {"nobody": {}, "forged": {"Authorization": "Bearer ar_forged_token"}}
+    headers = fixed[who] if who in fixed else request.getfixturevalue(who)
+    fast = send(client, path, body, headers)
+    assert not through_flask, "answered without Flask"
+    slow = send(client, path, body, headers, chunked=True)
+    assert through_flask, "answered by the Flask view"
+    assert fast == slow
+    assert fast[0] in (200, 400, 401, 403, 503)
+
+
+def test_only_checks_and_health_take_the_hot_path(client, portal, world, through_flask):
+    assert client.get("/healthz").get_json() == {"status": "ok"} and not through_flask
+    assert client.head("/healthz").status_code == 200 and len(through_flask) == 1
+    assert client.get("/v1/authorize", headers=portal).status_code == 405 and len(through_flask) == 2
+    assert client.post("/v1/explain", json={"actor": "user:alice", "action": "read", "resource": "document:d1"},
+                       headers=portal).get_json()["allowed"] is True
+    assert len(through_flask) == 3
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(app, client, portal, world):
+    app.config.update(MAX_BODY_BYTES=256, MAX_CONTENT_LENGTH=256)
+    checks = [{"actor": "user:alice", "action": "read", "resource": f"document:d{i}"} for i in range(20)]
+    response = client.post("/v1/authorize/batch", json={"checks": checks}, headers=portal)
+    assert response.status_code == 413
+    assert response.get_json()["error"] == {"code": "body_too_large", "field": None,
+                                            "message": "request body is larger than 256 bytes"}
+
+
+def test_request_ids_metrics_and_logs(client, portal, world, capfd):
+    from accessreview.observability import configure_logging
+
+    configure_logging("INFO", True)
+    try:
+        answered = client.post("/v1/authorize", json={"actor": "user:alice", "action": "read",
+                                                      "resource": "document:d1"},
+                               headers={**portal, "X-Request-Id": "check-1"})
+        refused = client.post("/v1/authorize", json={"actor": "user:alice"}, headers={**portal, "X-Request-Id": "bad-1"})
+        lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        logging.getLogger("accessreview").handlers.clear()
+    assert answered.headers["X-Request-Id"] == "check-1" and refused.headers["X-Request-Id"] == "bad-1"
+    logged = {line.get("request_id"): line for line in lines}
+    # An answered check's record is the decision log; a refused one is in the request log.
+    assert "check-1" not in logged
+    assert logged["bad-1"]["status"] == 400 and logged["bad-1"]["caller"] == "service:portal"
+    assert logged["bad-1"]["endpoint"] == "authorize.authorize_one"
+    metrics = client.get("/metrics").get_data(as_text=True)
+    counted = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("accessreview_http_requests_total{") and 'endpoint="/v1/authorize"' in line}
+    assert any('status="200"' in k and v >= 1 for k, v in counted.items())
+    assert any('status="400"' in k and v >= 1 for k, v in counted.items())
+
+
+def test_answered_checks_are_in_the_request_log_at_debug(client, portal, world, capfd):
+    from accessreview.observability import configure_logging
+
+    configure_logging("DEBUG", True)
+    try:
+        client.post("/v1/authorize", json={"actor": "user:alice", "action": "read", "resource": "document:d1"},
+                    headers={**portal, "X-Request-Id": "check-2"})
+        lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        logging.getLogger("accessreview").handlers.clear()
+    entry = next(line for line in lines if line.get("request_id") == "check-2")
+    assert entry["level"] == "DEBUG" and entry["status"] == 200 and entry["path"] == "/v1/authorize"
