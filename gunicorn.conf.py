@@ -14,7 +14,8 @@ timeout = 30
 
 def when_ready(server):
     # Load the directory index once, here, before the workers are forked: they share it (copy on
-    # write) and answer their first checks at once rather than after a load of their own.
+    # write), and each catches up from the change notes before its first check instead of loading
+    # the whole directory again.
     from wsgi import app
 
     app.extensions["authz"].preload()

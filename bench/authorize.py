@@ -8,7 +8,8 @@ Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 doc
   - the list endpoint (first page, a user who reaches 10,000 documents) and "who has access" for a
     document of a 500-member organization, over HTTP;
   - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
-    single checks and batches of 100, with wrk at 8 connections;
+    the same floor asked with the checks' headers and bodies, single checks and batches of 100,
+    with wrk at 8 connections, and the workers' CPU time per request;
   - resident memory of each worker.
 The directory rows are bulk-inserted (no audit events): this measures checks, not imports.
 """
@@ -202,22 +203,35 @@ local headers = {["Content-Type"] = "application/json",
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("POST", os.getenv("BENCH_PATH"), headers, bodies[(n % #bodies) + 1])
+  return wrk.format(os.getenv("BENCH_METHOD") or "POST", os.getenv("BENCH_PATH"), headers, bodies[(n % #bodies) + 1])
 end
 """
 
 
-def wrk(url: str, seconds: int, connections: int, env: dict | None = None, script: Path | None = None) -> dict:
+def wrk(url: str, seconds: int, connections: int, env: dict | None = None, script: Path | None = None,
+        workers: list[int] = ()) -> dict:
+    """One wrk run; with ``workers``, also their CPU time (user + system) per request."""
     command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", url]
     if script:
         command[1:1] = ["-s", str(script)]
+    cpu_before = _cpu_seconds(workers)
     output = subprocess.run(command, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                             check=True).stdout
+    cpu = _cpu_seconds(workers) - cpu_before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": rate, "p50": _ms(latency["50"]), "p99": _ms(latency["99"]),
-            "non_2xx": int(errors.group(1)) if errors else 0}
+            "non_2xx": int(errors.group(1)) if errors else 0, "cpu_us": cpu * 1e6 / max(requests, 1)}
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(text: str) -> float:
@@ -225,10 +239,14 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def worker_pids(master: int) -> list[int]:
+    return [int(pid) for pid in subprocess.run(["pgrep", "-P", str(master)], capture_output=True,
+                                               text=True).stdout.split()]
+
+
 def worker_rss_mb(master: int) -> list[float]:
-    children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
     sizes = []
-    for pid in children:
+    for pid in worker_pids(master):
         status = Path(f"/proc/{pid}/status").read_text()
         sizes.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
     return sizes
@@ -278,16 +296,27 @@ def main() -> None:
         script = workdir / "post.lua"
         script.write_text(LUA)
         base = f"http://127.0.0.1:{port}"
+        workers = worker_pids(server.pid)
         wrk(f"{base}/healthz", 2, args.connections)  # warm-up
-        floor = wrk(f"{base}/healthz", args.seconds, args.connections)
-        single = wrk(f"{base}/v1/authorize", args.seconds, args.connections, script=script, env={
+        floor = wrk(f"{base}/healthz", args.seconds, args.connections, workers=workers)
+        # The same floor, asked the way the checks are asked: the same Lua script, headers and bodies.
+        shaped = wrk(f"{base}/healthz", args.seconds, args.connections, script=script, workers=workers, env={
+            "BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token, "BENCH_PATH": "/healthz",
+            "BENCH_METHOD": "GET"})
+        single = wrk(f"{base}/v1/authorize", args.seconds, args.connections, script=script, workers=workers, env={
             "BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize"})
-        batch = wrk(f"{base}/v1/authorize/batch", args.seconds, args.connections, script=script, env={
-            "BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize/batch"})
-        print(f"HTTP floor (GET /healthz): {floor['rps']:,.0f} req/s, p50 {floor['p50']:.2f} ms, "
-              f"p99 {floor['p99']:.2f} ms")
-        print(f"single checks: {single['rps']:,.0f} req/s ({single['rps'] / floor['rps']:.0%} of the floor), "
-              f"p50 {single['p50']:.2f} ms, p99 {single['p99']:.2f} ms, non-2xx {single['non_2xx']}")
+        batch = wrk(f"{base}/v1/authorize/batch", args.seconds, args.connections, script=script, workers=workers,
+                    env={"BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token,
+                         "BENCH_PATH": "/v1/authorize/batch"})
+        print(f"HTTP floor (GET /healthz, a constant JSON answer): {floor['rps']:,.0f} req/s, "
+              f"p50 {floor['p50']:.2f} ms, p99 {floor['p99']:.2f} ms; workers' CPU {floor['cpu_us']:.0f} µs/request")
+        print(f"  the same, sent with the checks' headers and bodies by the same wrk script: {shaped['rps']:,.0f} "
+              f"req/s, p50 {shaped['p50']:.2f} ms, p99 {shaped['p99']:.2f} ms; "
+              f"workers' CPU {shaped['cpu_us']:.0f} µs/request")
+        print(f"single checks: {single['rps']:,.0f} req/s ({single['rps'] / floor['rps']:.0%} of the floor, "
+              f"{single['rps'] / shaped['rps']:.0%} of the same-shaped floor), p50 {single['p50']:.2f} ms, "
+              f"p99 {single['p99']:.2f} ms, non-2xx {single['non_2xx']}; workers' CPU {single['cpu_us']:.0f} "
+              f"µs/request")
         print(f"batches of 100: {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} req/s), "
               f"p50 {batch['p50']:.2f} ms, p99 {batch['p99']:.2f} ms, non-2xx {batch['non_2xx']}")
         rss = worker_rss_mb(server.pid)

@@ -296,3 +296,33 @@ def test_a_preloaded_engine_answers_its_first_check_without_loading(app_config, 
     unmigrated.extensions["authz"].preload()  # /readyz reports it; starting up does not fail
     assert "directory not preloaded" in capfd.readouterr().err
     unmigrated.extensions["db"].dispose()
+
+
+def test_a_forked_worker_catches_up_before_its_first_check(app, app_config, portal, world):
+    """gunicorn forks workers from a master that preloaded the index, maybe long before: a worker's
+    first check must not be answered from the master's old snapshot."""
+    import os
+
+    from accessreview import create_app
+
+    engine = app.extensions["authz"]
+    engine.preload()
+    other = create_app(app_config)  # another process's write: this one's snapshot does not move
+    granted = other.test_client().post("/v1/grants", json={"principal": "user:bob", "role": "viewer",
+                                                            "resource": "document:g1"}, headers=portal)
+    assert granted.status_code == 201
+    other.extensions["db"].dispose()
+    assert engine.is_allowed("user:bob", "read", "document:g1") is False, "the parent has not caught up"
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            app.extensions["db"].engine.dispose(close=False)
+            os.write(write_end, b"1" if engine.is_allowed("user:bob", "read", "document:g1") else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 1)
+    os.waitpid(child, 0)
+    os.close(read_end)
+    assert answer == b"1"

@@ -66,6 +66,7 @@ class AuthzEngine:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._refreshing = False  # is this process's refresher running? (reset in forked children)
+        self._inherited = False  # a snapshot from the parent process, of unknown age: catch up before use
         os.register_at_fork(after_in_child=self._forked)
 
     # -- the snapshot -------------------------------------------------------------------------
@@ -75,8 +76,9 @@ class AuthzEngine:
         if not self._refreshing and self.refresh_interval > 0:
             self._start_refresher()
         snapshot = self._snapshot
-        if snapshot is None:
-            snapshot = self.refresh()
+        if snapshot is None or self._inherited:
+            snapshot = self.refresh()  # only the changes since the parent's revision, when it had one
+            self._inherited = False
         return snapshot
 
     def refresh(self) -> Snapshot:
@@ -96,8 +98,9 @@ class AuthzEngine:
 
     def preload(self) -> None:
         """Load the snapshot now, without starting a refresher: for a server's master process, so
-        the workers it forks share one loaded index instead of each making its first checks wait
-        for a load of their own. A database that is not migrated yet is left to /readyz to report."""
+        the workers it forks share one loaded index (each catches up from the change notes before
+        its first check) instead of each loading the whole directory while checks wait. A
+        database that is not migrated yet is left to /readyz to report."""
         try:
             self.refresh()
         except DatabaseError as exc:
@@ -169,6 +172,7 @@ class AuthzEngine:
 
     def _forked(self) -> None:
         self._refreshing = False  # threads do not survive a fork: the child starts its own
+        self._inherited = self._snapshot is not None
 
     def _start_refresher(self) -> None:
         with self._lock:
