@@ -24,8 +24,9 @@ def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> di
     remediation: Counter[str] = Counter()
     reviewers: dict[str | None, bool] = {}  # reviewer of record -> decided all of theirs by hand
     hours: list[float] = []
+    session.flush()  # Core reads below do not autoflush; the ORM's row handling would double their time
     for status, decision, automated, reviewer, decided_at, escalated_at, remediation_state, overridden in \
-            session.execute(select(
+            session.connection().execute(select(
                 ReviewItem.status, ReviewItem.decision, ReviewItem.automated_rule, ReviewItem.reviewer_of_record,
                 ReviewItem.decided_at, ReviewItem.escalated_at, ReviewItem.remediation_state, ReviewItem.overridden)
                 .where(ReviewItem.campaign_id == campaign.id).execution_options(yield_per=5000)):
