@@ -10,7 +10,7 @@ Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 doc
   - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
     the same floor asked with the checks' headers and bodies, single checks and batches of 100,
     with wrk at 8 connections, and the workers' CPU time per request;
-  - resident memory of each worker.
+  - memory of each worker: resident, and its proportional share of the pages it shares with the master.
 The directory rows are bulk-inserted (no audit events): this measures checks, not imports.
 """
 
@@ -244,11 +244,14 @@ def worker_pids(master: int) -> list[int]:
                                                text=True).stdout.split()]
 
 
-def worker_rss_mb(master: int) -> list[float]:
+def worker_memory_mb(master: int) -> list[tuple[float, float]]:
+    """(resident, proportional) MB of each worker: the index pages shared with the master count
+    fully in the first and are split among the sharing processes in the second."""
     sizes = []
     for pid in worker_pids(master):
-        status = Path(f"/proc/{pid}/status").read_text()
-        sizes.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        sizes.append(tuple(int(re.search(rf"^{field}:\s+(\d+)", rollup, re.M).group(1)) / 1024
+                           for field in ("Rss", "Pss")))
     return sizes
 
 
@@ -319,8 +322,9 @@ def main() -> None:
               f"µs/request")
         print(f"batches of 100: {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} req/s), "
               f"p50 {batch['p50']:.2f} ms, p99 {batch['p99']:.2f} ms, non-2xx {batch['non_2xx']}")
-        rss = worker_rss_mb(server.pid)
-        print(f"resident memory per worker: {', '.join(f'{m:.0f} MB' for m in rss)}")
+        memory = worker_memory_mb(server.pid)
+        print(f"memory per worker (resident / proportional share): "
+              f"{', '.join(f'{rss:.0f} / {pss:.0f} MB' for rss, pss in memory)}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

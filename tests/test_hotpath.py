@@ -7,14 +7,7 @@ import logging
 
 import pytest
 
-from test_authorize import PORTAL
-
-
-@pytest.fixture
-def world(client, portal):
-    response = client.post("/v1/directory/import", json=PORTAL, headers=portal)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["revision"]
+from test_authorize import world  # noqa: F401 - the same directory as the Flask-side tests
 
 
 @pytest.fixture
