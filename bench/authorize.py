@@ -1,6 +1,7 @@
 """Authorization benchmark: a portal-sized directory, the service as the README runs it, wrk on loopback.
 
     .venv/bin/python bench/authorize.py            # needs wrk (Debian: apt-get install wrk)
+    .venv/bin/python bench/authorize.py --seconds 10 --rounds 3   # the defaults
 
 Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 documents) and about
 50,000 grants in a fresh SQLite file, then prints, in one run:
@@ -9,7 +10,7 @@ Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 doc
     document of a 500-member organization, over HTTP;
   - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
     the same floor asked with the checks' headers and bodies, single checks and batches of 100,
-    with wrk at 8 connections, and the workers' CPU time per request;
+    with wrk at 8 connections, and the workers' CPU time per request: medians of interleaved rounds;
   - memory of each worker: resident, and its proportional share of the pages it shares with the master.
 The directory rows are bulk-inserted (no audit events): this measures checks, not imports.
 """
@@ -226,6 +227,17 @@ def wrk(url: str, seconds: int, connections: int, env: dict | None = None, scrip
             "non_2xx": int(errors.group(1)) if errors else 0, "cpu_us": cpu * 1e6 / max(requests, 1)}
 
 
+def decision_counts(base: str) -> tuple[float, float]:
+    """(written, dropped) decisions so far, summed over the workers, from /metrics."""
+    metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+    return tuple(sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name))
+                 for name in ("accessreview_decisions_written_total", "accessreview_decisions_dropped_total"))
+
+
+def _medians(results: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     ticks = 0
     for pid in pids:
@@ -259,6 +271,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the four wrk runs")
+    parser.add_argument("--settle", type=float, default=4.0,
+                        help="seconds between runs, for the decision log to catch up")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk on PATH (Debian: apt-get install wrk)")
@@ -301,27 +316,52 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         workers = worker_pids(server.pid)
         wrk(f"{base}/healthz", 2, args.connections)  # warm-up
-        floor = wrk(f"{base}/healthz", args.seconds, args.connections, workers=workers)
-        # The same floor, asked the way the checks are asked: the same Lua script, headers and bodies.
-        shaped = wrk(f"{base}/healthz", args.seconds, args.connections, script=script, workers=workers, env={
-            "BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token, "BENCH_PATH": "/healthz",
-            "BENCH_METHOD": "GET"})
-        single = wrk(f"{base}/v1/authorize", args.seconds, args.connections, script=script, workers=workers, env={
-            "BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize"})
-        batch = wrk(f"{base}/v1/authorize/batch", args.seconds, args.connections, script=script, workers=workers,
-                    env={"BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token,
-                         "BENCH_PATH": "/v1/authorize/batch"})
+        single_env = {"BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token}
+
+        def settle() -> None:
+            # The workers write the previous run's decisions in the background (a batch run leaves a
+            # backlog of seconds): let them finish before the next run is timed.
+            time.sleep(args.settle)
+
+        def logged(kind: str, url: str, **options) -> None:
+            """One timed run, then what the decision log wrote and dropped for it."""
+            before = decision_counts(base)
+            result = wrk(url, args.seconds, args.connections, workers=workers, **options)
+            settle()
+            after = decision_counts(base)
+            result.update(written=after[0] - before[0], dropped=after[1] - before[1])
+            runs[kind].append(result)
+
+        runs: dict[str, list[dict]] = {"floor": [], "shaped": [], "single": [], "batch": []}
+        for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every kind alike
+            logged("floor", f"{base}/healthz")
+            # The same floor, asked the way the checks are asked: the same Lua script, headers and bodies.
+            logged("shaped", f"{base}/healthz", script=script,
+                   env={**single_env, "BENCH_PATH": "/healthz", "BENCH_METHOD": "GET"})
+            logged("single", f"{base}/v1/authorize", script=script, env={**single_env, "BENCH_PATH": "/v1/authorize"})
+            logged("batch", f"{base}/v1/authorize/batch", script=script,
+                   env={"BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize/batch"})
+        floor, shaped, single, batch = (_medians(runs[k]) for k in ("floor", "shaped", "single", "batch"))
+        of_floor = statistics.median(s["rps"] / f["rps"] for s, f in zip(runs["single"], runs["floor"]))
+        of_shaped = statistics.median(s["rps"] / f["rps"] for s, f in zip(runs["single"], runs["shaped"]))
+        print(f"medians of {args.rounds} interleaved rounds of {args.seconds} s, {args.connections} connections:")
         print(f"HTTP floor (GET /healthz, a constant JSON answer): {floor['rps']:,.0f} req/s, "
               f"p50 {floor['p50']:.2f} ms, p99 {floor['p99']:.2f} ms; workers' CPU {floor['cpu_us']:.0f} µs/request")
         print(f"  the same, sent with the checks' headers and bodies by the same wrk script: {shaped['rps']:,.0f} "
               f"req/s, p50 {shaped['p50']:.2f} ms, p99 {shaped['p99']:.2f} ms; "
               f"workers' CPU {shaped['cpu_us']:.0f} µs/request")
-        print(f"single checks: {single['rps']:,.0f} req/s ({single['rps'] / floor['rps']:.0%} of the floor, "
-              f"{single['rps'] / shaped['rps']:.0%} of the same-shaped floor), p50 {single['p50']:.2f} ms, "
+        print(f"single checks: {single['rps']:,.0f} req/s ({of_floor:.0%} of the floor, {of_shaped:.0%} of the "
+              f"same-shaped floor, medians of the rounds' ratios), p50 {single['p50']:.2f} ms, "
               f"p99 {single['p99']:.2f} ms, non-2xx {single['non_2xx']}; workers' CPU {single['cpu_us']:.0f} "
               f"µs/request")
         print(f"batches of 100: {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} req/s), "
               f"p50 {batch['p50']:.2f} ms, p99 {batch['p99']:.2f} ms, non-2xx {batch['non_2xx']}")
+        print("every round (req/s; p99 ms): " + "; ".join(
+            f"{kind} " + ", ".join(f"{r['rps']:,.0f} ({r['p99']:.2f})" for r in results)
+            for kind, results in runs.items()))
+        print("decisions written / dropped by the decision log, per round: " + "; ".join(
+            f"{kind} " + ", ".join(f"{r['written']:,.0f} / {r['dropped']:,.0f}" for r in results)
+            for kind, results in runs.items() if kind in ("single", "batch")))
         memory = worker_memory_mb(server.pid)
         print(f"memory per worker (resident / proportional share): "
               f"{', '.join(f'{rss:.0f} / {pss:.0f} MB' for rss, pss in memory)}")

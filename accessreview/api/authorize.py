@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import and_, or_, select
 from werkzeug.exceptions import HTTPException
 
+from ..authz.decisions import grant_ids_json
 from ..authz.engine import AuthzEngine, Snapshot, StaleError, get_engine
 from ..clock import as_utc
 from ..db import get_session
@@ -100,6 +101,7 @@ class _Decider:
         self.caller = caller
         self.now = app.config["CLOCK"].now()
         self.log = app.extensions["decisions"]
+        self.stamp = self.log.stamp(self.now)
         self.check = snapshot.evaluator.check
         self.version = snapshot.policy.version
 
@@ -107,9 +109,10 @@ class _Decider:
         started = time.perf_counter()
         decision = self.check(check.actor, check.action, check.resource, self.now)
         decision_id = self.log.new_id()
-        self.log.record((decision_id, self.now, self.caller, check.actor, check.action, check.resource,
+        self.log.record((decision_id, self.stamp, self.caller, check.actor, check.action, check.resource,
                          decision.allowed, self.version, self.snapshot.revision,
-                         int((time.perf_counter() - started) * 1e6), decision.grants))
+                         int((time.perf_counter() - started) * 1e6), grant_ids_json(decision.grants)),
+                        self.now, decision.grants)
         return {"allowed": decision.allowed, "decision_id": decision_id}
 
 

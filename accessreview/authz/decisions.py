@@ -9,11 +9,11 @@ prunes old decisions and change notes. What does not fit in the buffer is counte
 from __future__ import annotations
 
 import atexit
-import json
 import itertools
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -47,7 +47,10 @@ class DecisionLog:
         self.flush_interval = flush_interval
         self.retention = timedelta(days=retention_days)
         self._buffer: deque[tuple] = deque()
+        self._used: deque[tuple[datetime, tuple[int, ...]]] = deque()  # (time, grants) of each allow
         self._flush_lock = threading.Lock()
+        bind = sessions.kw.get("bind")
+        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
         self._started = False
         self._hooks = False
         self._ids = itertools.count()
@@ -59,16 +62,24 @@ class DecisionLog:
             self._start()
         return f"{self._prefix}{next(self._ids):010x}"
 
-    def record(self, row: tuple) -> None:
+    def stamp(self, moment: datetime) -> Any:
+        """A decision time as the decisions table takes it (once per request, not per decision)."""
+        utc = moment.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self._sqlite else utc
+
+    def record(self, row: tuple, moment: datetime, grants: tuple[int, ...]) -> None:
         """Keep one decision (memory only); counts it as dropped when the buffer is full.
 
-        ``row`` is (id, decided_at, caller, actor, action, resource, allowed, policy_version,
-        revision, latency_us, grant_ids), built by the caller: this is on every check's path.
+        ``row`` holds the decisions table's columns (see ``_COLUMNS``), ready to insert: the time
+        from :meth:`stamp` and the grants as JSON text. Rows are made on the checks' path, where a
+        request's checks share their time, so that writing them takes no Python work per row.
         """
         if len(self._buffer) >= self.capacity:
             DROPPED.inc()
             return
         self._buffer.append(row)
+        if grants:
+            self._used.append((moment, grants))
 
     def _start(self) -> None:
         """Per process: a fresh id prefix and buffer, and a flusher thread. Runs again in every
@@ -77,6 +88,7 @@ class DecisionLog:
         self._prefix = secrets.token_hex(5)
         self._ids = itertools.count()
         self._buffer = deque()
+        self._used = deque()
         if self.flush_interval > 0:
             threading.Thread(target=self._flush_forever, name="decision-log", daemon=True).start()
             if not self._hooks:
@@ -101,14 +113,14 @@ class DecisionLog:
     def flush(self) -> int:
         """Write what is buffered; returns how many decisions were written."""
         with self._flush_lock:
-            batch = []
-            while self._buffer:
-                batch.append(self._buffer.popleft())
+            # popleft, not a swap of the deques: a check appending meanwhile is never lost.
+            batch = [self._buffer.popleft() for _ in range(len(self._buffer))]
+            used = [self._used.popleft() for _ in range(len(self._used))]
             BUFFERED.set(0)
             if not batch:
                 return 0
             try:
-                self._write(batch)
+                self._write(batch, used)
             except Exception:
                 DROPPED.inc(len(batch))
                 log.exception("could not write %d decisions; counted as dropped", len(batch))
@@ -116,16 +128,17 @@ class DecisionLog:
             WRITTEN.inc(len(batch))
             return len(batch)
 
-    def _write(self, batch: list[tuple]) -> None:
+    def _write(self, batch: list[tuple], used: list[tuple[datetime, tuple[int, ...]]]) -> None:
         usage: dict[int, list[Any]] = {}
-        allowed = 0
-        for row in batch:
-            if row[6]:
-                allowed += 1
-                for grant_id in row[10]:
-                    seen = usage.setdefault(grant_id, [row[1], 0])
-                    seen[0] = max(seen[0], row[1])
+        for moment, grants in used:
+            for grant_id in grants:
+                seen = usage.get(grant_id)
+                if seen is None:
+                    usage[grant_id] = [moment, 1]
+                else:
+                    seen[0] = max(seen[0], moment)
                     seen[1] += 1
+        allowed = sum(1 for row in batch if row[6])
         session = self.sessions()
         try:
             connection = session.connection()
@@ -163,29 +176,35 @@ class DecisionLog:
         return len(self._buffer)
 
 
+# One statement text, so pysqlite parses it once; its parameters stay within SQLite's default limit
+# (999 before 3.32, 32766 since).
+_SQLITE_ROWS_PER_STATEMENT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 64
 _COLUMNS = ("id", "decided_at", "caller", "actor", "action", "resource", "allowed", "policy_version", "revision",
             "latency_us", "grant_ids")
 
 
 def _insert_decisions(connection, batch: list[tuple]) -> None:
-    """One executemany straight to the driver: tens of thousands of rows a second, cheaply.
+    """Straight to the driver, the rows as they are. On SQLite, many rows per statement: pysqlite
+    lets go of the GIL for each statement it steps, and getting it back from a busy request thread
+    takes up to the switch interval (5 ms), so a row at a time could not keep up with the checks."""
+    columns = f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES "
+    if connection.dialect.name != "sqlite":
+        connection.exec_driver_sql(columns + f"({', '.join(['%s'] * len(_COLUMNS))})", batch)
+        return
+    row = f"({', '.join(['?'] * len(_COLUMNS))})"
+    whole = len(batch) - len(batch) % _SQLITE_ROWS_PER_STATEMENT
+    if whole:
+        statement = columns + ", ".join([row] * _SQLITE_ROWS_PER_STATEMENT)
+        connection.exec_driver_sql(statement, [tuple(value for r in batch[start:start + _SQLITE_ROWS_PER_STATEMENT]
+                                                     for value in r)
+                                               for start in range(0, whole, _SQLITE_ROWS_PER_STATEMENT)])
+    if whole < len(batch):
+        connection.exec_driver_sql(columns + row, batch[whole:])
 
-    The values are made as SQLAlchemy's column types would make them (UTC times; JSON text).
-    """
-    sqlite_dialect = connection.dialect.name == "sqlite"
-    placeholder = "?" if sqlite_dialect else "%s"
-    rows = []
-    moments: dict[datetime, Any] = {}  # the checks of one request share one time: format it once
-    for r in batch:
-        moment = moments.get(r[1])
-        if moment is None:
-            utc = r[1].astimezone(timezone.utc)
-            moment = moments[r[1]] = utc.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite_dialect \
-                else utc
-        rows.append((r[0], moment, r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                     json.dumps(list(r[10])) if r[10] else None))
-    connection.exec_driver_sql(
-        f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join([placeholder] * len(_COLUMNS))})", rows)
+
+def grant_ids_json(grants: tuple[int, ...]) -> str | None:
+    """The grant_ids column's JSON text (grant ids are integers)."""
+    return f"[{','.join(map(str, grants))}]" if grants else None
 
 
 def _greatest(a, b, dialect):
