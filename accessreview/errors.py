@@ -62,6 +62,10 @@ class ServiceUnavailable(ApiError):
     code = "unavailable"
 
 
+def body_too_large(limit: int) -> ApiError:
+    return ApiError(f"request body is larger than {limit} bytes", code="body_too_large", status=413)
+
+
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
@@ -82,7 +86,7 @@ def render_http_error(error: HTTPException):
     status = error.code or 500
     message = error.description or error.name
     if status == 413:
-        message = f"request body is larger than {current_app.config['MAX_BODY_BYTES']} bytes"
+        message = body_too_large(current_app.config["MAX_BODY_BYTES"]).message
     response = jsonify({"error": {"code": _HTTP_CODES.get(status, error.name.lower().replace(" ", "_")),
                                   "message": message, "field": None}})
     response.status_code = status

@@ -25,17 +25,17 @@ from typing import Any, Callable, Iterable
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
-from ..errors import ApiError
+from ..errors import ApiError, body_too_large
 from ..observability import record_request, request_id
 from .authorize import EVALUATION_FAILED, check_batch, check_one
 from .common import bearer_principal, require_permission
+from .ops import HEALTHY
 
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 # As Flask's own JSON responses: compact, ASCII-only, keys in the order given, a final newline.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
-_HEALTHY = {"status": "ok"}
 
 
 class _Exchange:
@@ -94,7 +94,7 @@ class HotPath:
         return check_batch(self.app, self._checker(environ, exchange), self._body(environ))
 
     def _healthz(self, environ: dict, exchange: _Exchange) -> dict[str, Any]:
-        return _HEALTHY
+        return HEALTHY
 
     def _checker(self, environ: dict, exchange: _Exchange) -> str:
         """The caller, authenticated and allowed to ask for checks, before the body is read."""
@@ -105,7 +105,7 @@ class HotPath:
     def _body(self, environ: dict) -> bytes:
         length, limit = int(environ["CONTENT_LENGTH"]), self.app.config["MAX_BODY_BYTES"]
         if length > limit:
-            raise ApiError(f"request body is larger than {limit} bytes", code="body_too_large", status=413)
+            raise body_too_large(limit)
         return environ["wsgi.input"].read(length)
 
 

@@ -14,13 +14,14 @@ from .common import documented, json_response, public
 from .openapi import build_openapi
 
 bp = Blueprint("ops", __name__)
+HEALTHY = {"status": "ok"}
 
 
 @bp.get("/healthz")
 @public
 @documented("The process is alive", tag="operations", responses={200: shapes.Health})
 def healthz():
-    return json_response({"status": "ok"})
+    return json_response(HEALTHY)
 
 
 @bp.get("/readyz")
