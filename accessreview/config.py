@@ -69,6 +69,13 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _positive_seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a number of seconds above 0")
+    return number
+
+
 def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -130,6 +137,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EVALUATION", _choice("compiled", "oso"),
             "compiled: checks walk the table compiled from the policy; oso: every check asks oso (slow, "
             "for comparing the two in production)", default=lambda s: "compiled"),
+    Setting("EVALUATION_TIMEOUT", _positive_seconds,
+            "longest an authorization request may spend evaluating (and oso's limit for one query); past "
+            "it the answer is 503 evaluation_timeout, which the portal treats as a deny",
+            default=lambda s: 2.0),
     Setting("REFRESH_INTERVAL", _seconds,
             "how often each process reads the directory's changes (0: only on its own writes)",
             default=lambda s: 0.5),

@@ -62,6 +62,15 @@ class ServiceUnavailable(ApiError):
     code = "unavailable"
 
 
+class EvaluationTimeout(ServiceUnavailable):
+    """An authorization request ran past EVALUATION_TIMEOUT: an error, which the portal treats as a deny."""
+
+    code = "evaluation_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the decision took longer than {seconds:g} s to evaluate; treat it as a deny")
+
+
 def body_too_large(limit: int) -> ApiError:
     return ApiError(f"request body is larger than {limit} bytes", code="body_too_large", status=413)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import time
+
 import pytest
 
-from support import every_page
+from accessreview import create_app
+from support import PROJECT_ROOT, every_page
 
 PORTAL = {
     "source": "portal",
@@ -275,6 +279,97 @@ def test_evaluation_errors_fail_closed(client, portal, world, app, monkeypatch):
     assert response.status_code == 500
     assert response.get_json()["error"]["code"] == "evaluation_failed"
     assert "allowed" not in response.get_json()
+
+
+def _slowed(monkeypatch, cls, name: str, seconds: float) -> None:
+    """Make ``cls.name`` take ``seconds`` longer: a stand-in for an expensive policy."""
+    original = getattr(cls, name)
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cls, name, slow)
+
+
+@pytest.fixture
+def timed_app(app_config, world, monkeypatch):
+    """The same directory served with a 250 ms evaluation timeout, every check asked of oso."""
+    monkeypatch.delenv("POLAR_TIMEOUT_MS", raising=False)  # create_app sets oso's limit; undone afterwards
+    timed = create_app({**app_config, "EVALUATION": "oso", "EVALUATION_TIMEOUT": 0.25})
+    yield timed
+    timed.extensions["db"].dispose()
+
+
+def _is_evaluation_timeout(response) -> bool:
+    body = response.get_json()
+    return response.status_code == 503 and body["error"]["code"] == "evaluation_timeout" and "allowed" not in body
+
+
+def test_a_batch_past_the_evaluation_timeout_fails_closed_and_keeps_no_decision(timed_app, portal, auditor,
+                                                                               monkeypatch):
+    from accessreview.authz.evaluator import Evaluator
+
+    client = timed_app.test_client()
+    checks = [{"actor": "user:bob", "action": "edit", "resource": f"document:d{i}"} for i in range(1, 6)]
+    assert client.post("/v1/authorize/batch", json={"checks": checks}, headers=portal).status_code == 200
+    timed_app.extensions["decisions"].flush()
+    kept = len(client.get("/v1/decisions?actor=user:bob", headers=auditor).get_json()["items"])
+    assert kept == 5
+
+    _slowed(monkeypatch, Evaluator, "check", 0.1)  # five checks take 500 ms; the third passes 250 ms
+    response = client.post("/v1/authorize/batch", json={"checks": checks}, headers=portal)
+    assert _is_evaluation_timeout(response) and "results" not in response.get_json()
+    timed_app.extensions["decisions"].flush()
+    # The two checks decided before the deadline were never answered, so they are not in the log.
+    assert len(client.get("/v1/decisions?actor=user:bob", headers=auditor).get_json()["items"]) == kept
+
+
+def test_a_list_past_the_evaluation_timeout_fails_closed(timed_app, portal, monkeypatch):
+    from accessreview.authz.policy import Policy
+
+    client = timed_app.test_client()
+    url = "/v1/principals/user:alice/resources?action=read&type=document"
+    assert client.get(url, headers=portal).get_json()["items"][:2] == ["document:d1", "document:d2"]
+    _slowed(monkeypatch, Policy, "is_allowed", 0.1)  # one oso question per document: 7 x 100 ms
+    assert _is_evaluation_timeout(client.get(url, headers=portal))
+
+
+def test_access_past_the_evaluation_timeout_fails_closed(timed_app, portal, monkeypatch):
+    from accessreview.authz.policy import Policy
+
+    client = timed_app.test_client()
+    url = "/v1/resources/document/d2/access"
+    answer = client.get(url, headers=portal)
+    assert answer.status_code == 200, answer.get_json()
+    assert "user:bob" in [item["principal"] for item in answer.get_json()["items"]]
+    _slowed(monkeypatch, Policy, "authorized_actions", 0.1)  # one oso question per actor: 6 or more
+    assert _is_evaluation_timeout(client.get(url, headers=portal))
+
+
+SPIN = """
+spin(0);
+spin(n: Integer) if n > 0 and spin(n - 1) and spin(n - 1);
+has_permission(_user: User, "read", _document: Document) if spin(40);
+"""
+
+
+def test_an_oso_query_past_the_timeout_is_stopped_and_fails_closed(app_config, world, portal, tmp_path,
+                                                                     monkeypatch):
+    policies = tmp_path / "spinning-policies"
+    shutil.copytree(PROJECT_ROOT / "policies", policies, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    (policies / "spin.polar").write_text(SPIN)
+    monkeypatch.delenv("POLAR_TIMEOUT_MS", raising=False)
+    spinning = create_app({**app_config, "POLICY_DIR": str(policies), "EVALUATION_TIMEOUT": 0.05})
+    client = spinning.test_client()
+    try:
+        started = time.monotonic()
+        response = check(client, portal, "user:alice", "read", "document:d1")  # documents now go to oso
+        assert _is_evaluation_timeout(response)
+        assert time.monotonic() - started < 5  # 2^40 steps, stopped by oso at 50 ms
+        assert check(client, portal, "user:alice", "read", "project:p1").get_json()["allowed"] is True
+    finally:
+        spinning.extensions["db"].dispose()
 
 
 def test_forced_oso_gives_the_same_answers(app_config, world, client, portal):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import and_, or_, select
 from werkzeug.exceptions import HTTPException
 
+from ..authz.deadline import Deadline
 from ..authz.decisions import grant_ids_json
 from ..authz.engine import AuthzEngine, Snapshot, StaleError, get_engine
 from ..clock import as_utc
@@ -94,34 +95,46 @@ def _snapshot(engine: AuthzEngine, at_least: int | None) -> Snapshot:
 
 
 class _Decider:
-    """Decides checks against one snapshot and keeps each decision in the log (memory only)."""
+    """Decides a request's checks against one snapshot, within its deadline if it has one; :meth:`record`
+    then keeps them in the decision log (memory only), so a request that fails part way leaves no
+    decisions its caller never received."""
 
-    def __init__(self, app: Flask, snapshot: Snapshot, caller: str) -> None:
+    def __init__(self, app: Flask, snapshot: Snapshot, caller: str, deadline: Deadline | None = None) -> None:
         self.snapshot = snapshot
         self.caller = caller
+        self.deadline = deadline
         self.now = app.config["CLOCK"].now()
         self.log = app.extensions["decisions"]
         self.stamp = self.log.stamp(self.now)
         self.check = snapshot.evaluator.check
         self.version = snapshot.policy.version
+        self.decided: list[tuple[tuple, tuple[int, ...]]] = []
 
     def __call__(self, check: Check) -> dict[str, Any]:
+        if self.deadline is not None:
+            self.deadline.check()
         started = time.perf_counter()
         decision = self.check(check.actor, check.action, check.resource, self.now)
         decision_id = self.log.new_id()
-        self.log.record((decision_id, self.stamp, self.caller, check.actor, check.action, check.resource,
-                         decision.allowed, self.version, self.snapshot.revision,
-                         int((time.perf_counter() - started) * 1e6), grant_ids_json(decision.grants)),
-                        self.now, decision.grants)
+        self.decided.append(((decision_id, self.stamp, self.caller, check.actor, check.action, check.resource,
+                              decision.allowed, self.version, self.snapshot.revision,
+                              int((time.perf_counter() - started) * 1e6), grant_ids_json(decision.grants)),
+                             decision.grants))
         return {"allowed": decision.allowed, "decision_id": decision_id}
+
+    def record(self) -> None:
+        for row, grants in self.decided:
+            self.log.record(row, self.now, grants)
 
 
 def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer one check for ``caller``, who may check (see :func:`require_permission`)."""
     check = parse_json(Check, raw)
     snapshot = _snapshot(app.extensions["authz"], check.at_least_revision)
-    return {**_Decider(app, snapshot, caller)(check), "policy_version": snapshot.policy.version,
-            "revision": snapshot.revision}
+    decide = _Decider(app, snapshot, caller)  # one check: oso's own query limit bounds it
+    answer = decide(check)
+    decide.record()
+    return {**answer, "policy_version": snapshot.policy.version, "revision": snapshot.revision}
 
 
 def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
@@ -130,9 +143,10 @@ def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"at most {app.config['MAX_BATCH']} checks per batch", field="checks", code="invalid_value")
     wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
     snapshot = _snapshot(app.extensions["authz"], max(wanted) if wanted else None)
-    decide = _Decider(app, snapshot, caller)
-    return {"results": [decide(check) for check in batch.checks], "policy_version": snapshot.policy.version,
-            "revision": snapshot.revision}
+    decide = _Decider(app, snapshot, caller, Deadline(app.config["EVALUATION_TIMEOUT"]))
+    results = [decide(check) for check in batch.checks]
+    decide.record()
+    return {"results": results, "policy_version": snapshot.policy.version, "revision": snapshot.revision}
 
 
 # The portal's requests to these two are normally answered by accessreview.api.hotpath without
@@ -155,25 +169,27 @@ def authorize_batch():
 
 @bp.get("/principals/<principal>/resources")
 @documented("Every resource of a type the principal may act on, complete and cursor-paginated",
-            query=ResourcesQuery, tag="authorization", responses={200: shapes.KeyPage, **ERRORS})
+            query=ResourcesQuery, tag="authorization", responses={200: shapes.KeyPage, 503: shapes.ErrorOut, **ERRORS})
 def resources_of(principal: str):
     authorize("check")
     q = query(ResourcesQuery)
     snapshot = get_engine().snapshot()
     if q.type not in snapshot.policy.declarations.resource_types:
         raise BadRequest(f"{q.type!r} is not a resource type of the policy", field="type", code="unknown_type")
-    keys = snapshot.evaluator.resources_for(principal_key(principal), q.action, q.type, clock_now())
+    keys = snapshot.evaluator.resources_for(principal_key(principal), q.action, q.type, clock_now(),
+                                            Deadline(current_app.config["EVALUATION_TIMEOUT"]))
     return json_response({**_page(keys, q.cursor, page_limit(q.limit)), "revision": snapshot.revision})
 
 
 @bp.get("/resources/<type_>/<id_>/access")
 @documented("Every principal with any permission on the resource, through groups and parents", query=PageQuery,
-            tag="authorization", responses={200: shapes.AccessPage, **ERRORS})
+            tag="authorization", responses={200: shapes.AccessPage, 503: shapes.ErrorOut, **ERRORS})
 def access(type_: str, id_: str):
     authorize("check")
     q = query(PageQuery)
     snapshot = get_engine().snapshot()
-    items = snapshot.evaluator.access(resource_key(type_, id_), clock_now())
+    items = snapshot.evaluator.access(resource_key(type_, id_), clock_now(),
+                                      Deadline(current_app.config["EVALUATION_TIMEOUT"]))
     page = _page([item["principal"] for item in items], q.cursor, page_limit(q.limit))
     by_key = {item["principal"]: item for item in items}
     return json_response({"items": [by_key[k] for k in page["items"]], "next_cursor": page["next_cursor"],

@@ -26,6 +26,7 @@ from ..audit import WriteContext, append_event, lock_state
 from ..models import DirectoryChange, DirectoryState
 from .compiled import CompiledModel, compile_model
 from .decisions import DecisionLog
+from .deadline import limit_oso_queries
 from .evaluator import Evaluator
 from .index import DirectoryIndex, ResourceRecord
 from .policy import Policy, PolicyLoadError
@@ -228,6 +229,7 @@ def record_policy_load(session: Session, ctx: WriteContext, policy: Policy) -> b
 
 def init_app(app: Flask) -> None:
     config = app.config
+    limit_oso_queries(config["EVALUATION_TIMEOUT"])
     engine = AuthzEngine(config["POLICY_DIR"], config["CLOCK"], app.extensions["db"].sessionmaker,
                          force_oso=config["EVALUATION"] == "oso", refresh_interval=config["REFRESH_INTERVAL"],
                          stale_wait=config["STALE_WAIT"])

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .compiled import CompiledModel, CompiledType
+from .deadline import UNBOUNDED, Deadline
 from .index import DirectoryIndex, GrantRecord
 from .policy import Policy
 
@@ -68,7 +69,8 @@ class Evaluator:
 
     # -- lists --------------------------------------------------------------------------------
 
-    def resources_for(self, actor: str, action: str, resource_type: str, now: datetime) -> list[str]:
+    def resources_for(self, actor: str, action: str, resource_type: str, now: datetime,
+                      deadline: Deadline = UNBOUNDED) -> list[str]:
         """Every resource of ``resource_type`` on which ``actor`` may ``action``, sorted."""
         index = self.index
         principal = index.principals.get(actor)
@@ -76,8 +78,13 @@ class Evaluator:
             return []
         compiled = self._compiled(principal.kind, resource_type)
         if compiled is None:
-            return sorted(key for key, r in index.resources.items()
-                          if r.type == resource_type and self.policy.is_allowed(index, now, actor, action, key))
+            allowed = []
+            for key, r in index.resources.items():
+                if r.type == resource_type:
+                    deadline.check()  # one oso query per resource of the type: minutes on a large directory
+                    if self.policy.is_allowed(index, now, actor, action, key):
+                        allowed.append(key)
+            return sorted(allowed)
         depths = compiled.by_action.get(action)
         if principal.status != "active" or not depths:
             return []
@@ -100,7 +107,7 @@ class Evaluator:
                         if self.index.resources[child].type == wanted]
         return frontier
 
-    def access(self, resource: str, now: datetime) -> list[dict[str, Any]]:
+    def access(self, resource: str, now: datetime, deadline: Deadline = UNBOUNDED) -> list[dict[str, Any]]:
         """Every actor with any permission on ``resource``, its permissions and the grants behind them."""
         index = self.index
         target = index.resources.get(resource)
@@ -126,6 +133,7 @@ class Evaluator:
                                     and principal.kind in self.policy.actor_classes):
                 if principal.kind not in self.policy.actor_classes:
                     continue
+                deadline.check()
                 permissions = self.policy.authorized_actions(index, now, key, resource)
                 if permissions:
                     entries[key] = {"principal": key, "permissions": permissions, "via": []}

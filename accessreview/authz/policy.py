@@ -16,6 +16,7 @@ from pathlib import Path
 from oso import Oso
 from polar import Variable
 
+from .deadline import oso_query
 from .declarations import Declarations, PolicyDeclarationError, parse_declarations
 from .index import DirectoryIndex, GrantRecord, ResourceRecord
 
@@ -164,7 +165,7 @@ class Policy:
         found = self._registered(index, now, actor, resource, objects)
         if found is None:
             return False
-        with self._lock:
+        with self._lock, oso_query():
             return bool(self._oso.is_allowed(found[0], action, found[1]))
 
     def roles_on(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
@@ -172,7 +173,7 @@ class Policy:
         found = self._registered(index, now, actor, resource)
         if found is None:
             return set()
-        with self._lock:
+        with self._lock, oso_query():
             return {result["bindings"]["role"]
                     for result in self._oso.query_rule("has_role", found[0], Variable("role"), found[1])}
 
@@ -180,7 +181,7 @@ class Policy:
         found = self._registered(index, now, actor, resource)
         if found is None:
             return set()
-        with self._lock:
+        with self._lock, oso_query():
             return set(self._oso.authorized_actions(found[0], found[1]))
 
     def _registered(self, index: DirectoryIndex, now: datetime, actor: str, resource: str,
