@@ -23,7 +23,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -36,6 +35,7 @@ import urllib.request
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from resource import RUSAGE_CHILDREN, getrusage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -261,7 +261,7 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 def _children_cpu_seconds() -> float:
     """CPU time (user + system) of this script's finished child processes: the wrk runs."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    usage = getrusage(RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
