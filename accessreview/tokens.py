@@ -88,8 +88,8 @@ def list_tokens(session: Session, principal: str | None = None) -> list[dict[str
     return [token_state(t) for t in session.scalars(query)]
 
 
-def authenticate(tokens: Mapping[str, TokenRecord], secret_key: str, token: str, now: datetime) -> str | None:
-    """The principal a live token stands for, or None (unknown, revoked or expired).
+def live_token(tokens: Mapping[str, TokenRecord], secret_key: str, token: str, now: datetime) -> TokenRecord | None:
+    """The token's record if it is live (known, not revoked, not expired), else None.
 
     ``tokens`` is the in-memory table of live tokens (the directory index's), keyed by hash.
     """
@@ -98,4 +98,4 @@ def authenticate(tokens: Mapping[str, TokenRecord], secret_key: str, token: str,
     record = tokens.get(_recent_hash(secret_key, token))
     if record is None or (record.expires_at is not None and record.expires_at <= now):
         return None
-    return record.principal
+    return record

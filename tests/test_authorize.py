@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import datetime
 
 import pytest
 
@@ -256,6 +257,17 @@ def test_decisions_page_in_time_order(client, portal, auditor, world, clock):
     assert seen == ids
     since = client.get("/v1/decisions?since=2026-03-02T09:00:03Z", headers=auditor).get_json()["items"]
     assert [d["id"] for d in since] == ids[3:]
+
+
+def test_decision_times_are_kept_to_the_microsecond_across_seconds(client, portal, auditor, world, clock, app):
+    moments = []
+    for step in [0, 999_999, 1, 500_000, 86_400 * 10**6, 0]:  # the formatted second is reused only within it
+        clock.advance(microseconds=step)
+        moments.append(clock.now())
+        check(client, portal, "user:alice", "read", "document:d1")
+    app.extensions["decisions"].flush()
+    kept = client.get("/v1/decisions?actor=user:alice&limit=100", headers=auditor).get_json()["items"]
+    assert [datetime.fromisoformat(d["decided_at"].replace("Z", "+00:00")) for d in kept] == moments
 
 
 def test_a_full_buffer_counts_what_it_drops(client, portal, world, app):

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
+from conftest import SECRET_KEY
+from support import write
+
+from accessreview.authz.engine import SERVICE_RESOURCE
+from accessreview.tokens import create_token, revoke_token
 
 from test_authorize import world  # noqa: F401 - the same directory as the Flask-side tests
 
@@ -122,3 +128,63 @@ def test_answered_checks_are_in_the_request_log_at_debug(client, portal, world, 
         logging.getLogger("accessreview").handlers.clear()
     entry = next(line for line in lines if line.get("request_id") == "check-2")
     assert entry["level"] == "DEBUG" and entry["status"] == 200 and entry["path"] == "/v1/authorize"
+
+
+# The hot path remembers a checking caller's token and permission per snapshot; these show the
+# remembered answer ends exactly when asking again would give another.
+
+CHECK = {"actor": "user:alice", "action": "read", "resource": "document:d1"}
+
+
+def kiosk_token(app, make_principal, expires_in=None) -> tuple[dict[str, str], str]:
+    make_principal("service:kiosk")
+    with write(app) as (session, ctx):
+        token, state = create_token(session, ctx, SECRET_KEY, "service:kiosk", expires_in)
+    return {"Authorization": f"Bearer {token}"}, state["id"]
+
+
+def status_and_code(client, headers):
+    response = client.post("/v1/authorize", json=CHECK, headers=headers)
+    return response.status_code, (response.get_json().get("error") or {}).get("code")
+
+
+def test_a_checking_token_stops_the_moment_it_expires(app, client, world, make_principal, make_grant, clock):
+    headers, _ = kiosk_token(app, make_principal, timedelta(hours=1))
+    make_grant("service:kiosk", "portal_client", SERVICE_RESOURCE)
+    assert status_and_code(client, headers) == (200, None)
+    clock.advance(minutes=59, seconds=59)
+    assert status_and_code(client, headers) == (200, None)
+    clock.advance(seconds=1)
+    assert status_and_code(client, headers) == (401, "invalid_token")
+
+
+def test_a_checking_permission_lasts_until_the_last_grant_behind_it_expires(app, client, world, make_principal,
+                                                                            make_grant, clock):
+    headers, _ = kiosk_token(app, make_principal)
+    make_grant("service:kiosk", "portal_client", SERVICE_RESOURCE, expires_at=clock.now() + timedelta(hours=1))
+    make_grant("service:kiosk", "admin", SERVICE_RESOURCE, expires_at=clock.now() + timedelta(hours=2))
+    assert status_and_code(client, headers) == (200, None)
+    clock.advance(hours=1, minutes=30)  # the admin grant still lets it check
+    assert status_and_code(client, headers) == (200, None)
+    clock.advance(minutes=30)
+    assert status_and_code(client, headers) == (403, "forbidden")
+
+
+@pytest.mark.parametrize("change", ["revoke the token", "delete the grant", "disable the caller"])
+def test_a_checking_caller_is_stopped_at_once_by_a_directory_change(app, client, world, make_principal, make_grant,
+                                                                    admin, change):
+    headers, token_id = kiosk_token(app, make_principal)
+    grant_id = make_grant("service:kiosk", "portal_client", SERVICE_RESOURCE)
+    assert status_and_code(client, headers) == (200, None)
+    assert status_and_code(client, headers) == (200, None)  # answered from what the snapshot remembered
+    if change == "revoke the token":
+        with write(app) as (session, ctx):
+            revoke_token(session, ctx, token_id)
+        expected = (401, "invalid_token")
+    elif change == "delete the grant":
+        assert client.delete(f"/v1/grants/{grant_id}", headers=admin).status_code == 200
+        expected = (403, "forbidden")
+    else:
+        assert client.put("/v1/principals/service:kiosk", json={"status": "disabled"}, headers=admin).status_code == 200
+        expected = (403, "forbidden")
+    assert status_and_code(client, headers) == expected

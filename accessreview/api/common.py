@@ -8,6 +8,7 @@ check fails loudly instead of serving data.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Callable, Iterator, TypeVar
 
 from flask import Flask, current_app, g, jsonify, request
@@ -15,10 +16,10 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, lock_state
-from ..authz.engine import SERVICE_RESOURCE, get_engine
+from ..authz.engine import SERVICE_RESOURCE, Snapshot, get_engine
 from ..db import get_session
 from ..errors import Forbidden, NotFound, Unauthenticated
-from ..tokens import authenticate
+from ..tokens import TokenRecord, live_token
 from ..validation import parse_json, parse_query
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,21 +32,65 @@ def clock_now():
 
 def bearer_principal(app: Flask, authorization: str) -> str:
     """The principal behind an ``Authorization: Bearer`` header; 401 without a live token. Memory only."""
+    snapshot = app.extensions["authz"].snapshot()
+    return _bearer_token(app, snapshot, authorization, app.config["CLOCK"].now()).principal
+
+
+def _bearer_token(app: Flask, snapshot: Snapshot, authorization: str, now: datetime) -> TokenRecord:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)", field="Authorization")
-    index = app.extensions["authz"].snapshot().index
-    principal = authenticate(index.tokens, app.config["SECRET_KEY"], token.strip(), app.config["CLOCK"].now())
-    if principal is None:
+    record = live_token(snapshot.index.tokens, app.config["SECRET_KEY"], token.strip(), now)
+    if record is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired", field="Authorization",
                               code="invalid_token")
-    return principal
+    return record
 
 
 def require_permission(app: Flask, principal: str, permission: str, resource: str = SERVICE_RESOURCE) -> None:
     """Ask the policy whether ``principal`` has ``permission`` on ``resource``; 403 if not."""
     if not app.extensions["authz"].is_allowed(principal, permission, resource):
-        raise Forbidden(f"{principal} may not {permission} on {resource}", field=None)
+        raise _forbidden(principal, permission, resource)
+
+
+def _forbidden(principal: str, permission: str, resource: str) -> Forbidden:
+    return Forbidden(f"{principal} may not {permission} on {resource}", field=None)
+
+
+# Distinct (token, permission) pairs one snapshot remembers: a portal has a handful of tokens.
+CALLERS_REMEMBERED = 1024
+
+
+def permitted_caller(app: Flask, authorization: str, permission: str) -> str:
+    """:func:`bearer_principal` and :func:`require_permission` on the service, in one, remembered.
+
+    The portal sends the same token with every check, so the snapshot that answered keeps the answer
+    (allowed callers only) until the token or the last of the grants it rested on expires. Anything
+    else that could change it (a revoked token, a removed grant, a disabled principal, a new policy)
+    makes a new snapshot, which starts with nothing remembered: the answer is as fresh as asking.
+    """
+    snapshot = app.extensions["authz"].snapshot()
+    now = app.config["CLOCK"].now()
+    remembered = snapshot.callers.get((authorization, permission))
+    if remembered is not None and (remembered[1] is None or now < remembered[1]):
+        return remembered[0]
+    token = _bearer_token(app, snapshot, authorization, now)
+    decision = snapshot.evaluator.check(token.principal, permission, SERVICE_RESOURCE, now)
+    if not decision.allowed:
+        raise _forbidden(token.principal, permission, SERVICE_RESOURCE)
+    # An answer oso gave names no grants, so nothing tells when it would change: not remembered.
+    if decision.grants and len(snapshot.callers) < CALLERS_REMEMBERED:
+        snapshot.callers[(authorization, permission)] = (token.principal,
+                                                        _good_until(snapshot, token, decision.grants))
+    return token.principal
+
+
+def _good_until(snapshot: Snapshot, token: TokenRecord, grants: tuple[int, ...]) -> datetime | None:
+    """When the token expires or the last of ``grants`` does, whichever is first (None: neither)."""
+    expiries = [snapshot.index.grants_by_id[grant].expires_at for grant in grants]
+    last_grant = None if None in expiries else max(expiries)  # type: ignore[type-var]
+    ends = [end for end in (token.expires_at, last_grant) if end is not None]
+    return min(ends) if ends else None
 
 
 def caller() -> str:

@@ -28,7 +28,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from ..errors import ApiError, body_too_large
 from ..observability import record_request, request_id
 from .authorize import EVALUATION_FAILED, check_batch, check_one
-from .common import bearer_principal, require_permission
+from .common import permitted_caller
 from .ops import HEALTHY
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,7 @@ class HotPath:
 
     def _checker(self, environ: dict, exchange: _Exchange) -> str:
         """The caller, authenticated and allowed to ask for checks, before the body is read."""
-        exchange.caller = bearer_principal(self.app, environ.get("HTTP_AUTHORIZATION", ""))
-        require_permission(self.app, exchange.caller, "check")
+        exchange.caller = permitted_caller(self.app, environ.get("HTTP_AUTHORIZATION", ""), "check")
         return exchange.caller
 
     def _body(self, environ: dict) -> bytes:

@@ -56,6 +56,8 @@ class DecisionLog:
         self._ids = itertools.count()
         self._prefix = ""
         self._last_prune = 0.0
+        self._stamped_second: int | None = None
+        self._stamped_prefix = ""
 
     def new_id(self) -> str:
         if not self._started:
@@ -63,9 +65,18 @@ class DecisionLog:
         return f"{self._prefix}{next(self._ids):010x}"
 
     def stamp(self, moment: datetime) -> Any:
-        """A decision time as the decisions table takes it (once per request, not per decision)."""
+        """A decision time as the decisions table takes it (once per request, not per decision).
+
+        SQLite takes the text ``2026-11-25 03:18:40.123456``; formatting it whole costs more than the
+        rest of recording a decision, so the part up to the second is formatted once a second.
+        """
         utc = moment.astimezone(timezone.utc)
-        return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self._sqlite else utc
+        if not self._sqlite:
+            return utc
+        second = int(utc.timestamp())  # exact: until 2106 a float resolves well below a microsecond
+        if second != self._stamped_second:
+            self._stamped_second, self._stamped_prefix = second, utc.strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self._stamped_prefix}.{utc.microsecond:06d}"
 
     def record(self, row: tuple, moment: datetime, grants: tuple[int, ...]) -> None:
         """Keep one decision (memory only); counts it as dropped when the buffer is full.

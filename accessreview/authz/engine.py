@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -45,6 +45,8 @@ class Snapshot:
     model: CompiledModel
     index: DirectoryIndex
     evaluator: Evaluator
+    # (Authorization header, permission) -> (caller, good until): see api.common.permitted_caller.
+    callers: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def revision(self) -> int:
