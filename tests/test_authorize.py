@@ -226,26 +226,26 @@ def test_grant_usage_is_recorded(client, portal, world, app, db, clock):
 
 
 def test_a_large_flush_keeps_every_decision_and_use(client, portal, auditor, world, app, db):
-    """More decisions than one insert statement carries (several statements and a remainder)."""
+    """More decisions than one insert statement carries: 1,187 = 1,024 + 128 + 2 × 16 + 3, every size of statement."""
     from sqlalchemy import func, select
 
     from accessreview.models import Decision, GrantUsage
 
     app.extensions["decisions"].flush()
     before = db.scalar(select(func.count()).select_from(Decision))
-    checks = [{"actor": "user:bob", "action": "edit", "resource": f"document:d{1 + i % 5}"} for i in range(700)]
+    checks = [{"actor": "user:bob", "action": "edit", "resource": f"document:d{1 + i % 5}"} for i in range(1187)]
     answers = []
-    for start in range(0, 700, 350):
-        response = client.post("/v1/authorize/batch", json={"checks": checks[start:start + 350]}, headers=portal)
+    for start in range(0, 1187, 600):
+        response = client.post("/v1/authorize/batch", json={"checks": checks[start:start + 600]}, headers=portal)
         answers += response.get_json()["results"]
-    assert app.extensions["decisions"].flush() == 700
+    assert app.extensions["decisions"].flush() == 1187
     db.rollback()  # end the read that counted `before`: the flush committed after it began
-    assert db.scalar(select(func.count()).select_from(Decision)) == before + 700
+    assert db.scalar(select(func.count()).select_from(Decision)) == before + 1187
     stored = {d.id: d for d in db.scalars(select(Decision).where(Decision.id.in_([a["decision_id"] for a in answers])))}
-    assert len(stored) == 700 and all(stored[a["decision_id"]].allowed is a["allowed"] is True for a in answers)
+    assert len(stored) == 1187 and all(stored[a["decision_id"]].allowed is a["allowed"] is True for a in answers)
     assert all(d.grant_ids and d.caller == "service:portal" for d in stored.values())
     grant_id = stored[answers[0]["decision_id"]].grant_ids[0]
-    assert db.get(GrantUsage, grant_id).uses == 700
+    assert db.get(GrantUsage, grant_id).uses == 1187
 
 
 def test_decisions_page_in_time_order(client, portal, auditor, world, clock):
