@@ -100,7 +100,6 @@ class _Decider:
     decisions its caller never received."""
 
     def __init__(self, app: Flask, snapshot: Snapshot, caller: str, deadline: Deadline | None = None) -> None:
-        self.snapshot = snapshot
         self.caller = caller
         self.deadline = deadline
         self.now = app.config["CLOCK"].now()
@@ -108,6 +107,7 @@ class _Decider:
         self.stamp = self.log.stamp(self.now)
         self.check = snapshot.evaluator.check
         self.version = snapshot.policy.version
+        self.revision = snapshot.revision
         self.decided: list[tuple[tuple, tuple[int, ...]]] = []
 
     def __call__(self, check: Check) -> dict[str, Any]:
@@ -117,8 +117,9 @@ class _Decider:
         decision = self.check(check.actor, check.action, check.resource, self.now)
         decision_id = self.log.new_id()
         self.decided.append(((decision_id, self.stamp, self.caller, check.actor, check.action, check.resource,
-                              decision.allowed, self.version, self.snapshot.revision,
-                              int((time.perf_counter() - started) * 1e6), grant_ids_json(decision.grants)),
+                              decision.allowed, self.version, self.revision,
+                              int((time.perf_counter() - started) * 1e6),
+                              grant_ids_json(decision.grants) if decision.grants else None),
                              decision.grants))
         return {"allowed": decision.allowed, "decision_id": decision_id}
 
