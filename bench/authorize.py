@@ -5,7 +5,8 @@
 
 Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 documents) and about
 50,000 grants in a fresh SQLite file, then prints, in one run:
-  - in-process check: median µs of the compiled path beside a bare oso.is_allowed on the same data;
+  - in-process check: median µs of the compiled path beside a bare oso.is_allowed on the same data,
+    and of a whole single check and health probe through the hot path, in a loop;
   - the list endpoint (first page, a user who reaches 10,000 documents) and "who has access" for a
     document of a 500-member organization, over HTTP;
   - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
@@ -19,6 +20,7 @@ The directory rows are bulk-inserted (no audit events): this measures checks, no
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -134,7 +136,7 @@ def triples(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def in_process(url: str, rng: random.Random) -> dict:
+def in_process(url: str, rng: random.Random, token: str) -> dict:
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": SECRET, "INSTANCE_DIR": tempfile.mkdtemp(),
                       "REFRESH_INTERVAL": 0, "DECISION_FLUSH_INTERVAL": 0, "LOG_LEVEL": "WARNING"})
     engine = app.extensions["authz"]
@@ -160,9 +162,35 @@ def in_process(url: str, rng: random.Random) -> dict:
         answer = oso.is_allowed(actor_obj, action, resource_obj)
         slow.append(time.perf_counter_ns() - t0)
         disagreements += answer != check(actor, action, resource, NOW).allowed
+    probe_us, request_us = _requests_in_a_loop(app, token, sample)
     app.extensions["db"].dispose()
     return {"fast_us": statistics.median(fast) / 1000, "oso_us": statistics.median(slow) / 1000,
-            "disagreements": disagreements, "oso_sampled": len(slow), "load_s": load_seconds}
+            "disagreements": disagreements, "oso_sampled": len(slow), "load_s": load_seconds,
+            "probe_us": probe_us, "request_us": request_us}
+
+
+def _requests_in_a_loop(app, token: str, sample: list[tuple[str, str, str]]) -> tuple[float, float]:
+    """Median µs of whole requests through the app's WSGI entry (the hot path), one process, no
+    load: the health probe and a single check. What a check adds here, load multiplies (see
+    docs/performance.md)."""
+    def environ(method: str, path: str, body: bytes = b"") -> dict:
+        return {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)) if body else "",
+                "HTTP_AUTHORIZATION": f"Bearer {token}", "CONTENT_TYPE": "application/json",
+                "wsgi.input": io.BytesIO(body)}
+
+    def median_us(environs: list[dict]) -> float:
+        times = []
+        for one in environs:
+            t0 = time.perf_counter_ns()
+            app.wsgi_app(one, lambda status, headers: None)
+            times.append(time.perf_counter_ns() - t0)
+        return statistics.median(times) / 1000
+
+    checks = [json.dumps({"actor": a, "action": x, "resource": r}).encode() for a, x, r in sample]
+    for _ in range(2):  # the first round warms the caller's token, the index and the allocator
+        probe = median_us([environ("GET", "/healthz") for _ in checks])
+        check = median_us([environ("POST", "/v1/authorize", body) for body in checks])
+    return probe, check
 
 
 def free_port() -> int:
@@ -306,11 +334,13 @@ def main() -> None:
     print(f"directory: {built['principals']:,} principals, {built['resources']:,} resources, "
           f"{built['grants']:,} grants (built in {time.perf_counter() - t0:.1f} s)")
 
-    local = in_process(url, rng)
+    local = in_process(url, rng, built["token"])
     print(f"in-process check: compiled {local['fast_us']:.2f} µs median; bare oso.is_allowed "
           f"{local['oso_us']:.0f} µs median; {local['oso_us'] / local['fast_us']:.0f}x faster; "
           f"{local['disagreements']} disagreements in {local['oso_sampled']} sampled checks; "
           f"index loaded in {local['load_s']:.2f} s")
+    print(f"in-process request through the hot path, no load: health probe {local['probe_us']:.2f} µs, "
+          f"single check {local['request_us']:.2f} µs ({local['request_us'] - local['probe_us']:.2f} µs more)")
 
     port = free_port()
     server = start_server(url, port, workdir)
