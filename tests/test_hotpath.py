@@ -7,7 +7,6 @@ import logging
 from datetime import timedelta
 
 import pytest
-from conftest import SECRET_KEY
 from support import write
 
 from accessreview.authz.engine import SERVICE_RESOURCE
@@ -139,7 +138,7 @@ CHECK = {"actor": "user:alice", "action": "read", "resource": "document:d1"}
 def kiosk_token(app, make_principal, expires_in=None) -> tuple[dict[str, str], str]:
     make_principal("service:kiosk")
     with write(app) as (session, ctx):
-        token, state = create_token(session, ctx, SECRET_KEY, "service:kiosk", expires_in)
+        token, state = create_token(session, ctx, app.config["SECRET_KEY"], "service:kiosk", expires_in)
     return {"Authorization": f"Bearer {token}"}, state["id"]
 
 
