@@ -191,7 +191,7 @@ class Decision(Base):
     __tablename__ = "decisions"
     # Keyed by (time, id), and on SQLite stored in that key's order: every query, page and prune
     # reads decisions by time, so this one B-tree serves them all. Decisions arrive by the tens of
-    # thousands a second; a separate time index cost a quarter more per insert, and an index on
+    # thousands a second; a separate time index cost ~30% more per insert, and an index on
     # actor or resource several times the insert itself. Queries narrow by time first.
     __table_args__ = (PrimaryKeyConstraint("decided_at", "id"), {"sqlite_with_rowid": False})
 

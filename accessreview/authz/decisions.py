@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-from itertools import chain
 import logging
 import os
 import secrets
@@ -210,8 +209,9 @@ def _insert_decisions(connection, batch: list[tuple]) -> None:
     for size in _SQLITE_ROW_GROUPS:
         end = start + (len(batch) - start) // size * size
         if end > start:
+            flat = itertools.chain.from_iterable
             connection.exec_driver_sql(columns + ", ".join([row] * size),
-                                       [tuple(chain.from_iterable(batch[i:i + size])) for i in range(start, end, size)])
+                                       [tuple(flat(batch[i:i + size])) for i in range(start, end, size)])
             start = end
 
 

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -46,7 +47,8 @@ class Snapshot:
     index: DirectoryIndex
     evaluator: Evaluator
     # (Authorization header, permission) -> (caller, good until): see api.common.permitted_caller.
-    callers: dict = field(default_factory=dict, compare=False, repr=False)
+    callers: dict[tuple[str, str], tuple[str, datetime | None]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @property
     def revision(self) -> int:
