@@ -1,0 +1,170 @@
+"""Two revisions of the service side by side, under the same load, at the same time.
+
+    .venv/bin/python bench/compare.py c61db7e            # that commit against the working tree
+    .venv/bin/python bench/compare.py c61db7e HEAD --rounds 8 --kinds single
+
+These machines' speed drifts by 10-20% within an hour, more than most changes to the hot path, so
+figures taken before and after a change at different times cannot tell the two apart. This starts
+both revisions' servers at once (gunicorn, 2 workers, as scripts/serve), each on its own copy of
+the benchmark's directory, built and migrated by that revision's own bench/authorize.py, and points
+wrk (1 thread, 8 connections) at them in turn, round after round, alternating which goes first. It
+prints every run, then the medians of each revision and kind, and single checks as a share of the
+same revision's floor in each round. Needs wrk (Debian: apt-get install wrk) and git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import authorize as bench  # noqa: E402
+
+KINDS = ("floor", "single", "batch")
+
+
+class Revision:
+    """One revision's checkout, database and running server."""
+
+    def __init__(self, name: str, rev: str | None, workdir: Path) -> None:
+        self.name = name
+        self.workdir = workdir / name
+        self.workdir.mkdir()
+        if rev is None:
+            self.tree = ROOT
+        else:
+            self.tree = self.workdir / "tree"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(self.tree), rev], check=True)
+        self.url = f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        self.server: subprocess.Popen | None = None
+        self.port = 0
+        self.workers: list[int] = []
+
+    def python(self, code: str) -> str:
+        """Run ``code`` with this revision's own modules first on the path; returns its output."""
+        return subprocess.run([sys.executable, "-c", code], cwd=self.tree, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def build(self) -> str:
+        """The benchmark's directory, built by this revision's code; returns the portal's token."""
+        found = self.python("import accessreview; print(accessreview.__file__)")
+        if not Path(found).is_relative_to(self.tree):
+            raise SystemExit(f"{self.name}: imports {found}, not its own tree {self.tree}")
+        return self.python("import random, sys; sys.path.insert(0, 'bench'); import authorize as b; "
+                           f"print(b.build_directory({self.url!r}, random.Random(42))['token'])").splitlines()[-1]
+
+    def start(self) -> None:
+        (self.workdir / "metrics").mkdir()
+        self.port = bench.free_port()
+        env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": self.url, "ACCESSREVIEW_SECRET_KEY": bench.SECRET,
+               "ACCESSREVIEW_INSTANCE_DIR": str(self.workdir), "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics")}
+        self.server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
+                                        f"127.0.0.1:{self.port}", "--workers", "2", "wsgi:app"], cwd=self.tree, env=env,
+                                       stderr=open(self.workdir / "server.log", "w"), start_new_session=True)
+        deadline = time.monotonic() + 120
+        while len(self.workers) < 2:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.name} did not start; see {self.workdir / 'server.log'}")
+            try:
+                urllib.request.urlopen(f"{self.base}/readyz", timeout=2)
+                self.workers = bench.worker_pids(self.server.pid)
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            os.killpg(self.server.pid, signal.SIGTERM)
+            self.server.wait(timeout=30)
+        if self.tree != ROOT:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("base", help="a git revision")
+    parser.add_argument("head", nargs="?", help="another git revision (default: the working tree)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="of " + ", ".join(KINDS))
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds between runs")
+    args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    if not set(kinds) <= set(KINDS) or shutil.which("wrk") is None:
+        raise SystemExit(f"--kinds takes {', '.join(KINDS)}; wrk must be on PATH")
+    workdir = Path(tempfile.mkdtemp(prefix="accessreview-compare-"))
+    revisions = [Revision("base", args.base, workdir), Revision("head", args.head, workdir)]
+    try:
+        tokens = {r.name: r.build() for r in revisions}
+        for revision in revisions:
+            revision.start()
+        rng = random.Random(7)
+        single = workdir / "single.jsonl"
+        single.write_text("\n".join(json.dumps({"actor": a, "action": x, "resource": r})
+                                    for a, x, r in bench.triples(rng, 5000)) + "\n")
+        batch = workdir / "batch.jsonl"
+        batch.write_text("\n".join(json.dumps({"checks": [{"actor": a, "action": x, "resource": r}
+                                                          for a, x, r in bench.triples(rng, 100)]})
+                                   for _ in range(200)) + "\n")
+        script = workdir / "post.lua"
+        script.write_text(bench.LUA)
+        for revision in revisions:
+            bench.wrk(f"{revision.base}/healthz", 2, 8, 1)  # warm-up
+
+        def run(revision: Revision, kind: str) -> dict:
+            if kind == "floor":
+                return bench.wrk(f"{revision.base}/healthz", args.seconds, 8, 1, workers=revision.workers)
+            path, bodies = ("/v1/authorize", single) if kind == "single" else ("/v1/authorize/batch", batch)
+            return bench.wrk(f"{revision.base}{path}", args.seconds, 8, 1, workers=revision.workers, script=script,
+                             env={"BENCH_BODIES": str(bodies), "BENCH_TOKEN": tokens[revision.name],
+                                  "BENCH_PATH": path})
+
+        results: dict[tuple[str, str], list[dict]] = {(r.name, k): [] for r in revisions for k in kinds}
+        for round_ in range(args.rounds):
+            order = revisions if round_ % 2 == 0 else revisions[::-1]
+            for kind in kinds:
+                for revision in order:
+                    result = run(revision, kind)
+                    results[(revision.name, kind)].append(result)
+                    print(f"round {round_ + 1} {revision.name} {kind:6} {result['rps']:9,.0f} req/s, "
+                          f"p99 {result['p99']:.2f} ms, CPU {result['cpu_us']:.0f} / {result['wrk_cpu_us']:.0f} µs",
+                          flush=True)
+                    time.sleep(args.settle)
+        print(f"medians of {args.rounds} rounds of {args.seconds} s (CPU per request: the 2 workers' / wrk's):")
+        for kind in kinds:
+            for revision in revisions:
+                runs = results[(revision.name, kind)]
+                print(f"  {kind:6} {revision.name}: {statistics.median(r['rps'] for r in runs):9,.0f} req/s, "
+                      f"p99 {statistics.median(r['p99'] for r in runs):.2f} ms, "
+                      f"CPU {statistics.median(r['cpu_us'] for r in runs):.0f} µs")
+        if "floor" in kinds and "single" in kinds:
+            for revision in revisions:
+                shares = [s["rps"] / f["rps"] for f, s in zip(results[(revision.name, "floor")],
+                                                              results[(revision.name, "single")])]
+                print(f"  single checks as a share of the floor, {revision.name}: "
+                      f"{', '.join(f'{x:.0%}' for x in shares)}; median {statistics.median(shares):.1%}")
+    finally:
+        for revision in revisions:
+            revision.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
