@@ -205,11 +205,10 @@ def _insert_decisions(connection, batch: list[tuple]) -> None:
         connection.exec_driver_sql(columns + f"({', '.join(['%s'] * len(_COLUMNS))})", batch)
         return
     row = f"({', '.join(['?'] * len(_COLUMNS))})"
-    start = 0
+    flat, start = itertools.chain.from_iterable, 0
     for size in _SQLITE_ROW_GROUPS:
         end = start + (len(batch) - start) // size * size
         if end > start:
-            flat = itertools.chain.from_iterable
             connection.exec_driver_sql(columns + ", ".join([row] * size),
                                        [tuple(flat(batch[i:i + size])) for i in range(start, end, size)])
             start = end
