@@ -199,12 +199,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, port: int, workdir: Path) -> subprocess.Popen:
+def start_server(url: str, port: int, workdir: Path, tree: Path = ROOT) -> subprocess.Popen:
+    """gunicorn as scripts/serve runs it, from ``tree`` (a checkout), once it answers /readyz."""
     env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": url, "ACCESSREVIEW_SECRET_KEY": SECRET,
            "ACCESSREVIEW_INSTANCE_DIR": str(workdir), "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
     (workdir / "metrics").mkdir()
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
-                                f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"], cwd=ROOT, env=env,
+                                f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"], cwd=tree, env=env,
                                stderr=open(workdir / "server.log", "w"), start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -214,6 +215,17 @@ def start_server(url: str, port: int, workdir: Path) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
+
+
+def write_bodies(workdir: Path, rng: random.Random) -> tuple[Path, Path]:
+    """wrk's request bodies, one a line: 5,000 single checks, and 200 batches of 100."""
+    single, batch = workdir / "single.jsonl", workdir / "batch.jsonl"
+    single.write_text("\n".join(json.dumps({"actor": a, "action": x, "resource": r})
+                                for a, x, r in triples(rng, 5000)) + "\n")
+    batch.write_text("\n".join(json.dumps({"checks": [{"actor": a, "action": x, "resource": r}
+                                                      for a, x, r in triples(rng, 100)]})
+                               for _ in range(200)) + "\n")
+    return single, batch
 
 
 def get_json(port: int, path: str, token: str, method: str = "GET", body: dict | None = None) -> tuple[float, dict]:
@@ -355,13 +367,7 @@ def main() -> None:
               f"{statistics.median(t for t, _ in access[1:]):.1f} ms median "
               f"({len(access[0][1]['items'])} principals on the first page)")
 
-        bodies_single = workdir / "single.jsonl"
-        bodies_single.write_text("\n".join(json.dumps({"actor": a, "action": x, "resource": r})
-                                           for a, x, r in triples(rng, 5000)) + "\n")
-        bodies_batch = workdir / "batch.jsonl"
-        bodies_batch.write_text("\n".join(json.dumps({"checks": [{"actor": a, "action": x, "resource": r}
-                                                                 for a, x, r in triples(rng, 100)]})
-                                          for _ in range(200)) + "\n")
+        bodies_single, bodies_batch = write_bodies(workdir, rng)
         script = workdir / "post.lua"
         script.write_text(LUA)
         base = f"http://127.0.0.1:{port}"

@@ -15,7 +15,6 @@ same revision's floor in each round. Needs wrk (Debian: apt-get install wrk) and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -25,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,23 +65,14 @@ class Revision:
                            f"print(b.build_directory({self.url!r}, random.Random(42))['token'])").splitlines()[-1]
 
     def start(self) -> None:
-        (self.workdir / "metrics").mkdir()
         self.port = bench.free_port()
-        env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": self.url, "ACCESSREVIEW_SECRET_KEY": bench.SECRET,
-               "ACCESSREVIEW_INSTANCE_DIR": str(self.workdir), "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics")}
-        self.server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
-                                        f"127.0.0.1:{self.port}", "--workers", "2", "wsgi:app"], cwd=self.tree, env=env,
-                                       stderr=open(self.workdir / "server.log", "w"), start_new_session=True)
-        deadline = time.monotonic() + 120
-        while len(self.workers) < 2:
+        self.server = bench.start_server(self.url, self.port, self.workdir, self.tree)
+        deadline = time.monotonic() + 60
+        while len(self.workers) < 2:  # /readyz answers once one worker is up; CPU is read from both
             if time.monotonic() > deadline:
-                raise SystemExit(f"{self.name} did not start; see {self.workdir / 'server.log'}")
-            try:
-                urllib.request.urlopen(f"{self.base}/readyz", timeout=2)
-                self.workers = bench.worker_pids(self.server.pid)
-            except OSError:
-                pass
+                raise SystemExit(f"{self.name}: 2 workers did not start; see {self.workdir / 'server.log'}")
             time.sleep(0.2)
+            self.workers = bench.worker_pids(self.server.pid)
 
     @property
     def base(self) -> str:
@@ -116,13 +105,7 @@ def main() -> None:
         for revision in revisions:
             revision.start()
         rng = random.Random(7)
-        single = workdir / "single.jsonl"
-        single.write_text("\n".join(json.dumps({"actor": a, "action": x, "resource": r})
-                                    for a, x, r in bench.triples(rng, 5000)) + "\n")
-        batch = workdir / "batch.jsonl"
-        batch.write_text("\n".join(json.dumps({"checks": [{"actor": a, "action": x, "resource": r}
-                                                          for a, x, r in bench.triples(rng, 100)]})
-                                   for _ in range(200)) + "\n")
+        single, batch = bench.write_bodies(workdir, rng)
         script = workdir / "post.lua"
         script.write_text(bench.LUA)
         for revision in revisions:
