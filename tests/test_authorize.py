@@ -270,14 +270,40 @@ def test_decision_times_are_kept_to_the_microsecond_across_seconds(client, porta
     assert [datetime.fromisoformat(d["decided_at"].replace("Z", "+00:00")) for d in kept] == moments
 
 
+def _dropped(client) -> float:
+    metrics = client.get("/metrics").get_data(as_text=True).splitlines()
+    return float(next(line for line in metrics if line.startswith("accessreview_decisions_dropped_total ")).split()[1])
+
+
 def test_a_full_buffer_counts_what_it_drops(client, portal, world, app):
     app.extensions["decisions"].flush()
+    before = _dropped(client)
     app.extensions["decisions"].capacity = 2
     for _ in range(5):
         assert check(client, portal, "user:alice", "read", "document:d1").status_code == 200
-    metrics = client.get("/metrics").get_data(as_text=True)
-    dropped = [line for line in metrics.splitlines() if line.startswith("accessreview_decisions_dropped_total ")]
-    assert dropped and float(dropped[0].split()[1]) >= 3
+    assert _dropped(client) == before + 3
+
+
+def test_a_batch_the_buffer_cannot_hold_is_counted_whole_and_leaves_no_use(client, portal, auditor, world, app, db):
+    from sqlalchemy import select
+
+    from accessreview.models import GrantUsage
+
+    log = app.extensions["decisions"]
+    log.flush()
+    grant_id = client.get("/v1/grants?principal=group:finance", headers=portal).get_json()["items"][0]["id"]
+    uses_before = db.scalar(select(GrantUsage.uses).where(GrantUsage.grant_id == grant_id)) or 0
+    dropped_before = _dropped(client)
+    log.capacity = 2
+    kept = check(client, portal, "user:bob", "edit", "document:d2").get_json()["decision_id"]
+    response = client.post("/v1/authorize/batch", headers=portal, json={"checks": [
+        {"actor": "user:bob", "action": "edit", "resource": "document:d2"}] * 2})
+    assert response.status_code == 200 and all(r["allowed"] for r in response.get_json()["results"])
+    assert log.flush() == 1
+    assert _dropped(client) == dropped_before + 2
+    assert [d["id"] for d in client.get("/v1/decisions?actor=user:bob", headers=auditor).get_json()["items"]] == [kept]
+    db.rollback()
+    assert db.scalar(select(GrantUsage.uses).where(GrantUsage.grant_id == grant_id)) == uses_before + 1
 
 
 def test_evaluation_errors_fail_closed(client, portal, world, app, monkeypatch):

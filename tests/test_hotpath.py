@@ -81,6 +81,19 @@ def test_only_checks_and_health_take_the_hot_path(client, portal, world, through
     assert len(through_flask) == 3
 
 
+@pytest.mark.parametrize("body", [
+    {"actor": "user:alice", "action": "read", "resource": "document:d1"},
+    {"actor": "user:zoë", "action": "read", "resource": "document:d1"},
+    {"actor": "user:alice", "action": "read", "resource": "document:d1", "ünknown": "ß"},
+])
+def test_hot_path_answers_are_compact_ascii_json_with_keys_in_order(client, portal, world, through_flask, body):
+    raw = client.post("/v1/authorize", json=body, headers=portal).get_data()
+    assert not through_flask
+    payload = json.loads(raw)
+    assert raw == (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+    assert list(payload) in (["allowed", "decision_id", "policy_version", "revision"], ["error"])
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read(app, client, portal, world):
     app.config.update(MAX_BODY_BYTES=256, MAX_CONTENT_LENGTH=256)
     checks = [{"actor": "user:alice", "action": "read", "resource": f"document:d{i}"} for i in range(20)]

@@ -94,47 +94,41 @@ def _snapshot(engine: AuthzEngine, at_least: int | None) -> Snapshot:
         raise ServiceUnavailable(str(exc), code="stale", field="at_least_revision") from None
 
 
-class _Decider:
-    """Decides a request's checks against one snapshot, within its deadline if it has one; :meth:`record`
-    then keeps them in the decision log (memory only), so a request that fails part way leaves no
-    decisions its caller never received."""
-
-    def __init__(self, app: Flask, snapshot: Snapshot, caller: str, deadline: Deadline | None = None) -> None:
-        self.caller = caller
-        self.deadline = deadline
-        self.now = app.config["CLOCK"].now()
-        self.log = app.extensions["decisions"]
-        self.stamp = self.log.stamp(self.now)
-        self.check = snapshot.evaluator.check
-        self.version = snapshot.policy.version
-        self.revision = snapshot.revision
-        self.decided: list[tuple[tuple, tuple[int, ...]]] = []
-
-    def __call__(self, check: Check) -> dict[str, Any]:
-        if self.deadline is not None:
-            self.deadline.check()
-        started = time.perf_counter()
-        decision = self.check(check.actor, check.action, check.resource, self.now)
-        decision_id = self.log.new_id()
-        self.decided.append(((decision_id, self.stamp, self.caller, check.actor, check.action, check.resource,
-                              decision.allowed, self.version, self.revision,
-                              int((time.perf_counter() - started) * 1e6),
-                              grant_ids_json(decision.grants) if decision.grants else None),
-                             decision.grants))
-        return {"allowed": decision.allowed, "decision_id": decision_id}
-
-    def record(self) -> None:
-        for row, grants in self.decided:
-            self.log.record(row, self.now, grants)
+def _decide(app: Flask, snapshot: Snapshot, caller: str, checks: list[Check],
+            deadline: Deadline | None = None) -> list[dict[str, Any]]:
+    """Decide ``checks`` against one snapshot, within ``deadline`` if given, then keep them all in the
+    decision log (memory only): a request that fails part way leaves no decisions its caller never
+    received. One loop for the whole request: at ~10 µs a check, per-check calls and lookups count."""
+    log = app.extensions["decisions"]
+    now = app.config["CLOCK"].now()
+    stamp, version, revision = log.stamp(now), snapshot.policy.version, snapshot.revision
+    evaluate, clock = snapshot.evaluator.check, time.perf_counter_ns
+    allowed_values, no_grants = log.allowed_values, log.no_grants
+    rows: list[tuple] = []
+    used: list[int] = []
+    answers: list[dict[str, Any]] = []
+    for check, decision_id in zip(checks, log.new_ids(len(checks))):
+        if deadline is not None:
+            deadline.check()
+        started = clock()
+        decision = evaluate(check.actor, check.action, check.resource, now)
+        latency_us = (clock() - started) // 1000
+        grants = decision.grants
+        if grants:
+            used.extend(grants)
+        rows.append((decision_id, stamp, caller, check.actor, check.action, check.resource,
+                     allowed_values[decision.allowed], version, revision, latency_us,
+                     grant_ids_json(grants) if grants else no_grants))
+        answers.append({"allowed": decision.allowed, "decision_id": decision_id})
+    log.record(rows, now, used)
+    return answers
 
 
 def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer one check for ``caller``, who may check (see :func:`require_permission`)."""
     check = parse_json(Check, raw)
     snapshot = _snapshot(app.extensions["authz"], check.at_least_revision)
-    decide = _Decider(app, snapshot, caller)  # one check: oso's own query limit bounds it
-    answer = decide(check)
-    decide.record()
+    [answer] = _decide(app, snapshot, caller, [check])  # one check: oso's own query limit bounds it
     return {**answer, "policy_version": snapshot.policy.version, "revision": snapshot.revision}
 
 
@@ -144,9 +138,7 @@ def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"at most {app.config['MAX_BATCH']} checks per batch", field="checks", code="invalid_value")
     wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
     snapshot = _snapshot(app.extensions["authz"], max(wanted) if wanted else None)
-    decide = _Decider(app, snapshot, caller, Deadline(app.config["EVALUATION_TIMEOUT"]))
-    results = [decide(check) for check in batch.checks]
-    decide.record()
+    results = _decide(app, snapshot, caller, batch.checks, Deadline(app.config["EVALUATION_TIMEOUT"]))
     return {"results": results, "policy_version": snapshot.policy.version, "revision": snapshot.revision}
 
 

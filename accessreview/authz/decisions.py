@@ -47,10 +47,15 @@ class DecisionLog:
         self.flush_interval = flush_interval
         self.retention = timedelta(days=retention_days)
         self._buffer: deque[tuple] = deque()
-        self._used: deque[tuple[datetime, tuple[int, ...]]] = deque()  # (time, grants) of each allow
+        self._used: deque[tuple[datetime, list[int]]] = deque()  # (time, grants) of each request's allows
         self._flush_lock = threading.Lock()
         bind = sessions.kw.get("bind")
         self._sqlite = bind is not None and bind.dialect.name == "sqlite"
+        # How rows carry the `allowed` and `grant_ids` columns (see :meth:`record`). pysqlite binds
+        # an int or a str as it is, but looks a bool or None up among its adapters first, which
+        # cost a third of each row's insert: on SQLite, 0/1 and '' (made NULL by the INSERT).
+        self.allowed_values: tuple[Any, Any] = (0, 1) if self._sqlite else (False, True)
+        self.no_grants: str | None = "" if self._sqlite else None
         self._started = False
         self._hooks = False
         self._ids = itertools.count()
@@ -59,10 +64,12 @@ class DecisionLog:
         self._stamped_second: int | None = None
         self._stamped_prefix = ""
 
-    def new_id(self) -> str:
+    def new_ids(self, count: int) -> list[str]:
+        """``count`` decision ids, unique across processes (a per-process prefix) and threads."""
         if not self._started:
             self._start()
-        return f"{self._prefix}{next(self._ids):010x}"
+        prefix = self._prefix
+        return [f"{prefix}{n:010x}" for n in itertools.islice(self._ids, count)]
 
     def stamp(self, moment: datetime) -> Any:
         """A decision time as the decisions table takes it (once per request, not per decision).
@@ -78,19 +85,22 @@ class DecisionLog:
             self._stamped_second, self._stamped_prefix = second, utc.strftime("%Y-%m-%d %H:%M:%S")
         return f"{self._stamped_prefix}.{utc.microsecond:06d}"
 
-    def record(self, row: tuple, moment: datetime, grants: tuple[int, ...]) -> None:
-        """Keep one decision (memory only); counts it as dropped when the buffer is full.
+    def record(self, rows: list[tuple], moment: datetime, used: list[int]) -> None:
+        """Keep one request's decisions (memory only), or, when the buffer has no room for them all,
+        count them all as dropped.
 
-        ``row`` holds the decisions table's columns (see ``_COLUMNS``), ready to insert: the time
-        from :meth:`stamp` and the grants as JSON text. Rows are made on the checks' path, where a
-        request's checks share their time, so that writing them takes no Python work per row.
+        ``rows`` hold the decisions table's columns (see ``_COLUMNS``), ready to insert: the time
+        from :meth:`stamp`, ``allowed`` from :attr:`allowed_values` and the grants as JSON text, or
+        :attr:`no_grants`. They are made on the checks' path, where a request's checks share their
+        time, so that writing them takes no Python work per row.
+        ``used`` are the ids of the grants that the request's allows rested on.
         """
-        if len(self._buffer) >= self.capacity:
-            DROPPED.inc()
+        if len(self._buffer) + len(rows) > self.capacity:
+            DROPPED.inc(len(rows))
             return
-        self._buffer.append(row)
-        if grants:
-            self._used.append((moment, grants))
+        self._buffer.extend(rows)
+        if used:
+            self._used.append((moment, used))
 
     def _start(self) -> None:
         """Per process: a fresh id prefix and buffer, and a flusher thread. Runs again in every
@@ -139,7 +149,7 @@ class DecisionLog:
             WRITTEN.inc(len(batch))
             return len(batch)
 
-    def _write(self, batch: list[tuple], used: list[tuple[datetime, tuple[int, ...]]]) -> None:
+    def _write(self, batch: list[tuple], used: list[tuple[datetime, list[int]]]) -> None:
         usage: dict[int, list[Any]] = {}
         for moment, grants in used:
             for grant_id in grants:
@@ -204,7 +214,7 @@ def _insert_decisions(connection, batch: list[tuple]) -> None:
     if connection.dialect.name != "sqlite":
         connection.exec_driver_sql(columns + f"({', '.join(['%s'] * len(_COLUMNS))})", batch)
         return
-    row = f"({', '.join(['?'] * len(_COLUMNS))})"
+    row = f"({', '.join(['?'] * (len(_COLUMNS) - 1))}, NULLIF(?, ''))"  # grant_ids last: '' for none
     flat, start = itertools.chain.from_iterable, 0
     for size in _SQLITE_ROW_GROUPS:
         end = start + (len(batch) - start) // size * size
@@ -214,9 +224,9 @@ def _insert_decisions(connection, batch: list[tuple]) -> None:
             start = end
 
 
-def grant_ids_json(grants: tuple[int, ...]) -> str | None:
-    """The grant_ids column's JSON text (grant ids are integers)."""
-    return f"[{','.join(map(str, grants))}]" if grants else None
+def grant_ids_json(grants: tuple[int, ...]) -> str:
+    """The grant_ids column's JSON text for an allow's grants (grant ids are integers)."""
+    return f"[{','.join(map(str, grants))}]"
 
 
 def _greatest(a, b, dialect):
