@@ -81,17 +81,28 @@ def test_only_checks_and_health_take_the_hot_path(client, portal, world, through
     assert len(through_flask) == 3
 
 
-@pytest.mark.parametrize("body", [
-    {"actor": "user:alice", "action": "read", "resource": "document:d1"},
-    {"actor": "user:zoë", "action": "read", "resource": "document:d1"},
-    {"actor": "user:alice", "action": "read", "resource": "document:d1", "ünknown": "ß"},
+ALLOWED = {"actor": "user:alice", "action": "read", "resource": "document:d1"}
+DENIED = {"actor": "user:zoë", "action": "read", "resource": "document:d1"}
+
+
+@pytest.mark.parametrize("path, body, keys", [
+    ("/v1/authorize", ALLOWED, ["allowed", "decision_id", "policy_version", "revision"]),
+    ("/v1/authorize", DENIED, ["allowed", "decision_id", "policy_version", "revision"]),
+    ("/v1/authorize", {**ALLOWED, "ünknown": "ß"}, ["error"]),
+    ("/v1/authorize/batch", {"checks": [ALLOWED, DENIED, ALLOWED]}, ["results", "policy_version", "revision"]),
+    ("/v1/authorize/batch", {"checks": [ALLOWED]}, ["results", "policy_version", "revision"]),
 ])
-def test_hot_path_answers_are_compact_ascii_json_with_keys_in_order(client, portal, world, through_flask, body):
-    raw = client.post("/v1/authorize", json=body, headers=portal).get_data()
+def test_hot_path_answers_are_compact_ascii_json_with_keys_in_order(client, portal, world, through_flask, path, body,
+                                                                    keys):
+    raw = client.post(path, json=body, headers=portal).get_data()
     assert not through_flask
     payload = json.loads(raw)
     assert raw == (json.dumps(payload, separators=(",", ":")) + "\n").encode()
-    assert list(payload) in (["allowed", "decision_id", "policy_version", "revision"], ["error"])
+    assert list(payload) == keys
+    for result in [payload, *payload.get("results", [])]:
+        assert "allowed" not in result or list(result)[:2] == ["allowed", "decision_id"]
+    if "results" in payload:
+        assert [r["allowed"] for r in payload["results"]] == [c is ALLOWED for c in body["checks"]]
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(app, client, portal, world):

@@ -70,10 +70,10 @@ def permitted_caller(app: Flask, authorization: str, permission: str) -> str:
     makes a new snapshot, which starts with nothing remembered: the answer is as fresh as asking.
     """
     snapshot = app.extensions["authz"].snapshot()
-    now = app.config["CLOCK"].now()
     remembered = snapshot.callers.get((authorization, permission))
-    if remembered is not None and (remembered[1] is None or now < remembered[1]):
+    if remembered is not None and (remembered[1] is None or app.config["CLOCK"].now() < remembered[1]):
         return remembered[0]
+    now = app.config["CLOCK"].now()
     token = _bearer_token(app, snapshot, authorization, now)
     decision = snapshot.evaluator.check(token.principal, permission, SERVICE_RESOURCE, now)
     if not decision.allowed:

@@ -54,6 +54,23 @@ def _compact_encoder() -> Callable[[Any], str]:
 _encode = _compact_encoder()
 
 
+# Checks' answers as :data:`_encode` writes them, at a third of the cost: their only strings are
+# decision ids and policy versions, hex digits that JSON writes as they are.
+_BOOLEANS = ("false", "true")
+
+
+def _answer_json(answer: dict[str, Any]) -> str:
+    return (f'{{"allowed":{_BOOLEANS[answer["allowed"]]},"decision_id":"{answer["decision_id"]}",'
+            f'"policy_version":"{answer["policy_version"]}","revision":{answer["revision"]}}}')
+
+
+def _batch_answer_json(answer: dict[str, Any]) -> str:
+    results = ",".join([f'{{"allowed":{_BOOLEANS[r["allowed"]]},"decision_id":"{r["decision_id"]}"}}'
+                        for r in answer["results"]])
+    return (f'{{"results":[{results}],"policy_version":"{answer["policy_version"]}",'
+            f'"revision":{answer["revision"]}}}')
+
+
 class _Exchange:
     """What the request log wants to know about one request, filled in as it is answered."""
 
@@ -67,7 +84,8 @@ class HotPath:
     def __init__(self, app: Flask, downstream: WsgiApp) -> None:
         self.app = app
         self.downstream = downstream
-        # (method, path) -> (the Flask rule and endpoint it stands for, its handler)
+        # (method, path) -> (the Flask rule and endpoint it stands for, its handler: the answer to
+        # encode, or its JSON text)
         self.routes: dict[tuple[str, str], tuple[str, str, Callable[[dict, _Exchange], Any]]] = {
             ("POST", "/v1/authorize"): ("/v1/authorize", "authorize.authorize_one", self._check_one),
             ("POST", "/v1/authorize/batch"): ("/v1/authorize/batch", "authorize.authorize_batch",
@@ -94,7 +112,7 @@ class HotPath:
         except Exception:  # fail closed: an error the portal treats as a deny, never an allow
             log.exception("evaluation failed", extra={"request_id": rid})
             status, payload = 500, EVALUATION_FAILED
-        body = f"{_encode(payload)}\n".encode()
+        body = f"{payload if isinstance(payload, str) else _encode(payload)}\n".encode()
         headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", headers)
         # A check's own record is the decision log, and health probes are noise: their request log
@@ -103,11 +121,11 @@ class HotPath:
                        logging.DEBUG if status < 400 else logging.INFO)
         return [body]
 
-    def _check_one(self, environ: dict, exchange: _Exchange) -> dict[str, Any]:
-        return check_one(self.app, self._checker(environ, exchange), self._body(environ))
+    def _check_one(self, environ: dict, exchange: _Exchange) -> str:
+        return _answer_json(check_one(self.app, self._checker(environ, exchange), self._body(environ)))
 
-    def _check_batch(self, environ: dict, exchange: _Exchange) -> dict[str, Any]:
-        return check_batch(self.app, self._checker(environ, exchange), self._body(environ))
+    def _check_batch(self, environ: dict, exchange: _Exchange) -> str:
+        return _batch_answer_json(check_batch(self.app, self._checker(environ, exchange), self._body(environ)))
 
     def _healthz(self, environ: dict, exchange: _Exchange) -> dict[str, Any]:
         return HEALTHY
