@@ -155,10 +155,6 @@ def test_answered_checks_are_in_the_request_log_at_debug(client, portal, world, 
 
 # The hot path remembers a checking caller's token and permission per snapshot; these show the
 # remembered answer ends exactly when asking again would give another.
-
-CHECK = {"actor": "user:alice", "action": "read", "resource": "document:d1"}
-
-
 def kiosk_token(app, make_principal, expires_in=None) -> tuple[dict[str, str], str]:
     make_principal("service:kiosk")
     with write(app) as (session, ctx):
@@ -167,7 +163,7 @@ def kiosk_token(app, make_principal, expires_in=None) -> tuple[dict[str, str], s
 
 
 def status_and_code(client, headers):
-    response = client.post("/v1/authorize", json=CHECK, headers=headers)
+    response = client.post("/v1/authorize", json=ALLOWED, headers=headers)
     return response.status_code, (response.get_json().get("error") or {}).get("code")
 
 
