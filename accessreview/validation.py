@@ -58,7 +58,8 @@ def parse_json(model: type[M], raw: bytes | str) -> M:
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object is expected", code="malformed_json")
     try:
-        return model.model_validate_json(raw)
+        # The validator itself: model_validate_json's keyword handling costs a fifth as much again.
+        return model.__pydantic_validator__.validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         status_code = error_code(first)

@@ -104,12 +104,14 @@ def _decide(app: Flask, snapshot: Snapshot, caller: str, checks: list[Check],
     stamp, version, revision = log.stamp(now), snapshot.policy.version, snapshot.revision
     evaluate, clock = snapshot.evaluator.check, time.perf_counter_ns
     allowed_values, no_grants = log.allowed_values, log.no_grants
+    prefix, numbers = log.id_source()
     rows: list[tuple] = []
     used: list[int] = []
     answers: list[dict[str, Any]] = []
-    for check, decision_id in zip(checks, log.new_ids(len(checks))):
+    for check in checks:
         if deadline is not None:
             deadline.check()
+        decision_id = f"{prefix}{next(numbers):010x}"
         started = clock()
         decision = evaluate(check.actor, check.action, check.resource, now)
         latency_us = (clock() - started) // 1000

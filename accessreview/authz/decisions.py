@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import delete, func
@@ -64,12 +64,12 @@ class DecisionLog:
         self._last_prune = 0.0
         self._stamped: tuple[tuple[int, ...], str] = ((), "")  # a second and its text
 
-    def new_ids(self, count: int) -> list[str]:
-        """``count`` decision ids, unique across processes (a per-process prefix) and threads."""
+    def id_source(self) -> tuple[str, Iterator[int]]:
+        """Where decision ids come from: ``f"{prefix}{next(numbers):010x}"`` is unique across
+        processes (the prefix is per process) and threads (``next`` on a count is atomic)."""
         if not self._started:
             self._start()
-        prefix = self._prefix
-        return [f"{prefix}{n:010x}" for n in itertools.islice(self._ids, count)]
+        return self._prefix, self._ids
 
     def stamp(self, moment: datetime) -> Any:
         """A decision time as the decisions table takes it (once per request, not per decision).
