@@ -1,4 +1,5 @@
-"""The decision log's own writer: when it writes what the checks leave in its buffer."""
+"""The decision log: when its writer writes what the checks leave in its buffer, and how auditors page
+through it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,9 @@ import time
 import pytest
 from sqlalchemy import select
 
+from accessreview import create_app
 from accessreview.models import Decision
 from test_authorize import PORTAL, check
-
-
-@pytest.fixture
-def app_config(app_config):
-    # An interval no test waits for: what gets written here was written because the buffer filled.
-    return {**app_config, "DECISION_FLUSH_INTERVAL": 3600.0, "DECISION_BUFFER": 4}
 
 
 def _written(db) -> list[str]:
@@ -23,16 +19,73 @@ def _written(db) -> list[str]:
     return sorted(db.scalars(select(Decision.id)))
 
 
-def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(client, portal, app, db):
+def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(client, portal, app_config, db):
     assert client.post("/v1/directory/import", json=PORTAL, headers=portal).status_code == 200
-    log = app.extensions["decisions"]
-    ids = [check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"] for _ in range(2)]
-    time.sleep(0.3)
-    assert log.buffered() == 2 and _written(db) == []  # half full: it waits for the interval
+    # An interval no test waits for: what gets written was written because the buffer filled.
+    app = create_app({**app_config, "DECISION_FLUSH_INTERVAL": 3600.0, "DECISION_BUFFER": 4})
+    try:
+        portal_client, log = app.test_client(), app.extensions["decisions"]
+        ids = [check(portal_client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"]
+               for _ in range(2)]
+        time.sleep(0.3)
+        assert log.buffered() == 2 and _written(db) == []  # half full: it waits for the interval
 
-    ids.append(check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"])
-    deadline = time.monotonic() + 10
-    while len(_written(db)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _written(db) == sorted(ids)
-    assert log.buffered() == 0
+        ids.append(check(portal_client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"])
+        deadline = time.monotonic() + 10
+        while len(_written(db)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _written(db) == sorted(ids)
+        assert log.buffered() == 0
+    finally:
+        app.extensions["db"].dispose()
+
+@pytest.fixture
+def log_of_bob_then_alice(client, portal, clock, app) -> dict[str, list[str]]:
+    """Seven of Bob's decisions, then three of Alice's among two more of Bob's, a second apart."""
+    assert client.post("/v1/directory/import", json=PORTAL, headers=portal).status_code == 200
+    ids: dict[str, list[str]] = {"user:alice": [], "user:bob": []}
+    for actor in ["user:bob"] * 7 + ["user:alice", "user:bob", "user:alice", "user:bob", "user:alice"]:
+        ids[actor].append(check(client, portal, actor, "read", "document:d1").get_json()["decision_id"])
+        clock.advance(seconds=1)
+    app.extensions["decisions"].flush()
+    return ids
+
+
+def _pages(client, auditor, url: str) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=auditor).get_json()
+        pages.append([d["id"] for d in page["items"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return pages
+
+
+def test_a_filtered_page_stops_scanning_when_out_of_time_and_says_where(client, auditor, log_of_bob_then_alice,
+                                                                         monkeypatch):
+    from accessreview.authz import decisions
+
+    # Slices of 3 decisions, and no time: each page is the matches of one slice.
+    monkeypatch.setattr(decisions, "SCAN_SLICE", 3)
+    monkeypatch.setattr(decisions, "SCAN_SECONDS", 0)
+    pages = _pages(client, auditor, "/v1/decisions?actor=user:alice&limit=100")
+    # Bob's seven first: two pages empty but for a cursor; and a last empty one, as the fourth slice
+    # ended on the last decision (only the next slice's scan can tell that nothing follows).
+    assert [len(page) for page in pages] == [0, 0, 1, 2, 0]
+    assert sum(pages, []) == log_of_bob_then_alice["user:alice"]
+
+
+def test_a_filtered_page_with_time_reads_on_across_slices(client, auditor, log_of_bob_then_alice, monkeypatch):
+    from accessreview.authz import decisions
+
+    monkeypatch.setattr(decisions, "SCAN_SLICE", 2)
+    alice, bob = log_of_bob_then_alice["user:alice"], log_of_bob_then_alice["user:bob"]
+    assert _pages(client, auditor, "/v1/decisions?actor=user:alice&limit=100") == [alice]
+    assert _pages(client, auditor, "/v1/decisions?actor=user:alice&limit=2") == [alice[:2], alice[2:]]
+    assert _pages(client, auditor, "/v1/decisions?actor=user:bob&limit=4") == [bob[:4], bob[4:8], bob[8:]]
+    # With a time range too: Alice's decisions from the tenth second on (09:00:09, 09:00:11).
+    assert _pages(client, auditor, "/v1/decisions?actor=user:alice&since=2026-03-02T09:00:08.5Z&limit=100") == \
+        [alice[1:]]
+    # Unfiltered pages are unchanged: the next decisions in time order.
+    assert _pages(client, auditor, "/v1/decisions?limit=5") == [
+        (bob[:7] + [alice[0], bob[7], alice[1], bob[8], alice[2]])[i:i + 5] for i in (0, 5, 10)]

@@ -13,11 +13,10 @@ from typing import Annotated, Any
 
 from flask import Blueprint, Flask, current_app, request
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import and_, or_, select
 from werkzeug.exceptions import HTTPException
 
 from ..authz.deadline import Deadline
-from ..authz.decisions import grant_ids_json
+from ..authz.decisions import decision_page, grant_ids_json
 from ..authz.engine import AuthzEngine, Snapshot, StaleError, get_engine
 from ..clock import as_utc
 from ..db import get_session
@@ -211,29 +210,21 @@ def _page(keys: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
 
 
 @bp.get("/decisions")
-@documented("The decision log, oldest first, filtered by actor, resource, outcome and time", query=DecisionQuery,
+@documented("The decision log, oldest first, filtered by actor, resource, outcome and time. A filtered page "
+            "may hold fewer decisions than asked, even none, when its scan reached its time bound (about a "
+            "second); follow next_cursor until it is null", query=DecisionQuery,
             tag="authorization", responses={200: shapes.DecisionPage, **ERRORS})
 def decisions():
     authorize("read_decisions")
     q = query(DecisionQuery)
     current_app.extensions["decisions"].flush()  # what this process has buffered is part of the answer
-    statement = select(Decision)
-    for column, value in ((Decision.actor, q.actor), (Decision.resource, q.resource), (Decision.allowed, q.allowed)):
-        if value is not None:
-            statement = statement.where(column == value)
-    if q.since:
-        statement = statement.where(Decision.decided_at >= q.since)
-    if q.until:
-        statement = statement.where(Decision.decided_at < q.until)
+    after = None
     if q.cursor:
         after_time, after_id = decode_cursor(q.cursor)
-        after = as_utc(datetime.fromisoformat(after_time))
-        statement = statement.where(or_(Decision.decided_at > after,
-                                        and_(Decision.decided_at == after, Decision.id > after_id)))
-    limit = page_limit(q.limit)
-    rows = list(get_session().scalars(statement.order_by(Decision.decided_at, Decision.id).limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
-    next_cursor = encode_cursor([as_utc(rows[-1].decided_at).isoformat(), rows[-1].id]) if more else None
+        after = (as_utc(datetime.fromisoformat(after_time)), after_id)
+    rows, last = decision_page(get_session(), since=q.since, until=q.until, after=after, limit=page_limit(q.limit),
+                               actor=q.actor, resource=q.resource, allowed=q.allowed)
+    next_cursor = encode_cursor([as_utc(last[0]).isoformat(), last[1]]) if last else None
     return json_response({"items": [_decision(d) for d in rows], "next_cursor": next_cursor})
 
 

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import Decision, DirectoryChange, GrantUsage
 
@@ -234,6 +234,58 @@ def _insert_decisions(connection, batch: list[tuple]) -> None:
             connection.exec_driver_sql(columns + ", ".join([row] * size),
                                        [tuple(flat(batch[i:i + size])) for i in range(start, end, size)])
             start = end
+
+
+# A filtered page of the log reads it in slices of SCAN_SLICE decisions, in time order, and after
+# SCAN_SECONDS answers with what it found and a cursor to go on from. Actor and resource have no
+# index (one would cost several times each insert), and a scan of the whole log for a rare actor
+# would hold a worker, which should be answering checks, and a read transaction, which keeps
+# SQLite's WAL from being checkpointed, for as long as the log is long. Slices are counted in
+# decisions, not in time, because the log's density varies: a quiet weekend, then a busy Monday.
+SCAN_SLICE = 100_000
+SCAN_SECONDS = 1.0
+
+Key = tuple[datetime, str]  # (decided_at, id): the log's order, and a page's cursor
+
+
+def decision_page(session: Session, *, since: datetime | None, until: datetime | None, after: Key | None,
+                  limit: int, **equal: Any) -> tuple[list[Decision], Key | None]:
+    """Decisions in time order after ``after``, within [since, until), whose columns named in
+    ``equal`` have those values (None: any); and the key to go on from, None at the end.
+
+    Unfiltered, a page is the next ``limit`` decisions. Filtered, it may hold fewer, even none,
+    when its scan ran out of time: the key then says how far it got, never past a decision it
+    did not look at.
+    """
+    conditions = [getattr(Decision, column) == value for column, value in equal.items() if value is not None]
+    order = (Decision.decided_at, Decision.id)
+    # Compared as a row value, which both databases answer from the key. Spelled as
+    # `t > a OR (t = a AND id > b)`, SQLite reads both branches and sorts them: 0.8 s instead of
+    # 3 ms for a page in the middle of 6 million decisions.
+    key = tuple_(*order)
+    keys = select(*order).order_by(*order)  # of any decision in the range: where a slice ends
+    if since is not None:
+        keys = keys.where(Decision.decided_at >= since)
+    if until is not None:
+        keys = keys.where(Decision.decided_at < until)
+    statement = keys.with_only_columns(Decision).where(*conditions)
+
+    found: list[Decision] = []
+    deadline = time.monotonic() + SCAN_SECONDS
+    while True:
+        lower = [] if after is None else [key > tuple_(*after)]
+        boundary = None  # the slice's last decision; unfiltered, the page's limit bounds the scan
+        if conditions:
+            boundary = session.execute(keys.where(*lower).offset(SCAN_SLICE - 1).limit(1)).first()
+        upper = [] if boundary is None else [key <= tuple_(*boundary)]
+        found += session.scalars(statement.where(*lower, *upper).limit(limit + 1 - len(found)))
+        if len(found) > limit:
+            return found[:limit], (found[limit - 1].decided_at, found[limit - 1].id)
+        if boundary is None:
+            return found, None
+        after = (boundary[0], boundary[1])
+        if time.monotonic() >= deadline:
+            return found, after
 
 
 def grant_ids_json(grants: tuple[int, ...]) -> str:
