@@ -95,6 +95,10 @@ def app_config(database_url, clock, tmp_path) -> dict:
         "JSON_LOGS": False,
         "LOG_LEVEL": "WARNING",
         "REFRESH_INTERVAL": 0,  # no background refresher: each test's own writes move the snapshot
+        # No background writer either: tests write the decision log themselves (the auditors'
+        # endpoint does), and on PostgreSQL, where tests share one database, a writer thread left
+        # by one test's app would write its decisions into a later test's.
+        "DECISION_FLUSH_INTERVAL": 0,
     }
 
 

@@ -121,7 +121,7 @@ def _decide(app: Flask, snapshot: Snapshot, caller: str, checks: list[Check],
                      allowed_values[decision.allowed], version, revision, latency_us,
                      grant_ids_json(grants) if grants else no_grants))
         answers.append({"allowed": decision.allowed, "decision_id": decision_id})
-    log.record(rows, now, used)
+    log.record(rows, stamp, used)
     return answers
 
 

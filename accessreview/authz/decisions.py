@@ -18,14 +18,13 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..models import Decision, DirectoryChange, GrantUsage
+from ..models import Decision, DirectoryChange
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class DecisionLog:
         self._wanted = threading.Event()  # set when the buffer passes half its capacity
         self.retention = timedelta(days=retention_days)
         self._buffer: deque[tuple] = deque()
-        self._used: deque[tuple[datetime, list[int]]] = deque()  # (time, grants) of each request's allows
+        self._used: deque[tuple[Any, list[int]]] = deque()  # (stamp, grants) of each request's allows
         self._flush_lock = threading.Lock()
         bind = sessions.kw.get("bind")
         self._sqlite = bind is not None and bind.dialect.name == "sqlite"
@@ -87,7 +86,7 @@ class DecisionLog:
             stamped = self._stamped = (second, utc.strftime("%Y-%m-%d %H:%M:%S"))
         return f"{stamped[1]}.{utc.microsecond:06d}"
 
-    def record(self, rows: list[tuple], moment: datetime, used: list[int]) -> None:
+    def record(self, rows: list[tuple], stamp: Any, used: list[int]) -> None:
         """Keep one request's decisions (memory only), or, when the buffer has no room for them all,
         count them all as dropped.
 
@@ -95,7 +94,7 @@ class DecisionLog:
         from :meth:`stamp`, ``allowed`` from :attr:`allowed_values` and the grants as JSON text, or
         :attr:`no_grants`. They are made on the checks' path, where a request's checks share their
         time, so that writing them takes no Python work per row.
-        ``used`` are the ids of the grants that the request's allows rested on.
+        ``used`` are the ids of the grants that the request's allows rested on, used at ``stamp``.
         """
         buffer = self._buffer
         if len(buffer) + len(rows) > self.capacity:
@@ -105,7 +104,7 @@ class DecisionLog:
         if len(buffer) > self.capacity >> 1:
             self._wanted.set()
         if used:
-            self._used.append((moment, used))
+            self._used.append((stamp, used))
 
     def _start(self) -> None:
         """Per process: a fresh id prefix and buffer, and a flusher thread. Runs again in every
@@ -161,29 +160,23 @@ class DecisionLog:
             WRITTEN.inc(len(batch))
             return len(batch)
 
-    def _write(self, batch: list[tuple], used: list[tuple[datetime, list[int]]]) -> None:
-        usage: dict[int, list[Any]] = {}
-        for moment, grants in used:
+    def _write(self, batch: list[tuple], used: list[tuple[Any, list[int]]]) -> None:
+        usage: dict[int, list[Any]] = {}  # grant -> [last stamp, uses]; stamps of one kind order as times
+        for stamp, grants in used:
             for grant_id in grants:
                 seen = usage.get(grant_id)
                 if seen is None:
-                    usage[grant_id] = [moment, 1]
+                    usage[grant_id] = [stamp, 1]
                 else:
-                    seen[0] = max(seen[0], moment)
+                    seen[0] = max(seen[0], stamp)
                     seen[1] += 1
         allowed = sum(1 for row in batch if row[6])
         session = self.sessions()
         try:
             connection = session.connection()
-            _insert_decisions(connection, batch)
+            _insert_rows(connection, _INSERT_DECISION, batch)
             if usage:
-                dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-                statement = dialect.insert(GrantUsage)
-                statement = statement.on_conflict_do_update(index_elements=["grant_id"], set_={
-                    "last_used_at": _greatest(statement.excluded.last_used_at, GrantUsage.last_used_at, dialect),
-                    "uses": GrantUsage.uses + statement.excluded.uses})
-                session.execute(statement, [{"grant_id": g, "last_used_at": t, "uses": n}
-                                            for g, (t, n) in sorted(usage.items())])
+                _insert_rows(connection, _UPSERT_USAGE, [(g, t, n) for g, (t, n) in sorted(usage.items())])
             session.commit()
         except Exception:
             session.rollback()
@@ -217,22 +210,40 @@ _COLUMNS = ("id", "decided_at", "caller", "actor", "action", "resource", "allowe
             "latency_us", "grant_ids")
 
 
-def _insert_decisions(connection, batch: list[tuple]) -> None:
-    """Straight to the driver, the rows as they are. On SQLite, many rows per statement: pysqlite
-    lets go of the GIL for each statement it steps, and getting it back from a busy request thread
-    takes up to the switch interval (5 ms), so a row or a few at a time could not keep up with the
-    checks."""
-    columns = f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES "
-    if connection.dialect.name != "sqlite":
-        connection.exec_driver_sql(columns + f"({', '.join(['%s'] * len(_COLUMNS))})", batch)
+class _Insert(NamedTuple):
+    """An INSERT as its parts: the head, one row's values with ``?`` for its parameters, the tail."""
+    head: str
+    row: str
+    tail: str = ""
+
+
+_INSERT_DECISION = _Insert(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ",
+                           f"({', '.join(['?'] * (len(_COLUMNS) - 1))}, NULLIF(?, ''))")  # grant_ids: '' for none
+# Rows of one flush name each grant once, as an upsert's rows must. Its stamps are SQLite's text or
+# PostgreSQL's timestamps, so `max` orders them as times on either.
+_UPSERT_USAGE = _Insert("INSERT INTO grant_usage (grant_id, last_used_at, uses) VALUES ", "(?, ?, ?)",
+                        " ON CONFLICT (grant_id) DO UPDATE SET"
+                        " last_used_at = {greatest}(excluded.last_used_at, grant_usage.last_used_at),"
+                        " uses = grant_usage.uses + excluded.uses")
+
+
+def _insert_rows(connection, insert: _Insert, rows: list[tuple]) -> None:
+    """Straight to the driver, the rows as they are: SQLAlchemy's own handling of each row's
+    parameters cost as much as the insert (the grant usage upsert, ~9 µs a grant). On SQLite, many
+    rows per statement: pysqlite lets go of the GIL for each statement it steps, and getting it back
+    from a busy request thread takes up to the switch interval (5 ms), so a row or a few at a time
+    could not keep up with the checks."""
+    if connection.dialect.name != "sqlite":  # psycopg: one row's parameters at a time, pipelined
+        row = f"({', '.join(['%s'] * insert.row.count('?'))})"  # PostgreSQL's rows carry None as it is
+        connection.exec_driver_sql(insert.head + row + insert.tail.format(greatest="GREATEST"), rows)
         return
-    row = f"({', '.join(['?'] * (len(_COLUMNS) - 1))}, NULLIF(?, ''))"  # grant_ids last: '' for none
+    tail = insert.tail.format(greatest="max")
     flat, start = itertools.chain.from_iterable, 0
     for size in _SQLITE_ROW_GROUPS:
-        end = start + (len(batch) - start) // size * size
+        end = start + (len(rows) - start) // size * size
         if end > start:
-            connection.exec_driver_sql(columns + ", ".join([row] * size),
-                                       [tuple(flat(batch[i:i + size])) for i in range(start, end, size)])
+            connection.exec_driver_sql(insert.head + ", ".join([insert.row] * size) + tail,
+                                       [tuple(flat(rows[i:i + size])) for i in range(start, end, size)])
             start = end
 
 
@@ -292,6 +303,3 @@ def grant_ids_json(grants: tuple[int, ...]) -> str:
     """The grant_ids column's JSON text for an allow's grants (grant ids are integers)."""
     return f"[{','.join(map(str, grants))}]"
 
-
-def _greatest(a, b, dialect):
-    return func.greatest(a, b) if dialect is postgresql else func.max(a, b)
