@@ -39,6 +39,7 @@ def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(cli
     finally:
         app.extensions["db"].dispose()
 
+
 @pytest.fixture
 def log_of_bob_then_alice(client, portal, clock, app) -> dict[str, list[str]]:
     """Seven of Bob's decisions, then three of Alice's among two more of Bob's, a second apart."""
@@ -86,8 +87,6 @@ def test_a_filtered_page_with_time_reads_on_across_slices(client, auditor, log_o
     # With a time range too: Alice's decisions from the tenth second on (09:00:09, 09:00:11).
     assert _pages(client, auditor, "/v1/decisions?actor=user:alice&since=2026-03-02T09:00:08.5Z&limit=100") == \
         [alice[1:]]
-    # Unfiltered pages are unchanged: the next decisions in time order, five a page.
-    pages = _pages(client, auditor, "/v1/decisions?limit=5")
-    assert all(len(page) == 5 for page in pages[:-1])
-    mine = set(alice + bob)  # on PostgreSQL, tests share a database that other apps' writers reach
-    assert [i for i in sum(pages, []) if i in mine] == bob[:7] + [alice[0], bob[7], alice[1], bob[8], alice[2]]
+    # Unfiltered pages are unchanged: the next decisions in time order.
+    assert _pages(client, auditor, "/v1/decisions?limit=5") == [
+        (bob[:7] + [alice[0], bob[7], alice[1], bob[8], alice[2]])[i:i + 5] for i in (0, 5, 10)]
