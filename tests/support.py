@@ -47,12 +47,17 @@ def audit_count(app) -> int:
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def every_page(client, url: str, headers: dict[str, str]) -> list:
-    """The items of every page of a cursor-paginated list, following next_cursor to the end."""
-    items, cursor = [], None
+def pages(client, url: str, headers: dict[str, str]) -> list[list]:
+    """The items of each page of a cursor-paginated list, page by page, following next_cursor to the end."""
+    found, cursor = [], None
     while True:
         page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=headers).get_json()
-        items += page["items"]
+        found.append(page["items"])
         cursor = page["next_cursor"]
         if not cursor:
-            return items
+            return found
+
+
+def every_page(client, url: str, headers: dict[str, str]) -> list:
+    """The items of every page of a cursor-paginated list, following next_cursor to the end."""
+    return [item for page in pages(client, url, headers) for item in page]

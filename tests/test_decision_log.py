@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from accessreview import create_app
 from accessreview.models import Decision
-from test_authorize import PORTAL, check
+from support import pages
+from test_authorize import check, world  # noqa: F401 (world: a fixture)
 
 
 def _written(db, ids: list[str]) -> list[str]:
@@ -19,8 +20,7 @@ def _written(db, ids: list[str]) -> list[str]:
     return sorted(db.scalars(select(Decision.id).where(Decision.id.in_(ids))))
 
 
-def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(client, portal, app_config, db):
-    assert client.post("/v1/directory/import", json=PORTAL, headers=portal).status_code == 200
+def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(portal, world, app_config, db):
     # An interval no test waits for: what gets written was written because the buffer filled.
     app = create_app({**app_config, "DECISION_FLUSH_INTERVAL": 3600.0, "DECISION_BUFFER": 4})
     try:
@@ -41,9 +41,8 @@ def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(cli
 
 
 @pytest.fixture
-def log_of_bob_then_alice(client, portal, clock, app) -> dict[str, list[str]]:
+def log_of_bob_then_alice(client, portal, world, clock, app) -> dict[str, list[str]]:
     """Seven of Bob's decisions, then three of Alice's among two more of Bob's, a second apart."""
-    assert client.post("/v1/directory/import", json=PORTAL, headers=portal).status_code == 200
     ids: dict[str, list[str]] = {"user:alice": [], "user:bob": []}
     for actor in ["user:bob"] * 7 + ["user:alice", "user:bob", "user:alice", "user:bob", "user:alice"]:
         ids[actor].append(check(client, portal, actor, "read", "document:d1").get_json()["decision_id"])
@@ -53,13 +52,8 @@ def log_of_bob_then_alice(client, portal, clock, app) -> dict[str, list[str]]:
 
 
 def _pages(client, auditor, url: str) -> list[list[str]]:
-    pages, cursor = [], None
-    while True:
-        page = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=auditor).get_json()
-        pages.append([d["id"] for d in page["items"]])
-        cursor = page["next_cursor"]
-        if not cursor:
-            return pages
+    """The decision ids of each page."""
+    return [[d["id"] for d in page] for page in pages(client, url, auditor)]
 
 
 def test_a_filtered_page_stops_scanning_when_out_of_time_and_says_where(client, auditor, log_of_bob_then_alice,
