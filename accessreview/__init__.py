@@ -9,6 +9,7 @@ from flask.sessions import SessionInterface
 
 from .clock import SystemClock
 from .config import load_config
+from .validation import RowIdConverter
 
 
 class NoCookieSessions(SessionInterface):
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
 
     observability.configure_logging(settings["LOG_LEVEL"], settings["JSON_LOGS"])
     errors.init_app(app)

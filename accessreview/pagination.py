@@ -11,6 +11,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import BadRequest
+from .validation import is_bigint
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -32,17 +33,32 @@ def encode_cursor(after: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> Any:
+def decode_cursor(cursor: str, shape: type | tuple[type, ...]) -> Any:
+    """The position a cursor of ours holds: a value of type ``shape`` or, for a tuple of types, a
+    list of one value of each. Anything else, garbled or made up, is a 400, never a query."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
     except (ValueError, KeyError, TypeError):
-        raise BadRequest("cursor is not one this service issued", field="cursor", code="invalid_cursor") from None
+        raise invalid_cursor() from None
+    kinds = shape if isinstance(shape, tuple) else (shape,)
+    values = after if isinstance(shape, tuple) else [after]
+    if not isinstance(values, list) or len(values) != len(kinds) or not all(map(_fits, values, kinds)):
+        raise invalid_cursor()
+    return after
+
+
+def invalid_cursor() -> BadRequest:
+    return BadRequest("cursor is not one this service issued", field="cursor", code="invalid_cursor")
+
+
+def _fits(value: Any, kind: type) -> bool:
+    return is_bigint(value) if kind is int else type(value) is kind
 
 
 def paginate(session: Session, query: Select, key: InstrumentedAttribute, cursor: str | None, limit: int) -> Page:
     if cursor:
-        query = query.where(key > decode_cursor(cursor))
+        query = query.where(key > decode_cursor(cursor, key.type.python_type))
     rows = list(session.scalars(query.order_by(key).limit(limit + 1)))
     if len(rows) > limit:
         rows = rows[:limit]

@@ -7,13 +7,34 @@ by the service functions.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, TypeVar
+from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.routing import IntegerConverter
 
 from .errors import BadRequest
 
 M = TypeVar("M", bound=BaseModel)
+
+
+# The database keeps ids as signed 64-bit integers. A larger number names no row, but the drivers
+# refuse to bind it, so it is refused here, where it can be a 400 or a 404 rather than a 500.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+RowId = Annotated[int, Field(ge=BIGINT_MIN, le=BIGINT_MAX)]
+
+
+def is_bigint(value: Any) -> bool:
+    return type(value) is int and BIGINT_MIN <= value <= BIGINT_MAX
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in a URL. A number past the largest id the database holds names no row, so it
+    is passed on as 0, which no row has (ids count from 1), and the view answers 404 as for any
+    other missing row. (Refused here, werkzeug would answer 405 to methods of a sibling rule.)"""
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if number <= BIGINT_MAX else 0
 
 
 class Strict(BaseModel):
@@ -73,5 +94,10 @@ def parse_query(model: type[M], args: Mapping[str, str]) -> M:
     try:
         return model.model_validate(dict(args), strict=False)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise BadRequest(describe(first), field=field_path(first["loc"]), code=error_code(first)) from None
+        raise refusal(exc) from None
+
+
+def refusal(exc: ValidationError) -> BadRequest:
+    """A model's first complaint, as a 400 that names its field."""
+    first = exc.errors()[0]
+    return BadRequest(describe(first), field=field_path(first["loc"]), code=error_code(first))

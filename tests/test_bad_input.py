@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+
+from test_authorize import world  # noqa: F401 (a fixture)
 
 
 def error(response):
@@ -137,3 +142,56 @@ def test_bad_query_parameters(client, portal):
     response = client.get("/v1/principals?type=robot", headers=portal)
     assert response.status_code == 400 and error(response)["field"] == "type"
     assert client.get("/v1/principals?limit=lots", headers=portal).status_code == 400
+
+
+def test_every_route_answers_options_with_its_methods(app, client, portal):
+    """Browsers ask before a cross-origin call; what a path allows is no secret, and no 500."""
+    response = client.options("/v1/grants", headers=portal)
+    assert response.status_code == 200 and {"GET", "POST"} <= set(response.headers["Allow"].split(", "))
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/v1/") and "<" not in rule.rule:
+            assert client.options(rule.rule).status_code == 200, rule.rule
+
+
+def test_a_malformed_query_is_400_before_the_policy_is_asked(client, lead):
+    response = client.get("/v1/review-items?status=null", headers=lead)
+    assert response.status_code == 400 and error(response)["field"] == "status"
+    assert client.get("/v1/review-items?status=null").status_code == 401, "the token is looked at first"
+
+
+def _cursor(after) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+# Positions of the wrong kind for each list: lists of keys take text, lists of rows an id, the
+# decision log a time and an id.
+_NOT_POSITIONS = [{"x": 1}, [1], None, 2**70, True]
+_MADE_UP_CURSORS = (
+    [(path, after) for path in ("/v1/grants", "/v1/audit-events", "/v1/review-items")
+     for after in _NOT_POSITIONS + ["d1"]]
+    + [(path, after) for path in ("/v1/principals", "/v1/resources/document/d1/access",
+                                  "/v1/principals/user:alice/resources?action=read&type=document")
+       for after in _NOT_POSITIONS]
+    + [("/v1/decisions", after) for after in _NOT_POSITIONS + ["d1", ["not a time", "x"]]]
+)
+
+
+@pytest.mark.parametrize("path, after", _MADE_UP_CURSORS)
+def test_a_cursor_this_service_did_not_issue_is_400(client, admin, world, path, after):
+    """Cursors are opaque, but anyone can decode one; a made-up position never reaches a query."""
+    separator = "&" if "?" in path else "?"
+    response = client.get(f"{path}{separator}cursor={_cursor(after)}", headers=admin)
+    assert response.status_code == 400 and error(response)["code"] == "invalid_cursor", response.get_json()
+
+
+def test_ids_past_what_the_database_holds(client, lead, admin):
+    huge = 2**70
+    assert client.get(f"/v1/campaigns/{huge}", headers=lead).status_code == 404
+    assert client.patch(f"/v1/campaign-definitions/{huge}", json={}, headers=lead).status_code == 404
+    assert client.delete(f"/v1/grants/{huge}", headers=admin).status_code == 404
+    response = client.get(f"/v1/review-items?campaign={huge}", headers=lead)
+    assert response.status_code == 400 and error(response)["field"] == "campaign"
+    response = client.post("/v1/campaigns/1/decisions", json={"decisions": [{"item": huge, "decision": "keep"}]},
+                           headers=lead)
+    assert response.status_code == 400 and error(response)["field"] == "decisions.0.item"
+

@@ -81,6 +81,9 @@ def test_definitions_are_validated_and_editable(client, lead, directory):
     assert patched.status_code == 200 and patched.get_json()["duration_days"] == 21
     assert patched.get_json()["schedule"]["timezone"] == "Europe/Paris"
     assert client.get("/v1/campaign-definitions", headers=lead).get_json()["items"][0]["id"] == definition_id
+    for needed in ("justification", "reminders", "on_no_response"):  # a definition cannot do without them
+        nulled = client.patch(f"/v1/campaign-definitions/{definition_id}", json={needed: None}, headers=lead)
+        assert nulled.status_code == 400 and nulled.get_json()["error"]["field"] == needed, nulled.get_json()
 
 
 def test_only_security_leads_define_and_launch(client, auditor, portal, lead, directory):

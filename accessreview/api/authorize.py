@@ -22,7 +22,7 @@ from ..clock import as_utc
 from ..db import get_session
 from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error, render_http_error
 from ..models import Decision
-from ..pagination import decode_cursor, encode_cursor
+from ..pagination import decode_cursor, encode_cursor, invalid_cursor
 from ..validation import Strict, parse_json
 from . import shapes
 from .keys import principal_key, resource_key
@@ -203,7 +203,7 @@ def explain():
 
 def _page(keys: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
     """A page of a sorted key list: keys after the cursor's, and a cursor when more remain."""
-    start = bisect.bisect_right(keys, decode_cursor(cursor)) if cursor else 0
+    start = bisect.bisect_right(keys, decode_cursor(cursor, str)) if cursor else 0
     items = keys[start:start + limit]
     more = start + limit < len(keys)
     return {"items": items, "next_cursor": encode_cursor(items[-1]) if more and items else None}
@@ -220,8 +220,11 @@ def decisions():
     current_app.extensions["decisions"].flush()  # what this process has buffered is part of the answer
     after = None
     if q.cursor:
-        after_time, after_id = decode_cursor(q.cursor)
-        after = (as_utc(datetime.fromisoformat(after_time)), after_id)
+        after_time, after_id = decode_cursor(q.cursor, (str, str))
+        try:
+            after = (as_utc(datetime.fromisoformat(after_time)), after_id)
+        except ValueError:
+            raise invalid_cursor() from None
     rows, last = decision_page(get_session(), since=q.since, until=q.until, after=after, limit=page_limit(q.limit),
                                actor=q.actor, resource=q.resource, allowed=q.allowed)
     next_cursor = encode_cursor([as_utc(last[0]).isoformat(), last[1]]) if last else None

@@ -20,6 +20,7 @@ from ..reports import get_signer
 from ..reports.service import campaign_report
 from ..errors import NotFound
 from ..models import Campaign, ReviewItem
+from ..validation import RowId
 from . import shapes
 from .common import (authorize, authorize_object, body, caller, clock_now, documented, json_response, page_limit,
                      query, unit_of_work)
@@ -214,7 +215,7 @@ def metrics_of_reviews():
 # -- review items ----------------------------------------------------------------------------------
 
 class ItemQuery(BaseModel):
-    campaign: int | None = None
+    campaign: RowId | None = None
     reviewer: str | None = None  # a principal, or "me"
     status: Literal["pending", "decided"] | None = None
     cursor: str | None = None
@@ -225,8 +226,8 @@ class ItemQuery(BaseModel):
 @documented("Review items: your queue with reviewer=me, or anyone's for security leads and auditors",
             query=ItemQuery, tag="reviews", responses={200: OBJECT, **ERRORS})
 def list_items():
-    q = query(ItemQuery)
     principal = caller()
+    q = query(ItemQuery)
     reviewer = principal if q.reviewer == "me" else q.reviewer
     if reviewer is not None:
         authorize_object("view", f"review_queue:{reviewer}", {"reviewer": reviewer})

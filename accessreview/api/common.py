@@ -1,8 +1,9 @@
 """What every handler uses: authentication, authorization through the policy, parsing, the unit of work.
 
-A handler parses nothing before it has authenticated the caller and asked the policy; the guard in
-:func:`init_guard` turns any response produced without such a decision into a 500, so a forgotten
-check fails loudly instead of serving data.
+A handler authenticates the caller before it parses anything, and asks the policy before it reads
+or changes any data; the guard in :func:`init_guard` turns any answer other than a refusal of the
+request itself that was produced without such a decision into a 500, so a forgotten check fails
+loudly instead of serving data.
 """
 
 from __future__ import annotations
@@ -135,7 +136,11 @@ def init_guard(app: Flask) -> None:
     @app.after_request
     def _require_authorization_decision(response):
         rule = request.url_rule
-        if rule is None or response.status_code in (401, 413) or response.status_code >= 500:
+        # Let through what serves no data: refusals of the request itself (its token, its shape, its
+        # size), failures, and the methods a path allows (Flask's own answer to OPTIONS).
+        if rule is None or response.status_code in (400, 401, 413) or response.status_code >= 500:
+            return response
+        if request.method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
             return response
         view = app.view_functions.get(request.endpoint or "")
         if getattr(view, "is_public", False) or "authorization_decision" in g:

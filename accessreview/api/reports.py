@@ -13,7 +13,7 @@ from ..db import get_session
 from ..errors import BadRequest
 from ..reports import get_signer, service
 from ..reports.signing import verify
-from ..validation import Strict
+from ..validation import RowId, Strict
 from . import shapes
 from .common import authorize, body, documented, json_response, query, unit_of_work
 
@@ -24,7 +24,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class ReportQuery(BaseModel):
-    campaign: int | None = None
+    campaign: RowId | None = None
 
 
 class AccessReportBody(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,6 +13,7 @@ from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import Unprocessable
 from ..models import CampaignDefinition, Principal
+from ..validation import refusal
 from .schemas import DefinitionBody, DefinitionPatch
 
 FIELDS = ("name", "description", "scope", "reviewer", "stages", "fallback_reviewer", "duration_days", "reminders",
@@ -77,7 +79,10 @@ def patch_definition(session: Session, ctx: WriteContext, definition_id: int, bo
     merged = {**before, **changes}
     if merged.get("fallback_reviewer") is None:
         raise Unprocessable("fallback_reviewer cannot be removed", field="fallback_reviewer", code="invalid_value")
-    DefinitionBody.model_validate({k: merged[k] for k in FIELDS})  # the result must still be a valid definition
+    try:  # the result must still be a valid definition: a field it needs cannot be set to null
+        DefinitionBody.model_validate({k: merged[k] for k in FIELDS})
+    except ValidationError as exc:
+        raise refusal(exc) from None
     _check_references(session, merged, declared_types)
     for column, value in _columns(changes).items():
         setattr(definition, column, value)

@@ -10,7 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from ..directory.schemas import PrincipalKey, ResourceKey, Role
-from ..validation import Strict
+from ..validation import RowId, Strict
 
 TypeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
@@ -126,7 +126,7 @@ class DecisionBody(Strict):
 
 
 class BulkDecision(DecisionBody):
-    item: int
+    item: RowId
 
 
 class BulkDecisions(Strict):
