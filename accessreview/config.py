@@ -144,7 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REFRESH_INTERVAL", _seconds,
             "how often each process reads the directory's changes (0: only on its own writes)",
             default=lambda s: 0.5),
-    Setting("STALE_WAIT", _seconds, "how long a check with at_least_revision may wait to catch up",
+    Setting("STALE_WAIT", _seconds,
+            "how long a check with at_least_revision may wait for its process's refresh under way before "
+            "catching up itself (a revision the database has not reached is 503 stale at once)",
             default=lambda s: 2.0),
     Setting("MAX_BATCH", _positive_int, "most checks in one batch request", default=lambda s: 1000),
     Setting("DECISION_BUFFER", _positive_int,

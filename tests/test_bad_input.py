@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 
-from test_authorize import world  # noqa: F401 (a fixture)
+from test_authorize import check, world  # noqa: F401 (world: a fixture)
 
 
 def error(response):
@@ -195,3 +196,11 @@ def test_ids_past_what_the_database_holds(client, lead, admin):
                            headers=lead)
     assert response.status_code == 400 and error(response)["field"] == "decisions.0.item"
 
+
+def test_a_revision_the_database_has_not_reached_is_stale_at_once(app, client, portal, world):
+    """No wait can bring it (revisions are numbered by committed writes), so none holds the worker."""
+    app.extensions["authz"].stale_wait = 60
+    started = time.monotonic()
+    response = check(client, portal, "user:alice", "read", "document:d1", at_least_revision=world + 1)
+    assert response.status_code == 503 and error(response)["code"] == "stale"
+    assert time.monotonic() - started < 30

@@ -86,9 +86,13 @@ class AuthzEngine:
             self._inherited = False
         return snapshot
 
-    def refresh(self) -> Snapshot:
-        """Bring the snapshot up to the database's revision and policy version."""
-        with self._lock:
+    def refresh(self, timeout: float = -1) -> Snapshot:
+        """Bring the snapshot up to the database's revision and policy version. With ``timeout``,
+        give up after that many seconds waiting for a refresh already under way (and return the
+        snapshot as it is)."""
+        if not self._lock.acquire(timeout=timeout):
+            return self._snapshot
+        try:
             session = self.sessions()
             try:
                 snapshot = self._advance(session, self._snapshot)
@@ -100,6 +104,8 @@ class AuthzEngine:
                 # cyclic collector's full passes, which would otherwise stall checks for 100 ms+.
                 gc.freeze()
             return snapshot
+        finally:
+            self._lock.release()
 
     def preload(self) -> None:
         """Load the snapshot now, without starting a refresher: for a server's master process, so
@@ -164,15 +170,16 @@ class AuthzEngine:
         log.info("policy %s loaded", policy.version)
 
     def wait_for(self, revision: int) -> Snapshot:
-        """A snapshot at ``revision`` or later, catching up for at most ``stale_wait`` seconds."""
+        """A snapshot at ``revision`` or later. Behind it, this process catches up from the database
+        at once, after waiting at most ``stale_wait`` seconds for a refresh already under way. A
+        revision the database itself has not reached is stale at once: revisions are numbered by
+        committed writes, so waiting for one would hold a worker without bringing it."""
         snapshot = self.snapshot()
-        deadline = time.monotonic() + self.stale_wait
-        while snapshot.revision < revision:
-            if time.monotonic() >= deadline:
-                raise StaleError(f"this process is at revision {snapshot.revision}, below {revision}")
-            snapshot = self.refresh()
-            if snapshot.revision < revision:
-                time.sleep(0.02)
+        if snapshot.revision >= revision:
+            return snapshot
+        snapshot = self.refresh(timeout=self.stale_wait)
+        if snapshot.revision < revision:
+            raise StaleError(f"this process is at revision {snapshot.revision}, below {revision}")
         return snapshot
 
     def _forked(self) -> None:
