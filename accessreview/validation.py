@@ -7,11 +7,13 @@ by the service functions.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.routing import IntegerConverter
 
+from .clock import as_utc
 from .errors import BadRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -25,6 +27,19 @@ RowId = Annotated[int, Field(ge=BIGINT_MIN, le=BIGINT_MAX)]
 
 def is_bigint(value: Any) -> bool:
     return type(value) is int and BIGINT_MIN <= value <= BIGINT_MAX
+
+
+def _convertible_to_utc(moment: datetime) -> datetime:
+    try:
+        as_utc(moment)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00, or 9999-12-31T23:59:59-01:00
+        raise ValueError("is out of range once converted to UTC") from None
+    return moment
+
+
+# A time as requests give it, with or without an offset (none: UTC), that the service can compare,
+# store and print in UTC.
+Moment = Annotated[datetime, AfterValidator(_convertible_to_utc)]
 
 
 class RowIdConverter(IntegerConverter):

@@ -48,6 +48,7 @@ def test_body_that_is_not_an_object(client, portal, unchanged):
     ({"name": 42}, "name"),
     ({"status": "asleep"}, "status"),
     ({"last_seen_at": "yesterday"}, "last_seen_at"),
+    ({"last_seen_at": "9999-12-31T23:59:59-01:00"}, "last_seen_at"),  # past year 9999 in UTC
     ({"email": "not-an-address"}, "email"),
     ({"members": "user:bob"}, "members"),
 ])
@@ -204,3 +205,26 @@ def test_a_revision_the_database_has_not_reached_is_stale_at_once(app, client, p
     response = check(client, portal, "user:alice", "read", "document:d1", at_least_revision=world + 1)
     assert response.status_code == 503 and error(response)["code"] == "stale"
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+00:36", "9999-12-31T23:59:59-01:00"])
+def test_times_that_do_not_exist_in_utc(client, portal, auditor, org, unchanged, moment):
+    """A time is compared, stored and printed in UTC: one that UTC cannot hold is refused as such."""
+    with unchanged():
+        response = client.post("/v1/grants", json={"principal": "user:alice", "role": "member",
+                                                   "resource": "organization:acme", "expires_at": moment},
+                               headers=portal)
+    assert response.status_code == 400 and error(response)["field"] == "expires_at"
+    for path in ("/v1/decisions", "/v1/audit-events"):
+        response = client.get(path, query_string={"since": moment}, headers=auditor)
+        assert response.status_code == 400 and error(response)["field"] == "since", path
+    response = client.post("/v1/reports/decisions", json={"since": moment, "until": "2026-01-01T00:00:00Z"},
+                           headers=auditor)
+    assert response.status_code == 400 and error(response)["field"] == "since"
+
+
+def test_a_decision_report_needs_until_after_since(client, auditor, unchanged):
+    with unchanged():
+        response = client.post("/v1/reports/decisions", json={"since": "2026-02-01T00:00:00Z",
+                                                              "until": "2026-02-01T01:00:00+02:00"}, headers=auditor)
+    assert response.status_code == 400 and error(response)["field"] == "until"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -12,6 +10,7 @@ from ..audit import event_to_dict
 from ..db import get_session
 from ..models import AuditEvent
 from ..pagination import paginate
+from ..validation import Moment
 from . import shapes
 from .common import authorize, documented, json_response, page_limit, query
 
@@ -22,8 +21,8 @@ class AuditQuery(BaseModel):
     target: str | None = None
     actor: str | None = None
     action: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Moment | None = None
+    until: Moment | None = None
     cursor: str | None = None
     limit: int | None = None
 

@@ -23,7 +23,7 @@ from ..db import get_session
 from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error, render_http_error
 from ..models import Decision
 from ..pagination import decode_cursor, encode_cursor, invalid_cursor
-from ..validation import Strict, parse_json
+from ..validation import Moment, Strict, parse_json
 from . import shapes
 from .keys import principal_key, resource_key
 from .common import authorize, body, clock_now, documented, json_response, page_limit, query
@@ -62,8 +62,8 @@ class DecisionQuery(BaseModel):
     actor: str | None = None
     resource: str | None = None
     allowed: bool | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Moment | None = None
+    until: Moment | None = None
     cursor: str | None = None
     limit: int | None = None
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, current_app, request, send_file
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from ..audit import append_event
 from ..authz.engine import get_engine
+from ..clock import as_utc
 from ..db import get_session
 from ..errors import BadRequest
 from ..reports import get_signer, service
 from ..reports.signing import verify
-from ..validation import RowId, Strict
+from ..validation import Moment, RowId, Strict
 from . import shapes
 from .common import authorize, body, documented, json_response, query, unit_of_work
 
@@ -32,8 +33,16 @@ class AccessReportBody(Strict):
 
 
 class DecisionsReportBody(Strict):
-    since: datetime
-    until: datetime
+    since: Moment
+    until: Moment
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: datetime, info: ValidationInfo) -> datetime:
+        since = info.data.get("since")
+        if since is not None and as_utc(until) <= as_utc(since):
+            raise ValueError("must be later than since")
+        return until
 
 
 def _reports_dir():

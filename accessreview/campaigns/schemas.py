@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -10,7 +9,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from ..directory.schemas import PrincipalKey, ResourceKey, Role
-from ..validation import RowId, Strict
+from ..validation import Moment, RowId, Strict
 
 TypeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
@@ -60,7 +59,7 @@ class Recommendation(Strict):
 class Schedule(Strict):
     cron: str | None = None
     interval_days: int | None = Field(default=None, ge=1, le=3650)
-    start: datetime | None = None  # interval schedules count from here
+    start: Moment | None = None  # interval schedules count from here
     timezone: str = "UTC"
 
     @field_validator("timezone")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from ..validation import Strict
+from ..validation import Moment, Strict
 
 PRINCIPAL_KEY = r"^(user|group|service):[A-Za-z0-9._@+-]{1,200}$"
 RESOURCE_KEY = r"^[a-z][a-z0-9_]{0,62}:[A-Za-z0-9._@+-]{1,200}$"
@@ -38,7 +37,7 @@ class PrincipalBody(Strict):
     department: Text | None = None
     manager: PrincipalKey | None = None
     status: Literal["active", "disabled"] | None = None
-    last_seen_at: datetime | None = None
+    last_seen_at: Moment | None = None
     members: list[PrincipalKey] | None = Field(default=None, max_length=100_000)
 
 
@@ -66,9 +65,9 @@ class GrantRow(Strict):
     role: Role
     resource: ResourceKey
     granted_by: Text | None = None
-    granted_at: datetime | None = None
+    granted_at: Moment | None = None
     reason: LongText | None = None
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
 
 
 class GrantBody(GrantRow):
