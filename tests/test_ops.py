@@ -99,3 +99,14 @@ def test_openapi_has_request_and_response_shapes(client):
     assert "security" not in document["paths"]["/healthz"]["get"]
     params = {p["name"] for p in document["paths"]["/v1/grants"]["get"]["parameters"]}
     assert {"principal", "resource", "role", "cursor"} <= params
+
+
+def test_openapi_names_the_bodies_that_are_not_json(client):
+    """A generated client must know to upload a form and to read a workbook or text, not JSON."""
+    paths = client.get("/openapi.json").get_json()["paths"]
+    verify = paths["/v1/reports/verify"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(verify["required"]) == {"workbook", "signature"}
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert set(paths["/v1/reports/{report_id}"]["get"]["responses"]["200"]["content"]) == {xlsx}
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert set(paths["/v1/reports/{report_id}"]["get"]["responses"]["404"]["content"]) == {"application/json"}

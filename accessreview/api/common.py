@@ -22,6 +22,7 @@ from ..db import get_session
 from ..errors import Forbidden, NotFound, Unauthenticated
 from ..tokens import TokenRecord, live_token
 from ..validation import parse_json, parse_query
+from .openapi import Media
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -182,7 +183,7 @@ def unit_of_work(actor: str) -> Iterator[tuple[Session, WriteContext]]:
     get_engine().refresh_if_loaded()  # this process sees its own write at once; the others within the interval
 
 
-def documented(summary: str, *, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+def documented(summary: str, *, body: type[BaseModel] | Media | None = None, query: type[BaseModel] | None = None,
                responses: dict[int, Any] | None = None, tag: str | None = None) -> Callable[[F], F]:
     """Attach what the OpenAPI document says about an endpoint."""
 

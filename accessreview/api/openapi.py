@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask
 from pydantic import BaseModel
 
 _CONVERTER = re.compile(r"<(?:([a-z]+):)?([a-zA-Z_]+)>")
 _REF = "#/components/schemas/{model}"
+
+
+class Media(NamedTuple):
+    """A body that is not JSON: its media type and schema (for a request or a response)."""
+    type: str
+    schema: dict[str, Any]
 
 
 def openapi_path(rule: str) -> str:
@@ -19,6 +25,11 @@ def openapi_path(rule: str) -> str:
 class _Schemas:
     def __init__(self) -> None:
         self.components: dict[str, Any] = {}
+
+    def content(self, model: type[BaseModel] | dict | Media, mode: str) -> dict[str, Any]:
+        if isinstance(model, Media):
+            return {model.type: {"schema": model.schema}}
+        return {"application/json": {"schema": self.ref(model, mode)}}
 
     def ref(self, model: type[BaseModel] | dict, mode: str) -> dict[str, Any]:
         if isinstance(model, dict):
@@ -57,16 +68,14 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 "tags": [doc.get("tag") or "other"],
                 "parameters": _parameters(rule, doc),
                 "responses": {
-                    str(status): {"description": _describe(status),
-                                  "content": {"application/json": {"schema": schemas.ref(model, "serialization")}}}
+                    str(status): {"description": _describe(status), "content": schemas.content(model, "serialization")}
                     for status, model in sorted(doc["responses"].items())
                 },
             }
             if not getattr(view, "is_public", False):
                 operation["security"] = [{"bearer": []}]
             if doc.get("body") is not None:
-                operation["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": schemas.ref(doc["body"], "validation")}}}
+                operation["requestBody"] = {"required": True, "content": schemas.content(doc["body"], "validation")}
             paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

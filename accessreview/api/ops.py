@@ -11,7 +11,7 @@ from ..migrate import database_revision, head_revision
 from ..observability import metrics_payload
 from . import shapes
 from .common import documented, json_response, public
-from .openapi import build_openapi
+from .openapi import Media, build_openapi
 
 bp = Blueprint("ops", __name__)
 HEALTHY = {"status": "ok"}
@@ -48,7 +48,7 @@ def readyz():
 @bp.get("/metrics")
 @public
 @documented("Prometheus metrics: requests and latency by endpoint", tag="operations",
-            responses={200: {"type": "string", "description": "Prometheus text exposition format"}})
+            responses={200: Media("text/plain", {"type": "string", "description": "Prometheus text exposition format"})})
 def metrics():
     payload, content_type = metrics_payload()
     return Response(payload, content_type=content_type)

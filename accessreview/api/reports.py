@@ -17,6 +17,7 @@ from ..reports.signing import verify
 from ..validation import Moment, RowId, Strict
 from . import shapes
 from .common import authorize, body, documented, json_response, query, unit_of_work
+from .openapi import Media
 
 bp = Blueprint("reports", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
@@ -65,7 +66,7 @@ def list_reports():
 
 @bp.get("/reports/<int:report_id>")
 @documented("Download a report's workbook (audited)", tag="reports",
-            responses={200: {"type": "string", "format": "binary"}, **ERRORS})
+            responses={200: Media(XLSX, {"type": "string", "format": "binary"}), **ERRORS})
 def download_report(report_id: int):
     actor = authorize("read_reports")
     report = service.get_report(get_session(), report_id)
@@ -86,6 +87,10 @@ def download_signature(report_id: int):
 
 @bp.post("/reports/verify")
 @documented("Verify an uploaded workbook against its signature (multipart: workbook, signature)", tag="reports",
+            body=Media("multipart/form-data", {
+                "type": "object", "required": ["workbook", "signature"],
+                "properties": {"workbook": {"type": "string", "format": "binary"},
+                               "signature": {"type": "string", "format": "binary"}}}),
             responses={200: OBJECT, **ERRORS})
 def verify_report():
     authorize("read_reports")
