@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from werkzeug.routing import IntegerConverter
 
 from .clock import as_utc
@@ -37,9 +37,20 @@ def _convertible_to_utc(moment: datetime) -> datetime:
     return moment
 
 
-# A time as requests give it, with or without an offset (none: UTC), that the service can compare,
-# store and print in UTC.
-Moment = Annotated[datetime, AfterValidator(_convertible_to_utc)]
+def _iso_8601(value: Any) -> Any:
+    """Times come as ISO 8601 text. Pydantic would also read a number, even in text, as seconds
+    since 1970, so that ``?since=2026`` meant 00:33:46 on 1970-01-01, not the year the caller meant."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError("give an ISO 8601 time, such as 2026-01-31T00:00:00Z") from None
+
+
+# A time as requests give it, in ISO 8601 with or without an offset (none: UTC), that the service
+# can compare, store and print in UTC.
+Moment = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_convertible_to_utc)]
 
 
 class RowIdConverter(IntegerConverter):

@@ -223,6 +223,15 @@ def test_times_that_do_not_exist_in_utc(client, portal, auditor, org, unchanged,
     assert response.status_code == 400 and error(response)["field"] == "since"
 
 
+@pytest.mark.parametrize("moment", ["2026", "1767225600", "0.5"])
+def test_a_time_given_as_a_number_is_refused(client, auditor, moment):
+    """Read as seconds since 1970, ``?since=2026`` would quietly mean 1970-01-01T00:33:46."""
+    response = client.get("/v1/decisions", query_string={"since": moment}, headers=auditor)
+    assert response.status_code == 400 and error(response)["field"] == "since"
+    assert "ISO 8601" in error(response)["message"]
+    assert client.get("/v1/decisions", query_string={"since": "2026-01-01"}, headers=auditor).status_code == 200
+
+
 def test_a_decision_report_needs_until_after_since(client, auditor, unchanged):
     with unchanged():
         response = client.post("/v1/reports/decisions", json={"since": "2026-02-01T00:00:00Z",
