@@ -171,6 +171,8 @@ def test_ad_hoc_access_and_decision_reports(client, auditor, portal, signed_off)
                                                   book["Decisions"].iter_rows(min_row=2, values_only=True)}
     assert client.post("/v1/reports/access", json={"resources": ["organization:nope"]},
                        headers=auditor).status_code == 400
+    empty = client.post("/v1/reports/access", json={"resources": [""]}, headers=auditor)
+    assert empty.status_code == 400 and empty.get_json()["error"]["field"] == "resources.0"
 
 
 def test_a_full_sheet_continues_on_the_next(tmp_path):

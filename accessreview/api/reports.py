@@ -11,6 +11,7 @@ from ..audit import append_event
 from ..authz.engine import get_engine
 from ..clock import as_utc
 from ..db import get_session
+from ..directory.schemas import ResourceKey
 from ..errors import BadRequest
 from ..reports import get_signer, service
 from ..reports.signing import verify
@@ -30,7 +31,7 @@ class ReportQuery(BaseModel):
 
 
 class AccessReportBody(Strict):
-    resources: list[str] = Field(min_length=1, max_length=100)
+    resources: list[ResourceKey] = Field(min_length=1, max_length=100)
 
 
 class DecisionsReportBody(Strict):
@@ -122,7 +123,7 @@ def access_report():
     actor = authorize("read_reports")
     data = body(AccessReportBody)
     snapshot = get_engine().snapshot()
-    unknown = [r for r in data.resources if r not in snapshot.index.resources]
+    unknown = sorted({r for r in data.resources if r not in snapshot.index.resources})
     if unknown:
         raise BadRequest(f"unknown resources: {', '.join(unknown)}", field="resources", code="unknown_reference")
     with unit_of_work(actor) as (session, ctx):
