@@ -411,6 +411,13 @@ def main() -> None:
         print(f"single checks: {single['rps']:,.0f} req/s ({of_floor:.0%} of the floor, {of_shaped:.0%} of the "
               f"same-shaped floor, medians of the rounds' ratios), p50 {single['p50']:.2f} ms, "
               f"p99 {single['p99']:.2f} ms, non-2xx {single['non_2xx']}; CPU {_cpu(single)}")
+        # Little's law: with a fixed number of requests in flight, the mean latency is that number over
+        # the throughput. The floor's tail (its p99 over that mean) is the machine's and the server's,
+        # not the check's; with the same tail, the checks' p99 would be this.
+        floor_tail = floor["p99"] / (args.connections / floor["rps"] * 1000)
+        print(f"  the checks' p99 with the floor's own tail ({floor_tail:.2f}x its mean latency) would be "
+              f"{floor_tail * args.connections / single['rps'] * 1000:.2f} ms; under 2 ms needs "
+              f"{floor_tail * args.connections / 2 * 1000:,.0f} req/s at this tail")
         print(f"batches of 100: {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} req/s), "
               f"p50 {batch['p50']:.2f} ms, p99 {batch['p99']:.2f} ms, non-2xx {batch['non_2xx']}")
         print("every round (req/s; p99 ms): " + "; ".join(
