@@ -11,7 +11,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import BadRequest
-from .validation import is_bigint
+from .validation import BIGINT_RANGE, column_range
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -53,12 +53,15 @@ def invalid_cursor() -> BadRequest:
 
 
 def _fits(value: Any, kind: type) -> bool:
-    return is_bigint(value) if kind is int else type(value) is kind
+    return type(value) is kind and (kind is not int or value in BIGINT_RANGE)
 
 
 def paginate(session: Session, query: Select, key: InstrumentedAttribute, cursor: str | None, limit: int) -> Page:
     if cursor:
-        query = query.where(key > decode_cursor(cursor, key.type.python_type))
+        after = decode_cursor(cursor, key.type.python_type)
+        if type(after) is int and after not in column_range(key.type):
+            raise invalid_cursor()
+        query = query.where(key > after)
     rows = list(session.scalars(query.order_by(key).limit(limit + 1)))
     if len(rows) > limit:
         rows = rows[:limit]

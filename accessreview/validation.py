@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from sqlalchemy import BigInteger
 from werkzeug.routing import IntegerConverter
 
 from .clock import as_utc
@@ -19,14 +20,17 @@ from .errors import BadRequest
 M = TypeVar("M", bound=BaseModel)
 
 
-# The database keeps ids as signed 64-bit integers. A larger number names no row, but the drivers
-# refuse to bind it, so it is refused here, where it can be a 400 or a 404 rather than a 500.
-BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
-RowId = Annotated[int, Field(ge=BIGINT_MIN, le=BIGINT_MAX)]
+# Ids are SQL INTEGER columns (32 bits); the audit trail's sequence and revisions are BIGINT. A
+# number past its column names no row, but PostgreSQL refuses to compare it with the column (and
+# the drivers to bind anything past 64 bits), so it is refused here, where it can be a 400 or a 404
+# rather than a 500.
+INTEGER_RANGE = range(-(2**31), 2**31)
+BIGINT_RANGE = range(-(2**63), 2**63)
+RowId = Annotated[int, Field(ge=INTEGER_RANGE.start, le=INTEGER_RANGE.stop - 1)]
 
 
-def is_bigint(value: Any) -> bool:
-    return type(value) is int and BIGINT_MIN <= value <= BIGINT_MAX
+def column_range(column_type: Any) -> range:
+    return BIGINT_RANGE if isinstance(column_type, BigInteger) else INTEGER_RANGE
 
 
 def _convertible_to_utc(moment: datetime) -> datetime:
@@ -54,13 +58,13 @@ Moment = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_convert
 
 
 class RowIdConverter(IntegerConverter):
-    """``<int:...>`` in a URL. A number past the largest id the database holds names no row, so it
-    is passed on as 0, which no row has (ids count from 1), and the view answers 404 as for any
-    other missing row. (Refused here, werkzeug would answer 405 to methods of a sibling rule.)"""
+    """``<int:...>`` in a URL: an id, all of them INTEGER columns. A number past the column names no
+    row, so it is passed on as 0, which no row has (ids count from 1), and the view answers 404 as
+    for any other missing row. (Refused here, werkzeug would answer 405 to methods of a sibling rule.)"""
 
     def to_python(self, value: str) -> int:
         number = int(value)
-        return number if number <= BIGINT_MAX else 0
+        return number if number in INTEGER_RANGE else 0
 
 
 class Strict(BaseModel):

@@ -186,8 +186,8 @@ def test_a_cursor_this_service_did_not_issue_is_400(client, admin, world, path, 
     assert response.status_code == 400 and error(response)["code"] == "invalid_cursor", response.get_json()
 
 
-def test_ids_past_what_the_database_holds(client, lead, admin):
-    huge = 2**70
+@pytest.mark.parametrize("huge", [2**40, 2**70])  # past PostgreSQL's INTEGER ids; past any of its ids
+def test_ids_past_what_the_database_holds(client, lead, admin, huge):
     assert client.get(f"/v1/campaigns/{huge}", headers=lead).status_code == 404
     assert client.patch(f"/v1/campaign-definitions/{huge}", json={}, headers=lead).status_code == 404
     assert client.delete(f"/v1/grants/{huge}", headers=admin).status_code == 404
@@ -196,6 +196,8 @@ def test_ids_past_what_the_database_holds(client, lead, admin):
     response = client.post("/v1/campaigns/1/decisions", json={"decisions": [{"item": huge, "decision": "keep"}]},
                            headers=lead)
     assert response.status_code == 400 and error(response)["field"] == "decisions.0.item"
+    response = client.get(f"/v1/review-items?cursor={_cursor(huge)}", headers=lead)
+    assert response.status_code == 400 and error(response)["code"] == "invalid_cursor"
 
 
 def test_a_revision_the_database_has_not_reached_is_stale_at_once(app, client, portal, world):
