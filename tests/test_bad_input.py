@@ -186,7 +186,7 @@ def test_a_cursor_this_service_did_not_issue_is_400(client, admin, world, path, 
     assert response.status_code == 400 and error(response)["code"] == "invalid_cursor", response.get_json()
 
 
-@pytest.mark.parametrize("huge", [2**40, 2**70])  # past PostgreSQL's INTEGER ids; past any of its ids
+@pytest.mark.parametrize("huge", [2**40, 2**70])  # past PostgreSQL's INTEGER; past 64 bits
 def test_ids_past_what_the_database_holds(client, lead, admin, huge):
     assert client.get(f"/v1/campaigns/{huge}", headers=lead).status_code == 404
     assert client.patch(f"/v1/campaign-definitions/{huge}", json={}, headers=lead).status_code == 404

@@ -3,20 +3,21 @@ and invalid: none answers with a server error.
 
 The API's own 5xx answers are deliberate and say so: a check whose ``at_least_revision`` the
 directory has not reached is 503 ``stale``. Anything else from 500 up is a request that got past
-validation and broke something, which is what this looks for (made-up cursors, ids past 64 bits,
-times that UTC cannot hold, and OPTIONS on every route were such, once).
+validation and broke something, which is what this looks for. It found ids past PostgreSQL's
+INTEGER range; the other 500s that ``schemathesis run`` found with it (made-up cursors, OPTIONS,
+times that UTC cannot hold) are pinned down one by one in test_bad_input.py.
 """
 
 from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+# How `schemathesis run` builds its cases; not a public API, so pyproject.toml pins schemathesis to
+# the release this was written against. (Its pytest plugin does not run on pytest 9.)
 from schemathesis.generation.hypothesis.builder import HypothesisTestConfig, HypothesisTestMode, create_test
 
 from test_authorize import world  # noqa: F401 (a fixture: a small portal directory)
 
-# Its builder is how `schemathesis run` makes its cases, and not a public API: pyproject.toml pins
-# schemathesis to the release this was written against. (Its pytest plugin does not run on pytest 9.)
 DELIBERATE = {(503, "stale")}
 EXAMPLES = 12  # per operation and mode: ~1,200 requests in all
 
