@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import BigInteger
 from werkzeug.routing import IntegerConverter
 
@@ -33,28 +33,25 @@ def column_range(column_type: Any) -> range:
     return BIGINT_RANGE if isinstance(column_type, BigInteger) else INTEGER_RANGE
 
 
-def _convertible_to_utc(moment: datetime) -> datetime:
+def _moment(value: Any) -> datetime:
+    """ISO 8601 text (or a datetime) that UTC can hold. Pydantic would also read a number, even in
+    text, as seconds since 1970, so that ``?since=2026`` meant 00:33:46 on 1970-01-01, not the year
+    the caller meant."""
+    if not isinstance(value, datetime):
+        try:
+            value = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise ValueError("give an ISO 8601 time, such as 2026-01-31T00:00:00Z") from None
     try:
-        as_utc(moment)
+        as_utc(value)
     except OverflowError:  # 0001-01-01T00:00:00+01:00, or 9999-12-31T23:59:59-01:00
         raise ValueError("is out of range once converted to UTC") from None
-    return moment
-
-
-def _iso_8601(value: Any) -> Any:
-    """Times come as ISO 8601 text. Pydantic would also read a number, even in text, as seconds
-    since 1970, so that ``?since=2026`` meant 00:33:46 on 1970-01-01, not the year the caller meant."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError("give an ISO 8601 time, such as 2026-01-31T00:00:00Z") from None
+    return value
 
 
 # A time as requests give it, in ISO 8601 with or without an offset (none: UTC), that the service
 # can compare, store and print in UTC.
-Moment = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_convertible_to_utc)]
+Moment = Annotated[datetime, BeforeValidator(_moment)]
 
 
 class RowIdConverter(IntegerConverter):
