@@ -121,6 +121,80 @@ def test_recommendations_say_why(client, lead, directory, portal):
     assert found[("user:owen", "admin", "organization:acme")]["recommendation"] == "revoke"  # never used
 
 
+GROUP_COVER = {
+    "source": "portal", "mode": "replace",
+    "principals": [
+        {"id": "user:lena", "name": "Lena Lead", "email": "lena@example.com"},
+        {"id": "user:owen", "name": "Owen Owner", "email": "owen@example.com"},
+        {"id": "user:zoe", "name": "Zoe", "email": "zoe@example.com"},
+        {"id": "user:yan", "name": "Yan", "email": "yan@example.com"},
+        {"id": "user:xia", "name": "Xia", "email": "xia@example.com"},
+        {"id": "group:finance", "name": "Finance", "members": ["user:zoe", "user:xia"]},
+        {"id": "group:staff", "name": "Staff", "members": ["group:finance"]},
+    ],
+    "resources": [
+        {"id": "organization:acme", "owner": "user:owen"},
+        {"id": "project:p1", "parent": "organization:acme"},
+        {"id": "document:d1", "parent": "project:p1"},
+    ],
+    "grants": [
+        {"principal": "group:staff", "role": "editor", "resource": "project:p1"},
+        {"principal": "group:finance", "role": "viewer", "resource": "project:p1"},
+        {"principal": "user:zoe", "role": "editor", "resource": "document:d1"},
+        {"principal": "user:xia", "role": "manager", "resource": "project:p1"},
+        {"principal": "user:yan", "role": "viewer", "resource": "document:d1"},
+    ],
+}
+
+
+def test_access_already_given_through_a_group_is_redundant(client, lead, portal):
+    assert client.post("/v1/directory/import", json=GROUP_COVER, headers=portal).status_code == 200
+    found = items(client, lead, launch(client, lead, definition(client, lead))["id"])
+    zoe = found[("user:zoe", "editor", "document:d1")]  # staff, which holds finance, edits all of p1
+    assert zoe["recommendation"] == "revoke", zoe
+    assert "to group:staff, of which user:zoe is a member" in zoe["recommendation_reason"]
+    finance = found[("group:finance", "viewer", "project:p1")]  # a group inside staff
+    assert finance["recommendation"] == "revoke" and "to group:staff, of which group:finance" in \
+        finance["recommendation_reason"]
+    # More than the groups give, or no group at all: not redundant.
+    for more in (("user:xia", "manager", "project:p1"), ("user:yan", "viewer", "document:d1"),
+                 ("group:staff", "editor", "project:p1")):
+        assert "already given" not in found[more]["recommendation_reason"], found[more]
+
+
+class TestEqualGrants:
+    """A policy with a role that gives exactly what another gives."""
+
+    @pytest.fixture
+    def app_config(self, app_config, tmp_path):
+        import shutil
+        from support import PROJECT_ROOT
+
+        policies = tmp_path / "policies"
+        shutil.copytree(PROJECT_ROOT / "policies", policies, ignore=shutil.ignore_patterns("tests"))
+        portal = policies / "portal.polar"
+        text = portal.read_text().replace('roles = ["viewer", "editor", "manager"];',
+                                          'roles = ["viewer", "editor", "contributor", "manager"];')
+        text = text.replace('"upload" if "editor";', '"upload" if "editor";\n    "viewer" if "contributor";\n'
+                                                       '    "upload" if "contributor";')
+        text = text.replace('"editor" if "editor" on "parent";',
+                            '"editor" if "editor" on "parent";\n    "editor" if "contributor" on "parent";')
+        portal.write_text(text)
+        return {**app_config, "POLICY_DIR": str(policies)}
+
+    def test_only_the_later_of_two_equal_grants_is_redundant(self, client, lead, portal):
+        directory = {**GROUP_COVER, "grants": [
+            {"principal": "user:yan", "role": "contributor", "resource": "project:p1"},
+            {"principal": "user:yan", "role": "editor", "resource": "project:p1"}]}
+        assert client.post("/v1/directory/import", json=directory, headers=portal).status_code == 200
+        found = items(client, lead, launch(client, lead, definition(client, lead))["id"])
+        first, later = found[("user:yan", "contributor", "project:p1")], found[("user:yan", "editor", "project:p1")]
+        assert first["effective_permissions"] == later["effective_permissions"]
+        assert "already given" not in first["recommendation_reason"], first
+        assert later["recommendation"] == "revoke"
+        assert f"already given by grant {first['grant']['id']}" in later["recommendation_reason"]
+
+
 def test_reviewers_by_rule_and_never_oneself(client, lead, directory):
     campaign = launch(client, lead, definition(client, lead))
     found = items(client, lead, campaign["id"])

@@ -134,7 +134,10 @@ def recommend(snapshot: Snapshot, candidate: Candidate, now: datetime, unused_da
     if redundant is not None:
         candidate.recommendation = "revoke"
         candidate.reason = (f"the same access is already given by grant {redundant.id} "
-                            f"({redundant.role} on {redundant.resource} to {redundant.principal})")
+                            f"({redundant.role} on {redundant.resource} to {redundant.principal}")
+        if redundant.principal != grant.principal:
+            candidate.reason += f", of which {grant.principal} is a member"
+        candidate.reason += ")"
         return
     horizon = now - timedelta(days=unused_days)
     if candidate.last_used_at is not None and candidate.last_used_at >= horizon:
@@ -150,27 +153,43 @@ def recommend(snapshot: Snapshot, candidate: Candidate, now: datetime, unused_da
 
 
 def _covered_by_other_grant(snapshot: Snapshot, candidate: Candidate, now: datetime) -> GrantRecord | None:
-    """Another live grant, held by the same principal, on the same resource or an ancestor, that gives
-    at least everything this one gives at every level below."""
-    index, model = snapshot.index, snapshot.model
+    """Another live grant that gives at least everything this one gives, at every level below: held
+    by the same principal or by a group it belongs to (directly or through nested groups), on the
+    same resource or an ancestor.
+
+    Of two grants of one principal that give each other's access exactly, only the later is
+    redundant: advising to revoke both would take the access away.
+    """
+    index = snapshot.index
     grant = candidate.grant
-    resource = index.resources[grant.resource]
     if not candidate.effective:
         return None
-    for depth_up, node in enumerate(index.ancestors(resource.key)):
-        for other in index.grants.get((grant.principal, node.key), ()):
-            if other.id == grant.id or other.expired_at(now):
-                continue
-            covers = True
-            for type_key, permissions in candidate.effective.items():
-                compiled = model.types[type_key]
-                depth = compiled.chain.index(resource.type) + depth_up
-                if not set(permissions) <= compiled.permissions.get((depth, other.role), frozenset()):
-                    covers = False
-                    break
-            if covers:
+    for depth_up, node in enumerate(index.ancestors(grant.resource)):
+        for holder in index.holders(grant.principal):
+            for other in index.grants.get((holder, node.key), ()):
+                if other.id == grant.id or other.expired_at(now):
+                    continue
+                if not _gives_at_least(snapshot, other.role, depth_up, candidate.effective, grant.resource):
+                    continue
+                if holder == grant.principal and depth_up == 0 and other.id > grant.id and \
+                        _gives_at_least(snapshot, grant.role, 0, grant_effect(snapshot, other.role, node.key)[0],
+                                        grant.resource):
+                    continue  # the two are equal: the later one is the redundant one
                 return other
     return None
+
+
+def _gives_at_least(snapshot: Snapshot, role: str, depth_up: int, wanted: dict[str, list[str]],
+                    resource_key: str) -> bool:
+    """Whether ``role``, granted ``depth_up`` levels above ``resource_key``, gives every permission in
+    ``wanted`` (per type, at the levels below ``resource_key``)."""
+    model, resource_type = snapshot.model, snapshot.index.resources[resource_key].type
+    for type_key, permissions in wanted.items():
+        compiled = model.types[type_key]
+        depth = compiled.chain.index(resource_type) + depth_up
+        if not set(permissions) <= compiled.permissions.get((depth, role), frozenset()):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
