@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import jsonschema
+import pytest
 from sqlalchemy import text
 
 from accessreview.migrate import head_revision
@@ -110,3 +112,32 @@ def test_openapi_names_the_bodies_that_are_not_json(client):
     assert set(paths["/v1/reports/{report_id}"]["get"]["responses"]["200"]["content"]) == {xlsx}
     assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
     assert set(paths["/v1/reports/{report_id}"]["get"]["responses"]["404"]["content"]) == {"application/json"}
+
+
+def test_openapi_says_what_the_api_refuses(client, lead, portal):
+    """What the document calls valid, the API takes; what the API refuses, the document says."""
+    document = client.get("/openapi.json").get_json()
+    schedule = {**document["components"]["schemas"]["Schedule"], "components": document["components"]}
+    definition = {"name": "x", "reviewer": {"rule": "manager"}, "fallback_reviewer": "user:lena",
+                  "duration_days": 7, "on_no_response": "keep"}
+    for body in ({"cron": "0 9 * * 1"}, {"interval_days": 7, "cron": None}):
+        jsonschema.Draft202012Validator(schedule).validate(body)
+        taken = client.post("/v1/campaign-definitions", headers=lead, json={**definition, "schedule": body})
+        assert taken.status_code == 201, taken.get_json()
+    for body in ({}, {"cron": "0 9 * * 1", "interval_days": 7}, {"cron": None, "interval_days": None}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft202012Validator(schedule).validate(body)
+        refused = client.post("/v1/campaign-definitions", headers=lead, json={**definition, "schedule": body})
+        assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "schedule", body
+
+    listed = document["paths"]["/v1/principals/{principal}/resources"]["get"]["parameters"]
+    assert all(p["schema"].get("minLength") == 1 for p in listed if p["name"] in ("action", "type"))
+    empty = client.get("/v1/principals/user:ann/resources?action=&type=document", headers=portal)
+    assert empty.status_code == 400 and empty.get_json()["error"]["field"] == "action"
+
+    # A path can name nothing: an id that is not one is a 404, and every such operation says so.
+    assert client.get("/v1/resources/document/group:x/access", headers=portal).status_code == 404
+    for path, operations in document["paths"].items():
+        if "{" in path:
+            for method, operation in operations.items():
+                assert "404" in operation["responses"], f"{method.upper()} {path}"

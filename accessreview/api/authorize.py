@@ -47,8 +47,8 @@ class Batch(Strict):
 
 
 class ResourcesQuery(BaseModel):
-    action: str
-    type: str
+    action: str = Field(min_length=1)
+    type: str = Field(min_length=1)
     cursor: str | None = None
     limit: int | None = None
 

@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 from flask import Flask
 from pydantic import BaseModel
 
+from .shapes import ErrorOut
+
 _CONVERTER = re.compile(r"<(?:([a-z]+):)?([a-zA-Z_]+)>")
 _REF = "#/components/schemas/{model}"
 
@@ -69,7 +71,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 "parameters": _parameters(rule, doc),
                 "responses": {
                     str(status): {"description": _describe(status), "content": schemas.content(model, "serialization")}
-                    for status, model in sorted(doc["responses"].items())
+                    for status, model in sorted(_responses(rule, doc).items())
                 },
             }
             if not getattr(view, "is_public", False):
@@ -86,6 +88,14 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         "components": {"schemas": schemas.components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def _responses(rule, doc: dict[str, Any]) -> dict[int, Any]:
+    """The view's documented answers; with a path parameter, also 404: a path can name nothing, and a
+    principal or resource id in a path that is not one (``user:…``, ``type/id``) names nothing too."""
+    if rule.arguments and 404 not in doc["responses"]:
+        return {**doc["responses"], 404: ErrorOut}
+    return doc["responses"]
 
 
 def _describe(status: int) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ..directory.schemas import PrincipalKey, ResourceKey, Role
 from ..validation import Moment, RowId, Strict
@@ -57,6 +57,13 @@ class Recommendation(Strict):
 
 
 class Schedule(Strict):
+    # Exactly one of cron and interval_days, as the document says too.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["cron"], "properties": {"cron": {"type": "string"}, "interval_days": {"type": "null"}}},
+        {"required": ["interval_days"],
+         "properties": {"interval_days": {"type": "integer"}, "cron": {"type": "null"}}},
+    ]})
+
     cron: str | None = None
     interval_days: int | None = Field(default=None, ge=1, le=3650)
     start: Moment | None = None  # interval schedules count from here
