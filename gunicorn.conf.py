@@ -27,6 +27,11 @@ def post_fork(server, worker):
     from wsgi import app
 
     app.extensions["db"].engine.dispose(close=False)
+    # Close each connection at once after its answer unless the client sent more than was read
+    # (see accessreview/serving.py): a sync worker would otherwise wait for every client to close.
+    from accessreview import serving
+
+    serving.install()
 
 
 def child_exit(server, worker):
