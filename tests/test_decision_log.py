@@ -40,6 +40,32 @@ def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(por
         app.extensions["db"].dispose()
 
 
+def test_the_background_writer_spreads_a_flush_and_keeps_every_decision(client, portal, world, db, monkeypatch):
+    from accessreview.authz import decisions
+
+    monkeypatch.setattr(decisions, "PACE_ROWS", 2)
+    monkeypatch.setattr(decisions, "PACE_PAUSE", 0.5)
+    monkeypatch.setattr(decisions, "PACE_SPREAD", 10.0)
+    log = client.application.extensions["decisions"]
+    checks = [{"actor": "user:alice", "action": "read", "resource": "document:d1"}] * 5
+
+    def batch_of_five() -> list[str]:
+        answer = client.post("/v1/authorize/batch", json={"checks": checks}, headers=portal).get_json()
+        return [r["decision_id"] for r in answer["results"]]
+
+    paced_ids = batch_of_five()
+    started = time.monotonic()
+    assert log.flush(paced=True) == 5
+    assert time.monotonic() - started >= 1.0  # three slices of two, 0.5 s apart
+    assert _written(db, paced_ids) == sorted(paced_ids)
+
+    at_once_ids = batch_of_five()  # an explicit flush (an auditor's page, exit) does not wait
+    started = time.monotonic()
+    assert log.flush() == 5
+    assert time.monotonic() - started < 0.5
+    assert _written(db, at_once_ids) == sorted(at_once_ids)
+
+
 @pytest.fixture
 def log_of_bob_then_alice(client, portal, world, clock, app) -> dict[str, list[str]]:
     """Seven of Bob's decisions, then three of Alice's among two more of Bob's, a second apart."""

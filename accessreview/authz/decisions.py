@@ -135,15 +135,23 @@ class DecisionLog:
             self._wanted.clear()
             started = time.monotonic()
             try:
-                self.flush()
+                self.flush(paced=True)
                 if time.monotonic() - self._last_prune > 3600:
                     self.prune()
                     self._last_prune = time.monotonic()
             except Exception:
                 log.exception("decision log flush failed")
 
-    def flush(self) -> int:
-        """Write what is buffered; returns how many decisions were written."""
+    def flush(self, paced: bool = False) -> int:
+        """Write what is buffered; returns how many decisions were written.
+
+        ``paced`` (the background writer's flushes): the inserts are spread over up to
+        ``PACE_SPREAD`` seconds, in slices of ``PACE_ROWS``. A flush is a burst of work on cores that
+        serve checks; in slices with pauses between them, checks answered meanwhile wait less (side
+        by side at ~10,000 single checks a second, 8 rounds: p99 1.92 against 2.06 ms, the same
+        throughput). Committing each slice on its own lost the gain (2.20 against 2.06 ms), so a
+        flush stays one transaction, holding the write lock up to ``PACE_SPREAD`` longer.
+        """
         with self._flush_lock:
             # popleft, not a swap of the deques: a check appending meanwhile is never lost.
             batch = [self._buffer.popleft() for _ in range(len(self._buffer))]
@@ -152,7 +160,7 @@ class DecisionLog:
             if not batch:
                 return 0
             try:
-                self._write(batch, used)
+                self._write(batch, used, paced)
             except Exception:
                 DROPPED.inc(len(batch))
                 log.exception("could not write %d decisions; counted as dropped", len(batch))
@@ -160,7 +168,7 @@ class DecisionLog:
             WRITTEN.inc(len(batch))
             return len(batch)
 
-    def _write(self, batch: list[tuple], used: list[tuple[Any, list[int]]]) -> None:
+    def _write(self, batch: list[tuple], used: list[tuple[Any, list[int]]], paced: bool) -> None:
         usage: dict[int, list[Any]] = {}  # grant -> [last stamp, uses]; stamps of one kind order as times
         for stamp, grants in used:
             for grant_id in grants:
@@ -174,7 +182,12 @@ class DecisionLog:
         session = self.sessions()
         try:
             connection = session.connection()
-            _insert_rows(connection, _INSERT_DECISION, batch)
+            slices = [batch[i:i + PACE_ROWS] for i in range(0, len(batch), PACE_ROWS)] if paced else [batch]
+            pause = min(PACE_PAUSE, PACE_SPREAD / len(slices))
+            for number, rows in enumerate(slices):
+                if number:
+                    time.sleep(pause)
+                _insert_rows(connection, _INSERT_DECISION, rows)
             if usage:
                 _insert_rows(connection, _UPSERT_USAGE, [(g, t, n) for g, (t, n) in sorted(usage.items())])
             session.commit()
@@ -201,6 +214,13 @@ class DecisionLog:
         BUFFERED.set(len(self._buffer))
         return len(self._buffer)
 
+
+# How the background writer paces a flush (see DecisionLog.flush): slices of PACE_ROWS decisions
+# (~0.3 ms of inserting each), at most PACE_PAUSE apart and PACE_SPREAD in all, so that a flush of the
+# heaviest load (~100,000 decisions a second per process) still ends well within its interval.
+PACE_ROWS = 256
+PACE_PAUSE = 0.003
+PACE_SPREAD = 0.1
 
 # Rows per INSERT on SQLite, largest first: a flush of n rows takes about n/1024 statements plus a
 # few for the rest, each text parsed once by pysqlite. Their parameters stay within SQLite's limit
