@@ -40,7 +40,7 @@ def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(por
         app.extensions["db"].dispose()
 
 
-def test_the_background_writer_spreads_a_flush_and_keeps_every_decision(client, portal, world, db, monkeypatch):
+def test_the_background_writer_spreads_a_light_flush_and_keeps_every_decision(client, portal, world, db, monkeypatch):
     from accessreview.authz import decisions
 
     monkeypatch.setattr(decisions, "PACE_ROWS", 2)
@@ -64,6 +64,13 @@ def test_the_background_writer_spreads_a_flush_and_keeps_every_decision(client, 
     assert log.flush() == 5
     assert time.monotonic() - started < 0.5
     assert _written(db, at_once_ids) == sorted(at_once_ids)
+
+    monkeypatch.setattr(decisions, "PACE_MOST_ROWS", 4)  # nor does a heavy one: pacing would fall behind
+    heavy_ids = batch_of_five()
+    started = time.monotonic()
+    assert log.flush(paced=True) == 5
+    assert time.monotonic() - started < 0.5
+    assert _written(db, heavy_ids) == sorted(heavy_ids)
 
 
 @pytest.fixture

@@ -145,8 +145,8 @@ class DecisionLog:
     def flush(self, paced: bool = False) -> int:
         """Write what is buffered; returns how many decisions were written.
 
-        ``paced`` (the background writer's flushes): the inserts are spread over up to
-        ``PACE_SPREAD`` seconds, in slices of ``PACE_ROWS``. A flush is a burst of work on cores that
+        ``paced`` (the background writer's flushes): the inserts of a light flush are spread over
+        up to ``PACE_SPREAD`` seconds, in slices of ``PACE_ROWS``. A flush is a burst of work on cores that
         serve checks; in slices with pauses between them, checks answered meanwhile wait less (side
         by side at ~10,000 single checks a second, 8 rounds: p99 1.92 against 2.06 ms, the same
         throughput). Committing each slice on its own lost the gain (2.20 against 2.06 ms), so a
@@ -182,12 +182,10 @@ class DecisionLog:
         session = self.sessions()
         try:
             connection = session.connection()
-            slices = [batch[i:i + PACE_ROWS] for i in range(0, len(batch), PACE_ROWS)] if paced else [batch]
-            pause = min(PACE_PAUSE, PACE_SPREAD / len(slices))
-            for number, rows in enumerate(slices):
-                if number:
-                    time.sleep(pause)
-                _insert_rows(connection, _INSERT_DECISION, rows)
+            if paced and len(batch) <= PACE_MOST_ROWS:
+                _insert_paced(connection, batch)
+            else:
+                _insert_rows(connection, _INSERT_DECISION, batch)
             if usage:
                 _insert_rows(connection, _UPSERT_USAGE, [(g, t, n) for g, (t, n) in sorted(usage.items())])
             session.commit()
@@ -216,11 +214,28 @@ class DecisionLog:
 
 
 # How the background writer paces a flush (see DecisionLog.flush): slices of PACE_ROWS decisions
-# (~0.3 ms of inserting each), at most PACE_PAUSE apart and PACE_SPREAD in all, so that a flush of the
-# heaviest load (~100,000 decisions a second per process) still ends well within its interval.
+# (~0.3 ms of inserting each), at most PACE_PAUSE apart and PACE_SPREAD in all. Only a flush of up to
+# PACE_MOST_ROWS (a second of single checks is ~5,000 a process), and only while it keeps to twice
+# its spread: the writer wakes from each pause to wait for the GIL, up to 5 ms behind a busy request
+# thread, and at batch loads (~75,000 decisions a second a process) paced flushes fell behind and
+# the buffer overflowed.
 PACE_ROWS = 256
 PACE_PAUSE = 0.003
 PACE_SPREAD = 0.1
+PACE_MOST_ROWS = 20_000
+
+
+def _insert_paced(connection, batch: list[tuple]) -> None:
+    pause = min(PACE_PAUSE, PACE_SPREAD * PACE_ROWS / len(batch))
+    deadline = time.monotonic() + 2 * PACE_SPREAD
+    done = 0
+    while done < len(batch) and (done == 0 or time.monotonic() < deadline):
+        if done:
+            time.sleep(pause)
+        _insert_rows(connection, _INSERT_DECISION, batch[done:done + PACE_ROWS])
+        done += PACE_ROWS
+    if done < len(batch):  # out of time: the rest at once
+        _insert_rows(connection, _INSERT_DECISION, batch[done:])
 
 # Rows per INSERT on SQLite, largest first: a flush of n rows takes about n/1024 statements plus a
 # few for the rest, each text parsed once by pysqlite. Their parameters stay within SQLite's limit
