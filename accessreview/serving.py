@@ -1,12 +1,12 @@
 """How gunicorn closes a connection after its answer: at once when the client has nothing more to say.
 
-gunicorn 24 and later close every connection gracefully (RFC 9112, section 9.6): a half-close, then
+gunicorn 26 and later close every connection gracefully (RFC 9112, section 9.6): a half-close, then
 reading until the client closes its side, for up to 2 s. That guards against one thing: data from
 the client still unread when the socket closes, which makes the kernel answer with a reset that can
 wipe the response from the client's buffers. But a sync worker answers one connection at a time, so
 for every request it also waits for the client to read the answer and close, on a loaded machine
 the time it takes the client to be scheduled, and up to 2 s for a client that keeps its end open.
-Side by side on the benchmark (bench/authorize.py's directory, 8 connections): 27% more single
+Side by side on the benchmark (bench/authorize.py's directory, 8 connections): 30% more single
 checks a second and 17% more health probes with the graceful close kept only where it is needed.
 
 :func:`install` keeps the graceful close where it guards something, as nginx's default
@@ -46,7 +46,7 @@ def close_lingering_only_when_needed(graceful: Callable[..., None]) -> Callable[
 
 
 def install() -> None:
-    """Replace gunicorn's graceful close in its workers (a no-op on gunicorn 23, which has none)."""
+    """Replace gunicorn's graceful close in its workers (a no-op before gunicorn 26, which has none)."""
     from gunicorn import util
 
     current = getattr(util, "close_graceful", None)
