@@ -11,13 +11,15 @@ checks a second and 17% more health probes with the graceful close kept only whe
 
 :func:`install` keeps the graceful close where it guards something, as nginx's default
 ``lingering_close on`` does: when the client has sent bytes the answer did not read (a body the
-view ignored, a pipelined request). Otherwise the socket is closed at once, which sends a FIN, not
-a reset. The portal's checks are read whole, so they take the quick way.
+view ignored, a pipelined request), and for TLS connections, whose bytes are records rather than
+requests. Otherwise the socket is closed at once, which sends a FIN, not a reset. The portal's
+checks are read whole, so they take the quick way.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 from typing import Any, Callable
 
 
@@ -25,6 +27,9 @@ def close_lingering_only_when_needed(graceful: Callable[..., None]) -> Callable[
     """A ``close_graceful`` that lingers (through ``graceful``) only when unread bytes are waiting."""
 
     def close(sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        if isinstance(sock, ssl.SSLSocket):  # bytes on the wire are TLS records, not unread requests
+            graceful(sock, *args, **kwargs)
+            return
         try:
             sock.setblocking(False)
             pending = sock.recv(1, socket.MSG_PEEK)
