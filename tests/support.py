@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -45,6 +46,12 @@ def audit_count(app) -> int:
     with write(app) as (session, _ctx):
         return session.scalar(select(func.count()).select_from(AuditEvent))
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_policies(target: Path) -> Path:
+    """The project's policy files (not their tests) copied to ``target``, for a test to change."""
+    shutil.copytree(PROJECT_ROOT / "policies", target, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    return target
 
 
 def pages(client, url: str, headers: dict[str, str]) -> list[list]:

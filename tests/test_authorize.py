@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import datetime
 
 import pytest
 
 from accessreview import create_app
-from support import PROJECT_ROOT, every_page
+from support import copy_policies, every_page
 
 PORTAL = {
     "source": "portal",
@@ -394,8 +393,7 @@ has_permission(_user: User, "read", _document: Document) if spin(40);
 
 def test_an_oso_query_past_the_timeout_is_stopped_and_fails_closed(app_config, world, portal, tmp_path,
                                                                      monkeypatch):
-    policies = tmp_path / "spinning-policies"
-    shutil.copytree(PROJECT_ROOT / "policies", policies, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    policies = copy_policies(tmp_path / "spinning-policies")
     (policies / "spin.polar").write_text(SPIN)
     monkeypatch.delenv("POLAR_TIMEOUT_MS", raising=False)
     spinning = create_app({**app_config, "POLICY_DIR": str(policies), "EVALUATION_TIMEOUT": 0.05})

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from accessreview.models import Campaign, ReviewItem
+from support import copy_policies
 
 DIRECTORY = {
     "source": "portal", "mode": "replace",
@@ -167,11 +168,7 @@ class TestEqualGrants:
 
     @pytest.fixture
     def app_config(self, app_config, tmp_path):
-        import shutil
-        from support import PROJECT_ROOT
-
-        policies = tmp_path / "policies"
-        shutil.copytree(PROJECT_ROOT / "policies", policies, ignore=shutil.ignore_patterns("tests"))
+        policies = copy_policies(tmp_path / "policies")
         portal = policies / "portal.polar"
         text = portal.read_text().replace('roles = ["viewer", "editor", "manager"];',
                                           'roles = ["viewer", "editor", "contributor", "manager"];')

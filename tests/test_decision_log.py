@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from accessreview import create_app
+from accessreview.authz import decisions
 from accessreview.models import Decision
 from support import pages
 from test_authorize import check, world  # noqa: F401 (world: a fixture)
@@ -41,8 +42,6 @@ def test_a_buffer_past_half_full_is_written_without_waiting_for_the_interval(por
 
 
 def test_the_background_writer_spreads_a_light_flush_and_keeps_every_decision(client, portal, world, db, monkeypatch):
-    from accessreview.authz import decisions
-
     monkeypatch.setattr(decisions, "PACE_ROWS", 2)
     monkeypatch.setattr(decisions, "PACE_PAUSE", 0.5)
     monkeypatch.setattr(decisions, "PACE_SPREAD", 10.0)

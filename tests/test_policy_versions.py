@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
@@ -11,16 +9,14 @@ from flask.cli import ScriptInfo
 from accessreview import create_app
 from accessreview.authz.policy import PolicyLoadError
 from accessreview.cli import cli
-from support import PROJECT_ROOT
+from support import copy_policies
 
 EXTRA_RULE = '\nhas_permission(user: User, "read", _document: Document) if user.key = "user:vip";\n'
 
 
 @pytest.fixture
 def policy_dir(tmp_path):
-    target = tmp_path / "policies"
-    shutil.copytree(PROJECT_ROOT / "policies", target, ignore=shutil.ignore_patterns("tests", "__pycache__"))
-    return target
+    return copy_policies(tmp_path / "policies")
 
 
 @pytest.fixture
