@@ -10,7 +10,8 @@ Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 doc
   - the list endpoint (first page, a user who reaches 10,000 documents) and "who has access" for a
     document of a 500-member organization, over HTTP;
   - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
-    the same floor asked with the checks' headers and bodies, single checks and batches of 100,
+    the same floor asked with the checks' headers and bodies, the issue's floor (a plain Flask view
+    answering a constant, bench/flask_floor.py, on the same gunicorn), single checks and batches of 100,
     with wrk (1 thread) at 8 connections, and the CPU time per request of the workers and of wrk
     itself: medians of interleaved rounds;
   - memory of each worker: resident, and its proportional share of the pages it shares with the master.
@@ -217,6 +218,23 @@ def start_server(url: str, port: int, workdir: Path, tree: Path = ROOT) -> subpr
     raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
 
 
+def start_flask_floor(port: int, workdir: Path) -> subprocess.Popen:
+    """bench/flask_floor.py on gunicorn as the service runs (2 sync workers, preloaded), once it answers."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
+                                "--preload", "--bind", f"127.0.0.1:{port}", "flask_floor:app"],
+                               cwd=ROOT / "bench", env=env, stderr=open(workdir / "flask-floor.log", "w"),
+                               start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the Flask floor did not start; see {workdir / 'flask-floor.log'}")
+
+
 def write_bodies(workdir: Path, rng: random.Random) -> tuple[Path, Path]:
     """wrk's request bodies, one a line: 5,000 single checks, and 200 batches of 100."""
     single, batch = workdir / "single.jsonl", workdir / "batch.jsonl"
@@ -354,9 +372,11 @@ def main() -> None:
     print(f"in-process request through the hot path, no load: health probe {local['probe_us']:.2f} µs, "
           f"single check {local['request_us']:.2f} µs ({local['request_us'] - local['probe_us']:.2f} µs more)")
 
-    port = free_port()
-    server = start_server(url, port, workdir)
+    port, flask_port = free_port(), free_port()
+    servers = [start_server(url, port, workdir)]
     try:
+        servers.append(start_flask_floor(flask_port, workdir))
+        server, flask_floor = servers
         token = built["token"]
         lists = [get_json(port, "/v1/principals/user:u1/resources?action=read&type=document&limit=100", token)
                  for _ in range(7)]
@@ -371,8 +391,9 @@ def main() -> None:
         script = workdir / "post.lua"
         script.write_text(LUA)
         base = f"http://127.0.0.1:{port}"
-        workers = worker_pids(server.pid)
+        workers, flask_workers = worker_pids(server.pid), worker_pids(flask_floor.pid)
         wrk(f"{base}/healthz", 2, args.connections, args.threads)  # warm-up
+        wrk(f"http://127.0.0.1:{flask_port}/healthz", 2, args.connections, args.threads)
         single_env = {"BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token}
 
         def settle() -> None:
@@ -380,27 +401,31 @@ def main() -> None:
             # backlog of seconds): let them finish before the next run is timed.
             time.sleep(args.settle)
 
-        def logged(kind: str, url: str, **options) -> None:
+        def logged(kind: str, url: str, measured: list[int] = workers, **options) -> None:
             """One timed run, then what the decision log wrote and dropped for it."""
             before = decision_counts(base)
-            result = wrk(url, args.seconds, args.connections, args.threads, workers=workers, **options)
+            result = wrk(url, args.seconds, args.connections, args.threads, workers=measured, **options)
             settle()
             after = decision_counts(base)
             result.update(written=after[0] - before[0], dropped=after[1] - before[1])
             runs[kind].append(result)
 
-        runs: dict[str, list[dict]] = {"floor": [], "shaped": [], "single": [], "batch": []}
+        runs: dict[str, list[dict]] = {"floor": [], "shaped": [], "flask": [], "single": [], "batch": []}
         for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every kind alike
             logged("floor", f"{base}/healthz")
             # The same floor, asked the way the checks are asked: the same Lua script, headers and bodies.
             logged("shaped", f"{base}/healthz", script=script,
                    env={**single_env, "BENCH_PATH": "/healthz", "BENCH_METHOD": "GET"})
+            logged("flask", f"http://127.0.0.1:{flask_port}/healthz", flask_workers)
             logged("single", f"{base}/v1/authorize", script=script, env={**single_env, "BENCH_PATH": "/v1/authorize"})
             logged("batch", f"{base}/v1/authorize/batch", script=script,
                    env={"BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize/batch"})
-        floor, shaped, single, batch = (_medians(runs[k]) for k in ("floor", "shaped", "single", "batch"))
-        of_floor = statistics.median(s["rps"] / f["rps"] for s, f in zip(runs["single"], runs["floor"]))
-        of_shaped = statistics.median(s["rps"] / f["rps"] for s, f in zip(runs["single"], runs["shaped"]))
+        floor, shaped, flask, single, batch = (_medians(runs[k]) for k in runs)
+
+        def of(kind: str) -> float:
+            """The single checks' throughput over a floor's: the median of the rounds' ratios."""
+            return statistics.median(s["rps"] / f["rps"] for s, f in zip(runs["single"], runs[kind]))
+
         print(f"medians of {args.rounds} interleaved rounds of {args.seconds} s, {args.connections} connections, "
               f"{args.threads} wrk thread(s); CPU per request: the 2 workers' / wrk's own")
         print(f"HTTP floor (GET /healthz, a constant JSON answer): {floor['rps']:,.0f} req/s, "
@@ -408,8 +433,12 @@ def main() -> None:
         print(f"  the same, sent with the checks' headers and bodies by the same wrk script: {shaped['rps']:,.0f} "
               f"req/s, p50 {shaped['p50']:.2f} ms, p99 {shaped['p99']:.2f} ms; "
               f"CPU {_cpu(shaped)}")
-        print(f"single checks: {single['rps']:,.0f} req/s ({of_floor:.0%} of the floor, {of_shaped:.0%} of the "
-              f"same-shaped floor, medians of the rounds' ratios), p50 {single['p50']:.2f} ms, "
+        print(f"  the issue's floor, a plain Flask view answering a constant on the same gunicorn (DESIGN.md: "
+              f"~6,600 req/s on its machine): {flask['rps']:,.0f} req/s, p50 {flask['p50']:.2f} ms, "
+              f"p99 {flask['p99']:.2f} ms; CPU {_cpu(flask)}")
+        print(f"single checks: {single['rps']:,.0f} req/s ({of('floor'):.0%} of the floor, {of('shaped'):.0%} of the "
+              f"same-shaped floor, {of('flask'):.0%} of the plain Flask floor; medians of the rounds' ratios), "
+              f"p50 {single['p50']:.2f} ms, "
               f"p99 {single['p99']:.2f} ms, non-2xx {single['non_2xx']}; CPU {_cpu(single)}")
         # Little's law: with a fixed number of requests in flight, the mean latency is that number over
         # the throughput. The floor's tail (its p99 over that mean) is the machine's and the server's,
@@ -430,8 +459,9 @@ def main() -> None:
         print(f"memory per worker (resident / proportional share): "
               f"{', '.join(f'{rss:.0f} / {pss:.0f} MB' for rss, pss in memory)}")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        for process in servers:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
