@@ -254,7 +254,8 @@ def init_app(app: Flask) -> None:
         session.commit()
     except DatabaseError:  # not migrated yet: `db upgrade` records it; /readyz says what is missing
         session.rollback()
-        log.warning("policy load not recorded: the database is not migrated")
+        log.warning("the database is not migrated yet: `accessreview db upgrade` migrates it and records "
+                    "this policy version's load; /readyz reports what is missing")
     finally:
         session.close()
 
