@@ -209,14 +209,7 @@ def start_server(url: str, port: int, workdir: Path, tree: Path = ROOT) -> subpr
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind",
                                 f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"], cwd=tree, env=env,
                                stderr=open(workdir / "server.log", "w"), start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the server did not start; see {workdir / 'server.log'}")
+    return _answering(process, f"http://127.0.0.1:{port}/readyz", 120, f"the server; see {workdir / 'server.log'}")
 
 
 def start_flask_floor(port: int, workdir: Path) -> subprocess.Popen:
@@ -226,14 +219,20 @@ def start_flask_floor(port: int, workdir: Path) -> subprocess.Popen:
                                 "--preload", "--bind", f"127.0.0.1:{port}", "flask_floor:app"],
                                cwd=ROOT / "bench", env=env, stderr=open(workdir / "flask-floor.log", "w"),
                                start_new_session=True)
-    deadline = time.monotonic() + 60
+    return _answering(process, f"http://127.0.0.1:{port}/healthz", 60,
+                      f"the Flask floor; see {workdir / 'flask-floor.log'}")
+
+
+def _answering(process: subprocess.Popen, url: str, seconds: float, what: str) -> subprocess.Popen:
+    """``process`` once ``url`` answers; stops the script if it has not within ``seconds``."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            urllib.request.urlopen(url, timeout=2)
             return process
         except OSError:
             time.sleep(0.2)
-    raise SystemExit(f"the Flask floor did not start; see {workdir / 'flask-floor.log'}")
+    raise SystemExit(f"did not start: {what}")
 
 
 def write_bodies(workdir: Path, rng: random.Random) -> tuple[Path, Path]:
