@@ -26,7 +26,7 @@ class NoCookieSessions(SessionInterface):
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
     from . import db, errors, observability
-    from . import reports
+    from . import reports, web
     from .api import audit, authorize, campaigns, common, directory, hotpath, ops, policy
     from .api import reports as reports_api
     from .authz import engine
@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     common.init_guard(app)
     for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, reports_api.bp):
         app.register_blueprint(blueprint)
+    web.init_app(app)
     hotpath.init_app(app)  # the portal's checks and /healthz skip Flask's per-request machinery
 
     from .cli import init_app as init_cli

@@ -319,6 +319,7 @@ def demo_group() -> None:
 @with_appcontext
 def demo_load(if_empty: bool) -> None:
     from .demo import build_demo_payload
+    from .demo_review import launch_demo_review
     from .models import Grant
 
     with cli_unit_of_work() as (session, ctx):
@@ -330,6 +331,12 @@ def demo_load(if_empty: bool) -> None:
         result = service.import_directory(session, ctx, get_engine().policy.declarations, payload)
     added = {section: counts["added"] for section, counts in result["counts"].items()}
     click.echo(f"demo directory loaded at revision {result['revision']}: {added}")
+    with cli_unit_of_work() as (session, ctx):
+        review = launch_demo_review(session, ctx, get_engine())
+    if review is not None:
+        click.echo(f"demo access review launched: campaign {review.campaign_id}, {review.items} items; "
+                   f"{review.reviewer} has {review.reviewer_items} to decide (web sign-in by e-mail: "
+                   f"{review.reviewer_email})")
 
 
 def init_app(app: Flask) -> None:

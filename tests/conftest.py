@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import shutil
+import socket
 import sqlite3
+from contextlib import closing
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -190,6 +194,30 @@ def lead(token_for) -> dict[str, str]:
 @pytest.fixture
 def auditor(token_for) -> dict[str, str]:
     return token_for("user:audrey", "auditor")
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on loopback that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    class Keep:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            self.messages.append((envelope.rcpt_tos, f"{message['subject']}\n{message.get_content()}"))
+            return "250 OK"
+
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    handler = Keep()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
 
 
 @pytest.fixture

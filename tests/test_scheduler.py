@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import os
-import socket
 import subprocess
 import sys
-from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -95,30 +91,6 @@ def test_a_stale_directory_refuses_the_scheduled_launch_and_says_why(app, client
     assert refused and "portal" in refused[0]["after"]["message"]
 
 
-@pytest.fixture
-def smtp():
-    """A real SMTP server on loopback that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-
-    class Keep:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            self.messages.append((envelope.rcpt_tos, f"{message['subject']}\n{message.get_content()}"))
-            return "250 OK"
-
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    handler = Keep()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
-
-
 def test_reminders_and_escalation_by_email(app, client, lead, directory, clock, smtp, token_for, auditor):
     keeper, port = smtp
     received = keeper.messages
@@ -136,6 +108,7 @@ def test_reminders_and_escalation_by_email(app, client, lead, directory, clock, 
     run_once(app)
     assert [to for to, _ in received] == [["owen@example.com"]]
     assert "5 item(s) to decide" in received[0][1] and "due in 3 day(s)" in received[0][1]
+    assert f"Your queue: http://127.0.0.1:8000/ui/reviews?campaign={campaign['id']}" in received[0][1].splitlines()
     run_once(app)
     assert len(received) == 1, "one reminder a day"
 

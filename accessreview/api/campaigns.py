@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, g
@@ -34,7 +35,7 @@ def _declared_types() -> set[str]:
     return set(get_engine().policy.declarations.resource_types)
 
 
-def _item_or_404(item_id: int, permission: str) -> tuple[ReviewItem, str]:
+def item_or_404(item_id: int, permission: str) -> tuple[ReviewItem, str]:
     """The item, with the caller authorized for ``permission`` on it (404 if it may not even look)."""
     item = get_session().get(ReviewItem, item_id)
     if item is None:
@@ -91,14 +92,17 @@ def patch_definition(definition_id: int):
 @documented("Launch a campaign of this definition now", tag="campaigns",
             responses={201: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def launch_now(definition_id: int):
-    actor = authorize("manage_campaigns")
+    return json_response(launch_definition(definition_id, authorize("manage_campaigns")), 201)
+
+
+def launch_definition(definition_id: int, actor: str) -> dict[str, Any]:
+    """Launch a campaign of the definition now (the caller is authorized to manage campaigns)."""
     config = current_app.config
     with unit_of_work(actor) as (session, ctx):
         definition = definitions.get_definition(session, definition_id)
         campaign, _ = launch(session, ctx, get_engine(), definition, f"manual-{period_key(ctx.now)}",
                              max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"], stale_action=config["STALE_SYNC_ACTION"])
-        state = review.campaign_state(campaign, review.item_counts(session, campaign.id))
-    return json_response(state, 201)
+        return review.campaign_state(campaign, review.item_counts(session, campaign.id))
 
 
 # -- campaigns -------------------------------------------------------------------------------------
@@ -150,10 +154,12 @@ def bulk_decisions(campaign_id: int):
 @documented("Close now: undecided items get the on_no_response outcome", tag="campaigns",
             responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def close_campaign(campaign_id: int):
-    actor = authorize("manage_campaigns")
+    return json_response(close_now(campaign_id, authorize("manage_campaigns")))
+
+
+def close_now(campaign_id: int, actor: str) -> dict[str, Any]:
     with unit_of_work(actor) as (session, ctx):
-        state = review.close(session, ctx, review.get_campaign(session, campaign_id), reason=f"closed by {actor}")
-    return json_response(state)
+        return review.close(session, ctx, review.get_campaign(session, campaign_id), reason=f"closed by {actor}")
 
 
 @bp.post("/campaigns/<int:campaign_id>/sign-off")
@@ -161,24 +167,31 @@ def close_campaign(campaign_id: int):
             tag="campaigns", responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def sign_off(campaign_id: int):
     actor = authorize("manage_campaigns")
-    data = body(SignOffBody)
+    return json_response(sign_off_and_remediate(campaign_id, actor, body(SignOffBody).statement))
+
+
+def sign_off_and_remediate(campaign_id: int, actor: str, statement: str) -> dict[str, Any]:
+    """Sign off, report, apply and verify the revocations, report again."""
     with unit_of_work(actor) as (session, ctx):
-        state = review.sign_off(session, ctx, review.get_campaign(session, campaign_id), data.statement)
+        state = review.sign_off(session, ctx, review.get_campaign(session, campaign_id), statement)
     reports = [_report(campaign_id, actor, "sign_off")]
     state["remediation"] = _remediate(campaign_id, actor)
     reports.append(_report(campaign_id, actor, "remediation"))
     state["reports"] = reports
-    return json_response(state)
+    return state
 
 
 @bp.post("/campaigns/<int:campaign_id>/remediate")
 @documented("Apply (or retry) the revocations of a signed-off campaign and verify them", tag="campaigns",
             responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def retry_remediation(campaign_id: int):
-    actor = authorize("manage_campaigns")
+    return json_response(remediate_and_report(campaign_id, authorize("manage_campaigns")))
+
+
+def remediate_and_report(campaign_id: int, actor: str) -> dict[str, Any]:
     result = _remediate(campaign_id, actor)
     result["report"] = _report(campaign_id, actor, "remediation")
-    return json_response(result)
+    return result
 
 
 def _report(campaign_id: int, actor: str, stage: str) -> dict[str, Any]:
@@ -241,7 +254,7 @@ def list_items():
 @bp.get("/review-items/<int:item_id>")
 @documented("One review item, with its history", tag="reviews", responses={200: OBJECT, **ERRORS})
 def get_item(item_id: int):
-    item, _ = _item_or_404(item_id, "view")
+    item, _ = item_or_404(item_id, "view")
     return json_response({**review.item_state(item), "history": review.item_history(get_session(), item_id)})
 
 
@@ -249,22 +262,40 @@ def get_item(item_id: int):
 @documented("Keep or revoke, with a justification; may be changed until the campaign closes", body=DecisionBody,
             tag="reviews", responses={200: OBJECT, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
 def decide(item_id: int):
-    item, principal = _item_or_404(item_id, "view")
+    target = decision_target(item_id)
+    return json_response(record_decision(target, body(DecisionBody)))
+
+
+@dataclass(frozen=True)
+class DecisionTarget:
+    item: ReviewItem
+    principal: str
+    overriding: bool  # a security lead's override of the assigned reviewer
+
+
+def decision_target(item_id: int) -> DecisionTarget:
+    """The item the caller may decide: its own, or one a security lead overrides (404 or 403 if neither)."""
+    item, principal = item_or_404(item_id, "view")
     overriding = not _may(principal, "decide", item)
     if overriding:
         authorize_object("override", f"review_item:{item_id}", {"reviewer": item.reviewer})
-    data = body(DecisionBody)
-    with unit_of_work(principal) as (session, ctx):
-        state = review.decide(session, ctx, item, data.decision, data.justification, overriding)
-    return json_response(state)
+    return DecisionTarget(item, principal, overriding)
+
+
+def record_decision(target: DecisionTarget, data: DecisionBody) -> dict[str, Any]:
+    with unit_of_work(target.principal) as (session, ctx):
+        return review.decide(session, ctx, target.item, data.decision, data.justification, target.overriding)
 
 
 @bp.post("/review-items/<int:item_id>/reassign")
 @documented("Hand an item to another reviewer, with a reason (its reviewer delegates; a security lead reassigns)",
             body=ReassignBody, tag="reviews", responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def reassign(item_id: int):
-    item, principal = _item_or_404(item_id, "reassign")
-    data = body(ReassignBody)
+    item, principal = item_or_404(item_id, "reassign")
+    return json_response(reassign_item(item, principal, body(ReassignBody)))
+
+
+def reassign_item(item: ReviewItem, principal: str, data: ReassignBody) -> dict[str, Any]:
+    """Its reviewer delegates, or a security lead reassigns (the caller is authorized to reassign)."""
     with unit_of_work(principal) as (session, ctx):
-        state = review.reassign(session, ctx, item, data.to, data.reason, delegated=principal == item.reviewer)
-    return json_response(state)
+        return review.reassign(session, ctx, item, data.to, data.reason, delegated=principal == item.reviewer)

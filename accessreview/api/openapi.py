@@ -59,8 +59,8 @@ def build_openapi(app: Flask) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if rule.endpoint == "static":
-            continue
+        if rule.endpoint == "static" or rule.endpoint.startswith("web."):
+            continue  # the web pages are HTML forms for people, not part of the JSON API
         view = app.view_functions[rule.endpoint]
         doc = getattr(view, "openapi", {"summary": rule.endpoint, "responses": {}})
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

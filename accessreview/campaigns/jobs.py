@@ -156,12 +156,14 @@ def _remind(session: Session, ctx: WriteContext, campaign: Campaign, notifier: N
         if all(i.last_reminded_at and as_utc(i.last_reminded_at).date() == ctx.now.date() for i in items):
             continue  # already reminded today
         person = session.get(Principal, reviewer)
-        link = f"{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me&status=pending"
+        link = queue_link(config, campaign)
         outcome = notifier.send(Message(
             to=reviewer, address=person.email if person else None,
             subject=f"[access review] {campaign.name}: {len(items)} item(s) to decide, {which}",
             text=(f"You have {len(items)} access review item(s) to decide in \"{campaign.name}\", {which} "
-                  f"(due {as_utc(campaign.due_at):%Y-%m-%d %H:%M} UTC).\n\nYour queue: {link}\n"),
+                  f"(due {as_utc(campaign.due_at):%Y-%m-%d %H:%M} UTC).\n\nYour queue: {link}\n"
+                  f"(Sign in there with this e-mail address; the JSON API has the same queue at "
+                  f"{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me&status=pending)\n"),
             event={"event": "reminder", "campaign": campaign.id, "reviewer": reviewer, "pending": len(items),
                    "when": which}))
         for item in items:
@@ -171,6 +173,11 @@ def _remind(session: Session, ctx: WriteContext, campaign: Campaign, notifier: N
         sent += 1
     session.flush()
     return sent
+
+
+def queue_link(config, campaign: Campaign) -> str:
+    """The reviewer's page of the campaign's items (it asks them to sign in first if need be)."""
+    return f"{config['PUBLIC_URL']}/ui/reviews?campaign={campaign.id}"
 
 
 def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, notifier: Notifier, config) -> int:
@@ -197,7 +204,7 @@ def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, notifier:
             to=target, address=new_reviewer.email if new_reviewer else None,
             subject=f"[access review] escalated to you: {len(waiting)} overdue item(s) of {campaign.name}",
             text=(f"{len(waiting)} item(s) assigned to {reviewer} in \"{campaign.name}\" are overdue and now "
-                  f"yours to decide.\n\n{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me\n"),
+                  f"yours to decide.\n\nYour queue: {queue_link(config, campaign)}\n"),
             event={"event": "escalation", "campaign": campaign.id, "from": reviewer, "to": target,
                    "items": len(waiting)}))
     session.flush()

@@ -1,0 +1,198 @@
+"""Who is looking at a page: a bearer token kept in an HttpOnly cookie, checked on every request
+exactly as the API checks its Authorization header (so revoking the token signs the page out too).
+
+People sign in with a one-time link e-mailed to them (the reminder e-mails' readers need nothing
+else), or by pasting an API token. Every form that changes something carries a token derived from
+the session, and a form from another site is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from urllib.parse import urlencode, urlsplit
+
+from flask import Response, current_app, g, redirect, render_template, request, url_for
+
+from ..api.common import clock_now, public, unit_of_work
+from ..authz.engine import SERVICE_RESOURCE
+from ..db import get_session
+from ..audit import WriteContext
+from ..errors import BadRequest, Forbidden
+from ..notify import Message, Notifier
+from ..signin import LINK_LIFETIME, SESSION_LIFETIME, end_session, issue_link, link_holder, redeem_link
+from ..tokens import live_token
+from .blueprint import bp
+
+log = logging.getLogger(__name__)
+
+COOKIE = "accessreview_session"
+HOME = "/ui/"
+
+
+# -- the signed-in principal -------------------------------------------------------------------------
+
+def _principal_of(token: str) -> str | None:
+    """The principal of a live token; a token made moments ago by another process (a sign-in link
+    redeemed there) is found by catching up once."""
+    engine = current_app.extensions["authz"]
+    secret, now = current_app.config["SECRET_KEY"], clock_now()
+    record = live_token(engine.snapshot().index.tokens, secret, token, now)
+    if record is None:
+        record = live_token(engine.refresh(timeout=engine.stale_wait).index.tokens, secret, token, now)
+    return record.principal if record is not None else None
+
+
+def form_token(session_token: str) -> str:
+    """What a page's forms send back: bound to the session, so another site cannot forge a form."""
+    key = hmac.digest(current_app.config["SECRET_KEY"].encode(), b"web forms", hashlib.sha256)
+    return hmac.new(key, session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a page of ours, never another site."""
+    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
+        return value
+    return HOME
+
+
+def _same_origin() -> bool:
+    """A browser names the page a form came from (Origin, else Referer); it must be one of ours."""
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    return source is None or urlsplit(source).netloc == request.host
+
+
+@bp.before_request
+def _sign_in_required():
+    if request.method == "POST" and not _same_origin():
+        g.authorization_decision = ("submit", "web", False)
+        raise Forbidden("this form was sent from another site; refused", field=None, code="cross_site_form")
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "is_public", False):
+        return None
+    token = request.cookies.get(COOKIE, "")
+    principal = _principal_of(token) if token else None
+    if principal is None:
+        g.authorization_decision = ("sign_in", "web", False)
+        next_page = request.full_path.rstrip("?") if request.method == "GET" else HOME
+        return redirect(url_for("web.sign_in", next=next_page))
+    g.caller, g.web_token = principal, token
+    if request.method == "POST" and not hmac.compare_digest(request.form.get("form_token", ""), form_token(token)):
+        g.authorization_decision = ("submit", "web", False)
+        raise BadRequest("this form is out of date (it was opened in another session); reload the page and try "
+                         "again", field="form_token", code="stale_form")
+    return None
+
+
+@bp.context_processor
+def _page_context():
+    def may(permission: str) -> bool:
+        principal = g.get("caller")
+        return principal is not None and current_app.extensions["authz"].is_allowed(
+            principal, permission, SERVICE_RESOURCE)
+
+    token = g.get("web_token")
+    return {"signed_in_as": g.get("caller") if token else None, "may": may,
+            "form_token": form_token(token) if token else ""}
+
+
+def _signed_in(response: Response, token: str, max_age: int | None) -> Response:
+    secure = request.is_secure or current_app.config["PUBLIC_URL"].startswith("https:")
+    response.set_cookie(COOKIE, token, max_age=max_age, path="/ui", secure=secure, httponly=True, samesite="Lax")
+    return response
+
+
+# -- signing in and out --------------------------------------------------------------------------------
+
+@bp.get("/sign-in")
+@public
+def sign_in():
+    next_page = safe_next(request.args.get("next"))
+    token = request.cookies.get(COOKIE)
+    if token and _principal_of(token):
+        return redirect(next_page)
+    return render_template("sign_in.html", next=next_page, error=None, email="")
+
+
+@bp.post("/sign-in/email")
+@public
+def email_link():
+    next_page = safe_next(request.form.get("next"))
+    email = request.form.get("email", "").strip()
+    if "@" not in email or len(email) > 320:
+        return render_template("sign_in.html", next=next_page, email=email, error=(
+            "email", "Give the e-mail address your account has, like ann@example.com.")), 400
+    with unit_of_work("web:sign-in") as (session, ctx):
+        link = issue_link(session, ctx, current_app.config["SECRET_KEY"], email)
+    if link is not None:
+        _send_link(link.principal, link.address, link.token, next_page)
+    return render_template("link_sent.html", email=email, minutes=int(LINK_LIFETIME.total_seconds() // 60))
+
+
+def _send_link(principal: str, address: str, token: str, next_page: str) -> None:
+    config = current_app.config
+    url = f"{config['PUBLIC_URL']}{url_for('web.open_link')}?{urlencode({'token': token, 'next': next_page})}"
+    minutes = int(LINK_LIFETIME.total_seconds() // 60)
+    text = (f"Someone (we hope you) asked to sign in to accessreview as {principal}.\n\n"
+            f"Open this link within {minutes} minutes to sign in; it works once:\n{url}\n\n"
+            "If you did not ask for it, ignore this message: nobody can use it without your mailbox.\n")
+    outcome = Notifier(config).send(Message(principal, address, "Your accessreview sign-in link", text,
+                                            {"event": "sign_in_link", "to": principal}))
+    if not config.get("SMTP_HOST") and config["ENV"] == "development":
+        # With no mail server, a development machine's log is the newcomer's inbox.
+        log.warning("sign-in link for %s (no ACCESSREVIEW_SMTP_HOST; development only): %s", principal, url)
+    elif outcome["email"] != "sent":
+        log.error("sign-in link for %s not delivered: %s", principal, outcome["email"])
+
+
+def _expired_link():
+    return render_template("link_expired.html", minutes=int(LINK_LIFETIME.total_seconds() // 60)), 410
+
+
+@bp.get("/sign-in/link")
+@public
+def open_link():
+    """Ask before using the link up: mail scanners open links, and must not spend them."""
+    token = request.args.get("token", "")
+    session = get_session()
+    holder = link_holder(session, WriteContext("web:sign-in", clock_now()), current_app.config["SECRET_KEY"], token)
+    if holder is None:
+        return _expired_link()
+    return render_template("link_confirm.html", holder=holder, token=token,
+                           next=safe_next(request.args.get("next")))
+
+
+@bp.post("/sign-in/link")
+@public
+def use_link():
+    with unit_of_work("web:sign-in") as (session, ctx):
+        redeemed = redeem_link(session, ctx, current_app.config["SECRET_KEY"], request.form.get("token", ""))
+    if redeemed is None:
+        return _expired_link()
+    response = redirect(safe_next(request.form.get("next")))
+    return _signed_in(response, redeemed[1], int(SESSION_LIFETIME.total_seconds()))
+
+
+@bp.post("/sign-in/token")
+@public
+def paste_token():
+    next_page = safe_next(request.form.get("next"))
+    token = request.form.get("token", "").strip()
+    if not token or _principal_of(token) is None:
+        return render_template("sign_in.html", next=next_page, email="", error=(
+            "token", "That token is unknown, revoked or expired.")), 401
+    return _signed_in(redirect(next_page), token, None)
+
+
+@bp.post("/sign-out")
+@public
+def sign_out():
+    token = request.cookies.get(COOKIE)
+    principal = _principal_of(token) if token else None
+    if principal is not None:
+        with unit_of_work(principal) as (session, ctx):
+            end_session(session, ctx, current_app.config["SECRET_KEY"], token)
+    response = redirect(url_for("web.sign_in"))
+    response.delete_cookie(COOKIE, path="/ui")
+    return response

@@ -1,0 +1,65 @@
+"""The pages' blueprint, and what every page shares: its error page and its response headers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from flask import Blueprint, g, redirect, render_template, request, send_from_directory, url_for
+
+from ..api.common import public
+from ..clock import as_utc
+from ..errors import ApiError
+
+STATIC = Path(__file__).parent / "static"
+bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder=None)
+
+# No script, no third-party anything, no framing. Referer and Origin only to ourselves: a sign-in
+# link in a URL never reaches another site, and our own forms still name their origin (with
+# no-referrer, browsers send "Origin: null", which the forms' same-origin check must refuse).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@bp.after_request
+def _headers(response):
+    response.headers.update(SECURITY_HEADERS)
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"  # pages show who has access to what
+    return response
+
+
+@bp.errorhandler(ApiError)
+def _error_page(error: ApiError):
+    if error.status == 401:
+        g.authorization_decision = ("sign_in", "web", False)  # a deny: the guard's record of it
+        return redirect(url_for("web.sign_in", next=request.full_path.rstrip("?")))
+    return render_template("error.html", error=error), error.status
+
+
+@bp.get("/style.css")
+@public
+def stylesheet():
+    return send_from_directory(STATIC, "style.css", mimetype="text/css", max_age=3600)
+
+
+@bp.app_template_filter("when")
+def _when(value: str | datetime | None) -> str:
+    """A time (ISO 8601 text or a datetime; the database's naive ones are UTC) as people read it."""
+    if not value:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.app_template_filter("plain")
+def _plain(value: object) -> str:
+    """A value of an explanation or a history entry as text: lists as ``a, b``, nothing as ``none``."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)

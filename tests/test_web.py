@@ -1,0 +1,272 @@
+"""The web pages, driven as a browser would: sign-in (by e-mailed link, by token), a reviewer's queue
+and decisions, a security lead's campaign page, an auditor's reports; and what they refuse."""
+
+from __future__ import annotations
+
+import io
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from accessreview.scheduler import run_once
+from test_campaigns import definition, directory, items, launch  # noqa: F401 (directory: a fixture)
+
+PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def form_token(page) -> str:
+    return re.search(r'name="form_token" value="([0-9a-f]+)"', text(page)).group(1)
+
+
+def hidden(page, name: str) -> str:
+    return re.search(rf'name="{name}" value="([^"]*)"', text(page)).group(1)
+
+
+def sign_in(client, headers: dict[str, str], next_page: str = "/ui/"):
+    response = client.post("/ui/sign-in/token", data={"token": headers["Authorization"].split()[1],
+                                                      "next": next_page})
+    assert response.status_code == 302, text(response)
+    return response
+
+
+def links_in(message: str) -> list[str]:
+    return re.findall(r"http://\S+", message)
+
+
+@pytest.fixture
+def campaign(client, lead, directory):  # noqa: F811 (directory: the fixture)
+    """Acme's review, reviewed by its owner Owen (five items) and the fallback Lena (Owen's own grant)."""
+    return launch(client, lead, definition(client, lead))
+
+
+@pytest.fixture
+def mail(app, smtp):
+    keeper, port = smtp
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
+    return keeper.messages
+
+
+def owen_items(client, lead, campaign) -> dict:
+    return {key: item for key, item in items(client, lead, campaign["id"]).items() if item["reviewer"] == "user:owen"}
+
+
+def test_a_page_asks_to_sign_in_first_and_comes_back_after(client, campaign, token_for):
+    page = f"/ui/reviews?campaign={campaign['id']}"
+    response = client.get(page)
+    assert response.status_code == 302
+    assert parse_qs(urlsplit(response.headers["Location"]).query)["next"] == [page]
+    sign_in_page = client.get(response.headers["Location"])
+    assert sign_in_page.status_code == 200 and "E-mail me a sign-in link" in text(sign_in_page)
+    assert "script-src" not in sign_in_page.headers["Content-Security-Policy"]  # none at all: default-src 'none'
+    assert sign_in_page.headers["Cache-Control"] == "no-store"
+    assert sign_in(client, token_for("user:owen"), page).headers["Location"] == page
+    assert client.get(page).status_code == 200
+
+
+def test_a_reviewer_follows_the_reminder_signs_in_by_email_and_decides(app, client, lead, campaign, mail, clock):
+    clock.advance(days=11)  # three days before the due date: the first reminder
+    run_once(app)
+    [(to, reminder)] = [m for m in mail if m[0] == ["owen@example.com"]]
+    queue = next(link for link in links_in(reminder) if "/ui/reviews" in link).removeprefix(PUBLIC_URL)
+    assert queue == f"/ui/reviews?campaign={campaign['id']}"
+
+    to_sign_in = client.get(queue).headers["Location"]
+    asked = client.post("/ui/sign-in/email", data={"email": "Owen@Example.com", "next": queue})
+    assert asked.status_code == 200 and "Check your e-mail" in text(asked)
+    to, message = mail[-1]
+    assert to == ["owen@example.com"] and "sign-in link" in message and "/ui/sign-in" in to_sign_in
+    link = links_in(message)[0].removeprefix(PUBLIC_URL)
+
+    confirm = client.get(link)  # a mail scanner may open it too: opening does not use it up
+    assert confirm.status_code == 200 and "Sign in as Owen Owner" in text(confirm)
+    assert client.get(link).status_code == 200
+    signed_in = client.post("/ui/sign-in/link", data={"token": hidden(confirm, "token"),
+                                                       "next": hidden(confirm, "next")})
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == queue
+    cookie = signed_in.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=43200" in cookie
+    again = client.post("/ui/sign-in/link", data={"token": hidden(confirm, "token"), "next": queue})
+    assert again.status_code == 410 and client.get(link).status_code == 410, "a link works once"
+
+    page = client.get(queue)
+    assert page.status_code == 200
+    cat = owen_items(client, lead, campaign)[("user:cat", "member", "organization:acme")]
+    assert f'id="item-{cat["id"]}"' in text(page) and "disabled" in text(page)
+    assert len(re.findall(r'<article class="item"', text(page))) == 5
+
+    refused = client.post(f"/ui/review-items/{cat['id']}/decision",
+                          data={"decision": "revoke", "justification": " ", "form_token": form_token(page)})
+    assert refused.status_code == 422 and "a justification is required to revoke" in text(refused)
+    assert client.get(f"/v1/review-items/{cat['id']}", headers=lead).get_json()["status"] == "pending"
+
+    decided = client.post(f"/ui/review-items/{cat['id']}/decision",
+                          data={"decision": "revoke", "justification": "left in January",
+                                "form_token": form_token(page), "next": queue})
+    assert decided.status_code == 302
+    assert decided.headers["Location"] == f"{queue}&done={cat['id']}#item-{cat['id']}"
+    state = client.get(f"/v1/review-items/{cat['id']}", headers=lead).get_json()
+    assert (state["decision"], state["justification"], state["decided_by"]) == ("revoke", "left in January",
+                                                                                 "user:owen")
+    remaining = client.get(queue)
+    assert len(re.findall(r'<article class="item"', text(remaining))) == 4 and "Saved for item" not in text(remaining)
+
+
+def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, token_for, unchanged):
+    sign_in(client, token_for("user:owen"))
+    ann = owen_items(client, lead, campaign)[("user:ann", "editor", "project:p1")]
+    url = f"/ui/review-items/{ann['id']}/decision"
+    token = form_token(client.get(f"/ui/review-items/{ann['id']}"))
+    with unchanged():
+        missing = client.post(url, data={"decision": "keep"})
+        assert missing.status_code == 400 and "reload the page" in text(missing)
+        forged = client.post(url, data={"decision": "keep", "form_token": "0" * 64})
+        assert forged.status_code == 400
+        cross_site = client.post(url, data={"decision": "keep", "form_token": token},
+                                 headers={"Origin": "https://evil.example"})
+        assert cross_site.status_code == 403
+    assert client.post(url, data={"decision": "keep", "form_token": token},
+                       headers={"Origin": "http://localhost"}).status_code == 302
+
+
+def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
+    sign_in(client, token_for("user:ann"))  # a reviewer of nothing here
+    home = client.get("/ui/")
+    assert "Nothing is waiting for you" in text(home) and "/ui/campaigns" not in text(home)
+    owens = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    assert client.get(f"/ui/review-items/{owens['id']}").status_code == 404
+    assert client.get("/ui/campaigns").status_code == 403
+    assert client.get(f"/ui/campaigns/{campaign['id']}").status_code == 403
+    assert client.get("/ui/reports").status_code == 403
+
+
+def test_a_reviewer_hands_an_item_on_but_not_to_its_subject(client, lead, campaign, token_for):
+    sign_in(client, token_for("user:owen"))
+    ben = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    page = client.get(f"/ui/review-items/{ben['id']}")
+    assert "Hand it on" in text(page)
+    url = f"/ui/review-items/{ben['id']}/reassign"
+    refused = client.post(url, data={"to": "user:ben", "reason": "he knows", "form_token": form_token(page)})
+    assert refused.status_code == 422 and "cannot review their own access" in text(refused)
+    assert 'value="he knows"' in text(refused), "what was typed stays in the form"
+    handed = client.post(url, data={"to": "user:mia", "reason": "Ben's manager knows",
+                                    "form_token": form_token(page)})
+    assert handed.status_code == 302
+    state = client.get(f"/v1/review-items/{ben['id']}", headers=lead).get_json()
+    assert state["reviewer"] == "user:mia" and state["assignment_note"] == "Ben's manager knows"
+    assert client.get(f"/ui/review-items/{ben['id']}").status_code == 404, "no longer Owen's to see"
+
+
+def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, lead, campaign, auditor):
+    sign_in(client, lead)
+    url = f"/ui/campaigns/{campaign['id']}"
+    listing = client.get("/ui/campaigns")
+    assert url in text(listing) and "Launch now" in text(listing)
+    page = client.get(url)
+    assert "0 of 6 decided" in text(page) and "Close now" in text(page) and "Sign off" not in text(page)
+    token = form_token(page)
+    early = client.post(f"{url}/sign-off", data={"statement": "all good", "form_token": token})
+    assert early.status_code == 409 and "still open" in text(early)
+    assert client.post(f"{url}/close", data={"form_token": token}).status_code == 302
+    closed = client.get(url)
+    assert "6 of 6 decided" in text(closed) and "Sign-off statement" in text(closed)
+    empty = client.post(f"{url}/sign-off", data={"statement": "  ", "form_token": token})
+    assert empty.status_code == 400 and client.get(f"/v1/campaigns/{campaign['id']}",
+                                                   headers=lead).get_json()["status"] == "closed"
+    assert client.post(f"{url}/sign-off", data={"statement": "Reviewed with Owen", "form_token": token}
+                       ).status_code == 302
+    signed = client.get(url)
+    assert "Reviewed with Owen" in text(signed) and "verified" in text(signed)
+    reports = client.get(f"/v1/reports?campaign={campaign['id']}", headers=lead).get_json()["items"]
+    assert len(reports) == 2 and f"/ui/reports/{reports[0]['id']}/workbook" in text(signed)
+    with client.get(f"/ui/reports/{reports[0]['id']}/workbook") as workbook:
+        assert workbook.status_code == 200 and workbook.data[:2] == b"PK"
+    downloads = client.get("/v1/audit-events?action=report.downloaded", headers=auditor).get_json()["items"]
+    assert [d["actor"] for d in downloads] == ["user:lena"]
+
+
+def test_an_auditor_downloads_and_verifies_a_report(client, lead, campaign, auditor):
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "done"}, headers=lead)
+    sign_in(client, auditor)
+    page = client.get("/ui/reports")
+    report = client.get("/v1/reports", headers=auditor).get_json()["items"][0]
+    assert report["sha256"][:16] in text(page)
+    workbook, signature = download(client, f"/ui/reports/{report['id']}/workbook"), \
+        download(client, f"/ui/reports/{report['id']}/signature")
+
+    def verify(book: bytes, sig: bytes | None):
+        files = {"workbook": (io.BytesIO(book), "report.xlsx")}
+        if sig is not None:
+            files["signature"] = (io.BytesIO(sig), "report.xlsx.sig.json")
+        return client.post("/ui/reports/verify", data={"form_token": form_token(page), **files},
+                           content_type="multipart/form-data")
+
+    valid = verify(workbook, signature)
+    assert valid.status_code == 200 and "<strong>Valid:</strong>" in text(valid)
+    altered = verify(workbook[:-1] + bytes([workbook[-1] ^ 1]), signature)
+    assert "<strong>Not valid:</strong>" in text(altered)
+    assert verify(workbook, None).status_code == 400
+    assert client.post(f"/ui/campaigns/{campaign['id']}/close", data={"form_token": form_token(page)}
+                       ).status_code == 403, "auditors look; they do not manage campaigns"
+
+
+def download(client, url: str) -> bytes:
+    with client.get(url) as response:
+        assert response.status_code == 200
+        return response.data
+
+
+def test_signing_out_revokes_a_web_session_but_not_a_pasted_api_token(client, mail, lead, make_principal):
+    make_principal("user:owen", name="Owen", email="owen@example.com")
+    client.post("/ui/sign-in/email", data={"email": "owen@example.com"})
+    link = links_in(mail[-1][1])[0].removeprefix(PUBLIC_URL)
+    confirm = client.get(link)
+    signed_in = client.post("/ui/sign-in/link", data={"token": hidden(confirm, "token"), "next": "/ui/"})
+    session_cookie = re.search(r"accessreview_session=([^;]+)", signed_in.headers["Set-Cookie"]).group(1)
+    assert client.get("/ui/").status_code == 200
+    signed_out = client.post("/ui/sign-out")
+    assert signed_out.status_code == 302 and "accessreview_session=;" in signed_out.headers["Set-Cookie"]
+    client.set_cookie("accessreview_session", session_cookie, path="/ui")
+    assert client.get("/ui/").status_code == 302, "the old cookie no longer signs anyone in"
+    assert client.get("/v1/review-items?reviewer=me",
+                      headers={"Authorization": f"Bearer {session_cookie}"}).status_code == 401
+
+    sign_in(client, lead)
+    client.post("/ui/sign-out")
+    assert client.get("/v1/campaigns", headers=lead).status_code == 200, "an API token outlives a page's sign-out"
+
+
+def test_asking_for_a_link_tells_nobody_who_has_an_account(client, mail, directory, unchanged):  # noqa: F811
+    answers = []
+    with unchanged():
+        for address in ("nobody@example.com", "cat@example.com"):  # unknown; a disabled user
+            answers.append(client.post("/ui/sign-in/email", data={"email": address}))
+    assert [a.status_code for a in answers] == [200, 200] and mail == []
+    assert all("If an active account has the address" in text(a) for a in answers)
+    bad = client.post("/ui/sign-in/email", data={"email": "not an address"})
+    assert bad.status_code == 400 and 'aria-invalid="true"' in text(bad)
+    assert client.get("/ui/sign-in/link?token=ar_0_made-up").status_code == 410
+
+
+def test_signing_in_never_sends_anyone_to_another_site(client, token_for):
+    owen = token_for("user:owen")
+    for elsewhere in ("https://evil.example/", "//evil.example/ui", "/v1/campaigns", "/ui\\\\evil.example"):
+        assert sign_in(client, owen, elsewhere).headers["Location"] == "/ui/"
+    wrong = client.post("/ui/sign-in/token", data={"token": "ar_nothing_like_it"})
+    assert wrong.status_code == 401 and "unknown, revoked or expired" in text(wrong)
+
+
+def test_bad_addresses_get_a_page_that_says_so(client, lead, campaign):
+    sign_in(client, lead)
+    for url, status in (("/ui/reviews?campaign=abc", 400), ("/ui/reviews?status=everything", 400),
+                        ("/ui/reviews?cursor=made-up", 400), (f"/ui/campaigns/{campaign['id']}?cursor=x", 400),
+                        ("/ui/review-items/99999999999", 404), ("/ui/campaigns/424242", 404),
+                        ("/ui/reports/424242/workbook", 404)):
+        response = client.get(url)
+        assert response.status_code == status, url
+        assert response.mimetype == "text/html" and 'class="problem"' in text(response), url
