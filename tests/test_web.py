@@ -129,6 +129,8 @@ def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, t
         cross_site = client.post(url, data={"decision": "keep", "form_token": token},
                                  headers={"Origin": "https://evil.example"})
         assert cross_site.status_code == 403
+        hidden_origin = client.post(url, data={"decision": "keep", "form_token": token}, headers={"Origin": "null"})
+        assert hidden_origin.status_code == 403, "a sandboxed frame elsewhere sends Origin: null"
     assert client.post(url, data={"decision": "keep", "form_token": token},
                        headers={"Origin": "http://localhost"}).status_code == 302
 
