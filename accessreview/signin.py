@@ -20,6 +20,7 @@ LINK_DESCRIPTION = "web sign-in link"
 SESSION_DESCRIPTION = "web session"
 LINK_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
+LINK_INTERVAL = timedelta(minutes=1)  # at most one link a minute per person
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,17 @@ def active_user_with_email(session: Session, email: str) -> Principal | None:
 
 
 def issue_link(session: Session, ctx: WriteContext, secret_key: str, email: str) -> SignInLink | None:
-    """A one-time sign-in token for the active user with ``email``; None when there is no such user
-    (the caller says the same either way, so the form does not tell who has an account)."""
+    """A one-time sign-in token for the active user with ``email``; None when there is no such user,
+    or when one was sent to them less than LINK_INTERVAL ago (a form pressed over and over must not
+    flood their mailbox). The caller says the same either way, so the form tells nobody who has an
+    account."""
     user = active_user_with_email(session, email)
     if user is None or not user.email:
+        return None
+    recent = session.scalar(select(ServiceToken.id).where(
+        ServiceToken.principal_key == user.key, ServiceToken.description == LINK_DESCRIPTION,
+        ServiceToken.created_at > ctx.now - LINK_INTERVAL).limit(1))
+    if recent is not None:
         return None
     token, _ = create_token(session, ctx, secret_key, user.key, LINK_LIFETIME, LINK_DESCRIPTION)
     return SignInLink(user.key, user.email, token)

@@ -243,6 +243,16 @@ def test_signing_out_revokes_a_web_session_but_not_a_pasted_api_token(client, ma
     assert client.get("/v1/campaigns", headers=lead).status_code == 200, "an API token outlives a page's sign-out"
 
 
+def test_a_link_a_minute_at_most_however_often_the_form_is_sent(client, mail, directory, clock):  # noqa: F811
+    for _ in range(3):
+        assert "Check your e-mail" in text(client.post("/ui/sign-in/email", data={"email": "ann@example.com"}))
+    assert len(mail) == 1
+    clock.advance(seconds=61)
+    client.post("/ui/sign-in/email", data={"email": "ann@example.com"})
+    assert len(mail) == 2 and links_in(mail[0][1]) != links_in(mail[1][1])
+    assert client.get(links_in(mail[0][1])[0].removeprefix(PUBLIC_URL)).status_code == 200, "the first still works"
+
+
 def test_asking_for_a_link_tells_nobody_who_has_an_account(client, mail, directory, unchanged):  # noqa: F811
     answers = []
     with unchanged():
