@@ -66,6 +66,8 @@ def test_a_page_asks_to_sign_in_first_and_comes_back_after(client, campaign, tok
     assert sign_in_page.headers["Cache-Control"] == "no-store"
     assert sign_in(client, token_for("user:owen"), page).headers["Location"] == page
     assert client.get(page).status_code == 200
+    home = text(client.get("/ui/"))
+    assert "Acme quarterly" in home and re.search(r'<td class="num">5</td>\s*<td class="num">0</td>', home)
 
 
 def test_a_reviewer_follows_the_reminder_signs_in_by_email_and_decides(app, client, lead, campaign, mail, clock):
@@ -170,6 +172,7 @@ def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, l
     assert url in text(listing) and "Launch now" in text(listing)
     page = client.get(url)
     assert "0 of 6 decided" in text(page) and "Close now" in text(page) and "Sign off" not in text(page)
+    assert re.search(r'<td>user:owen</td><td class="num">5</td><td class="num">0</td>', text(page))
     token = form_token(page)
     early = client.post(f"{url}/sign-off", data={"statement": "all good", "form_token": token})
     assert early.status_code == 409 and "still open" in text(early)

@@ -65,14 +65,18 @@ def list_campaigns(session: Session) -> list[dict[str, Any]]:
     return [campaign_state(c) for c in session.scalars(select(Campaign).order_by(Campaign.id))]
 
 
+def _status_counts(session: Session, key, *where) -> dict[Any, Counter[str]]:
+    """Items per value of ``key`` and status."""
+    counts: dict[Any, Counter[str]] = {}
+    for value, status, count in session.execute(select(key, ReviewItem.status, func.count()).where(*where)
+                                                .group_by(key, ReviewItem.status)):
+        counts.setdefault(value, Counter())[status] = count
+    return counts
+
+
 def queue_summary(session: Session, reviewer: str) -> list[dict[str, Any]]:
     """A reviewer's items per campaign, pending and decided, newest campaign first."""
-    rows = session.execute(select(ReviewItem.campaign_id, ReviewItem.status, func.count())
-                           .where(ReviewItem.reviewer == reviewer)
-                           .group_by(ReviewItem.campaign_id, ReviewItem.status)).all()
-    counts: dict[int, Counter[str]] = {}
-    for campaign_id, status, count in rows:
-        counts.setdefault(campaign_id, Counter())[status] = count
+    counts = _status_counts(session, ReviewItem.campaign_id, ReviewItem.reviewer == reviewer)
     campaigns = session.scalars(select(Campaign).where(Campaign.id.in_(counts)).order_by(Campaign.id.desc()))
     return [{"campaign": campaign_state(c), "pending": counts[c.id]["pending"], "decided": counts[c.id]["decided"]}
             for c in campaigns]
@@ -80,12 +84,7 @@ def queue_summary(session: Session, reviewer: str) -> list[dict[str, Any]]:
 
 def reviewer_progress(session: Session, campaign_id: int) -> list[dict[str, Any]]:
     """Per current reviewer of a campaign: items pending and decided, most pending first."""
-    rows = session.execute(select(ReviewItem.reviewer, ReviewItem.status, func.count())
-                           .where(ReviewItem.campaign_id == campaign_id)
-                           .group_by(ReviewItem.reviewer, ReviewItem.status)).all()
-    counts: dict[str, Counter[str]] = {}
-    for reviewer, status, count in rows:
-        counts.setdefault(reviewer, Counter())[status] = count
+    counts = _status_counts(session, ReviewItem.reviewer, ReviewItem.campaign_id == campaign_id)
     return sorted(({"reviewer": reviewer, "pending": c["pending"], "decided": c["decided"]}
                    for reviewer, c in counts.items()), key=lambda r: (-r["pending"], r["reviewer"] or ""))
 
