@@ -60,6 +60,17 @@ def served(app):
     thread.join()
 
 
+def press(browser, button) -> None:
+    """Click a form's button and wait for the page it leads to (a click returns before that loads)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    page = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+
+
 def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, campaign, mail, served,  # noqa: F811
                                                                browser):
     from selenium.webdriver.common.by import By
@@ -68,18 +79,18 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
     browser.get(queue)
     assert "/ui/sign-in" in browser.current_url
     browser.find_element(By.ID, "email").send_keys("owen@example.com")
-    browser.find_element(By.XPATH, "//button[text()='E-mail me a sign-in link']").click()
+    press(browser, browser.find_element(By.XPATH, "//button[text()='E-mail me a sign-in link']"))
     assert "Check your e-mail" in browser.find_element(By.TAG_NAME, "h1").text
 
     browser.get(links_in(mail[-1][1])[0])
-    browser.find_element(By.XPATH, "//main//button[text()='Sign in']").click()
+    press(browser, browser.find_element(By.XPATH, "//main//button[text()='Sign in']"))
     assert browser.current_url == queue
 
     cat = owen_items(client, lead, campaign)[("user:cat", "member", "organization:acme")]
     item = browser.find_element(By.ID, f"item-{cat['id']}")
     item.find_element(By.CSS_SELECTOR, "input[value=revoke]").click()
     item.find_element(By.NAME, "justification").send_keys("left in January")
-    item.find_element(By.XPATH, ".//button[text()='Record decision']").click()
+    press(browser, item.find_element(By.XPATH, ".//button[text()='Record decision']"))
     assert f"Saved for item {cat['id']}." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     state = client.get(f"/v1/review-items/{cat['id']}", headers=lead).get_json()
     assert (state["decision"], state["decided_by"]) == ("revoke", "user:owen")
@@ -89,7 +100,7 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
     assert stylesheet_applied == "solid", "the page's own stylesheet is let in"
     assert not [entry for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
 
-    browser.find_element(By.XPATH, "//header//button[text()='Sign out']").click()
+    press(browser, browser.find_element(By.XPATH, "//header//button[text()='Sign out']"))
     assert "/ui/sign-in" in browser.current_url
     browser.get(queue)
     assert "/ui/sign-in" in browser.current_url, "signed out: the queue asks to sign in again"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from contextlib import closing
 
@@ -36,11 +39,15 @@ def call(port: int, method: str, path: str, token: str, body: dict | None = None
 
 
 @pytest.fixture
-def two_servers(app, database_url, tmp_path, app_config):
+def two_servers(request, app, database_url, tmp_path, app_config, smtp):
+    """Two gunicorn servers of two workers each; they read the directory's changes every 0.2 s, or as
+    often as the test's parameter says."""
     ports, processes = [free_port(), free_port()], []
+    refresh_interval = getattr(request, "param", 0.2)
     env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": database_url, "ACCESSREVIEW_SECRET_KEY": app_config["SECRET_KEY"],
-           "ACCESSREVIEW_INSTANCE_DIR": str(tmp_path), "ACCESSREVIEW_REFRESH_INTERVAL": "0.2",
-           "ACCESSREVIEW_LOG_LEVEL": "WARNING"}
+           "ACCESSREVIEW_INSTANCE_DIR": str(tmp_path), "ACCESSREVIEW_REFRESH_INTERVAL": str(refresh_interval),
+           "ACCESSREVIEW_LOG_LEVEL": "WARNING", "ACCESSREVIEW_SMTP_HOST": "127.0.0.1",
+           "ACCESSREVIEW_SMTP_PORT": str(smtp[1]), "ACCESSREVIEW_PUBLIC_URL": "http://accessreview.example"}
     for port in ports:
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
@@ -108,3 +115,39 @@ def test_a_revoked_token_stops_in_every_process(two_servers, make_principal, mak
     while any(call(port, "POST", "/v1/authorize", token, check)[0] != 401 for port in two_servers for _ in range(2)):
         assert time.monotonic() < deadline, "the revoked token still works"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("two_servers", [60], indirect=True)  # no refresh would bring it in time
+def test_a_web_sign_in_through_one_process_works_at_once_in_the_other(two_servers, make_principal, smtp):
+    first, second = two_servers
+    make_principal("user:owen", name="Owen", email="owen@example.com")
+    for _ in range(8):  # the second server's workers load their directory (a worker's first request does)
+        _get(second, "/ui/", "accessreview_session=ar_0_nobody")
+    assert _form(first, "/ui/sign-in/email", {"email": "owen@example.com"})[0] == 200
+    link = urllib.parse.urlsplit(re.search(r"http://\S+", smtp[0].messages[-1][1]).group(0))
+    token = urllib.parse.parse_qs(link.query)["token"][0]
+    status, headers = _form(first, "/ui/sign-in/link", {"token": token, "next": "/ui/"})
+    assert status == 302
+    cookie = headers["Set-Cookie"].split(";")[0]
+    # The session token was written a moment ago by the other process: the page catches up to find it.
+    for _ in range(2):  # whichever of its two workers answers
+        assert _get(second, "/ui/", cookie) == 200
+
+
+def _get(port: int, path: str, cookie: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers={"Cookie": cookie})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def _form(port: int, path: str, fields: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """POST a form without following the redirect it answers with."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("POST", path, body=urllib.parse.urlencode(fields),
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, dict(response.getheaders())
