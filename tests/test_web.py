@@ -285,3 +285,49 @@ def test_bad_addresses_get_a_page_that_says_so(client, lead, campaign):
         response = client.get(url)
         assert response.status_code == status, url
         assert response.mimetype == "text/html" and 'class="problem"' in text(response), url
+
+
+DEFINITION_FORM = {"name": "Acme by owners, then managers", "subtrees": "organization:acme\n",
+                   "resource_types": ["project", "document"], "roles": "editor viewer",
+                   "principal_kinds": ["user", "group"], "reviewer_rule": "resource_owner", "stage_rule": "manager",
+                   "fallback_reviewer": "user:lena", "duration_days": "21", "days_before_due": "7, 3",
+                   "on_due_day": "on", "justify_revoke": "on", "justify_keep": "on", "escalate_after": "2",
+                   "escalate_to": "fallback", "on_no_response": "recommendation", "unused_days": "60",
+                   "schedule": "cron", "cron": "0 9 1 1,4,7,10 *", "timezone": "Europe/Paris"}
+
+
+def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor, directory, unchanged):  # noqa: F811
+    sign_in(client, lead)
+    new = client.get("/ui/campaign-definitions/new")
+    token = form_token(new)
+    assert re.findall(r'name="resource_types" value="(\w+)"', text(new)) == ["document", "invoice", "organization",
+                                                                              "project"], "the directory's types"
+    with unchanged():
+        bad_cron = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "cron": "every tuesday",
+                                                                 "form_token": token})
+        assert bad_cron.status_code == 400 and "cron" in text(bad_cron)
+        assert 'value="Acme by owners, then managers"' in text(bad_cron), "what was typed stays in the form"
+        ghost = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "fallback_reviewer": "user:ghost",
+                                                              "form_token": token})
+        assert ghost.status_code == 422 and "user:ghost is not a known principal" in text(ghost)
+        undecided = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "on_no_response": "",
+                                                                  "form_token": token})
+        assert undecided.status_code == 400 and "on no response" in text(undecided)
+    created = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "form_token": token})
+    assert created.status_code == 302
+    [definition] = client.get("/v1/campaign-definitions", headers=lead).get_json()["items"]
+    assert definition["scope"] == {"subtrees": ["organization:acme"], "resources": [],
+                                   "resource_types": ["project", "document"], "roles": ["editor", "viewer"],
+                                   "principal_kinds": ["user", "group"], "membership_groups": None}
+    assert definition["reviewer"] == {"rule": "resource_owner", "principal": None}
+    assert definition["stages"] == [{"rule": "manager", "principal": None}]
+    assert (definition["duration_days"], definition["on_no_response"]) == (21, "recommendation")
+    assert definition["reminders"] == {"days_before_due": [7, 3], "on_due_day": True, "daily_overdue": False}
+    assert definition["justification"] == {"revoke": True, "keep": True}
+    assert definition["escalation"] == {"after_days_overdue": 2, "to": "fallback"}
+    assert definition["schedule"]["cron"] == "0 9 1 1,4,7,10 *" and definition["schedule"]["timezone"] == "Europe/Paris"
+    assert definition["recommendation"] == {"unused_days": 60}
+
+    sign_in(client, auditor)
+    assert client.get("/ui/campaign-definitions/new").status_code == 403
+    assert "New definition" not in text(client.get("/ui/campaigns"))

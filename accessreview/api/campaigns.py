@@ -31,7 +31,7 @@ ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404:
 OBJECT = {"type": "object"}
 
 
-def _declared_types() -> set[str]:
+def declared_types() -> set[str]:
     return set(get_engine().policy.declarations.resource_types)
 
 
@@ -59,7 +59,7 @@ def create_definition():
     actor = authorize("manage_campaigns")
     data = body(DefinitionBody)
     with unit_of_work(actor) as (session, ctx):
-        state = definitions.create_definition(session, ctx, data, _declared_types())
+        state = definitions.create_definition(session, ctx, data, declared_types())
     return json_response(state, 201)
 
 
@@ -84,7 +84,7 @@ def patch_definition(definition_id: int):
     actor = authorize("manage_campaigns")
     data = body(DefinitionPatch)
     with unit_of_work(actor) as (session, ctx):
-        state = definitions.patch_definition(session, ctx, definition_id, data, _declared_types())
+        state = definitions.patch_definition(session, ctx, definition_id, data, declared_types())
     return json_response(state)
 
 

@@ -23,6 +23,12 @@ CHUNK = 500
 SERVICE_TYPE = "system"  # the service's own type (policies/service.polar)
 
 
+def directory_types(declarations) -> list[str]:
+    """The resource types the directory holds: not the service, nor the service's own objects."""
+    return sorted(t.key for t in declarations.resource_types.values()
+                  if t.key != SERVICE_TYPE and t.parent_type != SERVICE_TYPE)
+
+
 @dataclass(frozen=True)
 class RowError:
     section: str

@@ -5,17 +5,21 @@ every press."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from flask import redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 from pydantic import BaseModel
 
-from ..api.campaigns import close_now, launch_definition, remediate_and_report, sign_off_and_remediate
-from ..api.common import authorize, clock_now, page_limit
+from ..api.campaigns import (close_now, declared_types, launch_definition, remediate_and_report,
+                             sign_off_and_remediate)
+from ..api.common import authorize, clock_now, page_limit, unit_of_work
 from ..campaigns import definitions, review
 from ..campaigns.measures import campaign_measures
-from ..campaigns.schemas import SignOffBody
+from ..campaigns.schemas import DefinitionBody, SignOffBody
+from ..authz.engine import get_engine
 from ..db import get_session
+from ..directory.planner import directory_types
 from ..errors import ApiError
 from ..reports import service as reports
 from ..validation import parse_query
@@ -97,3 +101,70 @@ def launch(definition_id: int):
     except ApiError as error:
         return _render_campaigns(error, error.status)
     return redirect(url_for("web.campaign_page", campaign_id=state["id"]))
+
+
+# -- a new definition ----------------------------------------------------------------------------------
+
+@bp.get("/campaign-definitions/new")
+def new_definition():
+    authorize("manage_campaigns")
+    return _render_definition_form(MultiDict({"duration_days": "14", "days_before_due": "3", "on_due_day": "on",
+                                              "daily_overdue": "on", "justify_revoke": "on", "unused_days": "90",
+                                              "timezone": "UTC", "schedule": "none",
+                                              "principal_kinds": ["user", "group", "service"]}))
+
+
+@bp.post("/campaign-definitions")
+def create_definition():
+    actor = authorize("manage_campaigns")
+    try:
+        data = parse_query(DefinitionBody, definition_from_form(request.form))
+        with unit_of_work(actor) as (session, ctx):
+            definitions.create_definition(session, ctx, data, declared_types())
+    except ApiError as error:
+        return _render_definition_form(request.form, error, error.status)
+    return redirect(url_for("web.campaigns"))
+
+
+def _render_definition_form(form: MultiDict, error: ApiError | None = None, status: int = 200):
+    return render_template("definition_form.html", form=form, error=error,
+                           types=directory_types(get_engine().policy.declarations)), status
+
+
+def _lines(text: str) -> list[str]:
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def definition_from_form(form: MultiDict) -> dict[str, Any]:
+    """The API's definition body from the form's fields, for the same validation (empty fields absent)."""
+    def rule(prefix: str) -> dict[str, Any]:
+        chosen = {"rule": form.get(f"{prefix}_rule", "")}
+        if chosen["rule"] == "principal":
+            chosen["principal"] = form.get(f"{prefix}_principal", "").strip() or None
+        return chosen
+
+    body: dict[str, Any] = {
+        "name": form.get("name", "").strip(),
+        "description": form.get("description", "").strip() or None,
+        "scope": {"subtrees": _lines(form.get("subtrees", "")), "resources": _lines(form.get("resources", "")),
+                  "resource_types": form.getlist("resource_types"), "roles": _lines(form.get("roles", "")),
+                  "principal_kinds": form.getlist("principal_kinds")},
+        "reviewer": rule("reviewer"),
+        "fallback_reviewer": form.get("fallback_reviewer", "").strip(),
+        "duration_days": form.get("duration_days", "").strip(),
+        "reminders": {"days_before_due": _lines(form.get("days_before_due", "")),
+                      "on_due_day": "on_due_day" in form, "daily_overdue": "daily_overdue" in form},
+        "justification": {"revoke": "justify_revoke" in form, "keep": "justify_keep" in form},
+        "recommendation": {"unused_days": form.get("unused_days", "").strip()},
+    }
+    if form.get("on_no_response"):
+        body["on_no_response"] = form["on_no_response"]
+    if form.get("stage_rule"):
+        body["stages"] = [rule("stage")]
+    if form.get("escalate_after", "").strip():
+        body["escalation"] = {"after_days_overdue": form["escalate_after"].strip(),
+                              "to": form.get("escalate_to", "manager")}
+    schedule = form.get("schedule", "none")
+    if schedule in ("cron", "interval_days"):
+        body["schedule"] = {schedule: form.get(schedule, "").strip(), "timezone": form.get("timezone", "").strip()}
+    return body
