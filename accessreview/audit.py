@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from .clock import as_utc
 from .models import AuditEvent, DirectoryState
+from .pagination import Page, paginate
 
 GENESIS_HASH = "0" * 64
 STATE_ROW_ID = 1
@@ -168,3 +169,18 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }
+
+
+def events_page(session: Session, *, target: str | None = None, actor: str | None = None, action: str | None = None,
+                since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
+                limit: int) -> Page:
+    """Audit events in chain order, filtered by target, actor, action and time (``until`` excluded)."""
+    statement = select(AuditEvent)
+    for column, value in ((AuditEvent.target, target), (AuditEvent.actor, actor), (AuditEvent.action, action)):
+        if value:
+            statement = statement.where(column == value)
+    if since:
+        statement = statement.where(AuditEvent.occurred_at >= since)
+    if until:
+        statement = statement.where(AuditEvent.occurred_at < until)
+    return paginate(session, statement, AuditEvent.seq, cursor, limit).map(event_to_dict)

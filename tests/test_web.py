@@ -331,3 +331,21 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
     sign_in(client, auditor)
     assert client.get("/ui/campaign-definitions/new").status_code == 403
     assert "New definition" not in text(client.get("/ui/campaigns"))
+
+
+def test_an_auditor_reads_and_verifies_the_audit_trail(client, lead, campaign, auditor, db):
+    from test_audit import tamper
+
+    sign_in(client, auditor)
+    page = client.get("/ui/audit?action=campaign.launched")
+    seqs = re.findall(r'<td class="num">(\d+)</td>', text(page))
+    assert page.status_code == 200 and len(seqs) == 1 and "<td>campaign.launched</td>" in text(page)
+    intact = client.post("/ui/audit/verify", data={"form_token": form_token(page)})
+    assert "The chain is intact" in text(intact)
+    tamper(db, "UPDATE audit_events SET actor = 'user:mallory' WHERE seq = 2")
+    broken = client.post("/ui/audit/verify", data={"form_token": form_token(page)})
+    assert "The chain is broken</strong> at seq 2" in text(broken) and "edited" in text(broken)
+    assert client.get("/ui/audit?since=yesterday").status_code == 400
+
+    sign_in(client, lead)  # security leads read it too
+    assert client.get("/ui/audit").status_code == 200

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 from pydantic import BaseModel
-from sqlalchemy import select
-
-from ..audit import event_to_dict
+from ..audit import events_page
 from ..db import get_session
-from ..models import AuditEvent
-from ..pagination import paginate
 from ..validation import Moment
 from . import shapes
 from .common import authorize, documented, json_response, page_limit, query
@@ -34,16 +30,6 @@ class AuditQuery(BaseModel):
 def list_audit_events():
     authorize("read_audit")
     q = query(AuditQuery)
-    statement = select(AuditEvent)
-    if q.target:
-        statement = statement.where(AuditEvent.target == q.target)
-    if q.actor:
-        statement = statement.where(AuditEvent.actor == q.actor)
-    if q.action:
-        statement = statement.where(AuditEvent.action == q.action)
-    if q.since:
-        statement = statement.where(AuditEvent.occurred_at >= q.since)
-    if q.until:
-        statement = statement.where(AuditEvent.occurred_at < q.until)
-    page = paginate(get_session(), statement, AuditEvent.seq, q.cursor, page_limit(q.limit))
-    return json_response(page.map(event_to_dict).to_dict())
+    page = events_page(get_session(), target=q.target, actor=q.actor, action=q.action, since=q.since, until=q.until,
+                       cursor=q.cursor, limit=page_limit(q.limit))
+    return json_response(page.to_dict())

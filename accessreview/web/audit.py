@@ -1,0 +1,32 @@
+"""An auditor's view of the audit trail: every state change in chain order, filtered, and a button
+that walks the whole hash chain as `accessreview audit verify` does."""
+
+from __future__ import annotations
+
+from flask import render_template, request
+
+from ..api.audit import AuditQuery
+from ..api.common import authorize, page_limit
+from ..audit import events_page, verify_chain
+from ..db import get_session
+from ..validation import parse_query
+from .blueprint import bp
+
+
+@bp.get("/audit")
+def audit_trail():
+    authorize("read_audit")
+    return _render_trail()
+
+
+@bp.post("/audit/verify")
+def verify_trail():
+    authorize("read_audit")
+    return _render_trail(verify_chain(get_session()))
+
+
+def _render_trail(report=None):
+    q = parse_query(AuditQuery, request.args)
+    page = events_page(get_session(), target=q.target, actor=q.actor, action=q.action, since=q.since, until=q.until,
+                       cursor=q.cursor, limit=page_limit(q.limit))
+    return render_template("audit.html", page=page, query=q, report=report)
