@@ -349,3 +349,31 @@ def test_an_auditor_reads_and_verifies_the_audit_trail(client, lead, campaign, a
 
     sign_in(client, lead)  # security leads read it too
     assert client.get("/ui/audit").status_code == 200
+
+
+def test_an_auditor_signs_reports_of_access_and_decisions_from_the_page(client, auditor, portal, campaign, clock):
+    client.post("/v1/authorize", json={"actor": "user:ann", "action": "read", "resource": "project:p1"},
+                headers=portal)
+    sign_in(client, auditor)
+    token = form_token(client.get("/ui/reports"))
+    unknown = client.post("/ui/reports/access", data={"resources": "organization:acme\nproject:nowhere",
+                                                      "form_token": token})
+    assert unknown.status_code == 400 and "unknown resources: project:nowhere" in text(unknown)
+    assert "project:nowhere" in text(unknown), "what was typed stays in the form"
+    backwards = client.post("/ui/reports/decisions", data={"first_day": "2026-03-02", "last_day": "2026-03-01",
+                                                          "form_token": token})
+    assert backwards.status_code == 400 and "later than since" in text(backwards)
+    assert client.post("/ui/reports/decisions", data={"first_day": "March", "last_day": "2026-03-02",
+                                                      "form_token": token}).status_code == 400
+    assert client.get("/v1/reports", headers=auditor).get_json()["items"] == []
+
+    assert client.post("/ui/reports/access", data={"resources": "organization:acme", "form_token": token}
+                       ).status_code == 302
+    assert client.post("/ui/reports/decisions", data={"first_day": "2026-03-02", "last_day": "2026-03-02",
+                                                      "form_token": token}).status_code == 302
+    made = client.get("/v1/reports", headers=auditor).get_json()["items"]
+    assert [r["kind"] for r in made] == ["access", "decisions"]
+    assert made[1]["parameters"]["since"].startswith("2026-03-02T00:00:00")
+    assert made[1]["parameters"]["until"].startswith("2026-03-03T00:00:00")
+    page = text(client.get("/ui/reports"))
+    assert all(f"/ui/reports/{r['id']}/workbook" in page for r in made)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Blueprint, current_app, request, send_file
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
@@ -121,14 +122,17 @@ def signing_keys():
             responses={201: OBJECT, **ERRORS})
 def access_report():
     actor = authorize("read_reports")
-    data = body(AccessReportBody)
+    return json_response(make_access_report(actor, body(AccessReportBody)), 201)
+
+
+def make_access_report(actor: str, data: AccessReportBody) -> dict[str, Any]:
+    """Sign a report of who has what now under ``data.resources`` (the caller may read reports)."""
     snapshot = get_engine().snapshot()
     unknown = sorted({r for r in data.resources if r not in snapshot.index.resources})
     if unknown:
         raise BadRequest(f"unknown resources: {', '.join(unknown)}", field="resources", code="unknown_reference")
     with unit_of_work(actor) as (session, ctx):
-        state = service.access_report(session, ctx, get_signer(), _reports_dir(), snapshot, data.resources)
-    return json_response(state, 201)
+        return service.access_report(session, ctx, get_signer(), _reports_dir(), snapshot, data.resources)
 
 
 @bp.post("/reports/decisions")
@@ -136,8 +140,11 @@ def access_report():
             responses={201: OBJECT, **ERRORS})
 def decisions_report():
     actor = authorize("read_reports")
-    data = body(DecisionsReportBody)
+    return json_response(make_decisions_report(actor, body(DecisionsReportBody)), 201)
+
+
+def make_decisions_report(actor: str, data: DecisionsReportBody) -> dict[str, Any]:
+    """Sign a report of the decision log from ``since`` to ``until`` (the caller may read reports)."""
     current_app.extensions["decisions"].flush()
     with unit_of_work(actor) as (session, ctx):
-        state = service.decisions_report(session, ctx, get_signer(), _reports_dir(), data.since, data.until)
-    return json_response(state, 201)
+        return service.decisions_report(session, ctx, get_signer(), _reports_dir(), data.since, data.until)

@@ -3,13 +3,17 @@ keys that signed them, and a form that verifies a workbook against its signature
 
 from __future__ import annotations
 
-from flask import render_template, request
+from datetime import date, datetime, time, timedelta, timezone
+
+from flask import redirect, render_template, request, url_for
 
 from ..api import reports as reports_api
 from ..api.common import authorize
 from ..db import get_session
+from ..errors import ApiError, BadRequest
 from ..reports import get_signer, service
 from ..reports.signing import verify
+from ..validation import parse_query
 from .blueprint import bp
 
 
@@ -19,11 +23,11 @@ def reports():
     return _render_reports()
 
 
-def _render_reports(verdict=None, problem: str | None = None, status: int = 200):
+def _render_reports(verdict=None, problem: str | None = None, status: int = 200, error: ApiError | None = None):
     session = get_session()
     return render_template("reports.html", reports=list(reversed(service.list_reports(session))),
                            keys=service.signing_keys(session), current_key=get_signer().key_id,
-                           verdict=verdict, problem=problem), status
+                           verdict=verdict, problem=problem, error=error, form=request.form), status
 
 
 @bp.get("/reports/<int:report_id>/workbook")
@@ -45,3 +49,37 @@ def verify_upload():
                                status=400)
     keys = {k["key_id"]: k["public_key"] for k in service.signing_keys(get_session())}
     return _render_reports(verdict=verify(workbook_file.read(), signature_file.read(), keys))
+
+
+@bp.post("/reports/access")
+def access_report():
+    """Sign a report of who has what now under the resources given, one a line."""
+    actor = authorize("read_reports")
+    try:
+        data = parse_query(reports_api.AccessReportBody, {"resources": request.form.get("resources", "").split()})
+        reports_api.make_access_report(actor, data)
+    except ApiError as error:
+        return _render_reports(error=error, status=error.status)
+    return redirect(url_for("web.reports"))
+
+
+@bp.post("/reports/decisions")
+def decisions_report():
+    """Sign a report of the decision log over whole days, UTC: from the first through the last."""
+    actor = authorize("read_reports")
+    try:
+        first, last = _day(request.form.get("first_day"), "first_day"), _day(request.form.get("last_day"), "last_day")
+        data = parse_query(reports_api.DecisionsReportBody, {
+            "since": datetime.combine(first, time(), timezone.utc).isoformat(),
+            "until": datetime.combine(last + timedelta(days=1), time(), timezone.utc).isoformat()})
+        reports_api.make_decisions_report(actor, data)
+    except ApiError as error:
+        return _render_reports(error=error, status=error.status)
+    return redirect(url_for("web.reports"))
+
+
+def _day(text: str | None, field: str) -> date:
+    try:
+        return date.fromisoformat((text or "").strip())
+    except ValueError:
+        raise BadRequest("give a day as YYYY-MM-DD", field=field, code="invalid_value") from None
