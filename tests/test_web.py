@@ -328,8 +328,19 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
     assert definition["schedule"]["cron"] == "0 9 1 1,4,7,10 *" and definition["schedule"]["timezone"] == "Europe/Paris"
     assert definition["recommendation"] == {"unused_days": 60}
 
+    listing = client.get("/ui/campaigns")
+    assert "Pause schedule" in text(listing)
+    pause = f"/ui/campaign-definitions/{definition['id']}/schedule"
+    assert client.post(pause, data={"enabled": "false", "form_token": token}).status_code == 302
+    assert client.get(f"/v1/campaign-definitions/{definition['id']}", headers=lead).get_json()["enabled"] is False
+    assert "paused" in text(client.get("/ui/campaigns")) and "Resume schedule" in text(client.get("/ui/campaigns"))
+    client.post(pause, data={"enabled": "true", "form_token": token})
+    assert client.get(f"/v1/campaign-definitions/{definition['id']}", headers=lead).get_json()["enabled"] is True
+
     sign_in(client, auditor)
     assert client.get("/ui/campaign-definitions/new").status_code == 403
+    assert client.post(pause, data={"enabled": "false", "form_token": form_token(client.get("/ui/audit"))}
+                       ).status_code == 403
     assert "New definition" not in text(client.get("/ui/campaigns"))
 
 

@@ -16,7 +16,7 @@ from ..api.campaigns import (close_now, declared_types, launch_definition, remed
 from ..api.common import authorize, clock_now, page_limit, unit_of_work
 from ..campaigns import definitions, review
 from ..campaigns.measures import campaign_measures
-from ..campaigns.schemas import DefinitionBody, SignOffBody
+from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
 from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory.planner import directory_types
@@ -101,6 +101,20 @@ def launch(definition_id: int):
     except ApiError as error:
         return _render_campaigns(error, error.status)
     return redirect(url_for("web.campaign_page", campaign_id=state["id"]))
+
+
+@bp.post("/campaign-definitions/<int:definition_id>/schedule")
+def pause_or_resume(definition_id: int):
+    """Pause a definition's schedule (no launches until resumed), or resume it."""
+    actor = authorize("manage_campaigns")
+    enabled = request.form.get("enabled") == "true"
+    try:
+        with unit_of_work(actor) as (session, ctx):
+            definitions.patch_definition(session, ctx, definition_id, DefinitionPatch(enabled=enabled),
+                                         declared_types())
+    except ApiError as error:
+        return _render_campaigns(error, error.status)
+    return redirect(url_for("web.campaigns"))
 
 
 # -- a new definition ----------------------------------------------------------------------------------
