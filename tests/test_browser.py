@@ -95,6 +95,16 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
     state = client.get(f"/v1/review-items/{cat['id']}", headers=lead).get_json()
     assert (state["decision"], state["decided_by"]) == ("revoke", "user:owen")
 
+    owens = owen_items(client, lead, campaign)
+    ticked = [owens[("user:ann", "editor", "project:p1")]["id"], owens[("group:team", "viewer", "project:p1")]["id"]]
+    for item_id in ticked:  # boxes in each item's card, sent by the one form below them (form="bulk")
+        browser.find_element(By.CSS_SELECTOR, f"#item-{item_id} input[name=items]").click()
+    bulk = browser.find_element(By.ID, "bulk")
+    bulk.find_element(By.CSS_SELECTOR, "input[value=keep]").click()
+    press(browser, bulk.find_element(By.XPATH, ".//button[text()='Decide the ticked items']"))
+    assert "Saved 2 decisions." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert {client.get(f"/v1/review-items/{i}", headers=lead).get_json()["decision"] for i in ticked} == {"keep"}
+
     stylesheet_applied = browser.execute_script(
         "return getComputedStyle(document.querySelector('article.item')).borderTopStyle")
     assert stylesheet_applied == "solid", "the page's own stylesheet is let in"

@@ -388,3 +388,32 @@ def test_an_auditor_signs_reports_of_access_and_decisions_from_the_page(client, 
     assert made[1]["parameters"]["until"].startswith("2026-03-03T00:00:00")
     page = text(client.get("/ui/reports"))
     assert all(f"/ui/reports/{r['id']}/workbook" in page for r in made)
+
+
+def test_a_reviewer_decides_ticked_items_at_once_all_or_nothing(client, lead, campaign, token_for, unchanged):
+    sign_in(client, token_for("user:owen"))
+    queue = f"/ui/reviews?campaign={campaign['id']}"
+    page = client.get(queue)
+    owens = owen_items(client, lead, campaign)
+    ticked = [owens[("user:ann", "editor", "project:p1")]["id"], owens[("user:ben", "editor", "project:p1")]["id"]]
+    assert all(f'name="items" value="{i}" form="bulk"' in text(page) for i in ticked)
+    url = f"/ui/campaigns/{campaign['id']}/decisions"
+    lena_item = next(i for i in items(client, lead, campaign["id"]).values() if i["reviewer"] == "user:lena")
+    with unchanged():
+        unjustified = client.post(url, data={"items": ticked, "decision": "revoke", "next": queue,
+                                             "form_token": form_token(page)})
+        assert unjustified.status_code == 422 and "nothing was written" in text(unjustified)
+        assert 'form="bulk"' in text(unjustified), "the queue is shown again"
+        nothing = client.post(url, data={"decision": "keep", "next": queue, "form_token": form_token(page)})
+        assert nothing.status_code == 400 and "tick the items" in text(nothing)
+        not_owens = client.post(url, data={"items": [*ticked, lena_item["id"]], "decision": "keep", "next": queue,
+                                           "form_token": form_token(page)})
+        assert not_owens.status_code == 404
+    decided = client.post(url, data={"items": ticked, "decision": "revoke", "justification": "project over",
+                                     "next": queue, "form_token": form_token(page)})
+    assert decided.status_code == 302 and decided.headers["Location"] == f"{queue}&saved=2"
+    assert "Saved 2 decisions." in text(client.get(decided.headers["Location"]))
+    for item in ticked:
+        state = client.get(f"/v1/review-items/{item}", headers=lead).get_json()
+        assert (state["decision"], state["justification"], state["decided_by"]) == ("revoke", "project over",
+                                                                                     "user:owen")

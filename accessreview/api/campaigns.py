@@ -128,7 +128,12 @@ def get_campaign(campaign_id: int):
             responses={200: OBJECT, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
 def bulk_decisions(campaign_id: int):
     principal = caller()
-    data = body(BulkDecisions)
+    return json_response(decide_many(principal, campaign_id, body(BulkDecisions)))
+
+
+def decide_many(principal: str, campaign_id: int, data: BulkDecisions) -> dict[str, Any]:
+    """Each item authorized like a single decision (its reviewer, or a security lead's override);
+    then all are written, or none."""
     session = get_session()
     campaign = session.get(Campaign, campaign_id)
     ids = [d.item for d in data.decisions]
@@ -136,7 +141,6 @@ def bulk_decisions(campaign_id: int):
     requests = []
     for decision in data.decisions:
         item = items.get(decision.item)
-        # Each item is authorized like a single decision: its reviewer, or a security lead's override.
         own = item is not None and _may(principal, "decide", item)
         if campaign is None or item is None or item.campaign_id != campaign_id or \
                 not (own or _may(principal, "override", item)):
@@ -146,8 +150,7 @@ def bulk_decisions(campaign_id: int):
         requests.append(review.DecisionRequest(item, decision.decision, decision.justification, not own))
     g.authorization_decision = ("decide", f"campaign:{campaign_id}", True)
     with unit_of_work(principal) as (session, ctx):
-        result = review.decide_many(session, ctx, campaign, requests)
-    return json_response(result)
+        return review.decide_many(session, ctx, campaign, requests)
 
 
 @bp.post("/campaigns/<int:campaign_id>/close")

@@ -4,18 +4,20 @@ recommended, each with its own keep/revoke form), one item with its history, and
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import g, redirect, render_template, request, url_for
 from pydantic import BaseModel
+from werkzeug.datastructures import MultiDict
 from sqlalchemy import select
 
-from ..api.campaigns import decision_target, item_or_404, reassign_item, record_decision
+from ..api.campaigns import decide_many, decision_target, item_or_404, reassign_item, record_decision
 from ..api.common import authorize_object, caller, page_limit
 from ..authz.engine import get_engine
 from ..campaigns import review
-from ..campaigns.schemas import DecisionBody, ReassignBody
+from ..campaigns.schemas import BulkDecisions, DecisionBody, ReassignBody
 from ..db import get_session
-from ..errors import ApiError
+from ..errors import ApiError, BadRequest
 from ..models import Campaign
 from ..validation import RowId, parse_query
 from .blueprint import bp
@@ -26,6 +28,7 @@ class QueueQuery(BaseModel):
     status: Literal["pending", "decided", "all"] = "pending"
     cursor: str | None = None
     done: RowId | None = None  # the item just decided or handed on, to say so
+    saved: int | None = None  # how many were just decided at once
 
 
 @bp.get("/")
@@ -41,15 +44,39 @@ def home():
 def queue():
     me = caller()
     authorize_object("view", f"review_queue:{me}", {"reviewer": me})
-    q = parse_query(QueueQuery, request.args)
+    return _render_queue(me, request.args)
+
+
+def _render_queue(me: str, args, error: ApiError | None = None, status: int = 200):
+    q = parse_query(QueueQuery, args)
     session = get_session()
     page = review.list_items(session, campaign=q.campaign, reviewer=me,
                              status=None if q.status == "all" else q.status, cursor=q.cursor,
                              limit=page_limit(None))
     campaigns = {c.id: c for c in session.scalars(select(Campaign).where(
         Campaign.id.in_({item["campaign_id"] for item in page.items})))}
-    return render_template("queue.html", page=page, campaigns=campaigns, query=q,
-                           summary=review.queue_summary(session, me))
+    return render_template("queue.html", page=page, campaigns=campaigns, query=q, error=error,
+                           summary=review.queue_summary(session, me)), status
+
+
+@bp.post("/campaigns/<int:campaign_id>/decisions")
+def decide_selected(campaign_id: int):
+    """One decision and justification for every ticked item of the queue, all or nothing."""
+    me = caller()
+    authorize_object("view", f"review_queue:{me}", {"reviewer": me})  # a refusal shows the queue again
+    back = _back_to(url_for("web.queue", campaign=campaign_id))
+    ticked = request.form.getlist("items")
+    justification = request.form.get("justification", "").strip() or None
+    try:
+        if not ticked:
+            raise BadRequest("tick the items to decide first", field="items", code="missing_field")
+        data = parse_query(BulkDecisions, {"decisions": [
+            {"item": item, "decision": request.form.get("decision") or None, "justification": justification}
+            for item in ticked]})
+        result = decide_many(me, campaign_id, data)
+    except ApiError as error:
+        return _render_queue(me, MultiDict(parse_qsl(urlsplit(back).query)), error, error.status)
+    return redirect(f"{back}{'&' if '?' in back else '?'}saved={result['decided']}")
 
 
 @bp.get("/review-items/<int:item_id>")
