@@ -135,6 +135,9 @@ def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, t
         assert hidden_origin.status_code == 403, "a sandboxed frame elsewhere sends Origin: null"
     assert client.post(url, data={"decision": "keep", "form_token": token},
                        headers={"Origin": "http://localhost"}).status_code == 302
+    # Behind a proxy that sends a Host of its own, the public address is ours too.
+    assert client.post(url, data={"decision": "revoke", "justification": "moved", "form_token": token},
+                       headers={"Origin": PUBLIC_URL, "Host": "app-1.internal:8000"}).status_code == 302
 
 
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):

@@ -17,12 +17,12 @@ from flask import Response, current_app, g, redirect, render_template, request, 
 
 from ..api.common import clock_now, public, unit_of_work
 from ..authz.engine import SERVICE_RESOURCE
-from ..db import get_session
 from ..audit import WriteContext
+from ..db import get_session
 from ..errors import BadRequest, Forbidden
 from ..notify import Message, Notifier
 from ..signin import LINK_LIFETIME, SESSION_LIFETIME, end_session, issue_link, link_holder, redeem_link
-from ..tokens import live_token
+from ..tokens import TOKEN_PREFIX, live_token
 from .blueprint import bp
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def _principal_of(token: str) -> str | None:
     engine = current_app.extensions["authz"]
     secret, now = current_app.config["SECRET_KEY"], clock_now()
     record = live_token(engine.snapshot().index.tokens, secret, token, now)
-    if record is None:
+    if record is None and token.startswith(TOKEN_PREFIX):
         record = live_token(engine.refresh(timeout=engine.stale_wait).index.tokens, secret, token, now)
     return record.principal if record is not None else None
 
@@ -58,9 +58,11 @@ def safe_next(value: str | None) -> str:
 
 
 def _same_origin() -> bool:
-    """A browser names the page a form came from (Origin, else Referer); it must be one of ours."""
+    """A browser names the page a form came from (Origin, else Referer); it must be one of ours: the
+    host asked, or the public address (a proxy in front may pass on a Host of its own)."""
     source = request.headers.get("Origin") or request.headers.get("Referer")
-    return source is None or urlsplit(source).netloc == request.host
+    ours = {request.host, urlsplit(current_app.config["PUBLIC_URL"]).netloc}
+    return source is None or urlsplit(source).netloc in ours
 
 
 @bp.before_request
