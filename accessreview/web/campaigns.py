@@ -1,23 +1,23 @@
 """A security lead's pages: campaigns and their progress, who is behind, every item, and the steps
-that end a campaign (close, sign off, retry remediation); definitions with a launch button. Auditors
-may look; only those who may manage campaigns see the buttons, and the policy is asked again on
-every press."""
+that end a campaign (close, sign off, retry remediation); definitions, to launch, pause or resume,
+and a form for new ones. Auditors may look; only those who may manage campaigns see the buttons,
+and the policy is asked again on every press."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from flask import redirect, render_template, request, url_for
-from werkzeug.datastructures import MultiDict
 from pydantic import BaseModel
+from werkzeug.datastructures import MultiDict
 
 from ..api.campaigns import (close_now, declared_types, launch_definition, remediate_and_report,
                              sign_off_and_remediate)
 from ..api.common import authorize, clock_now, page_limit, unit_of_work
+from ..authz.engine import get_engine
 from ..campaigns import definitions, review
 from ..campaigns.measures import campaign_measures
 from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
-from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory.planner import directory_types
 from ..errors import ApiError
