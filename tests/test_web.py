@@ -420,3 +420,16 @@ def test_a_reviewer_decides_ticked_items_at_once_all_or_nothing(client, lead, ca
         state = client.get(f"/v1/review-items/{item}", headers=lead).get_json()
         assert (state["decision"], state["justification"], state["decided_by"]) == ("revoke", "project over",
                                                                                      "user:owen")
+
+
+def test_an_auditor_pages_through_the_decision_log(client, auditor, portal, campaign, token_for):
+    for actor, resource in (("user:ann", "project:p1"), ("user:cat", "project:p1"), ("user:ann", "document:d1")):
+        client.post("/v1/authorize", json={"actor": actor, "action": "read", "resource": resource}, headers=portal)
+    sign_in(client, auditor)
+    everything = text(client.get("/ui/decisions"))
+    assert everything.count("<td>user:ann</td>") == 2 and everything.count("<td>user:cat</td>") == 1
+    denied = text(client.get("/ui/decisions?actor=user:cat&allowed=false&resource="))
+    assert "<td>user:cat</td>" in denied and "denied</span>" in denied and "<td>user:ann</td>" not in denied
+    assert client.get("/ui/decisions?since=last+week").status_code == 400
+    sign_in(client, token_for("user:owen"))
+    assert client.get("/ui/decisions").status_code == 403

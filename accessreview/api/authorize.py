@@ -216,7 +216,11 @@ def _page(keys: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
             tag="authorization", responses={200: shapes.DecisionPage, **ERRORS})
 def decisions():
     authorize("read_decisions")
-    q = query(DecisionQuery)
+    return json_response(decision_log_page(query(DecisionQuery)))
+
+
+def decision_log_page(q: DecisionQuery) -> dict[str, Any]:
+    """One page of the decision log (the caller may read decisions)."""
     current_app.extensions["decisions"].flush()  # what this process has buffered is part of the answer
     after = None
     if q.cursor:
@@ -228,7 +232,7 @@ def decisions():
     rows, last = decision_page(get_session(), since=q.since, until=q.until, after=after, limit=page_limit(q.limit),
                                actor=q.actor, resource=q.resource, allowed=q.allowed)
     next_cursor = encode_cursor([as_utc(last[0]).isoformat(), last[1]]) if last else None
-    return json_response({"items": [_decision(d) for d in rows], "next_cursor": next_cursor})
+    return {"items": [_decision(d) for d in rows], "next_cursor": next_cursor}
 
 
 def _decision(d: Decision) -> dict[str, Any]:

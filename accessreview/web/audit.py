@@ -1,11 +1,12 @@
-"""An auditor's view of the audit trail: every state change in chain order, filtered, and a button
-that walks the whole hash chain as `accessreview audit verify` does."""
+"""An auditor's views: the audit trail (every state change in chain order, filtered, and a button
+that walks the whole hash chain as `accessreview audit verify` does) and the decision log."""
 
 from __future__ import annotations
 
 from flask import render_template, request
 
 from ..api.audit import AuditQuery
+from ..api.authorize import DecisionQuery, decision_log_page
 from ..api.common import authorize, page_limit
 from ..audit import events_page, verify_chain
 from ..db import get_session
@@ -30,3 +31,12 @@ def _render_trail(report=None):
     page = events_page(get_session(), target=q.target, actor=q.actor, action=q.action, since=q.since, until=q.until,
                        cursor=q.cursor, limit=page_limit(q.limit))
     return render_template("audit.html", page=page, query=q, report=report)
+
+
+@bp.get("/decisions")
+def decision_log():
+    """The portal's authorization decisions, filtered; a filtered page may come back short (its scan
+    is bounded in time), with a link to read on."""
+    authorize("read_decisions")
+    q = parse_query(DecisionQuery, {key: value for key, value in request.args.items() if value != ""})
+    return render_template("decisions.html", page=decision_log_page(q), query=q)
