@@ -347,7 +347,7 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
     assert "New definition" not in text(client.get("/ui/campaigns"))
 
 
-def test_an_auditor_reads_and_verifies_the_audit_trail(client, lead, campaign, auditor, db):
+def test_an_auditor_reads_and_verifies_the_audit_trail(client, lead, campaign, auditor, portal, db):
     from test_audit import tamper
 
     sign_in(client, auditor)
@@ -360,6 +360,10 @@ def test_an_auditor_reads_and_verifies_the_audit_trail(client, lead, campaign, a
     broken = client.post("/ui/audit/verify", data={"form_token": form_token(page)})
     assert "The chain is broken</strong> at seq 2" in text(broken) and "edited" in text(broken)
     assert client.get("/ui/audit?since=yesterday").status_code == 400
+    assert client.put("/v1/principals/user:ann", json={"name": "Ann Smith", "email": "ann@example.com",
+                                                       "manager": "user:mia"}, headers=portal).status_code == 200
+    edit = text(client.get("/ui/audit?action=principal.updated&target=user:ann"))
+    assert "name: Ann → Ann Smith" in edit and "email:" not in edit, "an edit shows only what changed"
 
     sign_in(client, lead)  # security leads read it too
     assert client.get("/ui/audit").status_code == 200

@@ -63,3 +63,18 @@ def _plain(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "none"
     return str(value)
+
+
+@bp.app_template_filter("change")
+def _change(event: dict) -> str:
+    """What an audit event changed: for an edit, only the fields that differ, as ``old → new``."""
+    before, after = event.get("before") or {}, event.get("after") or {}
+    if before and after and isinstance(before, dict) and isinstance(after, dict):
+        keys = [key for key in after if before.get(key) != after[key]] + [key for key in before if key not in after]
+        return " · ".join(f"{key.replace('_', ' ')}: {_plain(before.get(key))} → {_plain(after.get(key))}"
+                          for key in keys) or "no field changed"
+    shown = after or before
+    if isinstance(shown, dict):
+        return " · ".join(f"{key.replace('_', ' ')}: {_plain(value)}" for key, value in shown.items()
+                          if value is not None)
+    return _plain(shown)
