@@ -115,7 +115,8 @@ class AuthzEngine:
         try:
             self.refresh()
         except DatabaseError as exc:
-            log.warning("directory not preloaded: %s", exc)
+            log.warning("directory not preloaded (is the database migrated? `accessreview db upgrade` migrates it; "
+                        "/readyz reports what is missing): %s", exc)
 
     def refresh_if_loaded(self) -> None:
         """After a write in this process: move the snapshot on now, if this process keeps one."""
@@ -254,8 +255,10 @@ def init_app(app: Flask) -> None:
         session.commit()
     except DatabaseError:  # not migrated yet: `db upgrade` records it; /readyz says what is missing
         session.rollback()
-        log.warning("the database is not migrated yet: `accessreview db upgrade` migrates it and records "
-                    "this policy version's load; /readyz reports what is missing")
+        # Not a warning: the app is made for `accessreview db upgrade` too, just before it migrates
+        # (a newcomer's first start printed this). A server says so as it preloads, and /readyz.
+        log.debug("the database is not migrated yet: `accessreview db upgrade` migrates it and records "
+                  "this policy version's load; /readyz reports what is missing")
     finally:
         session.close()
 
