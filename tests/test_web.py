@@ -437,3 +437,13 @@ def test_an_auditor_pages_through_the_decision_log(client, auditor, portal, camp
     assert client.get("/ui/decisions?since=last+week").status_code == 400
     sign_in(client, token_for("user:owen"))
     assert client.get("/ui/decisions").status_code == 403
+
+
+def test_what_people_typed_is_shown_as_text_never_as_markup(client, lead, campaign, token_for):
+    sign_in(client, token_for("user:owen"))
+    ann = owen_items(client, lead, campaign)[("user:ann", "editor", "project:p1")]
+    page = client.get(f"/ui/review-items/{ann['id']}")
+    client.post(f"/ui/review-items/{ann['id']}/decision", data={
+        "decision": "keep", "justification": "<script>alert(1)</script>", "form_token": form_token(page)})
+    shown = text(client.get(f"/ui/review-items/{ann['id']}"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "<script>" not in shown
