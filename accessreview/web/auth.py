@@ -23,7 +23,7 @@ from ..errors import BadRequest, Forbidden
 from ..notify import Message, Notifier
 from ..signin import LINK_LIFETIME, SESSION_LIFETIME, end_session, issue_link, link_holder, redeem_link
 from ..tokens import TOKEN_PREFIX, live_token
-from .blueprint import bp
+from .blueprint import bp, to_sign_in
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,7 @@ def _sign_in_required():
     token = request.cookies.get(COOKIE, "")
     principal = _principal_of(token) if token else None
     if principal is None:
-        g.authorization_decision = ("sign_in", "web", False)
-        next_page = request.full_path.rstrip("?") if request.method == "GET" else HOME
-        return redirect(url_for("web.sign_in", next=next_page))
+        return to_sign_in()
     g.caller, g.web_token = principal, token
     if request.method == "POST" and not hmac.compare_digest(request.form.get("form_token", ""), form_token(token)):
         g.authorization_decision = ("submit", "web", False)

@@ -34,11 +34,17 @@ def _headers(response):
     return response
 
 
+def to_sign_in():
+    """Off to the sign-in page, and back here afterwards (to the start page after a form)."""
+    g.authorization_decision = ("sign_in", "web", False)  # a deny: the guard's record of it
+    back = request.full_path.rstrip("?") if request.method == "GET" else "/ui/"
+    return redirect(url_for("web.sign_in", next=back))
+
+
 @bp.errorhandler(ApiError)
 def _error_page(error: ApiError):
     if error.status == 401:
-        g.authorization_decision = ("sign_in", "web", False)  # a deny: the guard's record of it
-        return redirect(url_for("web.sign_in", next=request.full_path.rstrip("?")))
+        return to_sign_in()
     return render_template("error.html", error=error), error.status
 
 

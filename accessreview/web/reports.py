@@ -1,5 +1,6 @@
 """An auditor's page: the signed reports, their downloads (audited, as through the API), the public
-keys that signed them, and a form that verifies a workbook against its signature."""
+keys that signed them, a form that verifies a workbook against its signature, and forms that sign
+ad-hoc evidence (who has what now; the decision log over some days)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ def decisions_report():
 
 def _day(text: str | None, field: str) -> date:
     try:
-        return date.fromisoformat((text or "").strip())
+        day = date.fromisoformat((text or "").strip())
     except ValueError:
-        raise BadRequest("give a day as YYYY-MM-DD", field=field, code="invalid_value") from None
+        day = None
+    if day is None or day == date.max:  # the day after it would not fit
+        raise BadRequest("give a day as YYYY-MM-DD", field=field, code="invalid_value")
+    return day
