@@ -450,3 +450,23 @@ def test_what_people_typed_is_shown_as_text_never_as_markup(client, lead, campai
         "decision": "keep", "justification": "<script>alert(1)</script>", "form_token": form_token(page)})
     shown = text(client.get(f"/ui/review-items/{ann['id']}"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "<script>" not in shown
+
+
+def test_a_security_lead_explores_who_has_access_and_why(client, lead, directory, token_for):  # noqa: F811
+    sign_in(client, lead)
+    project = text(client.get("/ui/access?resource=project:p1"))
+    # Ann (editor), Ben (editor, and viewer through group:team), Owen (admin of the organization).
+    for who in ("user:ann", "user:ben", "user:owen"):
+        assert f">{who}</a>" in project
+    assert "user:cat" not in project.split("<tbody>")[1], "disabled: no permission at all"
+    assert re.search(r"grant \d+: user:owen is admin on organization:acme", project)
+    ben = text(client.get("/ui/access?principal=user:ben"))
+    assert ">group:team</a>" in ben and ">document:d1</a>" in ben and ">project:p1</a>" in ben
+    why = text(client.get("/ui/access?principal=user:cat&resource=document:d1&action=read"))
+    assert "denied</span>" in why and "principal disabled" in why
+    why = text(client.get("/ui/access?principal=user:ann&resource=document:d1&action=edit"))
+    assert "allowed</span>" in why and "granted" in why
+    assert client.get("/ui/access?resource=project:nowhere").status_code == 404
+    assert client.get("/ui/access?resource=not-a-key").status_code == 400
+    sign_in(client, token_for("user:owen"))
+    assert client.get("/ui/access?resource=project:p1").status_code == 403
