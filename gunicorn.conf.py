@@ -10,6 +10,9 @@ worker_class = "sync"
 preload_app = True
 accesslog = None  # the app writes its own JSON request log
 timeout = 30
+# gunicorn 25.1+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl), which two
+# servers on one host would fight over; nothing here uses it. (Older gunicorns ignore the setting.)
+control_socket_disable = True
 
 
 def when_ready(server):
