@@ -8,7 +8,9 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 
+from accessreview.models import ServiceToken
 from accessreview.scheduler import run_once
 from test_campaigns import definition, directory, items, launch  # noqa: F401 (directory: a fixture)
 
@@ -470,3 +472,29 @@ def test_a_security_lead_explores_who_has_access_and_why(client, lead, directory
     assert client.get("/ui/access?resource=not-a-key").status_code == 400
     sign_in(client, token_for("user:owen"))
     assert client.get("/ui/access?resource=project:p1").status_code == 403
+
+
+def test_an_admin_makes_lists_and_revokes_tokens(client, admin, lead, make_principal, token_for, db):
+    make_principal("service:portal", name="Client portal")
+    sign_in(client, admin)
+    page = client.get("/ui/tokens")
+    assert page.status_code == 200 and "user:ada" in text(page) and "user:lena" in text(page)
+    token = form_token(page)
+    unknown = client.post("/ui/tokens", data={"principal": "service:ghost", "expires_in": "90d", "form_token": token})
+    assert unknown.status_code == 422 and 'value="service:ghost"' in text(unknown)
+    assert client.post("/ui/tokens", data={"principal": "service:portal", "expires_in": "soon",
+                                           "form_token": token}).status_code == 400
+    made = client.post("/ui/tokens", data={"principal": "service:portal", "expires_in": "90d",
+                                           "description": "portal, production", "form_token": token})
+    secret = re.search(r'<code class="secret">(ar_[^<]+)</code>', text(made)).group(1)
+    assert client.get("/v1/directory/status", headers={"Authorization": f"Bearer {secret}"}).status_code == 403
+    assert secret not in text(client.get("/ui/tokens")), "shown once"
+
+    [lenas] = db.scalars(select(ServiceToken.id).where(ServiceToken.principal_key == "user:lena")).all()
+    assert f"/ui/tokens/{lenas}/revoke" in text(client.get("/ui/tokens?principal=user:lena"))
+    assert client.post(f"/ui/tokens/{lenas}/revoke", data={"form_token": token}).status_code == 302
+    assert client.get("/v1/campaigns", headers=lead).status_code == 401, "revoked: it stops at once"
+    assert "user:lena" not in text(client.get("/ui/tokens?principal=user:lena")).split("<tbody>")[1]
+    assert "user:lena" in text(client.get("/ui/tokens?principal=user:lena&all=true")).split("<tbody>")[1]
+    sign_in(client, token_for("user:lena", "security_lead"))
+    assert client.get("/ui/tokens").status_code == 403, "admins only"

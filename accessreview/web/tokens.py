@@ -1,0 +1,70 @@
+"""An admin's page of bearer tokens: who holds which (never a secret, but the one just made), new
+ones, and revocation, which also ends a person's web sessions at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app, redirect, render_template, request, url_for
+
+from ..api.common import authorize, clock_now, unit_of_work
+from ..clock import as_utc
+from ..db import get_session
+from ..directory.schemas import PrincipalKey
+from ..errors import ApiError
+from ..tokens import create_token, list_tokens, parse_duration, revoke_token
+from ..validation import Strict, parse_query
+from .blueprint import bp
+
+
+class TokensQuery(Strict):
+    principal: PrincipalKey | None = None
+    all: bool = False  # revoked and expired ones too
+
+
+@bp.get("/tokens")
+def tokens():
+    authorize("manage_tokens")
+    return _render_tokens()
+
+
+def _render_tokens(made: str | None = None, error: ApiError | None = None, status: int = 200):
+    q = parse_query(TokensQuery, {key: value for key, value in request.args.items() if value})
+    now = clock_now()
+    listed = [t for t in reversed(list_tokens(get_session(), q.principal)) if q.all or _live(t, now)]
+    return render_template("tokens.html", tokens=listed, query=q, made=made, error=error,
+                           form=request.form), status
+
+
+def _live(token: dict[str, Any], now: datetime) -> bool:
+    expires = token["expires_at"]
+    return token["revoked_at"] is None and (expires is None or as_utc(datetime.fromisoformat(expires)) > now)
+
+
+@bp.post("/tokens")
+def make_token():
+    """A new token, shown on the page once: only its hash is kept."""
+    actor = authorize("manage_tokens")
+    principal = request.form.get("principal", "").strip()
+    expires_in = request.form.get("expires_in", "").strip()
+    try:
+        with unit_of_work(actor) as (session, ctx):
+            lifetime = parse_duration(expires_in) if expires_in else None
+            token, _ = create_token(session, ctx, current_app.config["SECRET_KEY"], principal, lifetime,
+                                    request.form.get("description", "").strip() or None)
+    except ApiError as error:
+        return _render_tokens(error=error, status=error.status)
+    return _render_tokens(made=token)
+
+
+@bp.post("/tokens/<token_id>/revoke")
+def revoke(token_id: str):
+    actor = authorize("manage_tokens")
+    try:
+        with unit_of_work(actor) as (session, ctx):
+            revoke_token(session, ctx, token_id)
+    except ApiError as error:
+        return _render_tokens(error=error, status=error.status)
+    return redirect(request.form.get("next") if (request.form.get("next") or "").startswith("/ui/tokens")
+                    else url_for("web.tokens"))
