@@ -1,16 +1,19 @@
-"""Campaign benchmark: launch a review over 200,000 grants, then 1,000 bulk decisions.
+"""Campaign benchmark: launch a review over 200,000 grants, then 1,000 bulk decisions, then the web
+pages people open on such a campaign.
 
     .venv/bin/python bench/campaign.py
 
 Uses bench/authorize.py's directory (10,000 users; 100 organizations x 20 projects x 50 documents)
 scaled to 200,000 grants, in a fresh SQLite file. Prints the launch time and the process's peak
-resident memory, and the time of one request of 1,000 decisions through the API.
+resident memory, the time of one request of 1,000 decisions through the API, and the median time of
+the campaign page (its measures read every item), the busiest reviewer's queue page and an item page.
 """
 
 from __future__ import annotations
 
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +32,7 @@ from accessreview.campaigns.schemas import DefinitionBody  # noqa: E402
 from accessreview.directory import service  # noqa: E402
 from accessreview.directory.schemas import GrantBody, PrincipalBody  # noqa: E402
 from accessreview.models import ReviewItem  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from accessreview.tokens import create_token  # noqa: E402
 
 
@@ -75,7 +79,13 @@ def main() -> None:
               f"memory {rss_mb():.0f} MB (before the launch: {before:.0f} MB)")
         ids = [i for (i,) in session.query(ReviewItem.id).filter(ReviewItem.campaign_id == campaign.id)
                .order_by(ReviewItem.id).limit(1000)]
+        reviewer, reviewer_items = session.execute(
+            select(ReviewItem.reviewer, func.count()).where(ReviewItem.campaign_id == campaign.id)
+            .group_by(ReviewItem.reviewer).order_by(func.count().desc()).limit(1)).one()
+        reviewer_token, _ = create_token(session, WriteContext("bench", NOW), SECRET, reviewer)
+        session.commit()
         session.close()
+        engine.refresh()
 
     client = app.test_client()
     body = {"decisions": [{"item": i, "decision": "keep"} for i in ids]}
@@ -85,6 +95,22 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     assert response.status_code == 200, response.get_json()
     print(f"1,000 bulk decisions (one request, as a security lead's override): {seconds:.2f} s")
+
+    lead_pages, reviewer_pages = app.test_client(), app.test_client()
+    lead_pages.post("/ui/sign-in/token", data={"token": token})
+    reviewer_pages.post("/ui/sign-in/token", data={"token": reviewer_token})
+    for pages, what, url in (
+            (lead_pages, "the campaign page (its measures read all items)", f"/ui/campaigns/{campaign.id}"),
+            (reviewer_pages, f"the queue page of the busiest reviewer ({reviewer_items:,} items, 100 a page)",
+             f"/ui/reviews?campaign={campaign.id}"),
+            (lead_pages, "an item page", f"/ui/review-items/{ids[-1]}")):
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            response = pages.get(url)
+            times.append(time.perf_counter() - t0)
+            assert response.status_code == 200, response.status_code
+        print(f"web: {what}: median {statistics.median(times) * 1000:.0f} ms of 5")
 
 
 if __name__ == "__main__":
