@@ -6,7 +6,7 @@ pages people open on such a campaign.
 Uses bench/authorize.py's directory (10,000 users; 100 organizations x 20 projects x 50 documents)
 scaled to 200,000 grants, in a fresh SQLite file. Prints the launch time and the process's peak
 resident memory, the time of one request of 1,000 decisions through the API, and the median time of
-the campaign page (its measures read every item), the busiest reviewer's queue page and an item page.
+the campaign page (its measures count every item), the busiest reviewer's queue page and an item page.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def main() -> None:
     lead_pages.post("/ui/sign-in/token", data={"token": token})
     reviewer_pages.post("/ui/sign-in/token", data={"token": reviewer_token})
     for pages, what, url in (
-            (lead_pages, "the campaign page (its measures read all items)", f"/ui/campaigns/{campaign.id}"),
+            (lead_pages, "the campaign page (its measures count all items)", f"/ui/campaigns/{campaign.id}"),
             (reviewer_pages, f"the queue page of the busiest reviewer ({reviewer_items:,} items, 100 a page)",
              f"/ui/reviews?campaign={campaign.id}"),
             (lead_pages, "an item page", f"/ui/review-items/{ids[-1]}")):

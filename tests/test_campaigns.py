@@ -339,6 +339,17 @@ def test_measures(client, lead, directory, token_for, clock):
     assert client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()["overdue"] == 5
     overall = client.get("/v1/metrics/reviews", headers=lead).get_json()
     assert overall["campaigns"] == 1 and overall["open"] == 1
+    # One more decided by hand, late; the rest by the no-response rule at the close.
+    late = items(client, lead, campaign["id"])[("user:ben", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{late['id']}/decision", json={"decision": "revoke", "justification": "gone"},
+                headers=owen)
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    closed = client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()
+    assert (closed["decided"], closed["keep"], closed["revoke"], closed["automated"]) == (6, 1, 1, 4)
+    assert closed["overdue"] == 1, "decided by hand after the due date"
+    assert closed["median_hours_to_decision"] == (5 + (5 + 20 * 24)) / 2  # at 5 h and 20 days later
+    # Owen (five items, two by hand) and Lena (the fallback for Owen's own grant, none by hand).
+    assert (closed["reviewers"], closed["reviewer_completion_percent"]) == (2, 0.0)
 
 
 def test_stages_pass_a_kept_item_to_the_next_reviewer(client, lead, directory, token_for):

@@ -7,65 +7,65 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from ..clock import as_utc
 from ..models import Campaign, ReviewEvent, ReviewItem
 
+REMEDIATION_STATES = ("pending", "applied", "verified", "failed")
+
 
 def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:
-    """One pass over the items (streamed: a campaign may hold hundreds of thousands)."""
+    """Counted by the database (a campaign may hold hundreds of thousands of items); only the times of
+    decisions made by hand come back, for their median."""
+    of_campaign = ReviewItem.campaign_id == campaign.id
     changes = session.scalar(select(func.count()).select_from(ReviewEvent).join(ReviewItem).where(
-        ReviewItem.campaign_id == campaign.id, ReviewEvent.kind.in_(("changed", "overridden")))) or 0
+        of_campaign, ReviewEvent.kind.in_(("changed", "overridden")))) or 0
     launched, due = as_utc(campaign.launched_at), as_utc(campaign.due_at)
     late_now = now > due and campaign.status == "open"
-    counts: Counter[str] = Counter()
-    remediation: Counter[str] = Counter()
-    reviewers: dict[str | None, bool] = {}  # reviewer of record -> decided all of theirs by hand
-    hours: list[float] = []
-    session.flush()  # Core reads below do not autoflush; the ORM's row handling would double their time
-    for status, decision, automated, reviewer, decided_at, escalated_at, remediation_state, overridden in \
-            session.connection().execute(select(
-                ReviewItem.status, ReviewItem.decision, ReviewItem.automated_rule, ReviewItem.reviewer_of_record,
-                ReviewItem.decided_at, ReviewItem.escalated_at, ReviewItem.remediation_state, ReviewItem.overridden)
-                .where(ReviewItem.campaign_id == campaign.id).execution_options(yield_per=5000)):
-        counts["items"] += 1
-        human = status == "decided" and automated is None
-        counts["decided"] += status == "decided"
-        counts["automated"] += automated is not None
-        counts["keep"] += human and decision == "keep"
-        counts["revoke"] += human and decision == "revoke"
-        counts["overridden"] += bool(overridden)
-        counts["escalated"] += escalated_at is not None
-        counts["pending"] += status == "pending"
-        if human:
-            hours.append((as_utc(decided_at) - launched).total_seconds() / 3600)
-            counts["late"] += as_utc(decided_at) > due
-        reviewers[reviewer] = reviewers.get(reviewer, True) and human
-        if remediation_state:
-            remediation[remediation_state] += 1
-    total = counts["items"]
+    human = and_(ReviewItem.status == "decided", ReviewItem.automated_rule.is_(None))
+    reviewer = func.coalesce(ReviewItem.reviewer_of_record, "")  # items with none count as one reviewer
+    counts = {
+        "decided": ReviewItem.status == "decided", "automated": ReviewItem.automated_rule.is_not(None),
+        "keep": and_(human, ReviewItem.decision == "keep"), "revoke": and_(human, ReviewItem.decision == "revoke"),
+        "overridden": ReviewItem.overridden.is_(True), "escalated": ReviewItem.escalated_at.is_not(None),
+        "pending": ReviewItem.status == "pending", "late": and_(human, ReviewItem.decided_at > campaign.due_at),
+        **{f"remediation {state}": ReviewItem.remediation_state == state for state in REMEDIATION_STATES},
+    }
+    session.flush()  # the reads below are Core statements, which do not autoflush
+    counted = session.connection().execute(select(
+        func.count().label("items"),
+        *(func.coalesce(func.sum(case((condition, 1), else_=0)), 0).label(name) for name, condition in counts.items()),
+        func.count(reviewer.distinct()).label("reviewers"),
+        # reviewers of record with an item not decided by hand
+        func.count(case((~human, reviewer)).distinct()).label("reviewers_unfinished"),
+    ).where(of_campaign)).one()
+    row = {name: int(value) for name, value in counted._mapping.items()}  # PostgreSQL's sums may be numeric
+    total, decided, pending = row["items"], row["decided"], row["pending"]
+    hours = [(as_utc(decided_at) - launched).total_seconds() / 3600 for (decided_at,) in session.connection().execute(
+        select(ReviewItem.decided_at).where(of_campaign, human).execution_options(yield_per=5000))]
+    remediation = {state: row[f"remediation {state}"] for state in REMEDIATION_STATES if row[f"remediation {state}"]}
     return {
         "campaign": campaign.id,
         "status": campaign.status,
         "items": total,
-        "decided": counts["decided"],
-        "decided_percent": round(100 * counts["decided"] / total, 1) if total else 100.0,
-        "keep": counts["keep"],
-        "revoke": counts["revoke"],
-        "automated": counts["automated"],
-        "overridden": counts["overridden"],
-        "overdue": counts["pending"] if late_now else counts["late"],
-        "escalated": counts["escalated"],
+        "decided": decided,
+        "decided_percent": round(100 * decided / total, 1) if total else 100.0,
+        "keep": row["keep"],
+        "revoke": row["revoke"],
+        "automated": row["automated"],
+        "overridden": row["overridden"],
+        "overdue": pending if late_now else row["late"],
+        "escalated": row["escalated"],
         "median_hours_to_decision": round(statistics.median(hours), 2) if hours else None,
         "cycle_hours": round((as_utc(campaign.signed_off_at) - launched).total_seconds() / 3600, 2)
         if campaign.signed_off_at else None,
-        "reviewers": len(reviewers),
-        "reviewer_completion_percent": round(100 * sum(reviewers.values()) / len(reviewers), 1)
-        if reviewers else 100.0,
+        "reviewers": row["reviewers"],
+        "reviewer_completion_percent": round(100 * (row["reviewers"] - row["reviewers_unfinished"]) / row["reviewers"],
+                                             1) if row["reviewers"] else 100.0,
         "corrections": {"decisions_changed": changes, "remediation_failures": remediation.get("failed", 0)},
-        "remediation": dict(remediation),
+        "remediation": remediation,
         "access_removed": remediation.get("verified", 0),
     }
 
