@@ -16,8 +16,8 @@ from urllib.parse import urlencode, urlsplit
 from flask import Response, current_app, g, redirect, render_template, request, url_for
 
 from ..api.common import clock_now, public, unit_of_work
-from ..authz.engine import SERVICE_RESOURCE
 from ..audit import WriteContext
+from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
 from ..notify import Message, Notifier

@@ -11,8 +11,7 @@ from flask import redirect, render_template, request, url_for
 from pydantic import BaseModel
 from werkzeug.datastructures import MultiDict
 
-from ..api.campaigns import (close_now, declared_types, launch_definition, remediate_and_report,
-                             sign_off_and_remediate)
+from ..api.campaigns import close_now, declared_types, launch_definition, remediate_and_report, sign_off_and_remediate
 from ..api.common import authorize, clock_now, page_limit, unit_of_work
 from ..authz.engine import get_engine
 from ..campaigns import definitions, review

@@ -1,5 +1,6 @@
 """A reviewer's pages: the queue (every item with what it gives, how it was used, and what is
-recommended, each with its own keep/revoke form), one item with its history, and delegation."""
+recommended, each with its own keep/revoke form, and ticked items decided at once), one item with
+its history, and delegation."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import g, redirect, render_template, request, url_for
 from pydantic import BaseModel
-from werkzeug.datastructures import MultiDict
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from ..api.campaigns import decide_many, decision_target, item_or_404, reassign_item, record_decision
 from ..api.common import authorize_object, caller, page_limit
@@ -92,7 +93,7 @@ def _render_item(item, error: ApiError | None = None, submitted: dict[str, Any] 
     attributes = {"reviewer": item.reviewer}
     key = f"review_item:{item.id}"
     allowed = {permission: engine.is_allowed_on_object(me, permission, key, attributes)
-           for permission in ("decide", "override", "reassign")}
+               for permission in ("decide", "override", "reassign")}
     return render_template("item.html", item=review.item_state(item), history=review.item_history(session, item.id),
                            campaign=review.get_campaign(session, item.campaign_id), allowed=allowed, error=error,
                            submitted=submitted or {}), status
