@@ -179,7 +179,9 @@ def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, l
     assert url in text(listing) and "Launch now" in text(listing)
     page = client.get(url)
     assert "0 of 6 decided" in text(page) and "Close now" in text(page) and "Sign off" not in text(page)
-    assert re.search(r'<td>user:owen</td><td class="num">5</td><td class="num">0</td>', text(page))
+    assert re.search(r'>user:owen</a></td><td class="num">5</td><td class="num">0</td>', text(page))
+    owens = text(client.get(f"{url}?reviewer=user:owen&status=pending"))
+    assert "Items of user:owen" in owens and owens.count("<td>user:owen</td>") == 5 and "<td>user:lena</td>" not in owens
     token = form_token(page)
     early = client.post(f"{url}/sign-off", data={"statement": "all good", "form_token": token})
     assert early.status_code == 409 and "still open" in text(early)

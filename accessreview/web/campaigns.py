@@ -27,6 +27,7 @@ from .blueprint import bp
 
 class ItemsQuery(BaseModel):
     status: Literal["pending", "decided", "all"] = "all"
+    reviewer: str | None = None  # one reviewer's items, to chase them
     cursor: str | None = None
 
 
@@ -53,8 +54,8 @@ def campaign_page(campaign_id: int):
 def _render_campaign(campaign_id: int, error: ApiError | None = None, statement: str = "", status: int = 200):
     session = get_session()
     campaign = review.get_campaign(session, campaign_id)
-    q = parse_query(ItemsQuery, request.args)
-    items = review.list_items(session, campaign=campaign_id, reviewer=None,
+    q = parse_query(ItemsQuery, {key: value for key, value in request.args.items() if value})
+    items = review.list_items(session, campaign=campaign_id, reviewer=q.reviewer,
                               status=None if q.status == "all" else q.status, cursor=q.cursor, limit=page_limit(None))
     return render_template("campaign.html", campaign=review.campaign_state(campaign),
                            measures=campaign_measures(session, campaign, clock_now()),
