@@ -21,7 +21,15 @@ from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
 from ..notify import Message, Notifier
-from ..signin import LINK_LIFETIME, SESSION_LIFETIME, end_session, issue_link, link_holder, redeem_link
+from ..signin import (
+    LINK_LIFETIME,
+    SESSION_LIFETIME,
+    active_user_with_email,
+    end_session,
+    issue_link,
+    link_holder,
+    redeem_link,
+)
 from ..tokens import TOKEN_PREFIX, live_token
 from .blueprint import bp, to_sign_in
 
@@ -123,8 +131,10 @@ def email_link():
     if "@" not in email or len(email) > 320:
         return render_template("sign_in.html", next=next_page, email=email, error=(
             "email", "Give the e-mail address your account has, like ann@example.com.")), 400
-    with unit_of_work("web:sign-in") as (session, ctx):
-        link = issue_link(session, ctx, current_app.config["SECRET_KEY"], email)
+    link = None
+    if active_user_with_email(get_session(), email) is not None:  # nobody: no write, no lock
+        with unit_of_work("web:sign-in") as (session, ctx):
+            link = issue_link(session, ctx, current_app.config["SECRET_KEY"], email)
     if link is not None:
         _send_link(link.principal, link.address, link.token, next_page)
     return render_template("link_sent.html", email=email, minutes=int(LINK_LIFETIME.total_seconds() // 60))
