@@ -21,15 +21,8 @@ from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
 from ..notify import Message, Notifier
-from ..signin import (
-    LINK_LIFETIME,
-    SESSION_LIFETIME,
-    active_user_with_email,
-    end_session,
-    issue_link,
-    link_holder,
-    redeem_link,
-)
+from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, active_user_with_email, end_session, issue_link, link_holder,
+                      redeem_link)
 from ..tokens import TOKEN_PREFIX, live_token
 from .blueprint import bp, to_sign_in
 
