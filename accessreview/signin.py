@@ -39,14 +39,10 @@ def active_user_with_email(session: Session, email: str) -> Principal | None:
     return users[0] if len(users) == 1 else None
 
 
-def issue_link(session: Session, ctx: WriteContext, secret_key: str, email: str) -> SignInLink | None:
-    """A one-time sign-in token for the active user with ``email``; None when there is no such user,
-    or when one was sent to them less than LINK_INTERVAL ago (a form pressed over and over must not
-    flood their mailbox). The caller says the same either way, so the form tells nobody who has an
-    account."""
-    user = active_user_with_email(session, email)
-    if user is None or not user.email:
-        return None
+def issue_link(session: Session, ctx: WriteContext, secret_key: str, user: Principal) -> SignInLink | None:
+    """A one-time sign-in token for ``user`` (found by :func:`active_user_with_email`); None when one
+    was sent to them less than LINK_INTERVAL ago (a form pressed over and over must not flood their
+    mailbox). The caller says the same either way, so the form tells nobody who has an account."""
     recent = session.scalar(select(ServiceToken.id).where(
         ServiceToken.principal_key == user.key, ServiceToken.description == LINK_DESCRIPTION,
         ServiceToken.created_at > ctx.now - LINK_INTERVAL).limit(1))

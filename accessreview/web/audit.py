@@ -11,7 +11,7 @@ from ..api.common import authorize, page_limit
 from ..audit import events_page, verify_chain
 from ..db import get_session
 from ..validation import parse_query
-from .blueprint import bp
+from .blueprint import bp, page_query
 
 
 @bp.get("/audit")
@@ -38,5 +38,5 @@ def decision_log():
     """The portal's authorization decisions, filtered; a filtered page may come back short (its scan
     is bounded in time), with a link to read on."""
     authorize("read_decisions")
-    q = parse_query(DecisionQuery, {key: value for key, value in request.args.items() if value != ""})
+    q = page_query(DecisionQuery)
     return render_template("decisions.html", page=decision_log_page(q), query=q)

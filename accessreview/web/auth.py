@@ -124,10 +124,10 @@ def email_link():
     if "@" not in email or len(email) > 320:
         return render_template("sign_in.html", next=next_page, email=email, error=(
             "email", "Give the e-mail address your account has, like ann@example.com.")), 400
-    link = None
-    if active_user_with_email(get_session(), email) is not None:  # nobody: no write, no lock
+    link, user = None, active_user_with_email(get_session(), email)
+    if user is not None:  # nobody: no write, no lock
         with unit_of_work("web:sign-in") as (session, ctx):
-            link = issue_link(session, ctx, current_app.config["SECRET_KEY"], email)
+            link = issue_link(session, ctx, current_app.config["SECRET_KEY"], user)
     if link is not None:
         _send_link(link.principal, link.address, link.token, next_page)
     return render_template("link_sent.html", email=email, minutes=int(LINK_LIFETIME.total_seconds() // 60))

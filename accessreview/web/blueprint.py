@@ -1,16 +1,21 @@
-"""The pages' blueprint, and what every page shares: its error page and its response headers."""
+"""The pages' blueprint, and what every page shares: its error page, its response headers, how its
+filter forms are read and how times and changes are shown."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from flask import Blueprint, g, redirect, render_template, request, send_from_directory, url_for
+from pydantic import BaseModel
 
 from ..api.common import public
 from ..clock import as_utc
 from ..errors import ApiError
+from ..validation import parse_query
 
+M = TypeVar("M", bound=BaseModel)
 STATIC = Path(__file__).parent / "static"
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder=None)
 
@@ -46,6 +51,11 @@ def _error_page(error: ApiError):
     if error.status == 401:
         return to_sign_in()
     return render_template("error.html", error=error), error.status
+
+
+def page_query(model: type[M]) -> M:
+    """The query of a page whose filter form sends every field: an empty one means no filter."""
+    return parse_query(model, {key: value for key, value in request.args.items() if value})
 
 
 @bp.get("/style.css")

@@ -22,7 +22,7 @@ from ..directory.planner import directory_types
 from ..errors import ApiError
 from ..reports import service as reports
 from ..validation import parse_query
-from .blueprint import bp
+from .blueprint import bp, page_query
 
 
 class ItemsQuery(BaseModel):
@@ -54,7 +54,7 @@ def campaign_page(campaign_id: int):
 def _render_campaign(campaign_id: int, error: ApiError | None = None, statement: str = "", status: int = 200):
     session = get_session()
     campaign = review.get_campaign(session, campaign_id)
-    q = parse_query(ItemsQuery, {key: value for key, value in request.args.items() if value})
+    q = page_query(ItemsQuery)
     items = review.list_items(session, campaign=campaign_id, reviewer=q.reviewer,
                               status=None if q.status == "all" else q.status, cursor=q.cursor, limit=page_limit(None))
     return render_template("campaign.html", campaign=review.campaign_state(campaign),

@@ -41,11 +41,15 @@ def home():
     return render_template("home.html", queues=queues)
 
 
+def _own_queue() -> str:
+    """The caller, authorized to look at their own queue (what the API's ``reviewer=me`` asks)."""
+    me = caller()
+    return authorize_object("view", f"review_queue:{me}", {"reviewer": me})
+
+
 @bp.get("/reviews")
 def queue():
-    me = caller()
-    authorize_object("view", f"review_queue:{me}", {"reviewer": me})
-    return _render_queue(me, request.args)
+    return _render_queue(_own_queue(), request.args)
 
 
 def _render_queue(me: str, args, error: ApiError | None = None, status: int = 200):
@@ -63,8 +67,7 @@ def _render_queue(me: str, args, error: ApiError | None = None, status: int = 20
 @bp.post("/campaigns/<int:campaign_id>/decisions")
 def decide_selected(campaign_id: int):
     """One decision and justification for every ticked item of the queue, all or nothing."""
-    me = caller()
-    authorize_object("view", f"review_queue:{me}", {"reviewer": me})  # a refusal shows the queue again
+    me = _own_queue()  # a refusal shows the queue again
     back = _back_to(url_for("web.queue", campaign=campaign_id))
     ticked = request.form.getlist("items")
     justification = request.form.get("justification", "").strip() or None
@@ -77,7 +80,7 @@ def decide_selected(campaign_id: int):
         result = decide_many(me, campaign_id, data)
     except ApiError as error:
         return _render_queue(me, MultiDict(parse_qsl(urlsplit(back).query)), error, error.status)
-    return redirect(f"{back}{'&' if '?' in back else '?'}saved={result['decided']}")
+    return redirect(_with(back, "saved", result["decided"]))
 
 
 @bp.get("/review-items/<int:item_id>")
@@ -115,7 +118,7 @@ def decide(item_id: int):
     except ApiError as error:
         return _render_item(target.item, error, submitted, error.status)
     queue_url = url_for("web.queue", campaign=target.item.campaign_id)
-    return redirect(_with_done(_back_to(queue_url), item_id) + f"#item-{item_id}")
+    return redirect(_with(_back_to(queue_url), "done", item_id) + f"#item-{item_id}")
 
 
 @bp.post("/review-items/<int:item_id>/reassign")
@@ -126,11 +129,12 @@ def reassign(item_id: int):
         reassign_item(item, principal, parse_query(ReassignBody, submitted))
     except ApiError as error:
         return _render_item(item, error, submitted, error.status)
-    return redirect(_with_done(url_for("web.queue", campaign=item.campaign_id), item_id))
+    return redirect(_with(url_for("web.queue", campaign=item.campaign_id), "done", item_id))
 
 
-def _with_done(url: str, item_id: int) -> str:
-    return f"{url}{'&' if '?' in url else '?'}done={item_id}"
+def _with(url: str, name: str, value: int) -> str:
+    """``url`` with one more query parameter (what the queue says was just saved)."""
+    return f"{url}{'&' if '?' in url else '?'}{name}={value}"
 
 
 @bp.app_template_filter("permissions")

@@ -14,8 +14,8 @@ from ..db import get_session
 from ..directory.schemas import PrincipalKey
 from ..errors import ApiError
 from ..tokens import create_token, list_tokens, parse_duration, revoke_token
-from ..validation import Strict, parse_query
-from .blueprint import bp
+from ..validation import Strict
+from .blueprint import bp, page_query
 
 
 class TokensQuery(Strict):
@@ -30,7 +30,7 @@ def tokens():
 
 
 def _render_tokens(made: str | None = None, error: ApiError | None = None, status: int = 200):
-    q = parse_query(TokensQuery, {key: value for key, value in request.args.items() if value})
+    q = page_query(TokensQuery)
     now = clock_now()
     listed = [t for t in reversed(list_tokens(get_session(), q.principal)) if q.all or _live(t, now)]
     return render_template("tokens.html", tokens=listed, query=q, made=made, error=error,
