@@ -61,14 +61,19 @@ def served(app):
 
 
 def press(browser, button) -> None:
-    """Click a form's button and wait for the page it leads to (a click returns before that loads)."""
+    """Click a form's button and wait for the page it leads to (a click returns before that loads).
+
+    Asked about the old page mid-navigation, Chromium may answer with a plain inspector error ("Node
+    with given id does not belong to the document") instead of "stale"; that is asked again."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(page))
 
 
 def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, campaign, mail, served,  # noqa: F811
