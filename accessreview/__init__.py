@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
     from . import db, errors, observability
     from . import reports, web
-    from .api import audit, authorize, campaigns, common, directory, hotpath, ops, policy
+    from .api import audit, authorize, campaigns, common, directory, hotpath, jobs, ops, policy
     from .api import reports as reports_api
     from .authz import engine
 
@@ -47,7 +47,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     engine.init_app(app)
     observability.init_app(app)
     common.init_guard(app)
-    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, reports_api.bp):
+    for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, jobs.bp,
+                      reports_api.bp):
         app.register_blueprint(blueprint)
     web.init_app(app)
     hotpath.init_app(app)  # the portal's checks and /healthz skip Flask's per-request machinery

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import create_app, tokens
-from .audit import WriteContext, lock_state, verify_chain
+from .audit import WriteContext, verify_chain
+from .work import own_unit_of_work
 from .authz.engine import SERVICE_RESOURCE, get_engine, record_policy_load
 from .authz.policy import PolicyLoadError
 from .config import ConfigError
@@ -25,8 +26,9 @@ from .db import get_db
 from .directory import service
 from .directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
 from .errors import ApiError
+from .jobs import job_state, runner
 from .migrate import upgrade
-from .models import Resource
+from .models import Job, Resource
 
 
 def cli_actor() -> str:
@@ -35,18 +37,9 @@ def cli_actor() -> str:
 
 @contextmanager
 def cli_unit_of_work() -> Iterator[tuple[Session, WriteContext]]:
-    session = get_db().session()
     ctx = WriteContext(actor=cli_actor(), now=current_app.config["CLOCK"].now())
-    try:
-        lock_state(session)
-        yield session, ctx
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-    get_engine().refresh_if_loaded()
+    with own_unit_of_work(get_db().sessionmaker, ctx, get_engine()) as unit:
+        yield unit
 
 
 @contextmanager
@@ -307,6 +300,156 @@ def scheduler_command(once: bool) -> None:
     scheduler.build(app).start()
 
 
+# -- worker and jobs --------------------------------------------------------------------------------
+
+@click.command("worker", help="Run durable jobs (launch, close, remediation, reports) and send the outbox's mail.")
+@click.option("--once", is_flag=True, help="run until no job and no due message is left, then exit")
+@with_appcontext
+def worker_command(once: bool) -> None:
+    import signal
+    import threading
+
+    from . import worker
+
+    app = current_app._get_current_object()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if not once:
+        click.echo(f"worker running as {runner(app).name} (Ctrl-C stops it)")
+    outcome = worker.run(app, stop, once=once)
+    if once:
+        click.echo(json.dumps(outcome))
+
+
+@click.group("jobs", help="Durable jobs: list them, run one here, wait for one.")
+def jobs_group() -> None:
+    pass
+
+
+@jobs_group.command("list", help="Jobs, newest first.")
+@click.option("--state", type=click.Choice(["queued", "running", "done", "failed"]), default=None)
+@click.option("--limit", type=int, default=50)
+@with_appcontext
+def jobs_list(state: str | None, limit: int) -> None:
+    with cli_read_session() as session:
+        query = select(Job).order_by(Job.id.desc()).limit(limit)
+        if state:
+            query = query.where(Job.state == state)
+        for job in session.scalars(query):
+            total = f"/{job.progress_total}" if job.progress_total is not None else ""
+            click.echo(f"{job.id}\t{job.kind}\t{job.subject or '-'}\t{job.state}\t{job.phase}\t"
+                       f"{job.progress_done}{total}\t{job.error or ''}")
+
+
+@jobs_group.command("run", help="Run a job's remaining steps in this process (another runner's live lease is respected).")
+@click.argument("job_id", type=int)
+@with_appcontext
+def jobs_run(job_id: int) -> None:
+    _print_job(job_id, runner(current_app._get_current_object()).run(job_id))
+
+
+@jobs_group.command("wait", help="Wait until a job ends; exit 1 if it failed, 2 on --timeout.")
+@click.argument("job_id", type=int)
+@click.option("--timeout", type=float, default=None, help="seconds to wait at most")
+@with_appcontext
+def jobs_wait(job_id: int, timeout: float | None) -> None:
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with cli_read_session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                fail(f"job {job_id} does not exist")
+            if job.state in ("done", "failed"):
+                break
+        if deadline is not None and time.monotonic() > deadline:
+            fail(f"job {job_id} is still {job.state} ({job.phase}, {job.progress_done}/{job.progress_total})", 2)
+        time.sleep(0.5)
+    _print_job(job_id, job.state)
+
+
+def _print_job(job_id: int, state: str | None) -> None:
+    with cli_read_session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            fail(f"job {job_id} does not exist")
+        click.echo(json.dumps(job_state(job), indent=2))
+        if job.state == "failed":
+            sys.exit(1)
+        if state is None and job.state != "done":
+            fail(f"job {job_id} is held by another runner ({job.lease_owner}) until {job.lease_until}", 3)
+
+
+# -- campaigns ---------------------------------------------------------------------------------------
+
+@click.group("campaign", help="Campaign steps that start long work (the same flows as the API and the pages).")
+@click.option("--no-wait", is_flag=True, help="answer with the job at once instead of running it to its end here")
+@click.pass_context
+def campaign_group(context: click.Context, no_wait: bool) -> None:
+    context.obj = {"wait": not no_wait}
+
+
+def _run_flow(start) -> None:
+    from .campaigns.flows import job_error
+
+    app = current_app._get_current_object()
+    ctx = WriteContext(actor=cli_actor(), now=app.config["CLOCK"].now())
+    try:
+        outcome = start(app, ctx)
+        job_id = outcome.job["id"] if outcome.job else None
+        if job_id is not None and not outcome.done and click.get_current_context().obj["wait"]:
+            runner(app).run(job_id)
+            with cli_read_session() as session:
+                job = session.get(Job, job_id)
+                if job.state == "failed":
+                    raise job_error(job)
+    except ApiError as error:
+        report_api_error(error)
+    if job_id is None:
+        click.echo(json.dumps(outcome.state, indent=2, default=str))
+    else:
+        _print_job(job_id, "running")
+
+
+@campaign_group.command("launch", help="Launch a campaign of definition DEFINITION_ID now.")
+@click.argument("definition_id", type=int)
+@with_appcontext
+def campaign_launch(definition_id: int) -> None:
+    from .campaigns import flows
+
+    _run_flow(lambda app, ctx: flows.launch(app, ctx, definition_id))
+
+
+@campaign_group.command("close", help="Close a campaign now (undecided items get its no-response outcome).")
+@click.argument("campaign_id", type=int)
+@with_appcontext
+def campaign_close(campaign_id: int) -> None:
+    from .campaigns import flows
+
+    _run_flow(lambda app, ctx: flows.close(app, ctx, campaign_id))
+
+
+@campaign_group.command("sign-off", help="Sign a closed campaign off; its reports and revocations follow.")
+@click.argument("campaign_id", type=int)
+@click.option("--statement", required=True, help="the attestation, as on the page")
+@with_appcontext
+def campaign_sign_off(campaign_id: int, statement: str) -> None:
+    from .campaigns import flows
+
+    _run_flow(lambda app, ctx: flows.sign_off(app, ctx, campaign_id, statement))
+
+
+@campaign_group.command("remediate", help="Apply (or retry) a signed-off campaign's revocations and verify them.")
+@click.argument("campaign_id", type=int)
+@with_appcontext
+def campaign_remediate(campaign_id: int) -> None:
+    from .campaigns import flows
+
+    _run_flow(lambda app, ctx: flows.remediate(app, ctx, campaign_id))
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 @click.group("demo", help="Demo data.")
@@ -319,7 +462,7 @@ def demo_group() -> None:
 @with_appcontext
 def demo_load(if_empty: bool) -> None:
     from .demo import build_demo_payload
-    from .demo_review import launch_demo_review
+    from .demo_review import define_demo_review, launch_demo_review
     from .models import Grant
 
     with cli_unit_of_work() as (session, ctx):
@@ -332,8 +475,9 @@ def demo_load(if_empty: bool) -> None:
     added = {section: counts["added"] for section, counts in result["counts"].items()}
     click.echo(f"demo directory loaded at revision {result['revision']}: {added}")
     with cli_unit_of_work() as (session, ctx):
-        review = launch_demo_review(session, ctx, get_engine())
-    if review is not None:
+        definition_id = define_demo_review(session, ctx, get_engine())
+    if definition_id is not None:
+        review = launch_demo_review(current_app._get_current_object(), ctx, definition_id)
         click.echo(f"demo access review launched: campaign {review.campaign_id}, {review.items} items; "
                    f"{review.reviewer} has {review.reviewer_items} to decide (web sign-in by e-mail: "
                    f"{review.reviewer_email})")
@@ -341,7 +485,7 @@ def demo_load(if_empty: bool) -> None:
 
 def init_app(app: Flask) -> None:
     for command in (db_group, token_group, grant_command, principal_group, directory_group, audit_group,
-                    policy_group, scheduler_command, demo_group):
+                    policy_group, scheduler_command, worker_command, jobs_group, campaign_group, demo_group):
         app.cli.add_command(command)
 
 

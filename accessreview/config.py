@@ -176,6 +176,12 @@ SETTINGS: tuple[Setting, ...] = (
             default=lambda s: None),
     Setting("SCHEDULER_TICK", _seconds, "how often the scheduler looks for due launches, reminders and closes",
             default=lambda s: 60.0),
+    Setting("JOB_INLINE_SECONDS", _seconds,
+            "how long a request that starts a job (launch, close, sign-off, remediation) runs its first steps "
+            "before answering 202 and leaving the rest to the worker (0: always 202)",
+            default=lambda s: 1.0),
+    Setting("WORKER_POLL", _seconds, "how often an idle worker looks for jobs and mail to send",
+            default=lambda s: 1.0),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level of the JSON logs",
             default=lambda s: "INFO"),
     Setting("JSON_LOGS", _boolean, "write logs as JSON lines (false: plain text)",

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .audit import WriteContext
 from .authz.engine import SERVICE_RESOURCE, AuthzEngine
-from .campaigns.definitions import create_definition, get_definition
-from .campaigns.launch import launch, period_key
+from .campaigns import flows
+from .campaigns.definitions import create_definition
+from .jobs import runner
 from .campaigns.schemas import DefinitionBody
-from .models import CampaignDefinition, Grant, Principal, ReviewItem
+from .models import Campaign, CampaignDefinition, Grant, Principal, ReviewItem
 
 NAME = "Acme Logistics: access review"
 
@@ -27,8 +29,8 @@ class DemoReview:
     reviewer_items: int
 
 
-def launch_demo_review(session: Session, ctx: WriteContext, engine: AuthzEngine) -> DemoReview | None:
-    """Define and launch the demo campaign, unless a definition of that name exists already."""
+def define_demo_review(session: Session, ctx: WriteContext, engine: AuthzEngine) -> int | None:
+    """Define the demo campaign (its id), unless a definition of that name exists already."""
     if session.scalar(select(CampaignDefinition.id).where(CampaignDefinition.name == NAME)) is not None:
         return None
     lead = session.scalar(select(Grant.principal_key).where(
@@ -42,11 +44,22 @@ def launch_demo_review(session: Session, ctx: WriteContext, engine: AuthzEngine)
         "fallback_reviewer": lead, "duration_days": 14, "on_no_response": "recommendation",
         "escalation": {"after_days_overdue": 3, "to": "manager"}}),
         set(engine.policy.declarations.resource_types))
-    campaign, _ = launch(session, ctx, engine, get_definition(session, state["id"]),
-                         f"manual-{period_key(ctx.now)}", max_sync_age_hours=48, stale_action="flag")
-    reviewer, count = session.execute(
-        select(ReviewItem.reviewer, func.count()).where(ReviewItem.campaign_id == campaign.id,
-                                                        ReviewItem.reviewer.is_not(None))
-        .group_by(ReviewItem.reviewer).order_by(func.count().desc(), ReviewItem.reviewer).limit(1)).one()
-    person = session.get(Principal, reviewer)
-    return DemoReview(campaign.id, campaign.population_count, reviewer, person.email if person else None, count)
+    return state["id"]
+
+
+def launch_demo_review(app: Flask, ctx: WriteContext, definition_id: int) -> DemoReview:
+    """Launch the demo campaign through the one launch flow, and wait for it."""
+    outcome = flows.launch(app, ctx, definition_id)
+    if not outcome.done:
+        runner(app).run(outcome.job["id"])
+    session = app.extensions["db"].sessionmaker()
+    try:
+        campaign = session.scalar(select(Campaign).where(Campaign.definition_id == definition_id))
+        reviewer, count = session.execute(
+            select(ReviewItem.reviewer, func.count()).where(ReviewItem.campaign_id == campaign.id,
+                                                            ReviewItem.reviewer.is_not(None))
+            .group_by(ReviewItem.reviewer).order_by(func.count().desc(), ReviewItem.reviewer).limit(1)).one()
+        person = session.get(Principal, reviewer)
+        return DemoReview(campaign.id, campaign.population_count, reviewer, person.email if person else None, count)
+    finally:
+        session.close()

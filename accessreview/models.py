@@ -350,3 +350,61 @@ class Report(Base):
     signed_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """A long piece of work (launch, close, remediation, report, reminders) run in committed steps.
+
+    ``cursor`` is where the next step starts; each step changes it in the transaction of the work
+    it did, so a job killed at any moment resumes after its last committed step. ``active_key``
+    (``kind:subject``) is set while the job is queued or running: a unique index keeps a second job
+    of the same kind on the same subject from starting.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("active_key", name="uq_jobs_active_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    subject: Mapped[str | None] = mapped_column(String(255), index=True)  # campaign:7, campaign_definition:2
+    active_key: Mapped[str | None] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | done | failed
+    phase: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    progress_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)  # what it made: campaign, reports, counts
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # steps that started
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """A mail or webhook recorded with the change that causes it, sent after commit, marked when sent."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)  # stable: the e-mail's Message-ID
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    recipient: Mapped[str | None] = mapped_column(String(320))  # an address or a URL
+    principal: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # text for mail, the JSON event for a webhook
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]

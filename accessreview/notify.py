@@ -1,17 +1,33 @@
-"""Telling reviewers: e-mail over SMTP, and optionally a webhook. Failures are logged, not raised:
-a reminder that cannot be sent must not stop the others (the audit trail records what was sent)."""
+"""Telling people: e-mail over SMTP, and optionally a webhook, each bounded in time.
+
+Nothing here is called inside a transaction: messages are recorded in the outbox (``outbox.py``)
+with the change that causes them, and sent from there after commit. A send that does not finish
+within its deadline (a server that accepts and never answers, or answers a byte at a time) is cut
+off and retried later, so a bad peer delays mail and nothing else.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import smtplib
+import socket
+import threading
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate
 from typing import Any, Mapping
 
-log = logging.getLogger(__name__)
+CONNECT_TIMEOUT = 10  # seconds for any one read or write of the SMTP or HTTP exchange
+SEND_DEADLINE = 30  # seconds for a whole message, however slowly the peer drips its answers
+
+
+class DeliveryError(Exception):
+    """A message that was not delivered this time; it may be tried again."""
+
+
+class NotDeliverable(DeliveryError):
+    """A message that cannot be delivered as things stand (no server configured): not retried."""
 
 
 @dataclass(frozen=True)
@@ -23,49 +39,68 @@ class Message:
     event: dict[str, Any]
 
 
-class Notifier:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = config
-
-    def send(self, message: Message) -> dict[str, Any]:
-        """Deliver one message; returns what happened, for the audit trail."""
-        outcome: dict[str, Any] = {"to": message.to, "address": message.address, "subject": message.subject}
-        outcome["email"] = self._email(message)
-        if self.config.get("WEBHOOK_URL"):
-            outcome["webhook"] = self._webhook(message)
-        return outcome
-
-    def _email(self, message: Message) -> str:
-        host = self.config.get("SMTP_HOST")
-        if not host:
-            log.info("e-mail not sent (no ACCESSREVIEW_SMTP_HOST): %s to %s", message.subject, message.to)
-            return "not sent: no SMTP server configured"
-        if not message.address:
-            return f"not sent: {message.to} has no e-mail address"
-        email = EmailMessage()
-        email["From"] = self.config["SMTP_FROM"]
-        email["To"] = message.address
-        email["Subject"] = message.subject
-        email.set_content(message.text)
+def send_email(config: Mapping[str, Any], address: str, subject: str, text: str, message_id: str,
+               deadline: float = SEND_DEADLINE) -> None:
+    host = config.get("SMTP_HOST")
+    if not host:
+        raise NotDeliverable("no SMTP server configured (ACCESSREVIEW_SMTP_HOST)")
+    email = EmailMessage()
+    email["From"] = config["SMTP_FROM"]
+    email["To"] = address
+    email["Subject"] = subject
+    email["Message-ID"] = message_id  # the same on every attempt: a resend after a crash is recognisable
+    email["Date"] = formatdate(usegmt=True)
+    email.set_content(text)
+    smtp = smtplib.SMTP(timeout=CONNECT_TIMEOUT)
+    with _cut_off_after(deadline, lambda: smtp.sock):
         try:
-            with smtplib.SMTP(host, self.config["SMTP_PORT"], timeout=30) as smtp:
-                if self.config.get("SMTP_STARTTLS"):
-                    smtp.starttls()
-                if self.config.get("SMTP_USERNAME"):
-                    smtp.login(self.config["SMTP_USERNAME"], self.config.get("SMTP_PASSWORD") or "")
-                smtp.send_message(email)
+            smtp.connect(host, config["SMTP_PORT"])
+            if config.get("SMTP_STARTTLS"):
+                smtp.starttls()
+            if config.get("SMTP_USERNAME"):
+                smtp.login(config["SMTP_USERNAME"], config.get("SMTP_PASSWORD") or "")
+            smtp.send_message(email)
+            smtp.quit()
         except (OSError, smtplib.SMTPException) as exc:
-            log.error("e-mail to %s failed: %s", message.address, exc)
-            return f"failed: {exc}"
-        return "sent"
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            smtp.close()
 
-    def _webhook(self, message: Message) -> str:
-        request = urllib.request.Request(self.config["WEBHOOK_URL"], method="POST",
-                                         data=json.dumps(message.event).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return f"sent ({response.status})"
-        except OSError as exc:
-            log.error("webhook failed: %s", exc)
-            return f"failed: {exc}"
+
+def send_webhook(url: str, event: dict[str, Any], message_id: str) -> None:
+    """POST the event; each read and write is bounded by CONNECT_TIMEOUT (urllib keeps its socket to
+    itself, so a receiver that drips its answer is bounded per read, not as a whole)."""
+    request = urllib.request.Request(url, method="POST", data=json.dumps(event).encode(), headers={
+        "Content-Type": "application/json", "Idempotency-Key": message_id})
+    try:
+        with urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT) as response:
+            response.read(65536)
+            if response.status >= 300:
+                raise DeliveryError(f"HTTP {response.status}")
+    except OSError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _cut_off_after:
+    """Shut the socket down after ``seconds``: per-read timeouts alone let a peer that drips one byte
+    at a time hold a send for ever."""
+
+    def __init__(self, seconds: float, sock) -> None:
+        self.timer = threading.Timer(seconds, self._cut, args=(sock,))
+        self.timer.daemon = True
+
+    @staticmethod
+    def _cut(sock) -> None:
+        current = sock()
+        if current is not None:
+            try:
+                current.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.timer.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.timer.cancel()

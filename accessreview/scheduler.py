@@ -9,6 +9,7 @@ anything twice.
 from __future__ import annotations
 
 import logging
+import threading
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
@@ -16,9 +17,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy.pool import NullPool
 
-from .campaigns import jobs
+from . import worker
+from .campaigns import scheduled
 from .db import make_engine
-from .notify import Notifier
 
 log = logging.getLogger(__name__)
 JOBS = ("launch_due", "remind_and_escalate", "close_due")
@@ -33,11 +34,11 @@ def run_job(name: str) -> object:
     clock, config = app.config["CLOCK"], app.config
     with app.app_context():
         if name == "launch_due":
-            result = jobs.launch_due(sessions, app.extensions["authz"], clock, config)
+            result = scheduled.launch_due(sessions, clock, config)
         elif name == "remind_and_escalate":
-            result = jobs.remind_and_escalate(sessions, clock, config, Notifier(config))
+            result = scheduled.remind_and_escalate(sessions, clock, config)
         elif name == "close_due":
-            result = jobs.close_due(sessions, clock)
+            result = scheduled.close_due(sessions, clock)
         else:
             raise ValueError(f"no job {name!r}")
     if result:
@@ -46,9 +47,13 @@ def run_job(name: str) -> object:
 
 
 def run_once(app: Flask) -> dict[str, object]:
+    """Every pass once, then every job it started and every message due, to the end (for cron)."""
     global _app
     _app = app
-    return {name: run_job(name) for name in JOBS}
+    outcome = {name: run_job(name) for name in JOBS}
+    with app.app_context():
+        outcome["worker"] = worker.run(app, threading.Event(), once=True)
+    return outcome
 
 
 def build(app: Flask, scheduler_class: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:

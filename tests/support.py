@@ -68,3 +68,11 @@ def pages(client, url: str, headers: dict[str, str]) -> list[list]:
 def every_page(client, url: str, headers: dict[str, str]) -> list:
     """The items of every page of a cursor-paginated list, following next_cursor to the end."""
     return [item for page in pages(client, url, headers) for item in page]
+
+
+def send_outbox(app, clock=None) -> dict[str, int]:
+    """What the worker does after commit: send every due message of the outbox (due by ``clock``, the
+    app's by default)."""
+    from accessreview.outbox import deliver_due
+
+    return deliver_due(app.extensions["db"].sessionmaker, app.config, clock or app.config["CLOCK"])

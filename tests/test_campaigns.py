@@ -216,20 +216,21 @@ def test_stale_sources_refuse_a_launch(client, lead, directory, clock, app):
     assert flagged["freshness"]["flagged"] is True and flagged["freshness"]["stale_sources"] == ["portal"]
 
 
-def test_a_crash_mid_launch_leaves_nothing(client, lead, directory, app, db, monkeypatch):
+def test_a_failed_launch_leaves_nothing_visible_and_can_be_launched_again(client, lead, directory, app, db,
+                                                                          monkeypatch):
     from accessreview.campaigns import launch as launching
 
     definition_id = definition(client, lead)
-    original = launching.launch
 
-    def crashing(*args, **kwargs):
-        return original(*args, **kwargs, fail_after=3)
+    def failing(run, definition):
+        raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr("accessreview.api.campaigns.launch", crashing)
+    monkeypatch.setattr(launching, "_write_items", failing)
     response = client.post(f"/v1/campaign-definitions/{definition_id}/launch", headers=lead)
-    assert response.status_code == 500
-    assert db.scalar(select(func.count()).select_from(Campaign)) == 0
-    assert db.scalar(select(func.count()).select_from(ReviewItem)) == 0
+    assert response.status_code == 500 and response.get_json()["error"]["job"]["state"] == "failed"
+    assert db.scalar(select(Campaign.status)) == "launching", "a launch that failed is never shown as open"
+    monkeypatch.undo()
+    assert launch(client, lead, definition_id)["status"] == "open"
 
 
 def test_reviewer_decides_own_items_only(client, lead, directory, token_for):
@@ -385,16 +386,20 @@ def test_delegation_keeps_history(client, lead, directory, token_for):
 def test_campaign_once_per_period(app, lead, directory, client):
     from support import write
     from accessreview.campaigns.definitions import get_definition
-    from accessreview.campaigns.launch import launch as do_launch
+    from accessreview.campaigns.launch import start_launch
+    from accessreview.jobs import runner
 
     definition_id = definition(client, lead)
-    results = []
-    for _ in range(2):
-        with write(app) as (session, ctx):
-            campaign, launched = do_launch(session, ctx, app.extensions["authz"], get_definition(session, definition_id),
-                                           "2026-Q1", max_sync_age_hours=48, stale_action="refuse")
-            results.append((campaign.id, launched))
-    assert results[0][0] == results[1][0] and [r[1] for r in results] == [True, False]
+    with write(app) as (session, ctx):
+        campaign, job = start_launch(session, ctx, get_definition(session, definition_id), "2026-Q1",
+                                     max_sync_age_hours=48, stale_action="refuse")
+        assert campaign is None
+    assert runner(app).run(job.id) == "done"
+    with write(app) as (session, ctx):
+        again, second = start_launch(session, ctx, get_definition(session, definition_id), "2026-Q1",
+                                     max_sync_age_hours=48, stale_action="refuse")
+        assert second is None and again is not None
+        assert session.scalar(select(func.count()).select_from(Campaign)) == 1
 
 
 

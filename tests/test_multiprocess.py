@@ -16,7 +16,8 @@ from contextlib import closing
 
 import pytest
 
-from support import PROJECT_ROOT
+from accessreview.clock import SystemClock
+from support import PROJECT_ROOT, send_outbox
 
 pytestmark = pytest.mark.postgres
 
@@ -118,12 +119,14 @@ def test_a_revoked_token_stops_in_every_process(two_servers, make_principal, mak
 
 
 @pytest.mark.parametrize("two_servers", [60], indirect=True)  # no refresh would bring it in time
-def test_a_web_sign_in_through_one_process_works_at_once_in_the_other(two_servers, make_principal, smtp):
+def test_a_web_sign_in_through_one_process_works_at_once_in_the_other(two_servers, make_principal, smtp, app):
     first, second = two_servers
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp[1])  # this process plays the worker
     make_principal("user:owen", name="Owen", email="owen@example.com")
     for _ in range(8):  # the second server's workers load their directory (a worker's first request does)
         _get(second, "/ui/", "accessreview_session=ar_0_nobody")
     assert _form(first, "/ui/sign-in/email", {"email": "owen@example.com"})[0] == 200
+    assert send_outbox(app, SystemClock()) == {"sent": 1}  # queued by the server, on the real clock
     link = urllib.parse.urlsplit(re.search(r"http://\S+", smtp[0].messages[-1][1]).group(0))
     token = urllib.parse.parse_qs(link.query)["token"][0]
     status, headers = _form(first, "/ui/sign-in/link", {"token": token, "next": "/ui/"})

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from accessreview.campaigns.jobs import latest_period, reminder_due
-from accessreview.models import Campaign
+from accessreview.campaigns.scheduled import latest_period, reminder_due
+from accessreview.models import Campaign, OutboxMessage, ReviewItem
 from accessreview.scheduler import run_once
 from support import PROJECT_ROOT
 from test_campaigns import DIRECTORY, definition, items
@@ -68,19 +68,25 @@ def test_one_campaign_per_period_and_one_after_downtime(app, client, lead, direc
     assert len(campaigns(db)) == 2
 
 
-def test_a_failed_launch_leaves_nothing_and_the_next_tick_launches(app, client, lead, directory, clock, db,
-                                                                   monkeypatch):
-    from accessreview.campaigns import jobs
+def test_a_failed_launch_opens_nothing_and_the_next_tick_launches(app, client, lead, directory, clock, db,
+                                                                  monkeypatch):
+    from accessreview.campaigns import launch as launching
 
     definition(client, lead, schedule={"interval_days": 1, "timezone": "UTC"})
     clock.advance(days=1, minutes=1)
-    real = jobs.launch
-    monkeypatch.setattr(jobs, "launch", lambda *a, **k: real(*a, **k, fail_after=2))
-    assert run_once(app)["launch_due"] == []
-    assert campaigns(db) == []
-    monkeypatch.setattr(jobs, "launch", real)
+
+    def failing(run, definition):
+        raise RuntimeError("injected: the disk is full")
+
+    monkeypatch.setattr(launching, "_write_items", failing)
     assert len(run_once(app)["launch_due"]) == 1
-    assert campaigns(db)[0].population_count == 6
+    assert [c.status for c in campaigns(db)] == ["launching"], "never open, never reviewed"
+    assert db.scalar(select(func.count()).select_from(ReviewItem)) == 0
+    monkeypatch.undo()
+    assert len(run_once(app)["launch_due"]) == 1, "the next tick launches again"
+    db.expire_all()
+    assert [(c.status, c.population_count) for c in campaigns(db)] == [("open", 6)]
+    assert db.scalar(select(func.count()).select_from(ReviewItem)) == 6
 
 
 def test_a_stale_directory_refuses_the_scheduled_launch_and_says_why(app, client, lead, auditor, directory, clock):
@@ -91,7 +97,7 @@ def test_a_stale_directory_refuses_the_scheduled_launch_and_says_why(app, client
     assert refused and "portal" in refused[0]["after"]["message"]
 
 
-def test_reminders_and_escalation_by_email(app, client, lead, directory, clock, smtp, token_for, auditor):
+def test_reminders_and_escalation_by_email(app, client, lead, directory, clock, smtp, token_for, auditor, db):
     keeper, port = smtp
     received = keeper.messages
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
@@ -123,7 +129,9 @@ def test_reminders_and_escalation_by_email(app, client, lead, directory, clock, 
     history = client.get(f"/v1/review-items/{escalated[0]['id']}", headers=lead).get_json()["history"]
     assert history[0]["kind"] == "escalated" and history[0]["from_reviewer"] == "user:owen"
     events = client.get("/v1/audit-events?action=campaign.reminded", headers=auditor).get_json()["items"]
-    assert events and events[0]["after"]["email"] == "sent"
+    assert events and events[0]["after"]["email"].startswith("queued as <")
+    sent = {row.message_id: row.state for row in db.scalars(select(OutboxMessage))}
+    assert events[0]["after"]["email"].removeprefix("queued as ") in sent and set(sent.values()) == {"sent"}
 
 
 def test_due_campaigns_close_with_their_rule(app, client, lead, directory, clock, db):

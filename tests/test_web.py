@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from accessreview.models import ServiceToken
 from accessreview.scheduler import run_once
+from support import send_outbox
 from test_campaigns import definition, directory, items, launch  # noqa: F401 (directory: a fixture)
 
 PUBLIC_URL = "http://127.0.0.1:8000"
@@ -46,11 +47,37 @@ def campaign(client, lead, directory):  # noqa: F811 (directory: the fixture)
     return launch(client, lead, definition(client, lead))
 
 
+class Inbox:
+    """The test SMTP server's messages as a reader finds them: the worker sends the outbox first."""
+
+    def __init__(self, app, messages: list) -> None:
+        self.app, self.messages = app, messages
+
+    def _received(self) -> list:
+        send_outbox(self.app)
+        return self.messages
+
+    def __getitem__(self, index):
+        return self._received()[index]
+
+    def __len__(self) -> int:
+        return len(self._received())
+
+    def __iter__(self):
+        return iter(self._received())
+
+    def __eq__(self, other) -> bool:
+        return self._received() == other
+
+    def clear(self) -> None:
+        self._received().clear()
+
+
 @pytest.fixture
 def mail(app, smtp):
     keeper, port = smtp
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
-    return keeper.messages
+    return Inbox(app, keeper.messages)
 
 
 def owen_items(client, lead, campaign) -> dict:

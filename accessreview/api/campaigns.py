@@ -10,21 +10,17 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from ..authz.engine import get_engine
-from ..campaigns import definitions, review
-from ..campaigns.launch import launch, period_key
+from ..campaigns import definitions, flows, review
 from ..campaigns.measures import campaign_measures, review_measures
-from ..campaigns.remediation import finish_remediation, remediate
 from ..campaigns.schemas import (BulkDecisions, DecisionBody, DefinitionBody, DefinitionPatch, ReassignBody,
                                  SignOffBody)
 from ..db import get_session
-from ..reports import get_signer
-from ..reports.service import campaign_report
 from ..errors import NotFound
 from ..models import Campaign, ReviewItem
 from ..validation import RowId
 from . import shapes
 from .common import (authorize, authorize_object, body, caller, clock_now, documented, json_response, page_limit,
-                     query, unit_of_work)
+                     query, unit_of_work, write_context)
 
 bp = Blueprint("campaigns", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
@@ -89,20 +85,21 @@ def patch_definition(definition_id: int):
 
 
 @bp.post("/campaign-definitions/<int:definition_id>/launch")
-@documented("Launch a campaign of this definition now", tag="campaigns",
-            responses={201: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+@documented("Launch a campaign of this definition now: 201 when it is ready within the request, else 202 with "
+            "the launch job", tag="campaigns", responses={201: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def launch_now(definition_id: int):
-    return json_response(launch_definition(definition_id, authorize("manage_campaigns")), 201)
+    actor = authorize("manage_campaigns")
+    return flow_response(flows.launch(current_app, write_context(actor), definition_id), done_status=201)
 
 
-def launch_definition(definition_id: int, actor: str) -> dict[str, Any]:
-    """Launch a campaign of the definition now (the caller is authorized to manage campaigns)."""
-    config = current_app.config
-    with unit_of_work(actor) as (session, ctx):
-        definition = definitions.get_definition(session, definition_id)
-        campaign, _ = launch(session, ctx, get_engine(), definition, f"manual-{period_key(ctx.now)}",
-                             max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"], stale_action=config["STALE_SYNC_ACTION"])
-        return review.campaign_state(campaign, review.item_counts(session, campaign.id))
+def flow_response(outcome: flows.Outcome, done_status: int = 200):
+    """200 (or ``done_status``) with the campaign when the work finished in the request; otherwise
+    202 with the job, and its address in Location."""
+    if outcome.done:
+        return json_response({**outcome.state, "job": outcome.job}, done_status)
+    response = json_response({"job": outcome.job, "campaign": outcome.state or None}, 202)
+    response.headers["Location"] = outcome.job["links"]["self"]
+    return response
 
 
 # -- campaigns -------------------------------------------------------------------------------------
@@ -154,63 +151,29 @@ def decide_many(principal: str, campaign_id: int, data: BulkDecisions) -> dict[s
 
 
 @bp.post("/campaigns/<int:campaign_id>/close")
-@documented("Close now: undecided items get the on_no_response outcome", tag="campaigns",
-            responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+@documented("Close now: undecided items get the on_no_response outcome (202 with the job when it takes longer)",
+            tag="campaigns", responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def close_campaign(campaign_id: int):
-    return json_response(close_now(campaign_id, authorize("manage_campaigns")))
-
-
-def close_now(campaign_id: int, actor: str) -> dict[str, Any]:
-    with unit_of_work(actor) as (session, ctx):
-        return review.close(session, ctx, review.get_campaign(session, campaign_id), reason=f"closed by {actor}")
+    actor = authorize("manage_campaigns")
+    return flow_response(flows.close(current_app, write_context(actor), campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/sign-off")
-@documented("A security lead's attestation; then the revocations are applied and verified", body=SignOffBody,
-            tag="campaigns", responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+@documented("A security lead's attestation; a job then makes the signed reports and applies and verifies the "
+            "revocations (200 when done within the request, 202 with the job otherwise)", body=SignOffBody,
+            tag="campaigns", responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def sign_off(campaign_id: int):
     actor = authorize("manage_campaigns")
-    return json_response(sign_off_and_remediate(campaign_id, actor, body(SignOffBody).statement))
-
-
-def sign_off_and_remediate(campaign_id: int, actor: str, statement: str) -> dict[str, Any]:
-    """Sign off, report, apply and verify the revocations, report again."""
-    with unit_of_work(actor) as (session, ctx):
-        state = review.sign_off(session, ctx, review.get_campaign(session, campaign_id), statement)
-    reports = [_report(campaign_id, actor, "sign_off")]
-    state["remediation"] = _remediate(campaign_id, actor)
-    reports.append(_report(campaign_id, actor, "remediation"))
-    state["reports"] = reports
-    return state
+    statement = body(SignOffBody).statement
+    return flow_response(flows.sign_off(current_app, write_context(actor), campaign_id, statement))
 
 
 @bp.post("/campaigns/<int:campaign_id>/remediate")
-@documented("Apply (or retry) the revocations of a signed-off campaign and verify them", tag="campaigns",
-            responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+@documented("Apply (or retry) the revocations of a signed-off campaign and verify them, as a job", tag="campaigns",
+            responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def retry_remediation(campaign_id: int):
-    return json_response(remediate_and_report(campaign_id, authorize("manage_campaigns")))
-
-
-def remediate_and_report(campaign_id: int, actor: str) -> dict[str, Any]:
-    result = _remediate(campaign_id, actor)
-    result["report"] = _report(campaign_id, actor, "remediation")
-    return result
-
-
-def _report(campaign_id: int, actor: str, stage: str) -> dict[str, Any]:
-    """The signed workbook of the campaign as it stands (a new version each time)."""
-    with unit_of_work(actor) as (session, ctx):
-        return campaign_report(session, ctx, get_signer(), current_app.config["REPORTS_DIR"],
-                               review.get_campaign(session, campaign_id), stage)
-
-
-def _remediate(campaign_id: int, actor: str) -> dict[str, Any]:
-    engine = get_engine()
-    with unit_of_work(actor) as (session, ctx):
-        applied = remediate(session, ctx, engine, review.get_campaign(session, campaign_id))
-    with unit_of_work(actor) as (session, ctx):
-        verified = finish_remediation(session, ctx, engine, review.get_campaign(session, campaign_id))
-    return {"applied": applied, **verified}
+    actor = authorize("manage_campaigns")
+    return flow_response(flows.remediate(current_app, write_context(actor), campaign_id))
 
 
 @bp.get("/campaigns/<int:campaign_id>/metrics")

@@ -16,7 +16,8 @@ from flask import Flask, current_app, g, jsonify, request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext, lock_state
+from .. import work
+from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE, Snapshot, get_engine
 from ..db import get_session
 from ..errors import Forbidden, NotFound, Unauthenticated
@@ -167,20 +168,18 @@ def page_limit(limit: int | None) -> int:
     return max(1, min(limit, current_app.config["MAX_PAGE_SIZE"]))
 
 
+def write_context(actor: str) -> WriteContext:
+    return WriteContext(actor=actor, now=clock_now(), request_id=g.get("request_id"))
+
+
 @contextmanager
 def unit_of_work(actor: str) -> Iterator[tuple[Session, WriteContext]]:
-    """The one place a request's writes are committed (or rolled back on any error)."""
+    """The request's writes, as one unit of work on the request's session."""
     session = get_session()
     session.commit()  # end the reads of authentication, so the write transaction starts with its lock
-    ctx = WriteContext(actor=actor, now=clock_now(), request_id=g.get("request_id"))
-    try:
-        lock_state(session)
-        yield session, ctx
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    get_engine().refresh_if_loaded()  # this process sees its own write at once; the others within the interval
+    ctx = write_context(actor)
+    with work.unit_of_work(session, ctx, get_engine()) as unit:
+        yield unit
 
 
 def documented(summary: str, *, body: type[BaseModel] | Media | None = None, query: type[BaseModel] | None = None,

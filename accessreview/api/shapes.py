@@ -209,3 +209,32 @@ class PolicyOut(BaseModel):
     fallback_types: dict[str, str]
     fallback_actor_kinds: dict[str, str]
     last_reload_error: str | None
+
+
+class JobProgress(BaseModel):
+    done: int
+    total: int | None
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    subject: str | None
+    state: Literal["queued", "running", "done", "failed"]
+    phase: str
+    progress: JobProgress
+    params: dict[str, Any]
+    result: dict[str, Any]
+    error: str | None
+    attempts: int
+    created_by: str
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None

@@ -1,29 +1,35 @@
 """Launching a campaign: freeze the population at one revision, advise, assign reviewers.
 
-All in one transaction: a launch that fails part-way leaves nothing behind, and a campaign is keyed
-by (definition, period), so a repeated or doubled trigger finds the first one instead of making a
-second.
+A launch is a job (``launch``): it freezes the population once, writes the items a chunk a step, and
+opens the campaign in its last step; until then the campaign is ``launching`` and nobody reviews
+it. A campaign is keyed by (definition, period), so a repeated or doubled trigger finds the first
+one instead of making a second.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
+
+from .. import jobs
 
 from ..audit import WriteContext, append_event, lock_state
 from ..authz.engine import AuthzEngine
 from ..clock import as_utc
 from ..errors import Conflict
-from ..models import Campaign, CampaignDefinition, Grant, GrantUsage, Principal, Resource, ReviewItem, SourceSync
+from ..models import (Campaign, CampaignDefinition, DirectoryState, Grant, GrantUsage, Job, Principal, Resource,
+                      ReviewItem, SourceSync)
 from .definitions import definition_state
 from .population import Candidate, effective, in_scope, population_hash, recommend
 
 
-INSERT_BATCH = 5000
+INSERT_BATCH = 1000  # rows a statement: well under PostgreSQL's 65,535 parameters
+LAUNCH_CHUNK = 5000  # items a step writes (about a second on PostgreSQL)
+IN_CHUNK = 1000  # keys in one IN (…)
 
 
 class StaleDirectory(Conflict):
@@ -123,14 +129,15 @@ def period_key(moment: datetime) -> str:
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def launch(session: Session, ctx: WriteContext, engine: AuthzEngine, definition: CampaignDefinition, period: str,
-           *, max_sync_age_hours: float, stale_action: str, fail_after: int | None = None) -> tuple[Campaign, bool]:
-    """Launch ``definition`` for ``period``; returns (campaign, launched_now). Never launches twice."""
-    state = lock_state(session)  # directory writes wait: the population is read at one revision
+def start_launch(session: Session, ctx: WriteContext, definition: CampaignDefinition, period: str, *,
+                 max_sync_age_hours: float, stale_action: str) -> tuple[Campaign | None, Job | None]:
+    """(the campaign already launched for ``period``, None) or (None, the launch job just recorded).
+
+    A stale source is refused here, before any work starts; one launch per definition runs at once."""
     existing = session.scalar(select(Campaign).where(Campaign.definition_id == definition.id,
                                                      Campaign.period == period))
-    if existing is not None:
-        return existing, False
+    if existing is not None and existing.status != "launching":
+        return existing, None
     fresh = freshness(session, ctx.now, max_sync_age_hours)
     if fresh["stale_sources"]:
         fresh["flagged"] = stale_action == "flag"
@@ -138,51 +145,165 @@ def launch(session: Session, ctx: WriteContext, engine: AuthzEngine, definition:
             raise StaleDirectory(
                 f"source(s) {', '.join(fresh['stale_sources'])} last synced more than {max_sync_age_hours} h ago; "
                 "sync them or set ACCESSREVIEW_STALE_SYNC_ACTION=flag", field="source", **fresh)
-    snapshot = engine.wait_for(state.revision)
+    job = jobs.start(session, ctx, "launch", f"campaign_definition:{definition.id}",
+                     {"definition": definition.id, "period": period, "freshness": fresh})
+    if existing is not None:  # a launch that failed part-way: its job clears what it wrote, then launches
+        job.phase, job.cursor = "discard", {**job.cursor, "campaign": existing.id, "revision": existing.revision}
+    return None, job
+
+
+@dataclass
+class Population:
+    """What a launch computes once and writes in chunks: the candidates at one revision, and the rows
+    of the directory and of grant usage as they were at that revision."""
+
+    snapshot: Any
+    candidates: list[Candidate]
+    directory: Directory
+    last_used: dict[int, datetime]
+
+
+def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempts: int = 5) -> Population:
+    """The population at the directory's current revision, read without the write lock: the rows are
+    read between two looks at the revision, and read again if a write committed in between."""
+    for _ in range(attempts):
+        revision = _revision(session)
+        snapshot = engine.wait_for(revision)
+        if snapshot.revision != revision:
+            continue
+        candidates = in_scope(snapshot, scope)
+        directory = Directory(session)
+        directory.grants  # noqa: B018 - read now, at this revision
+        last_used = _last_used(session, [c.grant.id for c in candidates if c.grant])
+        if _revision(session) == revision:
+            return Population(snapshot, candidates, directory, last_used)
+        session.rollback()
+    lock_state(session)  # writes keep coming: read under the lock this once
+    return freeze(session, engine, scope, attempts=1)
+
+
+def _revision(session: Session) -> int:
+    return session.scalar(select(DirectoryState.revision).where(DirectoryState.id == 1))
+
+
+def _last_used(session: Session, grant_ids: list[int]) -> dict[int, datetime]:
+    found = {}
+    for start in range(0, len(grant_ids), IN_CHUNK):
+        chunk = grant_ids[start:start + IN_CHUNK]
+        found.update((k, as_utc(v)) for k, v in session.execute(
+            select(GrantUsage.grant_id, GrantUsage.last_used_at).where(GrantUsage.grant_id.in_(chunk))))
+    return found
+
+
+@jobs.kind("launch")
+def launch_step(run: jobs.JobRun) -> None:
+    """prepare (freeze, make the campaign ``launching``) → items (a chunk a step) → finish (open it).
+    A runner that takes the job over without its predecessor's population carries on when the
+    directory is still at the frozen revision; otherwise it discards what was written and starts over."""
+    session, ctx, job = run.session, run.ctx, run.job
+    definition = session.get(CampaignDefinition, job.params["definition"])
+    if job.phase == "items" and "population" not in run.memory:
+        if _revision(session) == job.cursor["revision"]:
+            run.memory["population"] = freeze(session, run.engine, job.cursor["settings"]["scope"])
+        else:
+            run.advance("discard")
+    if job.phase == "discard":
+        _discard(run)
+    elif job.phase in ("start", "prepare"):
+        _prepare(run, definition)
+    elif job.phase == "items":
+        _write_items(run, definition)
+    elif job.phase == "finish":
+        _open(run)
+
+
+def _prepare(run: jobs.JobRun, definition: CampaignDefinition) -> None:
+    session, ctx, job = run.session, run.ctx, run.job
     settings = definition_state(definition)
-    candidates = in_scope(snapshot, settings["scope"])
-    grant_ids = [c.grant.id for c in candidates if c.grant]
-    last_used = dict(session.execute(select(GrantUsage.grant_id, GrantUsage.last_used_at)
-                                     .where(GrantUsage.grant_id.in_(grant_ids))).all()) if grant_ids else {}
-    last_used = {k: as_utc(v) for k, v in last_used.items()}
-    directory = Directory(session)
+    population = freeze(session, run.engine, settings["scope"])
+    state = lock_state(session)
+    existing = session.scalar(select(Campaign).where(Campaign.definition_id == definition.id,
+                                                     Campaign.period == job.params["period"]))
+    if existing is not None:  # launched meanwhile by another way in: nothing to do
+        run.finish(campaign=existing.id)
+        return
+    snapshot, candidates = population.snapshot, population.candidates
     campaign = Campaign(
-        definition_id=definition.id, period=period, name=f"{definition.name} — {ctx.now:%Y-%m-%d}", settings=settings,
-        status="open", launched_by=ctx.actor, launched_at=ctx.now,
+        definition_id=definition.id, period=job.params["period"], name=f"{definition.name} — {ctx.now:%Y-%m-%d}",
+        settings=settings, status="launching", launched_by=ctx.actor, launched_at=ctx.now,
         due_at=ctx.now + timedelta(days=definition.duration_days), revision=snapshot.revision,
         policy_version=snapshot.policy.version, population_count=len(candidates),
-        population_hash=population_hash(snapshot.revision, candidates), freshness=fresh)
+        population_hash=population_hash(snapshot.revision, candidates), freshness=job.params["freshness"])
     session.add(campaign)
     session.flush()
-    rows, reviewers = [], Counter()
-    first_rule = settings["reviewer"]
-    for number, candidate in enumerate(candidates):
-        if fail_after is not None and number == fail_after:
-            raise RuntimeError(f"injected failure after {number} items")
-        effective(snapshot, candidate)
-        recommend(snapshot, candidate, ctx.now, settings["recommendation"]["unused_days"], last_used)
+    append_event(session, ctx, "campaign.launch_started", f"campaign:{campaign.id}", None,
+                 {"definition": definition.id, "period": campaign.period, "revision": campaign.revision,
+                  "population_count": campaign.population_count, "job": job.id}, state=state)
+    run.memory["population"] = population
+    run.advance("items", done=0, total=len(candidates), campaign=campaign.id, revision=snapshot.revision,
+                settings=settings, next=0)
+    job.result = {"campaign": campaign.id}
+
+
+def _write_items(run: jobs.JobRun, definition: CampaignDefinition) -> None:
+    session, ctx, job = run.session, run.ctx, run.job
+    population: Population = run.memory["population"]
+    settings, start = job.cursor["settings"], job.cursor["next"]
+    chunk = population.candidates[start:start + LAUNCH_CHUNK]
+    rows = []
+    for candidate in chunk:
+        effective(population.snapshot, candidate)
+        recommend(population.snapshot, candidate, ctx.now, settings["recommendation"]["unused_days"],
+                  population.last_used)
         members = set(candidate.members)
-        reviewer, note = resolve_reviewer(directory, first_rule, candidate, definition.fallback_reviewer, members)
-        reviewers[reviewer] += 1
-        if len(rows) == INSERT_BATCH:  # written as they are made: memory stays flat however large
-            session.execute(insert(ReviewItem), rows)
-            rows = []
+        reviewer, note = resolve_reviewer(population.directory, settings["reviewer"], candidate,
+                                          settings["fallback_reviewer"], members)
         rows.append({
-            "campaign_id": campaign.id, "kind": candidate.kind, "grant_id": candidate.grant.id if candidate.grant else None,
-            "principal_key": candidate.principal, "role": candidate.role, "resource_key": candidate.resource,
-            "frozen": directory.frozen(candidate), "effective_permissions": candidate.effective,
+            "campaign_id": job.cursor["campaign"], "kind": candidate.kind,
+            "grant_id": candidate.grant.id if candidate.grant else None, "principal_key": candidate.principal,
+            "role": candidate.role, "resource_key": candidate.resource,
+            "frozen": population.directory.frozen(candidate), "effective_permissions": candidate.effective,
             "explanation": candidate.explanation, "last_used_at": candidate.last_used_at,
             "recommendation": candidate.recommendation, "recommendation_reason": candidate.reason, "stage": 0,
             "reviewer_of_record": reviewer, "reviewer": reviewer, "assignment_note": note, "status": "pending",
             "overridden": False, "remediation_attempts": 0})
-    if rows:
-        session.execute(insert(ReviewItem), rows)
+    for offset in range(0, len(rows), INSERT_BATCH):
+        session.execute(insert(ReviewItem), rows[offset:offset + INSERT_BATCH])
+    done = start + len(chunk)
+    run.advance("items" if done < len(population.candidates) else "finish", done=done, next=done)
+
+
+def _open(run: jobs.JobRun) -> None:
+    session, ctx, job = run.session, run.ctx, run.job
+    state = lock_state(session)
+    campaign = session.get(Campaign, job.cursor["campaign"])
+    campaign.status = "open"
     append_event(session, ctx, "campaign.launched", f"campaign:{campaign.id}", None, {
-        "definition": definition.id, "period": period, "revision": campaign.revision,
+        "definition": campaign.definition_id, "period": campaign.period, "revision": campaign.revision,
         "population_count": campaign.population_count, "population_hash": campaign.population_hash,
-        "policy_version": campaign.policy_version, "due_at": campaign.due_at, "freshness": fresh}, state=state)
-    for reviewer, count in sorted(reviewers.items(), key=lambda kv: str(kv[0])):
+        "policy_version": campaign.policy_version, "due_at": campaign.due_at, "freshness": campaign.freshness},
+        state=state)
+    reviewers = session.execute(select(ReviewItem.reviewer, func.count()).where(
+        ReviewItem.campaign_id == campaign.id).group_by(ReviewItem.reviewer)).all()
+    for reviewer, count in sorted(reviewers, key=lambda kv: str(kv[0])):
         append_event(session, ctx, "campaign.assigned", f"campaign:{campaign.id}", None,
                      {"reviewer": reviewer, "items": count, "stage": 0}, state=state)
-    session.flush()
-    return campaign, True
+    run.finish(campaign=campaign.id)
+
+
+def _discard(run: jobs.JobRun) -> None:
+    """Remove a launch that can no longer be finished at its revision, a chunk a step; then start over."""
+    session, ctx, job = run.session, run.ctx, run.job
+    campaign_id = job.cursor["campaign"]
+    ids = list(session.scalars(select(ReviewItem.id).where(ReviewItem.campaign_id == campaign_id)
+                               .order_by(ReviewItem.id).limit(LAUNCH_CHUNK)))
+    if ids:
+        session.execute(delete(ReviewItem).where(ReviewItem.id.in_(ids)))
+        return
+    state = lock_state(session)
+    session.execute(delete(Campaign).where(Campaign.id == campaign_id, Campaign.status == "launching"))
+    append_event(session, ctx, "campaign.launch_restarted", f"campaign:{campaign_id}", None,
+                 {"job": job.id, "reason": f"the directory moved past revision {job.cursor['revision']} while the "
+                  "launch was interrupted; launching again at the current revision"}, state=state)
+    run.advance("prepare", done=0)
+    job.result = {}

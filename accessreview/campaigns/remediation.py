@@ -1,33 +1,46 @@
-"""Remediation after sign-off: revoke what was decided revoke, then prove through checks it is gone."""
+"""Remediation after sign-off: revoke what was decided revoke, then prove through checks it is gone.
+
+It is a job (``remediation``), started in the sign-off's own transaction: the sign-off report, the
+revocations a chunk a step (each chunk one directory revision), their verification a chunk a step,
+the scope as it stands after, and the post-remediation report. A retry (``start_remediation``)
+runs the same job, which picks up what is still pending or failed."""
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext, append_event
+from .. import jobs
+from ..audit import WriteContext, append_event, lock_state
 from ..authz.declarations import Declarations
 from ..authz.engine import AuthzEngine
 from ..errors import Conflict
 from ..directory import service as directory
 from ..directory.planner import Change, Plan, grant_identity, grant_state
 from ..directory.schemas import PrincipalBody
-from ..models import Campaign, Grant, GroupMembership, Principal, ReviewItem
+from ..models import Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
 from .population import in_scope, population_hash
+from . import review
 from .review import record
 
 VERIFY_SAMPLE = 50  # descendants checked per resource type when verifying a revocation
 
 
-def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign,
-                      declarations: Declarations) -> dict[str, int]:
-    """Remove the grants (or memberships) decided revoke that are pending or failed; one revision."""
-    items = list(session.scalars(select(ReviewItem).where(
+REMEDIATION_CHUNK = 1000  # revocations applied, or verified, in one step
+
+
+def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, declarations: Declarations, *,
+                      after: int = 0, limit: int | None = None) -> tuple[dict[str, int], int | None]:
+    """Remove the grants (or memberships) decided revoke that are pending or failed, with item ids
+    above ``after``, up to ``limit`` items; one revision. Returns (counts, the last item id seen)."""
+    query = select(ReviewItem).where(
         ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(("pending", "failed")),
-        ReviewItem.decision == "revoke").order_by(ReviewItem.id)))
+        ReviewItem.decision == "revoke", ReviewItem.id > after).order_by(ReviewItem.id)
+    items = list(session.scalars(query.limit(limit) if limit else query))
     plan, outcome = Plan(), Counter()
     membership_items: dict[str, list[ReviewItem]] = {}
     for item in items:
@@ -47,7 +60,8 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign,
             plan.grant_rows[identity] = grant
         item.remediation_state, item.applied_at = "applied", ctx.now
         outcome["applied"] += 1
-    directory.apply_plan(session, ctx, plan)
+    if plan.grants:
+        directory.apply_plan(session, ctx, plan)
     for group, group_items in membership_items.items():
         _remove_members(session, ctx, declarations, group, {i.principal_key for i in group_items})
         for item in group_items:
@@ -57,7 +71,7 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign,
         if item.remediation_state == "applied":
             record(session, ctx, item, "revoked", grant_id=item.grant_id, detail=item.remediation_detail)
     session.flush()
-    return dict(outcome)
+    return dict(outcome), (items[-1].id if items else None), len(items)
 
 
 def _remove_members(session: Session, ctx: WriteContext, declarations: Declarations, group: str,
@@ -68,14 +82,18 @@ def _remove_members(session: Session, ctx: WriteContext, declarations: Declarati
     directory.put_principal(session, ctx, declarations, group, body)
 
 
-def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: Campaign) -> dict[str, int]:
-    """Through the authorization engine: does anyone still have what a revoked item gave?"""
+def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: Campaign, *, after: int = 0,
+           limit: int | None = None) -> tuple[dict[str, int], int | None]:
+    """Through the authorization engine: does anyone still have what a revoked item gave? Items with
+    ids above ``after``, up to ``limit``; returns (counts, the last item id seen)."""
     snapshot = engine.refresh()
-    evaluator, index, now = snapshot.evaluator, snapshot.index, engine.clock.now()
+    evaluator, index, now = snapshot.evaluator, snapshot.index, ctx.now
     outcome = Counter()
-    for item in session.scalars(select(ReviewItem).where(ReviewItem.campaign_id == campaign.id,
-                                                         ReviewItem.remediation_state.in_(("applied", "failed")),
-                                                         ReviewItem.applied_at.is_not(None))):
+    query = select(ReviewItem).where(ReviewItem.campaign_id == campaign.id,
+                                     ReviewItem.remediation_state.in_(("applied", "failed")),
+                                     ReviewItem.applied_at.is_not(None), ReviewItem.id > after).order_by(ReviewItem.id)
+    items = list(session.scalars(query.limit(limit) if limit else query))
+    for item in items:
         actors = [m["id"] for m in item.frozen.get("members", [])] or [item.principal_key]
         survivors = []
         targets = _targets(index, item)
@@ -97,7 +115,7 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
             outcome["verified"] += 1
         record(session, ctx, item, "verified" if not survivors else "verify_failed", detail=item.remediation_detail)
     session.flush()
-    return dict(outcome)
+    return dict(outcome), (items[-1].id if items else None), len(items)
 
 
 def _targets(index, item: ReviewItem) -> list[tuple[str, list[str]]]:
@@ -129,25 +147,82 @@ def _describe(index, grant_id: int) -> str:
     return f"grant {grant_id} ({grant.role} on {grant.resource} to {grant.principal})" if grant else f"grant {grant_id}"
 
 
-def snapshot_scope(session: Session, engine: AuthzEngine, campaign: Campaign) -> dict[str, Any]:
+def snapshot_scope(engine: AuthzEngine, campaign: Campaign, now) -> dict[str, Any]:
     """The scope as it stands after remediation: what is left, for the record."""
     snapshot = engine.refresh()
     candidates = in_scope(snapshot, campaign.settings["scope"])
     return {"revision": snapshot.revision, "count": len(candidates),
-            "hash": population_hash(snapshot.revision, candidates), "taken_at": engine.clock.now().isoformat()}
+            "hash": population_hash(snapshot.revision, candidates), "taken_at": now.isoformat()}
 
 
-def remediate(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: Campaign) -> dict[str, Any]:
-    """Apply the revocations; the caller commits, then calls :func:`finish_remediation` to verify."""
+def start_remediation(session: Session, ctx: WriteContext, campaign: Campaign) -> Job:
+    """Record the job that makes the sign-off report (if it is missing), applies and verifies the
+    revocations a chunk a step, and makes the post-remediation report. 409 while one runs."""
     if campaign.status != "signed_off":
         raise Conflict("remediation starts after sign-off", code="not_signed_off", field="campaign")
-    return apply_revocations(session, ctx, campaign, engine.policy.declarations)
+    return jobs.start(session, ctx, "remediation", f"campaign:{campaign.id}", {"campaign": campaign.id})
 
 
-def finish_remediation(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: Campaign) -> dict[str, Any]:
-    verified = verify(session, ctx, engine, campaign)
-    campaign.remediation_snapshot = snapshot_scope(session, engine, campaign)
-    append_event(session, ctx, "campaign.remediated", f"campaign:{campaign.id}", None,
-                 {"verification": verified, "scope_after": campaign.remediation_snapshot})
-    session.flush()
-    return {"verification": verified, "scope_after": campaign.remediation_snapshot}
+def sign_off(session: Session, ctx: WriteContext, campaign: Campaign, statement: str) -> tuple[dict[str, Any], Job]:
+    """The security lead's attestation and the job that acts on it, in one transaction: a campaign is
+    never signed off without the job that makes its report and applies its revocations."""
+    state = review.sign_off(session, ctx, campaign, statement)
+    return state, start_remediation(session, ctx, campaign)
+
+
+PHASES = ("report_sign_off", "apply", "verify", "scope", "report_remediation")
+
+
+@jobs.kind("remediation")
+def remediation_step(run: jobs.JobRun) -> None:
+    session, ctx, job = run.session, run.ctx, run.job
+    campaign = session.get(Campaign, job.params["campaign"])
+    phase = PHASES[0] if job.phase == "start" else job.phase
+    if job.progress_total is None:
+        # each revocation is counted twice: applied, then verified
+        job.progress_total = 2 * session.scalar(select(func.count()).select_from(ReviewItem).where(
+            ReviewItem.campaign_id == campaign.id, ReviewItem.decision == "revoke",
+            ReviewItem.remediation_state.in_(("pending", "failed"))))
+    if phase == "report_sign_off":
+        if session.scalar(select(Report.id).where(Report.campaign_id == campaign.id, Report.stage == "sign_off")
+                          .limit(1)) is None:
+            _report(run, campaign, "sign_off")
+        run.advance("apply", last=0)
+    elif phase == "apply":
+        lock_state(session)
+        counts, last, seen = apply_revocations(session, ctx, campaign, run.engine.policy.declarations,
+                                               after=job.cursor["last"], limit=REMEDIATION_CHUNK)
+        applied = job.cursor.get("applied", 0) + counts.get("applied", 0)
+        run.advance("apply" if last else "verify", done=job.progress_done + seen, last=last or 0, applied=applied)
+    elif phase == "verify":
+        lock_state(session)
+        counts, last, seen = verify(session, ctx, run.engine, campaign, after=job.cursor["last"],
+                                    limit=REMEDIATION_CHUNK)
+        verified = Counter(job.cursor.get("verification", {}))
+        verified.update(counts)
+        run.advance("verify" if last else "scope", done=job.progress_done + seen, last=last or 0,
+                    verification=dict(verified))
+    elif phase == "scope":
+        lock_state(session)
+        campaign.remediation_snapshot = snapshot_scope(run.engine, campaign, ctx.now)
+        summary = {"applied": {"applied": job.cursor.get("applied", 0)},
+                   "verification": job.cursor.get("verification", {}), "scope_after": campaign.remediation_snapshot}
+        append_event(session, ctx, "campaign.remediated", f"campaign:{campaign.id}", None,
+                     {"verification": summary["verification"], "scope_after": campaign.remediation_snapshot})
+        job.result = {**job.result, "campaign": campaign.id, "remediation": summary}
+        run.advance("report_remediation")
+    elif phase == "report_remediation":
+        _report(run, campaign, "remediation")
+        run.finish(campaign=campaign.id)
+
+
+def _report(run: jobs.JobRun, campaign: Campaign, stage: str) -> None:
+    """One signed workbook, made without holding the write lock (its record takes it at the end)."""
+    from ..reports import signer_of
+    from ..reports.service import campaign_report, campaign_report_stem, discard_unrecorded
+
+    reports_dir = Path(run.config["REPORTS_DIR"])
+    partial = f".partial-job{run.job.id}-"
+    discard_unrecorded(run.session, reports_dir, campaign_report_stem(campaign, stage, run.ctx.now), partial)
+    report = campaign_report(run.session, run.ctx, signer_of(run.app), reports_dir, campaign, stage, partial=partial)
+    run.job.result = {**run.job.result, "reports": [*run.job.result.get("reports", []), report["id"]]}

@@ -10,11 +10,12 @@ from typing import Any, Iterable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext, append_event
+from .. import jobs
+from ..audit import WriteContext, append_event, lock_state
 from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
-from ..models import Campaign, ReviewEvent, ReviewItem
+from ..models import Campaign, Job, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
 from .launch import Directory, resolve_reviewer
 from .population import Candidate
@@ -230,28 +231,75 @@ def close_if_complete(session: Session, ctx: WriteContext, campaign: Campaign) -
     return False
 
 
-def close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> dict[str, Any]:
-    """Close: every undecided item gets the campaign's on_no_response outcome, as an automated decision."""
+CLOSE_CHUNK = 5000  # undecided items a step gives their no-response outcome
+
+
+def start_close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> Job:
+    """Stop decisions at once (the campaign is ``closing``) and record the job that applies the
+    no-response rule a chunk a step, then closes it."""
     _require_open(campaign)
+    campaign.status = "closing"
+    append_event(session, ctx, "campaign.closing", f"campaign:{campaign.id}", None,
+                 {"reason": reason, "rule": campaign.settings["on_no_response"]})
+    return jobs.start(session, ctx, "close", f"campaign:{campaign.id}", {"campaign": campaign.id, "reason": reason})
+
+
+def close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> dict[str, Any]:
+    """Close in this transaction: for a campaign with nothing (or little) left undecided."""
+    _require_open(campaign)
+    outcomes = apply_no_response(session, ctx, campaign, limit=None)
+    return finish_close(session, ctx, campaign, reason, outcomes)
+
+
+@jobs.kind("close")
+def close_step(run: jobs.JobRun) -> None:
+    session, ctx, job = run.session, run.ctx, run.job
+    campaign = session.get(Campaign, job.params["campaign"])
+    if campaign.status != "closing":  # closed by another way in meanwhile
+        run.finish(campaign=campaign.id)
+        return
+    if job.progress_total is None:
+        job.progress_total = session.scalar(select(func.count()).select_from(ReviewItem).where(
+            ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending"))
+    outcomes = Counter(job.cursor.get("outcomes", {}))
+    applied = apply_no_response(session, ctx, campaign, limit=CLOSE_CHUNK)
+    outcomes.update(applied)
+    run.advance("apply", done=sum(outcomes.values()), outcomes=dict(outcomes))
+    if sum(applied.values()) < CLOSE_CHUNK:
+        lock_state(session)
+        finish_close(session, ctx, campaign, job.params["reason"], outcomes)
+        run.finish(campaign=campaign.id, automated=dict(outcomes))
+
+
+def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None) -> Counter[str]:
+    """Give up to ``limit`` undecided items the campaign's on_no_response outcome, as automated decisions."""
     rule = campaign.settings["on_no_response"]
-    outcomes: Counter[str] = Counter()
-    for outcome in ("keep", "revoke", "none"):
+    pending = select(ReviewItem.id, ReviewItem.recommendation).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending").order_by(ReviewItem.id)
+    if limit is not None:
+        pending = pending.limit(limit)
+    chosen_ids: dict[str, list[int]] = {}
+    for item_id, recommendation in session.execute(pending):
         # keep/revoke apply as they are; "recommendation" follows each item's advice (none → keep).
-        if rule == "recommendation":
-            chosen = {"keep": "keep", "revoke": "revoke", "none": "keep"}[outcome]
-            where = [ReviewItem.recommendation == outcome]
-        elif outcome == "none":
-            continue
-        else:
-            if outcome != rule:
-                continue
-            chosen, where = rule, []
-        result = session.execute(
-            update(ReviewItem).where(ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending", *where)
-            .values(status="decided", decision=chosen, decided_by="system:accessreview", decided_at=ctx.now,
-                    automated_rule=f"on_no_response:{rule}",
-                    justification=f"no decision by the due date; on_no_response={rule}"))
-        outcomes[chosen] += result.rowcount
+        chosen = ({"revoke": "revoke"}.get(recommendation, "keep")) if rule == "recommendation" else rule
+        chosen_ids.setdefault(chosen, []).append(item_id)
+    outcomes: Counter[str] = Counter()
+    for chosen, ids in chosen_ids.items():
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            session.execute(
+                update(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.status == "pending")
+                .values(status="decided", decision=chosen, decided_by="system:accessreview", decided_at=ctx.now,
+                        automated_rule=f"on_no_response:{rule}",
+                        justification=f"no decision by the due date; on_no_response={rule}"),
+                execution_options={"synchronize_session": False})
+            outcomes[chosen] += len(chunk)
+    return outcomes
+
+
+def finish_close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str,
+                 outcomes: Counter[str]) -> dict[str, Any]:
+    rule = campaign.settings["on_no_response"]
     campaign.status, campaign.closed_at = "closed", ctx.now
     session.flush()
     append_event(session, ctx, "campaign.closed", f"campaign:{campaign.id}", None,
@@ -260,9 +308,9 @@ def close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) 
 
 
 def sign_off(session: Session, ctx: WriteContext, campaign: Campaign, statement: str) -> dict[str, Any]:
-    if campaign.status == "open":
-        raise Conflict("the campaign is still open: close it (or let it reach its due date) before signing off",
-                       code="campaign_open", field="campaign")
+    if campaign.status in ("launching", "open", "closing"):
+        raise Conflict(f"the campaign is still {campaign.status}: close it (or let it reach its due date) and let the "
+                       "close finish before signing off", code="campaign_open", field="campaign")
     if campaign.status != "closed":
         raise Conflict(f"campaign {campaign.id} is already signed off", code="already_signed_off", field="campaign")
     campaign.status, campaign.signed_off_by, campaign.signed_off_at = "signed_off", ctx.actor, ctx.now

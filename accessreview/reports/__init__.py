@@ -18,4 +18,8 @@ def init_app(app: Flask) -> None:
 
 
 def get_signer() -> Signer:
-    return current_app.extensions["signer"]
+    return signer_of(current_app)
+
+
+def signer_of(app: Flask) -> Signer:
+    return app.extensions["signer"]

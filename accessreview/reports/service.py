@@ -64,10 +64,10 @@ def store_path(reports_dir: Path, file_name: str) -> Path:
     return path
 
 
-def _publish(reports_dir: Path, stem: str, write: Callable[[Path], None]) -> tuple[str, int]:
+def _publish(reports_dir: Path, stem: str, write: Callable[[Path], None], partial: str = ".partial-") -> tuple[str, int]:
     """Write to a temporary file, then link it in under the first free version: never overwrites."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=reports_dir, prefix=".partial-", suffix=".xlsx")
+    handle, temporary = tempfile.mkstemp(dir=reports_dir, prefix=partial, suffix=".xlsx")
     os.close(handle)
     try:
         write(Path(temporary))
@@ -107,9 +107,26 @@ def report_state(r: Report) -> dict[str, Any]:
 
 # -- campaign workbooks ------------------------------------------------------------------------------
 
+def campaign_report_stem(campaign: Campaign, stage: str, now: datetime) -> str:
+    return f"{_slug(campaign.name)}-campaign-{campaign.id}-{now:%Y%m%d}-{stage.replace('_', '-')}"
+
+
+def discard_unrecorded(session: Session, reports_dir: Path, stem: str, partial: str) -> list[str]:
+    """Remove what an interrupted report left: its temporary file, and any version linked in whose
+    record never committed (nobody can have been given it). Returns the names removed."""
+    recorded = set(session.scalars(select(Report.file_name).where(Report.file_name.like(f"{stem}-v%"))))
+    removed = []
+    for path in list(reports_dir.glob(f"{partial}*")) + list(reports_dir.glob(f"{stem}-v*.xlsx")):
+        if path.name.startswith(partial) or path.name not in recorded:
+            for leftover in (path, path.with_name(path.name + ".sig.json")):
+                leftover.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
 def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, campaign: Campaign,
-                    stage: str, *, max_rows: int = MAX_ROWS) -> dict[str, Any]:
-    stem = f"{_slug(campaign.name)}-campaign-{campaign.id}-{ctx.now:%Y%m%d}-{stage.replace('_', '-')}"
+                    stage: str, *, max_rows: int = MAX_ROWS, partial: str = ".partial-") -> dict[str, Any]:
+    stem = campaign_report_stem(campaign, stage, ctx.now)
 
     def write(path: Path) -> None:
         book = Book()
@@ -119,7 +136,7 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
         _audit_trail(session, book, campaign)
         book.save(path)
 
-    name, version = _publish(reports_dir, stem, write)
+    name, version = _publish(reports_dir, stem, write, partial)
     return _record(session, ctx, signer, reports_dir, name, version, kind="campaign", campaign_id=campaign.id,
                    stage=stage, parameters={"campaign": campaign.id, "stage": stage})
 

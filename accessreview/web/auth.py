@@ -20,7 +20,8 @@ from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
-from ..notify import Message, Notifier
+from ..notify import Message
+from ..outbox import enqueue
 from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, active_user_with_email, end_session, issue_link, link_holder,
                       redeem_link)
 from ..tokens import TOKEN_PREFIX, live_token
@@ -124,29 +125,28 @@ def email_link():
     if "@" not in email or len(email) > 320:
         return render_template("sign_in.html", next=next_page, email=email, error=(
             "email", "Give the e-mail address your account has, like ann@example.com.")), 400
-    link, user = None, active_user_with_email(get_session(), email)
+    user = active_user_with_email(get_session(), email)
     if user is not None:  # nobody: no write, no lock
         with unit_of_work("web:sign-in") as (session, ctx):
             link = issue_link(session, ctx, current_app.config["SECRET_KEY"], user)
-    if link is not None:
-        _send_link(link.principal, link.address, link.token, next_page)
+            if link is not None:  # sent by the worker after commit; the page never waits on a mail server
+                _queue_link(session, ctx, link.principal, link.address, link.token, next_page)
     return render_template("link_sent.html", email=email, minutes=int(LINK_LIFETIME.total_seconds() // 60))
 
 
-def _send_link(principal: str, address: str, token: str, next_page: str) -> None:
+def _queue_link(session, ctx: WriteContext, principal: str, address: str, token: str, next_page: str) -> None:
     config = current_app.config
     url = f"{config['PUBLIC_URL']}{url_for('web.open_link')}?{urlencode({'token': token, 'next': next_page})}"
     minutes = int(LINK_LIFETIME.total_seconds() // 60)
     text = (f"Someone (we hope you) asked to sign in to accessreview as {principal}.\n\n"
             f"Open this link within {minutes} minutes to sign in; it works once:\n{url}\n\n"
             "If you did not ask for it, ignore this message: nobody can use it without your mailbox.\n")
-    outcome = Notifier(config).send(Message(principal, address, "Your accessreview sign-in link", text,
-                                            {"event": "sign_in_link", "to": principal}))
     if not config.get("SMTP_HOST") and config["ENV"] == "development":
         # With no mail server, a development machine's log is the newcomer's inbox.
         log.warning("sign-in link for %s (no ACCESSREVIEW_SMTP_HOST; development only): %s", principal, url)
-    elif outcome["email"] != "sent":
-        log.error("sign-in link for %s not delivered: %s", principal, outcome["email"])
+        return
+    enqueue(session, ctx.now, config, Message(principal, address, "Your accessreview sign-in link", text,
+                                              {"event": "sign_in_link", "to": principal}), keep_text=False)
 
 
 def _expired_link():

@@ -7,19 +7,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from pydantic import BaseModel
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from ..api.campaigns import close_now, declared_types, launch_definition, remediate_and_report, sign_off_and_remediate
-from ..api.common import authorize, clock_now, page_limit, unit_of_work
+from .. import jobs
+from ..api.campaigns import declared_types
+from ..api.common import authorize, clock_now, page_limit, unit_of_work, write_context
 from ..authz.engine import get_engine
-from ..campaigns import definitions, review
+from ..campaigns import definitions, flows, review
 from ..campaigns.measures import campaign_measures
 from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
-from ..db import get_session
+from ..db import get_or_404, get_session
 from ..directory.planner import directory_types
 from ..errors import ApiError
+from ..models import Job
 from ..reports import service as reports
 from ..validation import parse_query
 from .blueprint import bp, page_query
@@ -61,46 +64,66 @@ def _render_campaign(campaign_id: int, error: ApiError | None = None, statement:
                            measures=campaign_measures(session, campaign, clock_now()),
                            reviewers=review.reviewer_progress(session, campaign_id), items=items, query=q,
                            reports=reports.list_reports(session, campaign_id), error=error,
-                           statement=statement), status
+                           statement=statement, jobs=_jobs_at_work(session, campaign_id)), status
+
+
+def _jobs_at_work(session, campaign_id: int) -> list[dict[str, Any]]:
+    return [jobs.job_state(job) for job in session.scalars(select(Job).where(
+        Job.subject == f"campaign:{campaign_id}", Job.state.in_(("queued", "running"))).order_by(Job.id))]
 
 
 def _act(campaign_id: int, action) -> object:
-    """Run one of the closing steps; a refusal (still open, already signed off) is shown on the page."""
+    """Start one of the closing steps; a refusal (still open, already signed off) is shown on the page.
+    Work that outlasts the request goes on in the worker: the page of its job follows it."""
     actor = authorize("manage_campaigns")
     try:
-        action(actor)
+        outcome = action(write_context(actor))
     except ApiError as error:
         return _render_campaign(campaign_id, error, request.form.get("statement", ""), error.status)
-    return redirect(url_for("web.campaign_page", campaign_id=campaign_id))
+    return _after(outcome, campaign_id)
+
+
+def _after(outcome: flows.Outcome, campaign_id: int | None):
+    if not outcome.done:
+        return redirect(url_for("web.job_page", job_id=outcome.job["id"]))
+    return redirect(url_for("web.campaign_page", campaign_id=campaign_id or outcome.state["id"]))
 
 
 @bp.post("/campaigns/<int:campaign_id>/close")
 def close(campaign_id: int):
-    return _act(campaign_id, lambda actor: close_now(campaign_id, actor))
+    return _act(campaign_id, lambda ctx: flows.close(current_app, ctx, campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/sign-off")
 def sign_off(campaign_id: int):
-    def sign(actor: str) -> None:
+    def sign(ctx) -> flows.Outcome:
         statement = parse_query(SignOffBody, {"statement": request.form.get("statement", "").strip()}).statement
-        sign_off_and_remediate(campaign_id, actor, statement)
+        return flows.sign_off(current_app, ctx, campaign_id, statement)
 
     return _act(campaign_id, sign)
 
 
 @bp.post("/campaigns/<int:campaign_id>/remediate")
 def remediate(campaign_id: int):
-    return _act(campaign_id, lambda actor: remediate_and_report(campaign_id, actor))
+    return _act(campaign_id, lambda ctx: flows.remediate(current_app, ctx, campaign_id))
 
 
 @bp.post("/campaign-definitions/<int:definition_id>/launch")
 def launch(definition_id: int):
     actor = authorize("manage_campaigns")
     try:
-        state = launch_definition(definition_id, actor)
+        outcome = flows.launch(current_app, write_context(actor), definition_id)
     except ApiError as error:
         return _render_campaigns(error, error.status)
-    return redirect(url_for("web.campaign_page", campaign_id=state["id"]))
+    return _after(outcome, None)
+
+
+@bp.get("/jobs/<int:job_id>")
+def job_page(job_id: int):
+    """Where a long piece of work stands; the page reloads itself while the job runs."""
+    authorize("view_campaigns")
+    job = jobs.job_state(get_or_404(get_session(), Job, job_id, "job"))
+    return render_template("job.html", job=job, running=job["state"] in ("queued", "running"))
 
 
 @bp.post("/campaign-definitions/<int:definition_id>/schedule")

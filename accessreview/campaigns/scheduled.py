@@ -1,9 +1,10 @@
 """The scheduled work of access reviews: launch what is due, remind, escalate, close.
 
-Each job opens its own sessions and commits per campaign, reads the one injected clock, and is
+Each pass opens its own sessions and commits per campaign, reads the one injected clock, and is
 idempotent: launches are keyed by (definition, period), reminders by the day they are for, and
-escalation and closing by the item's and campaign's state. Running a job twice, or in two
-scheduler processes at once, does the work once.
+escalation and closing by the item's and campaign's state. Running a pass twice, or in two
+scheduler processes at once, does the work once. Launching and closing are durable jobs that the
+passes start and the worker runs; mail goes to the outbox.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext, append_event, lock_state
-from ..authz.engine import AuthzEngine
+from .. import jobs
+from ..audit import WriteContext, append_event
 from ..clock import as_utc
 from ..errors import ApiError
 from ..models import Campaign, CampaignDefinition, Principal, ReviewItem
-from ..notify import Message, Notifier
-from .launch import launch, period_key
-from .review import close, record
+from ..notify import Message
+from ..outbox import enqueue
+from ..work import own_unit_of_work
+from .launch import period_key, start_launch
+from .review import record, start_close
 
 log = logging.getLogger(__name__)
 SCHEDULER = "system:scheduler"
@@ -59,30 +62,21 @@ def _read(sessions: Callable[[], Session], statement) -> list:
         session.close()
 
 
-def _unit(sessions: Callable[[], Session], clock, actor: str = SCHEDULER):
-    session = sessions()
-    lock_state(session)
-    return session, WriteContext(actor, clock.now())
-
-
 @contextmanager
 def _each(sessions: Callable[[], Session], clock, what: str):
-    """One committed unit of work per campaign; a failure is logged and rolled back, and the job
+    """One committed unit of work per campaign; a failure is logged and rolled back, and the pass
     goes on with the next campaign."""
-    session, ctx = _unit(sessions, clock)
     try:
-        yield session, ctx
-        session.commit()
+        with own_unit_of_work(sessions, WriteContext(SCHEDULER, clock.now())) as unit:
+            yield unit
     except Exception:
-        session.rollback()
         log.exception("%s failed", what)
-    finally:
-        session.close()
 
 
-def launch_due(sessions, engine: AuthzEngine, clock, config) -> list[int]:
-    """Launch every scheduled definition whose latest period has no campaign yet."""
-    launched = []
+def launch_due(sessions, clock, config) -> list[int]:
+    """Start the launch of every scheduled definition whose latest period has no campaign yet;
+    returns the jobs started (the worker runs them)."""
+    started = []
     definitions = _read(sessions, select(CampaignDefinition).where(CampaignDefinition.enabled.is_(True)))
     for definition in definitions:
         if not definition.schedule:  # launched by hand only (a JSON null, so filtered here)
@@ -91,27 +85,23 @@ def launch_due(sessions, engine: AuthzEngine, clock, config) -> list[int]:
         period = latest_period(definition.schedule, since, clock.now())
         if period is None:
             continue
-        session, ctx = _unit(sessions, clock)
         try:
-            campaign, new = launch(session, ctx, engine, session.merge(definition), period_key(period),
-                                   max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"],
-                                   stale_action=config["STALE_SYNC_ACTION"])
-            session.commit()
-            if new:
-                launched.append(campaign.id)
+            with own_unit_of_work(sessions, WriteContext(SCHEDULER, clock.now())) as (session, ctx):
+                if jobs.active_job(session, "launch", f"campaign_definition:{definition.id}") is not None:
+                    continue  # launching already
+                _campaign, job = start_launch(session, ctx, session.merge(definition), period_key(period),
+                                              max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"],
+                                              stale_action=config["STALE_SYNC_ACTION"])
+                if job is not None:
+                    started.append(job.id)
         except ApiError as error:  # stale directory: say so in the audit trail, try again next tick
-            session.rollback()
-            session, ctx = _unit(sessions, clock)
-            append_event(session, ctx, "campaign.launch_refused", f"campaign_definition:{definition.id}", None,
-                         {"period": period_key(period), "code": error.code, "message": error.message})
-            session.commit()
+            with own_unit_of_work(sessions, WriteContext(SCHEDULER, clock.now())) as (session, ctx):
+                append_event(session, ctx, "campaign.launch_refused", f"campaign_definition:{definition.id}", None,
+                             {"period": period_key(period), "code": error.code, "message": error.message})
             log.warning("launch of definition %s refused: %s", definition.id, error.message)
         except Exception:
-            session.rollback()
             log.exception("launch of definition %s failed; nothing was kept", definition.id)
-        finally:
-            session.close()
-    return launched
+    return started
 
 
 def reminder_due(reminders: dict[str, Any], due: datetime, now: datetime) -> str | None:
@@ -126,14 +116,15 @@ def reminder_due(reminders: dict[str, Any], due: datetime, now: datetime) -> str
     return None
 
 
-def remind_and_escalate(sessions, clock, config, notifier: Notifier) -> dict[str, int]:
+def remind_and_escalate(sessions, clock, config) -> dict[str, int]:
+    """Record the reminders and escalations that are due in the outbox (sent after commit)."""
     counts = defaultdict(int)
     campaign_ids = _read(sessions, select(Campaign.id).where(Campaign.status == "open"))
     for campaign_id in campaign_ids:
         with _each(sessions, clock, f"reminders of campaign {campaign_id}") as (session, ctx):
             campaign = session.get(Campaign, campaign_id)
-            counts["escalated"] += _escalate(session, ctx, campaign, notifier, config)
-            counts["reminded"] += _remind(session, ctx, campaign, notifier, config)
+            counts["escalated"] += _escalate(session, ctx, campaign, config)
+            counts["reminded"] += _remind(session, ctx, campaign, config)
     return dict(counts)
 
 
@@ -146,7 +137,7 @@ def _pending_by_reviewer(session: Session, campaign: Campaign) -> dict[str, list
     return pending
 
 
-def _remind(session: Session, ctx: WriteContext, campaign: Campaign, notifier: Notifier, config) -> int:
+def _remind(session: Session, ctx: WriteContext, campaign: Campaign, config) -> int:
     which = reminder_due(campaign.settings["reminders"], as_utc(campaign.due_at), ctx.now)
     if which is None:
         return 0
@@ -157,7 +148,7 @@ def _remind(session: Session, ctx: WriteContext, campaign: Campaign, notifier: N
             continue  # already reminded today
         person = session.get(Principal, reviewer)
         link = queue_link(config, campaign)
-        outcome = notifier.send(Message(
+        outcome = enqueue(session, ctx.now, config, Message(
             to=reviewer, address=person.email if person else None,
             subject=f"[access review] {campaign.name}: {len(items)} item(s) to decide, {which}",
             text=(f"You have {len(items)} access review item(s) to decide in \"{campaign.name}\", {which} "
@@ -180,7 +171,7 @@ def queue_link(config, campaign: Campaign) -> str:
     return f"{config['PUBLIC_URL']}/ui/reviews?campaign={campaign.id}"
 
 
-def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, notifier: Notifier, config) -> int:
+def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, config) -> int:
     rule = campaign.settings.get("escalation")
     if not rule or ctx.now < as_utc(campaign.due_at) + timedelta(days=rule["after_days_overdue"]):
         return 0
@@ -200,24 +191,27 @@ def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, notifier:
                    reason=f"overdue by {rule['after_days_overdue']}+ day(s)")
             moved += 1
         new_reviewer = session.get(Principal, target)
-        notifier.send(Message(
+        queued = enqueue(session, ctx.now, config, Message(
             to=target, address=new_reviewer.email if new_reviewer else None,
             subject=f"[access review] escalated to you: {len(waiting)} overdue item(s) of {campaign.name}",
             text=(f"{len(waiting)} item(s) assigned to {reviewer} in \"{campaign.name}\" are overdue and now "
                   f"yours to decide.\n\nYour queue: {queue_link(config, campaign)}\n"),
             event={"event": "escalation", "campaign": campaign.id, "from": reviewer, "to": target,
                    "items": len(waiting)}))
+        append_event(session, ctx, "campaign.escalation_notice", f"campaign:{campaign.id}", None,
+                     {"from": reviewer, "items": len(waiting), **queued})
     session.flush()
     return moved
 
 
 def close_due(sessions, clock) -> list[int]:
-    closed = []
+    """Start closing every open campaign past its due date; returns the campaigns."""
+    closing = []
     due = _read(sessions, select(Campaign.id).where(Campaign.status == "open", Campaign.due_at <= clock.now()))
     for campaign_id in due:
         with _each(sessions, clock, f"closing campaign {campaign_id}") as (session, ctx):
             campaign = session.get(Campaign, campaign_id)
             if campaign.status == "open":
-                close(session, ctx, campaign, reason="due date reached")
-                closed.append(campaign_id)
-    return closed
+                start_close(session, ctx, campaign, reason="due date reached")
+                closing.append(campaign_id)
+    return closing

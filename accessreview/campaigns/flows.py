@@ -1,0 +1,94 @@
+"""The steps that start long work on a campaign — launch, close, sign off, remediate — as the API, the
+pages and the CLI all take them: record the change and its job in one unit of work, run the job's
+first steps within the caller's budget, and say where it stands.
+
+The caller is already authorized. A job that finished gives what it made (the campaign, its
+reports); one that failed within the budget raises its error as the request's; one still at work is
+left to the worker, and the caller answers 202 with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from .. import jobs
+from ..audit import WriteContext
+from ..errors import ApiError
+from ..models import Job, Report
+from ..reports.service import report_state
+from ..work import own_unit_of_work
+from . import definitions, remediation, review
+from .launch import period_key, start_launch
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: dict[str, Any] | None
+    done: bool
+    state: dict[str, Any]  # the campaign as it stands, with what the job made when it is done
+
+
+def launch(app: Flask, ctx: WriteContext, definition_id: int) -> Outcome:
+    config = app.config
+    with _unit(app, ctx) as (session, ctx):
+        definition = definitions.get_definition(session, definition_id)
+        campaign, job = start_launch(session, ctx, definition, f"manual-{period_key(ctx.now)}",
+                                     max_sync_age_hours=config["MAX_SYNC_AGE_HOURS"],
+                                     stale_action=config["STALE_SYNC_ACTION"])
+        if job is None:
+            return Outcome(None, True, review.campaign_state(campaign, review.item_counts(session, campaign.id)))
+    return _follow(app, job)
+
+
+def close(app: Flask, ctx: WriteContext, campaign_id: int) -> Outcome:
+    with _unit(app, ctx) as (session, ctx):
+        job = review.start_close(session, ctx, review.get_campaign(session, campaign_id), f"closed by {ctx.actor}")
+    return _follow(app, job)
+
+
+def sign_off(app: Flask, ctx: WriteContext, campaign_id: int, statement: str) -> Outcome:
+    with _unit(app, ctx) as (session, ctx):
+        _state, job = remediation.sign_off(session, ctx, review.get_campaign(session, campaign_id), statement)
+    return _follow(app, job)
+
+
+def remediate(app: Flask, ctx: WriteContext, campaign_id: int) -> Outcome:
+    with _unit(app, ctx) as (session, ctx):
+        job = remediation.start_remediation(session, ctx, review.get_campaign(session, campaign_id))
+    return _follow(app, job)
+
+
+def _unit(app: Flask, ctx: WriteContext):
+    return own_unit_of_work(app.extensions["db"].sessionmaker, ctx, app.extensions["authz"])
+
+
+def _follow(app: Flask, job: Job) -> Outcome:
+    job = jobs.run_for(app, job)
+    if job.state == "failed":
+        raise job_error(job)
+    session = app.extensions["db"].sessionmaker()
+    try:
+        state: dict[str, Any] = {}
+        campaign_id = job.result.get("campaign") or job.params.get("campaign")
+        if campaign_id is not None:
+            campaign = review.get_campaign(session, campaign_id)
+            state = review.campaign_state(campaign, review.item_counts(session, campaign.id))
+        if job.state == "done":
+            if "remediation" in job.result:
+                state["remediation"] = job.result["remediation"]
+            if job.result.get("reports"):
+                state["reports"] = [report_state(session.get(Report, r)) for r in job.result["reports"]]
+        return Outcome(jobs.job_state(job), job.state == "done", state)
+    finally:
+        session.close()
+
+
+def job_error(job: Job) -> ApiError:
+    """The error a failed job ended with, as the request's own (its status and code kept)."""
+    details = dict(job.result.get("error") or {})
+    code, status = details.pop("code", "job_failed"), details.pop("status", 500)
+    return ApiError(job.error or "the job failed", code=code, status=status, field=details.pop("field", None),
+                    job=jobs.job_state(job), **details)
