@@ -180,6 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
             "how long a request that starts a job (launch, close, sign-off, remediation) runs its first steps "
             "before answering 202 and leaving the rest to the worker (0: always 202)",
             default=lambda s: 1.0),
+    Setting("JOB_LEASE_SECONDS", _positive_seconds,
+            "how long a job step's runner holds the job; a runner silent this long (killed, its host lost) "
+            "is replaced by the next one, from the job's last committed step", default=lambda s: 60.0),
     Setting("WORKER_POLL", _seconds, "how often an idle worker looks for jobs and mail to send",
             default=lambda s: 1.0),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level of the JSON logs",

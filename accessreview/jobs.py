@@ -39,7 +39,7 @@ from .pagination import Page, paginate
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)  # a step takes about a second; a runner silent this long is gone
+LEASE = timedelta(seconds=60)  # the default of ACCESSREVIEW_JOB_LEASE_SECONDS
 MAX_TRANSIENT_RETRIES = 5  # database hiccups (a lost connection, a deadlock victim) before failing
 
 
@@ -179,6 +179,10 @@ class Runner:
     def now(self) -> datetime:
         return self.app.config["CLOCK"].now()
 
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.app.config.get("JOB_LEASE_SECONDS") or LEASE.total_seconds())
+
     def next_job(self) -> int | None:
         """The oldest job that is queued, or running under a lease that ran out."""
         session = self.sessions()
@@ -197,7 +201,7 @@ class Runner:
             taken = session.execute(update(Job).where(
                 Job.id == job_id, Job.state.in_(("queued", "running")),
                 or_(Job.lease_until.is_(None), Job.lease_until < now, Job.lease_owner == self.name))
-                .values(state="running", lease_owner=self.name, lease_until=now + LEASE)).rowcount
+                .values(state="running", lease_owner=self.name, lease_until=now + self.lease)).rowcount
             session.commit()
             return bool(taken)
         finally:

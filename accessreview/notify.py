@@ -39,8 +39,7 @@ class Message:
     event: dict[str, Any]
 
 
-def send_email(config: Mapping[str, Any], address: str, subject: str, text: str, message_id: str,
-               deadline: float = SEND_DEADLINE) -> None:
+def send_email(config: Mapping[str, Any], address: str, subject: str, text: str, message_id: str) -> None:
     host = config.get("SMTP_HOST")
     if not host:
         raise NotDeliverable("no SMTP server configured (ACCESSREVIEW_SMTP_HOST)")
@@ -52,7 +51,7 @@ def send_email(config: Mapping[str, Any], address: str, subject: str, text: str,
     email["Date"] = formatdate(usegmt=True)
     email.set_content(text)
     smtp = smtplib.SMTP(timeout=CONNECT_TIMEOUT)
-    with _cut_off_after(deadline, lambda: smtp.sock):
+    with _cut_off_after(SEND_DEADLINE, lambda: smtp.sock):
         try:
             smtp.connect(host, config["SMTP_PORT"])
             if config.get("SMTP_STARTTLS"):
