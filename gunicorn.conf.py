@@ -1,10 +1,17 @@
-"""gunicorn settings for `scripts/serve`; every value can be overridden on the command line."""
+"""gunicorn settings of the main server (pages, API, sync) for `scripts/serve`; every value can be
+overridden on the command line. The portal's checks have a server of their own
+(gunicorn_checks.conf.py): nothing that happens here can keep them waiting.
+
+Threaded workers: a connection that is idle holds no thread once gunicorn has put it back on its
+poller (after at most 5 s), and one that sends its request slowly holds one thread of eight, not a
+whole worker, so a browser's spare connections no longer stop the pages."""
 
 import os
 
 bind = os.environ.get("ACCESSREVIEW_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("ACCESSREVIEW_WORKERS", "2"))
-worker_class = "sync"
+worker_class = "gthread"
+threads = int(os.environ.get("ACCESSREVIEW_THREADS", "8"))
 # Load the app once in the master: a bad setting or policy stops gunicorn at once, not in a loop of
 # worker restarts.
 preload_app = True

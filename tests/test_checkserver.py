@@ -1,0 +1,134 @@
+"""The check server: the portal's checks on a port of their own, answered as on the main port, and
+never kept waiting by idle or slow connections (a real gunicorn with its asyncio workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from accessreview.checkserver import CheckServer
+from support import PROJECT_ROOT
+
+
+def asgi_call(server: CheckServer, method: str, path: str, headers: dict[str, str], body: bytes = b"",
+              chunks: int = 1) -> tuple[int, dict[str, str], bytes]:
+    """One request through the ASGI app, its body in ``chunks`` messages."""
+    sent: list[dict] = []
+    size = max(1, -(-len(body) // chunks))
+    messages = [{"type": "http.request", "body": body[i:i + size], "more_body": i + size < len(body)}
+                for i in range(0, max(len(body), 1), size)]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "scheme": "http",
+             "client": ("127.0.0.1", 5000),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    asyncio.run(server(scope, receive, send))
+    start, body_message = sent
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body_message["body"]
+
+
+def test_a_check_is_answered_as_on_the_main_port(app, client, portal):
+    server = CheckServer(app)
+    check = {"actor": "service:portal", "action": "check", "resource": "system:accessreview"}
+    headers = {**portal, "Content-Type": "application/json", "X-Request-Id": "req-42"}
+    status, answer_headers, body = asgi_call(server, "POST", "/v1/authorize", headers, json.dumps(check).encode(),
+                                             chunks=3)
+    main = client.post("/v1/authorize", json=check, headers=portal).get_json()
+    answer = json.loads(body)
+    assert status == 200 and answer["allowed"] is main["allowed"] is True
+    assert set(answer) == set(main) and answer_headers["x-request-id"] == "req-42"
+    batch = {"checks": [check, {**check, "action": "nonsense"}]}
+    status, _, body = asgi_call(server, "POST", "/v1/authorize/batch", headers, json.dumps(batch).encode())
+    assert status == 200 and len(json.loads(body)["results"]) == 2
+
+
+def test_the_check_port_refuses_what_is_not_a_check(app, portal):
+    server = CheckServer(app)
+    status, _, body = asgi_call(server, "GET", "/v1/campaigns", portal)
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, _, body = asgi_call(server, "POST", "/v1/authorize", {}, b"{}")
+    assert status == 401, "a check without a token is refused as on the main port"
+    app.config["MAX_BODY_BYTES"] = 100
+    big = CheckServer(app)
+    status, _, body = asgi_call(big, "POST", "/v1/authorize", portal, b"x" * 101, chunks=4)
+    assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large"
+    status, _, body = asgi_call(big, "POST", "/v1/authorize", {**portal, "Content-Length": "5000000"}, b"")
+    assert status == 413
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def check_server(app, database_url, app_config, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": database_url, "ACCESSREVIEW_SECRET_KEY": app_config["SECRET_KEY"],
+           "ACCESSREVIEW_INSTANCE_DIR": str(tmp_path), "ACCESSREVIEW_LOG_LEVEL": "WARNING",
+           "ACCESSREVIEW_CHECK_BIND": f"127.0.0.1:{port}", "ACCESSREVIEW_REFRESH_INTERVAL": "0.2"}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn_checks.conf.py", "checks:app"],
+                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "the check server did not start"
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_idle_and_slow_connections_do_not_keep_a_check_waiting(check_server, portal, make_principal):
+    make_principal("user:ann", name="Ann")
+    stop, pests = threading.Event(), []
+    for _ in range(50):  # a browser's spare connections, a scanner: connected, silent
+        pests.append(socket.create_connection(("127.0.0.1", check_server)))
+
+    def slow_client():  # a header line every second, never the end of the request
+        sock = socket.create_connection(("127.0.0.1", check_server))
+        pests.append(sock)
+        sock.sendall(b"POST /v1/authorize HTTP/1.1\r\nHost: x\r\n")
+        while not stop.wait(1):
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                return
+
+    threads = [threading.Thread(target=slow_client, daemon=True) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)  # the slow clients are mid-request
+        answers = []
+        for _ in range(20):  # more checks than the server has workers, each on a connection of its own
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{check_server}/v1/authorize", method="POST",
+                data=json.dumps({"actor": "user:ann", "action": "read", "resource": "system:accessreview"}).encode(),
+                headers={**portal, "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:  # sync workers would hang here
+                answers.append((response.status, json.loads(response.read())["allowed"]))
+        assert answers == [(200, False)] * 20
+    finally:
+        stop.set()
+        for sock in pests:
+            sock.close()
