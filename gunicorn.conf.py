@@ -37,6 +37,9 @@ def post_fork(server, worker):
     from wsgi import app
 
     app.extensions["db"].engine.dispose(close=False)
+    # Start catching up with the directory now, in the background: checks answer from the snapshot
+    # the master loaded until then, instead of waiting for the catch-up.
+    app.extensions["authz"].snapshot()
     # Close each connection at once after its answer unless the client sent more than was read
     # (see accessreview/serving.py): a sync worker would otherwise wait for every client to close.
     from accessreview import serving

@@ -28,6 +28,9 @@ def post_fork(server, worker):
     from checks import flask_app
 
     flask_app.extensions["db"].engine.dispose(close=False)
+    # Start catching up with the directory now, in the background: checks answer from the snapshot
+    # the master loaded until then, instead of waiting for the catch-up.
+    flask_app.extensions["authz"].snapshot()
 
 
 def child_exit(server, worker):

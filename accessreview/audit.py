@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from .clock import as_utc
@@ -34,8 +34,17 @@ class WriteContext:
     request_id: str | None = None
 
 
+_LOCKED = "accessreview.locked_state"
+
+
 def lock_state(session: Session) -> DirectoryState:
-    """Lock and return the single state row; the first statement of every write transaction."""
+    """Lock and return the single state row; the first statement of every write transaction.
+
+    Once locked, the row stays locked (and current) until the transaction ends: later calls in the
+    same transaction return it without asking the database again."""
+    locked = session.info.get(_LOCKED)
+    if locked is not None:
+        return locked
     if session.get_bind().dialect.name == "sqlite":
         # SQLite has no row locks, and a transaction that has read cannot always upgrade to writing
         # (SQLITE_BUSY_SNAPSHOT). A no-op write as the first statement takes the database's write
@@ -45,7 +54,14 @@ def lock_state(session: Session) -> DirectoryState:
     state = session.get(DirectoryState, STATE_ROW_ID, with_for_update=True, populate_existing=True)
     if state is None:
         raise RuntimeError("directory_state row is missing: run `accessreview db upgrade`")
+    session.info[_LOCKED] = state
     return state
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _unlocked(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the transaction itself, not a savepoint inside it
+        session.info.pop(_LOCKED, None)
 
 
 def jsonable(value: Any) -> Any:

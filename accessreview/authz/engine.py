@@ -81,9 +81,13 @@ class AuthzEngine:
         if not self._refreshing and self.refresh_interval > 0:
             self._start_refresher()
         snapshot = self._snapshot
-        if snapshot is None or self._inherited:
-            snapshot = self.refresh()  # only the changes since the parent's revision, when it had one
+        if snapshot is None:
+            return self.refresh()
+        if self._inherited and not self._refreshing:
+            snapshot = self.refresh()  # only the changes since the parent's revision
             self._inherited = False
+        # With a refresher, a snapshot from the parent process answers while the refresher catches up
+        # (a check that names at_least_revision waits for it through wait_for).
         return snapshot
 
     def refresh(self, timeout: float = -1) -> Snapshot:
@@ -197,11 +201,14 @@ class AuthzEngine:
 
     def _refresh_forever(self) -> None:
         while True:
-            time.sleep(self.refresh_interval)
+            if not self._inherited:
+                time.sleep(self.refresh_interval)
             try:
                 self.refresh()
+                self._inherited = False
             except Exception:  # keep serving the last good snapshot; the next round tries again
                 log.exception("directory refresh failed")
+                time.sleep(self.refresh_interval)
 
     # -- questions the API asks ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@ runs the same job, which picks up what is still pending or failed."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from .population import in_scope, population_hash
 from . import review
 from .review import record
 
-VERIFY_SAMPLE = 50  # descendants checked per resource type when verifying a revocation
 
 
 REMEDIATION_CHUNK = 1000  # revocations applied, or verified, in one step
@@ -41,6 +40,9 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
         ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(("pending", "failed")),
         ReviewItem.decision == "revoke", ReviewItem.id > after).order_by(ReviewItem.id)
     items = list(session.scalars(query.limit(limit) if limit else query))
+    grant_ids = [item.grant_id for item in items if item.kind == "grant" and item.applied_at is None]
+    grants = {grant.id: grant for start in range(0, len(grant_ids), 1000)  # one query, not one per item
+              for grant in session.scalars(select(Grant).where(Grant.id.in_(grant_ids[start:start + 1000])))}
     plan, outcome = Plan(), Counter()
     membership_items: dict[str, list[ReviewItem]] = {}
     for item in items:
@@ -50,7 +52,7 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
         if item.kind == "membership":
             membership_items.setdefault(item.resource_key, []).append(item)
             continue
-        grant = session.get(Grant, item.grant_id)
+        grant = grants.get(item.grant_id)
         if grant is None:
             item.remediation_detail = "the grant was already removed"
         else:
@@ -93,12 +95,12 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
                                      ReviewItem.remediation_state.in_(("applied", "failed")),
                                      ReviewItem.applied_at.is_not(None), ReviewItem.id > after).order_by(ReviewItem.id)
     items = list(session.scalars(query.limit(limit) if limit else query))
+    representatives: dict[str, list[tuple[str, str]]] = {}
     for item in items:
         actors = [m["id"] for m in item.frozen.get("members", [])] or [item.principal_key]
         survivors = []
-        targets = _targets(index, item)
         for actor in actors:
-            for resource, permissions in targets:
+            for resource, permissions in _targets(index, item, actor, representatives):
                 for permission in permissions:
                     decision = evaluator.check(actor, permission, resource, now)
                     if decision.allowed:
@@ -118,28 +120,43 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 
-def _targets(index, item: ReviewItem) -> list[tuple[str, list[str]]]:
-    """The resources to check: the item's resource and a sample of its descendants of each type."""
+def _targets(index, item: ReviewItem, actor: str, representatives: dict) -> list[tuple[str, list[str]]]:
+    """The resources to check for ``actor``: the item's resource and one resource of each type below
+    it, and the same below every resource under it where the actor (or a group of theirs) holds a
+    grant of its own. Access at a resource rests on grants on it and its ancestors: two resources
+    of a type below the item's with no grant of the actor's between them and it are answered alike,
+    so one stands for all; a grant further down may give more, so its subtree is checked too."""
     if item.kind == "membership":
-        found = []
-        for grant in index.grants_of.get(item.resource_key, ()):
-            found.append((grant.resource, [p for perms in item.effective_permissions.values() for p in perms]))
-        return found
-    targets = []
-    by_type: dict[str, list[str]] = {}
-    frontier = [item.resource_key]
-    while frontier:
-        key = frontier.pop()
+        return [(grant.resource, [p for perms in item.effective_permissions.values() for p in perms])
+                for grant in index.grants_of.get(item.resource_key, ())]
+    roots = [item.resource_key]
+    for holder in index.holders(actor):
+        for grant in index.grants_of.get(holder, ()):
+            if grant.resource != item.resource_key and any(
+                    node.key == item.resource_key for node in index.ancestors(grant.resource)[1:]):
+                roots.append(grant.resource)
+    targets: dict[str, list[str]] = {}
+    for root in roots:
+        if root not in representatives:
+            representatives[root] = _one_of_each_type(index, root)
+        for key, type_key in representatives[root]:
+            if type_key in item.effective_permissions:
+                targets[key] = item.effective_permissions[type_key]
+    return list(targets.items())
+
+
+def _one_of_each_type(index, root: str, most: int = 10_000) -> list[tuple[str, str]]:
+    """``root`` and the first resource of each type met below it, breadth first (at most ``most`` visited)."""
+    found: dict[str, str] = {}
+    queue, visited = deque([root]), 0
+    while queue and visited < most:
+        key = queue.popleft()
+        visited += 1
         resource = index.resources.get(key)
-        if resource is None:
-            continue
-        bucket = by_type.setdefault(resource.type, [])
-        if len(bucket) < VERIFY_SAMPLE:
-            bucket.append(key)
-            frontier.extend(index.children.get(key, ()))
-    for type_key, permissions in item.effective_permissions.items():
-        targets += [(key, permissions) for key in by_type.get(type_key, [])]
-    return targets
+        if resource is not None:
+            found.setdefault(resource.type, key)
+            queue.extend(index.children.get(key, ()))
+    return [(key, type_key) for type_key, key in found.items()]
 
 
 def _describe(index, grant_id: int) -> str:
