@@ -117,7 +117,55 @@ class DirectoryIndex:
                 memberships.update(tuple(m) for m in session.execute(select(*_MEMBERSHIP_COLUMNS)
                                                                      .where(models.GroupMembership.group_key.in_(chunk))))
         tokens = _load_tokens(session) if changed.get("token") else self.tokens
-        return DirectoryIndex(principals, resources, grants, memberships, revision, tokens)
+        return self._derived(revision, principals, resources, grants, frozenset(memberships), tokens,
+                             {int(i) for i in changed.get("grant", ())}, set(changed.get("resource", ())))
+
+    def _derived(self, revision: int, principals: dict, resources: dict, grants: dict, memberships: frozenset,
+                 tokens: Mapping[str, TokenRecord], grant_ids: set[int], resource_keys: set[str]) -> "DirectoryIndex":
+        """The new index built from this one's lookups, changing only the entries of what changed.
+
+        Rebuilding them all costs a pass over every grant and resource (seconds at a million); each
+        snapshot is read by other threads, so this one's lists are copied before they change, never
+        changed in place."""
+        new = DirectoryIndex.__new__(DirectoryIndex)
+        new.revision, new.principals, new.resources, new.grants_by_id = revision, principals, resources, grants
+        new.memberships, new.tokens, new._holders = memberships, dict(tokens), {}
+        new.grants = defaultdict(list, self.grants)
+        new.grants_of = defaultdict(list, self.grants_of)
+        new.grants_on_resource = defaultdict(list, self.grants_on_resource)
+        for grant_id in grant_ids:
+            for record, keep in ((self.grants_by_id.get(grant_id), False), (grants.get(grant_id), True)):
+                if record is None:
+                    continue
+                for lookup, key in ((new.grants, (record.principal, record.resource)),
+                                    (new.grants_of, record.principal), (new.grants_on_resource, record.resource)):
+                    entries = [g for g in lookup.get(key, _EMPTY) if g.id != grant_id]
+                    if keep:
+                        entries.append(record)
+                    if entries:
+                        lookup[key] = entries
+                    else:
+                        lookup.pop(key, None)
+        if memberships == self.memberships:
+            new.groups_of, new.members_of = self.groups_of, self.members_of
+        else:
+            new.groups_of, new.members_of = defaultdict(list), defaultdict(list)
+            for group, member in memberships:
+                new.groups_of[member].append(group)
+                new.members_of[group].append(member)
+        new.children = defaultdict(list, self.children)
+        for key in resource_keys:
+            for record, keep in ((self.resources.get(key), False), (resources.get(key), True)):
+                if record is None or record.parent is None:
+                    continue
+                siblings = [child for child in new.children.get(record.parent, _EMPTY) if child != key]
+                if keep:
+                    siblings.append(key)
+                if siblings:
+                    new.children[record.parent] = siblings
+                else:
+                    new.children.pop(record.parent, None)
+        return new
 
     # -- questions ----------------------------------------------------------------------------
 

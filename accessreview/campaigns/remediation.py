@@ -8,10 +8,11 @@ runs the same job, which picks up what is still pending or failed."""
 from __future__ import annotations
 
 from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -25,28 +26,64 @@ from ..directory.schemas import PrincipalBody
 from ..models import Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
 from .population import in_scope, population_hash
 from . import review
-from .review import record
+from .review import record_many
 
 
 
 REMEDIATION_CHUNK = 1000  # revocations applied, or verified, in one step
 
 
+@dataclass
+class _Item:
+    """What remediation reads of a review item and writes back, as a plain row: 200,000 ORM objects
+    with their JSON columns cost more than the work itself."""
+
+    id: int
+    campaign_id: int
+    stage: int
+    kind: str
+    grant_id: int | None
+    principal_key: str
+    resource_key: str
+    applied_at: Any
+    remediation_attempts: int
+    frozen: dict[str, Any] | None = None
+    effective_permissions: dict[str, Any] | None = None
+    remediation_detail: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+_COLUMNS = (ReviewItem.id, ReviewItem.campaign_id, ReviewItem.stage, ReviewItem.kind, ReviewItem.grant_id,
+            ReviewItem.principal_key, ReviewItem.resource_key, ReviewItem.applied_at, ReviewItem.remediation_attempts)
+
+
+def _items(session: Session, campaign: Campaign, states: tuple[str, ...], after: int, limit: int | None,
+           *where, extra=()) -> list[_Item]:
+    query = select(*_COLUMNS, *extra).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(states), ReviewItem.id > after,
+        *where).order_by(ReviewItem.id)
+    return [_Item(*row) for row in session.execute(query.limit(limit) if limit else query)]
+
+
+def _write_back(session: Session, items: list[_Item]) -> None:
+    changed = [{"id": item.id, **item.changes} for item in items if item.changes]
+    for keys in {tuple(sorted(c)) for c in changed}:  # one executemany per shape of change
+        session.execute(update(ReviewItem), [c for c in changed if tuple(sorted(c)) == keys])
+
+
 def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, declarations: Declarations, *,
-                      after: int = 0, limit: int | None = None) -> tuple[dict[str, int], int | None]:
+                      after: int = 0, limit: int | None = None) -> tuple[dict[str, int], int | None, int]:
     """Remove the grants (or memberships) decided revoke that are pending or failed, with item ids
-    above ``after``, up to ``limit`` items; one revision. Returns (counts, the last item id seen)."""
-    query = select(ReviewItem).where(
-        ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(("pending", "failed")),
-        ReviewItem.decision == "revoke", ReviewItem.id > after).order_by(ReviewItem.id)
-    items = list(session.scalars(query.limit(limit) if limit else query))
+    above ``after``, up to ``limit`` items; one revision. Returns (counts, the last item id seen, items seen)."""
+    state = lock_state(session)
+    items = _items(session, campaign, ("pending", "failed"), after, limit, ReviewItem.decision == "revoke")
     grant_ids = [item.grant_id for item in items if item.kind == "grant" and item.applied_at is None]
     grants = {grant.id: grant for start in range(0, len(grant_ids), 1000)  # one query, not one per item
               for grant in session.scalars(select(Grant).where(Grant.id.in_(grant_ids[start:start + 1000])))}
     plan, outcome = Plan(), Counter()
-    membership_items: dict[str, list[ReviewItem]] = {}
+    membership_items: dict[str, list[_Item]] = {}
     for item in items:
-        item.remediation_attempts += 1
+        item.changes["remediation_attempts"] = item.remediation_attempts + 1
         if item.applied_at is not None:  # applied before; only the verification failed
             continue
         if item.kind == "membership":
@@ -54,25 +91,25 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
             continue
         grant = grants.get(item.grant_id)
         if grant is None:
-            item.remediation_detail = "the grant was already removed"
+            item.changes["remediation_detail"] = "the grant was already removed"
         else:
             identity = grant_identity(grant.principal_key, grant.role, grant.resource_key)
             plan.grants.append(Change("removed", identity, {**grant_state(grant), "removed_by_review": campaign.id},
                                       None))
             plan.grant_rows[identity] = grant
-        item.remediation_state, item.applied_at = "applied", ctx.now
-        outcome["applied"] += 1
+        item.changes.update(remediation_state="applied", applied_at=ctx.now)
     if plan.grants:
         directory.apply_plan(session, ctx, plan)
     for group, group_items in membership_items.items():
         _remove_members(session, ctx, declarations, group, {i.principal_key for i in group_items})
         for item in group_items:
-            item.remediation_state, item.applied_at = "applied", ctx.now
-            outcome["applied"] += 1
-    for item in items:
-        if item.remediation_state == "applied":
-            record(session, ctx, item, "revoked", grant_id=item.grant_id, detail=item.remediation_detail)
-    session.flush()
+            item.changes.update(remediation_state="applied", applied_at=ctx.now)
+    applied = [item for item in items if item.changes.get("remediation_state") == "applied"]
+    outcome["applied"] = len(applied)
+    _write_back(session, items)
+    record_many(session, ctx, [(item, "revoked", {"grant_id": item.grant_id,
+                                                  "detail": item.changes.get("remediation_detail")})
+                               for item in applied], state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 
@@ -85,17 +122,17 @@ def _remove_members(session: Session, ctx: WriteContext, declarations: Declarati
 
 
 def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: Campaign, *, after: int = 0,
-           limit: int | None = None) -> tuple[dict[str, int], int | None]:
+           limit: int | None = None) -> tuple[dict[str, int], int | None, int]:
     """Through the authorization engine: does anyone still have what a revoked item gave? Items with
-    ids above ``after``, up to ``limit``; returns (counts, the last item id seen)."""
+    ids above ``after``, up to ``limit``; returns (counts, the last item id seen, items seen)."""
+    state = lock_state(session)
     snapshot = engine.refresh()
     evaluator, index, now = snapshot.evaluator, snapshot.index, ctx.now
     outcome = Counter()
-    query = select(ReviewItem).where(ReviewItem.campaign_id == campaign.id,
-                                     ReviewItem.remediation_state.in_(("applied", "failed")),
-                                     ReviewItem.applied_at.is_not(None), ReviewItem.id > after).order_by(ReviewItem.id)
-    items = list(session.scalars(query.limit(limit) if limit else query))
-    representatives: dict[str, list[tuple[str, str]]] = {}
+    items = _items(session, campaign, ("applied", "failed"), after, limit, ReviewItem.applied_at.is_not(None),
+                   extra=(ReviewItem.frozen, ReviewItem.effective_permissions, ReviewItem.remediation_detail))
+    representatives: dict[tuple[str, frozenset[str]], list[tuple[str, str]]] = {}
+    entries = []
     for item in items:
         actors = [m["id"] for m in item.frozen.get("members", [])] or [item.principal_key]
         survivors = []
@@ -108,19 +145,20 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
                         survivors.append(f"{actor} still has {permission} on {resource} via {via}")
                         break
         if survivors:
-            item.remediation_state = "failed"
-            item.remediation_detail = "; ".join(survivors[:5]) + (f" (+{len(survivors) - 5} more)"
-                                                                  if len(survivors) > 5 else "")
+            detail = "; ".join(survivors[:5]) + (f" (+{len(survivors) - 5} more)" if len(survivors) > 5 else "")
+            item.changes.update(remediation_state="failed", remediation_detail=detail)
             outcome["still_has_access"] += 1
         else:
-            item.remediation_state, item.verified_at = "verified", now
+            item.changes.update(remediation_state="verified", verified_at=now)
             outcome["verified"] += 1
-        record(session, ctx, item, "verified" if not survivors else "verify_failed", detail=item.remediation_detail)
-    session.flush()
+            detail = item.remediation_detail
+        entries.append((item, "verified" if not survivors else "verify_failed", {"detail": detail}))
+    _write_back(session, items)
+    record_many(session, ctx, entries, state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 
-def _targets(index, item: ReviewItem, actor: str, representatives: dict) -> list[tuple[str, list[str]]]:
+def _targets(index, item: _Item, actor: str, representatives: dict) -> list[tuple[str, list[str]]]:
     """The resources to check for ``actor``: the item's resource and one resource of each type below
     it, and the same below every resource under it where the actor (or a group of theirs) holds a
     grant of its own. Access at a resource rests on grants on it and its ancestors: two resources
@@ -136,20 +174,22 @@ def _targets(index, item: ReviewItem, actor: str, representatives: dict) -> list
                     node.key == item.resource_key for node in index.ancestors(grant.resource)[1:]):
                 roots.append(grant.resource)
     targets: dict[str, list[str]] = {}
+    wanted = frozenset(item.effective_permissions)
     for root in roots:
-        if root not in representatives:
-            representatives[root] = _one_of_each_type(index, root)
-        for key, type_key in representatives[root]:
+        if (root, wanted) not in representatives:
+            representatives[(root, wanted)] = _one_of_each_type(index, root, wanted)
+        for key, type_key in representatives[(root, wanted)]:
             if type_key in item.effective_permissions:
                 targets[key] = item.effective_permissions[type_key]
     return list(targets.items())
 
 
-def _one_of_each_type(index, root: str, most: int = 10_000) -> list[tuple[str, str]]:
-    """``root`` and the first resource of each type met below it, breadth first (at most ``most`` visited)."""
+def _one_of_each_type(index, root: str, wanted: frozenset[str], most: int = 10_000) -> list[tuple[str, str]]:
+    """``root`` and the first resource of each ``wanted`` type met below it, breadth first (at most
+    ``most`` visited)."""
     found: dict[str, str] = {}
     queue, visited = deque([root]), 0
-    while queue and visited < most:
+    while queue and visited < most and not wanted <= found.keys():
         key = queue.popleft()
         visited += 1
         resource = index.resources.get(key)

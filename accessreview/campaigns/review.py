@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
-from ..audit import WriteContext, append_event, lock_state
+from ..audit import WriteContext, append_event, append_events, lock_state
 from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
@@ -106,6 +106,20 @@ def record(session: Session, ctx: WriteContext, item: ReviewItem, kind: str, **d
                             detail=detail))
     append_event(session, ctx, f"review.{kind}", f"review_item:{item.id}", None,
                  {"campaign": item.campaign_id, "stage": item.stage, **detail})
+
+
+def record_many(session: Session, ctx: WriteContext, entries: list[tuple[Any, str, dict[str, Any]]],
+                state=None) -> None:
+    """:func:`record` for many items at once, as plain rows: ``entries`` are (item, kind, detail), where an
+    item is anything with ``id``, ``campaign_id`` and ``stage``."""
+    if not entries:
+        return
+    session.execute(insert(ReviewEvent), [
+        {"item_id": item.id, "occurred_at": ctx.now, "actor": ctx.actor, "kind": kind, "stage": item.stage,
+         "detail": detail} for item, kind, detail in entries])
+    append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
+                                  {"campaign": item.campaign_id, "stage": item.stage, **detail})
+                                 for item, kind, detail in entries), state=state)
 
 
 def item_history(session: Session, item_id: int) -> list[dict[str, Any]]:

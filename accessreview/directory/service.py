@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext, append_event, lock_state
+from ..audit import WriteContext, append_event, append_events, lock_state
 from ..authz.declarations import Declarations
 from ..clock import as_utc
 from ..db import get_or_404
@@ -56,15 +56,15 @@ def apply_plan(session: Session, ctx: WriteContext, plan: Plan) -> int:
     changed += [("resource", c.key) for c in plan.resources]
     changed += [("grant", (c.after or c.before or {})["id"]) for c in plan.grants]
     new_revision(session, ctx, state, changed)
-    for section, changes in (("principal", plan.principals), ("resource", plan.resources)):
-        for change in changes:
-            append_event(session, ctx, f"{section}.{'created' if change.kind == 'added' else 'updated'}",
-                         change.key, change.before, change.after, state=state)
-    for change in plan.grants:
-        action = {"added": "grant.created", "changed": "grant.updated", "removed": "grant.deleted"}[change.kind]
-        target = f"grant:{(change.after or change.before or {}).get('id')}"
-        append_event(session, ctx, action, target, change.before, change.after, state=state)
     session.flush()
+    events = [(f"{section}.{'created' if change.kind == 'added' else 'updated'}", change.key, change.before,
+               change.after)
+              for section, changes in (("principal", plan.principals), ("resource", plan.resources))
+              for change in changes]
+    events += [({"added": "grant.created", "changed": "grant.updated", "removed": "grant.deleted"}[change.kind],
+                f"grant:{(change.after or change.before or {}).get('id')}", change.before, change.after)
+               for change in plan.grants]
+    append_events(session, ctx, events, state=state)
     return state.revision
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
@@ -255,17 +255,23 @@ def _reviewers(session: Session, book: Book, campaign: Campaign, now: datetime) 
 def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
     sheet = book.sheet("Audit trail", [("Seq", 8), ("Time (UTC)", 19), ("Actor", 24), ("Action", 22),
                                             ("Target", 26), ("Details", 90), ("Hash", 66)])
-    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000)):
-        before = event.before if isinstance(event.before, dict) else {}
-        after = event.after if isinstance(event.after, dict) else {}
+    # Nothing about the campaign comes before its launch began: read from there, as plain rows.
+    first = session.scalar(select(func.min(AuditEvent.seq)).where(
+        AuditEvent.target == f"campaign:{campaign.id}")) or 0
+    rows = session.execute(select(AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor, AuditEvent.action,
+                                  AuditEvent.target, AuditEvent.before, AuditEvent.after, AuditEvent.hash)
+                           .where(AuditEvent.seq >= first).order_by(AuditEvent.seq)
+                           .execution_options(yield_per=5000))
+    for seq, occurred_at, actor, action, target, before, after, hash_ in rows:
+        before_ = before if isinstance(before, dict) else {}
+        after_ = after if isinstance(after, dict) else {}
         # Review events name their campaign; revocations carry it in the grant's last state.
-        ours = (event.target == f"campaign:{campaign.id}"
-                or ((event.target or "").startswith("review_item:") and after.get("campaign") == campaign.id)
-                or before.get("removed_by_review") == campaign.id)
+        ours = (target == f"campaign:{campaign.id}"
+                or ((target or "").startswith("review_item:") and after_.get("campaign") == campaign.id)
+                or before_.get("removed_by_review") == campaign.id)
         if ours:
-            sheet.append([event.seq, event.occurred_at, event.actor, event.action, event.target,
-                          json.dumps(event.after if event.after is not None else event.before, sort_keys=True,
-                                     default=str), event.hash])
+            sheet.append([seq, occurred_at, actor, action, target,
+                          json.dumps(after if after is not None else before, sort_keys=True, default=str), hash_])
 
 
 # -- ad-hoc evidence ----------------------------------------------------------------------------------
