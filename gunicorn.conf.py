@@ -23,32 +23,23 @@ control_socket_disable = True
 
 
 def when_ready(server):
-    # Load the directory index once, here, before the workers are forked: they share it (copy on
-    # write), and each catches up from the change notes before its first check instead of loading
-    # the whole directory again.
+    from accessreview import serving
     from wsgi import app
 
-    app.extensions["authz"].preload()
-    app.extensions["db"].engine.dispose()
+    serving.preload(app)
 
 
 def post_fork(server, worker):
-    # Connections opened by the master must not be shared with the forked workers.
+    from accessreview import serving
     from wsgi import app
 
-    app.extensions["db"].engine.dispose(close=False)
-    # Start catching up with the directory now, in the background: checks answer from the snapshot
-    # the master loaded until then, instead of waiting for the catch-up.
-    app.extensions["authz"].snapshot()
+    serving.after_fork(app)
     # Close each connection at once after its answer unless the client sent more than was read
-    # (see accessreview/serving.py): a sync worker would otherwise wait for every client to close.
-    from accessreview import serving
-
+    # (see accessreview/serving.py): a worker would otherwise wait for every client to close.
     serving.install()
 
 
 def child_exit(server, worker):
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    from accessreview import serving
 
-        multiprocess.mark_process_dead(worker.pid)
+    serving.worker_exited(worker.pid)

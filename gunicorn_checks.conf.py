@@ -17,24 +17,20 @@ control_socket_disable = True
 
 
 def when_ready(server):
-    # As the main server: the directory is loaded once before the fork and shared copy-on-write.
+    from accessreview import serving
     from checks import flask_app
 
-    flask_app.extensions["authz"].preload()
-    flask_app.extensions["db"].engine.dispose()
+    serving.preload(flask_app)
 
 
 def post_fork(server, worker):
+    from accessreview import serving
     from checks import flask_app
 
-    flask_app.extensions["db"].engine.dispose(close=False)
-    # Start catching up with the directory now, in the background: checks answer from the snapshot
-    # the master loaded until then, instead of waiting for the catch-up.
-    flask_app.extensions["authz"].snapshot()
+    serving.after_fork(flask_app)
 
 
 def child_exit(server, worker):
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    from accessreview import serving
 
-        multiprocess.mark_process_dead(worker.pid)
+    serving.worker_exited(worker.pid)

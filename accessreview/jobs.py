@@ -215,7 +215,10 @@ class Runner:
         try:
             # The step's first statement writes: it takes the job's row lock (PostgreSQL), or SQLite's one
             # write lock at once, since a SQLite transaction that has read cannot always start writing.
-            session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+            # It also renews the lease from now; on PostgreSQL the row lock it takes keeps another runner
+            # out of this step even past the lease, and that runner carries on only from what committed.
+            session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1,
+                                                                      lease_until=self.now() + self.lease))
             job = session.get(Job, job_id, populate_existing=True)
             if job is None or job.lease_owner != self.name or job.state != "running":
                 session.rollback()

@@ -57,3 +57,29 @@ def install() -> None:
     current = getattr(util, "close_graceful", None)
     if current is not None and not hasattr(current, "lingers_through"):
         util.close_graceful = close_lingering_only_when_needed(current)
+
+
+# -- the server hooks both gunicorn configurations share -------------------------------------------
+
+def preload(app) -> None:
+    """In the master, before forking: load the directory index once; the workers share it (copy on
+    write) and catch up from the change notes instead of each loading the whole directory."""
+    app.extensions["authz"].preload()
+    app.extensions["db"].engine.dispose()
+
+
+def after_fork(app) -> None:
+    """In a new worker: drop the master's database connections (never shared across a fork), and
+    start catching up with the directory in the background at once (checks answer from the snapshot
+    the master loaded until then, instead of waiting for the catch-up)."""
+    app.extensions["db"].engine.dispose(close=False)
+    app.extensions["authz"].snapshot()
+
+
+def worker_exited(pid: int) -> None:
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

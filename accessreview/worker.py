@@ -22,7 +22,11 @@ def run_jobs(app: Flask, stop: threading.Event, *, once: bool = False) -> int:
     steps = 0
     jobs = runner(app)
     while not stop.is_set():
-        ran = jobs.run_pending(seconds=5)
+        try:
+            ran = jobs.run_pending(seconds=5)
+        except Exception:  # the database is away, or busy past its timeout: log it, try again at the next poll
+            log.exception("running jobs failed")
+            ran = 0
         steps += ran
         if not ran:
             if once:

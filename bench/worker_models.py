@@ -13,11 +13,9 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from authorize import LUA, SECRET, _answering, build_directory, free_port, write_bodies, wrk  # noqa: E402
+from interference import Pests  # noqa: E402
 
 MODELS = {
     "check server (asyncio)": ("gunicorn_checks.conf.py", "checks:app", []),
@@ -32,34 +31,6 @@ MODELS = {
     "threaded, 8 threads": ("gunicorn.conf.py", "wsgi:app", ["--worker-class", "gthread", "--threads", "8"]),
     "threaded, 32 threads": ("gunicorn.conf.py", "wsgi:app", ["--worker-class", "gthread", "--threads", "32"]),
 }
-
-
-class Pests:
-    def __init__(self, port: int, idle: int = 50, slow: int = 20) -> None:
-        self.stop, self.sockets = threading.Event(), []
-        for _ in range(idle):
-            self.sockets.append(socket.create_connection(("127.0.0.1", port)))
-        for _ in range(slow):
-            threading.Thread(target=self._slow, args=(port,), daemon=True).start()
-
-    def _slow(self, port: int) -> None:
-        while not self.stop.is_set():
-            try:
-                sock = socket.create_connection(("127.0.0.1", port))
-                self.sockets.append(sock)
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-                while not self.stop.wait(5):
-                    sock.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                self.stop.wait(0.1)
-
-    def close(self) -> None:
-        self.stop.set()
-        for sock in self.sockets:
-            try:
-                sock.close()
-            except OSError:
-                pass
 
 
 def main() -> None:
@@ -84,7 +55,7 @@ def main() -> None:
             wrk(url_, 2, 8, 1, env=env, script=script)
             for _ in range(2):
                 quiet = wrk(url_, 8, 8, 1, env=env, script=script)
-                pests = Pests(port)
+                pests = Pests(port, path="/healthz", every=5)
                 time.sleep(1)
                 try:
                     noisy = wrk(url_, 8, 8, 1, env=env, script=script)

@@ -93,10 +93,12 @@ def test_the_gunicorn_settings_install_it_in_each_worker(monkeypatch):
     original = util.close_graceful
     monkeypatch.setattr(util, "close_graceful", original)  # restored after the test
     engine = SimpleNamespace(dispose=lambda close=True: None)
+    caught_up = []
     monkeypatch.setitem(sys.modules, "wsgi", SimpleNamespace(app=SimpleNamespace(
-        extensions={"db": SimpleNamespace(engine=engine)})))
+        extensions={"db": SimpleNamespace(engine=engine),
+                    "authz": SimpleNamespace(snapshot=lambda: caught_up.append(True))})))
     post_fork = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))["post_fork"]
     post_fork(None, None)
-    assert util.close_graceful.lingers_through is original
+    assert util.close_graceful.lingers_through is original and caught_up == [True], "catching up starts at fork"
     post_fork(None, None)  # a second call does not wrap it twice
     assert util.close_graceful.lingers_through is original
