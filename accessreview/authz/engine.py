@@ -29,7 +29,7 @@ from .compiled import CompiledModel, compile_model
 from .decisions import DecisionLog
 from .deadline import limit_oso_queries
 from .evaluator import Evaluator
-from .index import DirectoryIndex, ResourceRecord
+from .index import REBUILD_FRACTION, DirectoryIndex, ResourceRecord
 from .policy import Policy, PolicyLoadError
 
 SERVICE_RESOURCE = "system:accessreview"
@@ -151,6 +151,9 @@ class AuthzEngine:
         seen_revisions = {row[0] for row in rows}
         if seen_revisions != set(range(index.revision + 1, revision + 1)):
             # Change notes were pruned while this process was away: read everything again.
+            return DirectoryIndex.load(session, revision)
+        if len(rows) > REBUILD_FRACTION * (len(index.grants_by_id) + len(index.resources)):
+            # A large import: three reads of whole tables beat reading each changed row by key.
             return DirectoryIndex.load(session, revision)
         changed: dict[str, set] = {}
         for _, kind, key in rows:

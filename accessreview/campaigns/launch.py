@@ -203,8 +203,9 @@ def launch_step(run: jobs.JobRun) -> None:
     session, ctx, job = run.session, run.ctx, run.job
     definition = session.get(CampaignDefinition, job.params["definition"])
     if job.phase == "items" and "population" not in run.memory:
-        if _revision(session) == job.cursor["revision"]:
-            run.memory["population"] = freeze(session, run.engine, job.cursor["settings"]["scope"])
+        population = freeze(session, run.engine, job.cursor["settings"]["scope"])
+        if population.snapshot.revision == job.cursor["revision"]:
+            run.memory["population"] = population
         else:
             run.advance("discard")
     if job.phase == "discard":
