@@ -25,9 +25,9 @@ class NoCookieSessions(SessionInterface):
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
-    from . import db, errors, observability
+    from . import db, errors, guard, observability
     from . import reports, web
-    from .api import audit, authorize, campaigns, common, directory, hotpath, jobs, ops, policy
+    from .api import audit, authorize, campaigns, directory, hotpath, jobs, ops, policy
     from .api import reports as reports_api
     from .authz import engine
 
@@ -46,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     engine.init_app(app)
     observability.init_app(app)
-    common.init_guard(app)
+    guard.init_guard(app)
     for blueprint in (ops.bp, directory.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, jobs.bp,
                       reports_api.bp):
         app.register_blueprint(blueprint)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event as orm_events, insert, select, update
 from sqlalchemy.orm import Session
 
 from .clock import as_utc
@@ -58,7 +58,7 @@ def lock_state(session: Session) -> DirectoryState:
     return state
 
 
-@event.listens_for(Session, "after_transaction_end")
+@orm_events.listens_for(Session, "after_transaction_end")
 def _unlocked(session: Session, transaction) -> None:
     if transaction.parent is None:  # the transaction itself, not a savepoint inside it
         session.info.pop(_LOCKED, None)

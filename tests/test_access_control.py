@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from accessreview.api.common import authorize
+from accessreview.guard import authorize
 
 
 def test_no_token_is_401(client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from accessreview.models import Campaign, ReviewItem
+from accessreview.models import Campaign
 from support import copy_policies
 
 DIRECTORY = {

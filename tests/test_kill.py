@@ -70,7 +70,7 @@ def test_a_launch_killed_mid_way_is_finished_by_the_next_worker(app, app_config,
            "ACCESSREVIEW_REFRESH_INTERVAL": "0"}
     first = worker(env, job.id)
     deadline = time.monotonic() + 300
-    while (done := db.scalar(select(Job.progress_done).where(Job.id == job.id)) or 0) < LAUNCH_CHUNK:
+    while (db.scalar(select(Job.progress_done).where(Job.id == job.id)) or 0) < LAUNCH_CHUNK:
         db.rollback()
         assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
         time.sleep(0.05)

@@ -68,9 +68,18 @@ def two_servers(request, app, database_url, tmp_path, app_config, smtp):
         process.wait(timeout=10)
 
 
+def seen_everywhere(ports: list[int], token: str, bound: float = 1.5) -> None:
+    """A token made after the servers started works in each of their workers within the refresh bound."""
+    deadline = time.monotonic() + bound
+    while any(call(port, "GET", "/v1/directory/status", token)[0] == 401 for port in ports for _ in range(4)):
+        assert time.monotonic() < deadline, "the new token was not seen within the bound"
+        time.sleep(0.05)
+
+
 def test_a_write_through_one_process_reaches_the_other(two_servers, portal):
     writer, reader = two_servers
     token = portal["Authorization"].split()[1]
+    seen_everywhere(two_servers, token)
     for path, body in (("/v1/principals/user:alice", {}), ("/v1/resources/organization/acme", {})):
         assert call(writer, "PUT", path, token, body)[0] in (200, 201)
     status, created = call(writer, "POST", "/v1/grants", token,

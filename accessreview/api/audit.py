@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from flask import Blueprint
-from pydantic import BaseModel
+
 from ..audit import events_page
 from ..db import get_session
-from ..validation import Moment
+from ..guard import authorize, page_limit, query
+from ..log_pages import AuditQuery
 from . import shapes
-from .common import authorize, documented, json_response, page_limit, query
+from .common import documented, json_response
 
 bp = Blueprint("audit", __name__, url_prefix="/v1")
-
-
-class AuditQuery(BaseModel):
-    target: str | None = None
-    actor: str | None = None
-    action: str | None = None
-    since: Moment | None = None
-    until: Moment | None = None
-    cursor: str | None = None
-    limit: int | None = None
 
 
 @bp.get("/audit-events")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 from flask import Blueprint, Flask, current_app, request
@@ -16,17 +15,16 @@ from pydantic import BaseModel, Field, StringConstraints
 from werkzeug.exceptions import HTTPException
 
 from ..authz.deadline import Deadline
-from ..authz.decisions import decision_page, grant_ids_json
+from ..authz.decisions import grant_ids_json
 from ..authz.engine import AuthzEngine, Snapshot, StaleError, get_engine
-from ..clock import as_utc
-from ..db import get_session
 from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error, render_http_error
-from ..models import Decision
-from ..pagination import decode_cursor, encode_cursor, invalid_cursor
-from ..validation import Moment, Strict, parse_json
+from ..guard import authorize, body, clock_now, page_limit, query
+from ..log_pages import DecisionQuery, decision_log_page
+from ..pagination import decode_cursor, encode_cursor
+from ..validation import Strict, parse_json
 from . import shapes
 from .keys import principal_key, resource_key
-from .common import authorize, body, clock_now, documented, json_response, page_limit, query
+from .common import documented, json_response
 
 bp = Blueprint("authorize", __name__, url_prefix="/v1")
 
@@ -54,16 +52,6 @@ class ResourcesQuery(BaseModel):
 
 
 class PageQuery(BaseModel):
-    cursor: str | None = None
-    limit: int | None = None
-
-
-class DecisionQuery(BaseModel):
-    actor: str | None = None
-    resource: str | None = None
-    allowed: bool | None = None
-    since: Moment | None = None
-    until: Moment | None = None
     cursor: str | None = None
     limit: int | None = None
 
@@ -218,25 +206,4 @@ def decisions():
     authorize("read_decisions")
     return json_response(decision_log_page(query(DecisionQuery)))
 
-
-def decision_log_page(q: DecisionQuery) -> dict[str, Any]:
-    """One page of the decision log (the caller may read decisions)."""
-    current_app.extensions["decisions"].flush()  # what this process has buffered is part of the answer
-    after = None
-    if q.cursor:
-        after_time, after_id = decode_cursor(q.cursor, (str, str))
-        try:
-            after = (as_utc(datetime.fromisoformat(after_time)), after_id)
-        except ValueError:
-            raise invalid_cursor() from None
-    rows, last = decision_page(get_session(), since=q.since, until=q.until, after=after, limit=page_limit(q.limit),
-                               actor=q.actor, resource=q.resource, allowed=q.allowed)
-    next_cursor = encode_cursor([as_utc(last[0]).isoformat(), last[1]]) if last else None
-    return {"items": [_decision(d) for d in rows], "next_cursor": next_cursor}
-
-
-def _decision(d: Decision) -> dict[str, Any]:
-    return {"id": d.id, "decided_at": as_utc(d.decided_at).isoformat(), "caller": d.caller, "actor": d.actor,
-            "action": d.action, "resource": d.resource, "allowed": d.allowed, "policy_version": d.policy_version,
-            "revision": d.revision, "latency_us": d.latency_us, "grant_ids": d.grant_ids or []}
 

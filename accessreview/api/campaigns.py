@@ -2,48 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from ..authz.engine import get_engine
 from ..campaigns import definitions, flows, review
+from ..campaigns.deciding import (decide_many, decision_target, declared_types, item_or_404, reassign_item,
+                                  record_decision)
 from ..campaigns.measures import campaign_measures, review_measures
 from ..campaigns.schemas import (BulkDecisions, DecisionBody, DefinitionBody, DefinitionPatch, ReassignBody,
                                  SignOffBody)
 from ..db import get_session
-from ..errors import NotFound
-from ..models import Campaign, ReviewItem
+from ..guard import (authorize, authorize_object, body, caller, clock_now, page_limit, query, unit_of_work,
+                     write_context)
 from ..validation import RowId
 from . import shapes
-from .common import (authorize, authorize_object, body, caller, clock_now, documented, json_response, page_limit,
-                     query, unit_of_work, write_context)
+from .common import documented, json_response
 
 bp = Blueprint("campaigns", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
 OBJECT = {"type": "object"}
-
-
-def declared_types() -> set[str]:
-    return set(get_engine().policy.declarations.resource_types)
-
-
-def item_or_404(item_id: int, permission: str) -> tuple[ReviewItem, str]:
-    """The item, with the caller authorized for ``permission`` on it (404 if it may not even look)."""
-    item = get_session().get(ReviewItem, item_id)
-    if item is None:
-        caller()
-        g.authorization_decision = (permission, f"review_item:{item_id}", False)  # a deny, then 404
-        raise NotFound(f"review item {item_id} does not exist", field="id")
-    return item, authorize_object(permission, f"review_item:{item_id}", {"reviewer": item.reviewer})
-
-
-def _may(principal: str, permission: str, item: ReviewItem) -> bool:
-    return get_engine().is_allowed_on_object(principal, permission, f"review_item:{item.id}",
-                                             {"reviewer": item.reviewer})
 
 
 # -- definitions -----------------------------------------------------------------------------------
@@ -128,28 +107,6 @@ def bulk_decisions(campaign_id: int):
     return json_response(decide_many(principal, campaign_id, body(BulkDecisions)))
 
 
-def decide_many(principal: str, campaign_id: int, data: BulkDecisions) -> dict[str, Any]:
-    """Each item authorized like a single decision (its reviewer, or a security lead's override);
-    then all are written, or none."""
-    session = get_session()
-    campaign = session.get(Campaign, campaign_id)
-    ids = [d.item for d in data.decisions]
-    items = {i.id: i for i in session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)))}
-    requests = []
-    for decision in data.decisions:
-        item = items.get(decision.item)
-        own = item is not None and _may(principal, "decide", item)
-        if campaign is None or item is None or item.campaign_id != campaign_id or \
-                not (own or _may(principal, "override", item)):
-            g.authorization_decision = ("decide", f"review_item:{decision.item}", False)
-            raise NotFound(f"review item {decision.item} is not in campaign {campaign_id} (or not yours to decide)",
-                           field="decisions")
-        requests.append(review.DecisionRequest(item, decision.decision, decision.justification, not own))
-    g.authorization_decision = ("decide", f"campaign:{campaign_id}", True)
-    with unit_of_work(principal) as (session, ctx):
-        return review.decide_many(session, ctx, campaign, requests)
-
-
 @bp.post("/campaigns/<int:campaign_id>/close")
 @documented("Close now: undecided items get the on_no_response outcome (202 with the job when it takes longer)",
             tag="campaigns", responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
@@ -232,36 +189,9 @@ def decide(item_id: int):
     return json_response(record_decision(target, body(DecisionBody)))
 
 
-@dataclass(frozen=True)
-class DecisionTarget:
-    item: ReviewItem
-    principal: str
-    overriding: bool  # a security lead's override of the assigned reviewer
-
-
-def decision_target(item_id: int) -> DecisionTarget:
-    """The item the caller may decide: its own, or one a security lead overrides (404 or 403 if neither)."""
-    item, principal = item_or_404(item_id, "view")
-    overriding = not _may(principal, "decide", item)
-    if overriding:
-        authorize_object("override", f"review_item:{item_id}", {"reviewer": item.reviewer})
-    return DecisionTarget(item, principal, overriding)
-
-
-def record_decision(target: DecisionTarget, data: DecisionBody) -> dict[str, Any]:
-    with unit_of_work(target.principal) as (session, ctx):
-        return review.decide(session, ctx, target.item, data.decision, data.justification, target.overriding)
-
-
 @bp.post("/review-items/<int:item_id>/reassign")
 @documented("Hand an item to another reviewer, with a reason (its reviewer delegates; a security lead reassigns)",
             body=ReassignBody, tag="reviews", responses={200: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def reassign(item_id: int):
     item, principal = item_or_404(item_id, "reassign")
     return json_response(reassign_item(item, principal, body(ReassignBody)))
-
-
-def reassign_item(item: ReviewItem, principal: str, data: ReassignBody) -> dict[str, Any]:
-    """Its reviewer delegates, or a security lead reassigns (the caller is authorized to reassign)."""
-    with unit_of_work(principal) as (session, ctx):
-        return review.reassign(session, ctx, item, data.to, data.reason, delegated=principal == item.reviewer)

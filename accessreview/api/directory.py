@@ -11,9 +11,10 @@ from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory import service
 from ..directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
+from ..guard import authorize, body, clock_now, page_limit, query, unit_of_work
 from . import shapes
 from .keys import principal_key, resource_key
-from .common import authorize, body, clock_now, documented, json_response, page_limit, query, unit_of_work
+from .common import documented, json_response
 
 bp = Blueprint("directory", __name__, url_prefix="/v1")
 

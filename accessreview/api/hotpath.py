@@ -27,9 +27,9 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..errors import ApiError, body_too_large
+from ..guard import permitted_caller
 from ..observability import record_request, request_id
 from .authorize import EVALUATION_FAILED, check_batch, check_one
-from .common import permitted_caller
 from .ops import HEALTHY
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,10 @@ from pydantic import BaseModel
 
 from .. import jobs
 from ..db import get_or_404, get_session
+from ..guard import authorize, page_limit, query
 from ..models import Job
 from . import shapes
-from .common import authorize, documented, json_response, page_limit, query
+from .common import documented, json_response
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}

@@ -7,10 +7,11 @@ from sqlalchemy import text
 
 from ..authz.engine import get_engine
 from ..db import get_db
+from ..guard import public
 from ..migrate import database_revision, head_revision
 from ..observability import metrics_payload
 from . import shapes
-from .common import documented, json_response, public
+from .common import documented, json_response
 from .openapi import Media, build_openapi
 
 bp = Blueprint("ops", __name__)

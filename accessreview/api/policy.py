@@ -9,8 +9,9 @@ from flask import Blueprint
 from ..authz.engine import Snapshot, get_engine
 from ..authz.policy import PolicyLoadError
 from ..errors import Unprocessable
+from ..guard import authorize, unit_of_work
 from . import shapes
-from .common import authorize, documented, json_response, unit_of_work
+from .common import documented, json_response
 
 bp = Blueprint("policy", __name__, url_prefix="/v1")
 

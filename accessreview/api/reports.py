@@ -2,60 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from flask import Blueprint, request
+from pydantic import BaseModel
 
-from flask import Blueprint, current_app, request, send_file
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
-
-from ..audit import append_event
-from ..authz.engine import get_engine
-from ..clock import as_utc
 from ..db import get_session
-from ..directory.schemas import ResourceKey
 from ..errors import BadRequest
+from ..guard import authorize, body, query
 from ..reports import get_signer, service
+from ..reports.handling import (XLSX, AccessReportBody, DecisionsReportBody, make_access_report,
+                                make_decisions_report, send_report)
 from ..reports.signing import verify
-from ..validation import Moment, RowId, Strict
+from ..validation import RowId
 from . import shapes
-from .common import authorize, body, documented, json_response, query, unit_of_work
+from .common import documented, json_response
 from .openapi import Media
 
 bp = Blueprint("reports", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
 OBJECT = {"type": "object"}
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class ReportQuery(BaseModel):
     campaign: RowId | None = None
-
-
-class AccessReportBody(Strict):
-    resources: list[ResourceKey] = Field(min_length=1, max_length=100)
-
-
-class DecisionsReportBody(Strict):
-    since: Moment
-    until: Moment
-
-    @field_validator("until")
-    @classmethod
-    def _after_since(cls, until: datetime, info: ValidationInfo) -> datetime:
-        since = info.data.get("since")
-        if since is not None and as_utc(until) <= as_utc(since):
-            raise ValueError("must be later than since")
-        return until
-
-
-def _reports_dir():
-    return current_app.config["REPORTS_DIR"]
-
-
-def _audit_download(actor: str, report, what: str) -> None:
-    with unit_of_work(actor) as (session, ctx):
-        append_event(session, ctx, "report.downloaded", f"report:{report.id}", None,
-                     {"file": report.file_name, "what": what, "sha256": report.sha256})
 
 
 @bp.get("/reports")
@@ -70,21 +38,13 @@ def list_reports():
 @documented("Download a report's workbook (audited)", tag="reports",
             responses={200: Media(XLSX, {"type": "string", "format": "binary"}), **ERRORS})
 def download_report(report_id: int):
-    actor = authorize("read_reports")
-    report = service.get_report(get_session(), report_id)
-    path = service.store_path(_reports_dir(), report.file_name)
-    _audit_download(actor, report, "workbook")
-    return send_file(path, mimetype=XLSX, as_attachment=True, download_name=report.file_name)
+    return send_report(authorize("read_reports"), report_id, "workbook")
 
 
 @bp.get("/reports/<int:report_id>/signature")
 @documented("Download a report's detached signature (audited)", tag="reports", responses={200: OBJECT, **ERRORS})
 def download_signature(report_id: int):
-    actor = authorize("read_reports")
-    report = service.get_report(get_session(), report_id)
-    path = service.store_path(_reports_dir(), f"{report.file_name}.sig.json")
-    _audit_download(actor, report, "signature")
-    return send_file(path, mimetype="application/json", as_attachment=True, download_name=path.name)
+    return send_report(authorize("read_reports"), report_id, "signature")
 
 
 @bp.post("/reports/verify")
@@ -125,26 +85,9 @@ def access_report():
     return json_response(make_access_report(actor, body(AccessReportBody)), 201)
 
 
-def make_access_report(actor: str, data: AccessReportBody) -> dict[str, Any]:
-    """Sign a report of who has what now under ``data.resources`` (the caller may read reports)."""
-    snapshot = get_engine().snapshot()
-    unknown = sorted({r for r in data.resources if r not in snapshot.index.resources})
-    if unknown:
-        raise BadRequest(f"unknown resources: {', '.join(unknown)}", field="resources", code="unknown_reference")
-    with unit_of_work(actor) as (session, ctx):
-        return service.access_report(session, ctx, get_signer(), _reports_dir(), snapshot, data.resources)
-
-
 @bp.post("/reports/decisions")
 @documented("A signed report of the decision log for a period", body=DecisionsReportBody, tag="reports",
             responses={201: OBJECT, **ERRORS})
 def decisions_report():
     actor = authorize("read_reports")
     return json_response(make_decisions_report(actor, body(DecisionsReportBody)), 201)
-
-
-def make_decisions_report(actor: str, data: DecisionsReportBody) -> dict[str, Any]:
-    """Sign a report of the decision log from ``since`` to ``until`` (the caller may read reports)."""
-    current_app.extensions["decisions"].flush()
-    with unit_of_work(actor) as (session, ctx):
-        return service.decisions_report(session, ctx, get_signer(), _reports_dir(), data.since, data.until)

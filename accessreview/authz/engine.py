@@ -46,7 +46,7 @@ class Snapshot:
     model: CompiledModel
     index: DirectoryIndex
     evaluator: Evaluator
-    # (Authorization header, permission) -> (caller, good until): see api.common.permitted_caller.
+    # (Authorization header, permission) -> (caller, good until): see guard.permitted_caller.
     callers: dict[tuple[str, str], tuple[str, datetime | None]] = field(
         default_factory=dict, compare=False, repr=False)
 
@@ -71,7 +71,7 @@ class AuthzEngine:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._refreshing = False  # is this process's refresher running? (reset in forked children)
-        self._inherited = False  # a snapshot from the parent process, of unknown age: catch up before use
+        self._inherited = False  # answering from the parent process's snapshot while the refresher catches up
         os.register_at_fork(after_in_child=self._forked)
 
     # -- the snapshot -------------------------------------------------------------------------
@@ -89,6 +89,11 @@ class AuthzEngine:
         # With a refresher, a snapshot from the parent process answers while the refresher catches up
         # (a check that names at_least_revision waits for it through wait_for).
         return snapshot
+
+    @property
+    def catching_up(self) -> bool:
+        """Is this process still answering from the snapshot its parent loaded, its refresher at work?"""
+        return self._inherited
 
     def refresh(self, timeout: float = -1) -> Snapshot:
         """Bring the snapshot up to the database's revision and policy version. With ``timeout``,

@@ -200,7 +200,7 @@ def launch_step(run: jobs.JobRun) -> None:
     """prepare (freeze, make the campaign ``launching``) → items (a chunk a step) → finish (open it).
     A runner that takes the job over without its predecessor's population carries on when the
     directory is still at the frozen revision; otherwise it discards what was written and starts over."""
-    session, ctx, job = run.session, run.ctx, run.job
+    session, job = run.session, run.job
     definition = session.get(CampaignDefinition, job.params["definition"])
     if job.phase == "items" and "population" not in run.memory:
         population = freeze(session, run.engine, job.cursor["settings"]["scope"])

@@ -8,13 +8,13 @@ from typing import Any
 
 from flask import current_app, render_template, request
 
-from ..api.common import authorize, clock_now, page_limit
 from ..authz.deadline import Deadline
 from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory import service as directory
 from ..directory.schemas import PrincipalKey, ResourceKey
 from ..errors import NotFound
+from ..guard import authorize, clock_now, page_limit
 from ..validation import Strict, parse_query
 from .blueprint import bp
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from ..api.audit import AuditQuery
-from ..api.authorize import DecisionQuery, decision_log_page
-from ..api.common import authorize, page_limit
 from ..audit import events_page, verify_chain
 from ..db import get_session
+from ..guard import authorize, page_limit
+from ..log_pages import AuditQuery, DecisionQuery, decision_log_page
 from ..validation import parse_query
 from .blueprint import bp, page_query
 

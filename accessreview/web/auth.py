@@ -15,11 +15,11 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Response, current_app, g, redirect, render_template, request, url_for
 
-from ..api.common import clock_now, public, unit_of_work
 from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
+from ..guard import clock_now, public, unit_of_work
 from ..notify import Message
 from ..outbox import enqueue
 from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, active_user_with_email, end_session, issue_link, link_holder,

@@ -10,9 +10,9 @@ from typing import TypeVar
 from flask import Blueprint, g, redirect, render_template, request, send_from_directory, url_for
 from pydantic import BaseModel
 
-from ..api.common import public
 from ..clock import as_utc
 from ..errors import ApiError
+from ..guard import public
 from ..validation import parse_query
 
 M = TypeVar("M", bound=BaseModel)

@@ -13,15 +13,15 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from .. import jobs
-from ..api.campaigns import declared_types
-from ..api.common import authorize, clock_now, page_limit, unit_of_work, write_context
 from ..authz.engine import get_engine
 from ..campaigns import definitions, flows, review
+from ..campaigns.deciding import declared_types
 from ..campaigns.measures import campaign_measures
 from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
 from ..db import get_or_404, get_session
 from ..directory.planner import directory_types
 from ..errors import ApiError
+from ..guard import authorize, clock_now, page_limit, unit_of_work, write_context
 from ..models import Job
 from ..reports import service as reports
 from ..validation import parse_query

@@ -8,8 +8,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from flask import redirect, render_template, request, url_for
 
-from ..api import reports as reports_api
-from ..api.common import authorize
+from ..guard import authorize
+from ..reports.handling import (AccessReportBody, DecisionsReportBody, make_access_report, make_decisions_report,
+                               send_report)
 from ..db import get_session
 from ..errors import ApiError, BadRequest
 from ..reports import get_signer, service
@@ -33,12 +34,12 @@ def _render_reports(verdict=None, problem: str | None = None, status: int = 200,
 
 @bp.get("/reports/<int:report_id>/workbook")
 def workbook(report_id: int):
-    return reports_api.download_report(report_id)
+    return send_report(authorize("read_reports"), report_id, "workbook")
 
 
 @bp.get("/reports/<int:report_id>/signature")
 def signature(report_id: int):
-    return reports_api.download_signature(report_id)
+    return send_report(authorize("read_reports"), report_id, "signature")
 
 
 @bp.post("/reports/verify")
@@ -57,8 +58,8 @@ def access_report():
     """Sign a report of who has what now under the resources given, one a line."""
     actor = authorize("read_reports")
     try:
-        data = parse_query(reports_api.AccessReportBody, {"resources": request.form.get("resources", "").split()})
-        reports_api.make_access_report(actor, data)
+        data = parse_query(AccessReportBody, {"resources": request.form.get("resources", "").split()})
+        make_access_report(actor, data)
     except ApiError as error:
         return _render_reports(error=error, status=error.status)
     return redirect(url_for("web.reports"))
@@ -70,10 +71,10 @@ def decisions_report():
     actor = authorize("read_reports")
     try:
         first, last = _day(request.form.get("first_day"), "first_day"), _day(request.form.get("last_day"), "last_day")
-        data = parse_query(reports_api.DecisionsReportBody, {
+        data = parse_query(DecisionsReportBody, {
             "since": datetime.combine(first, time(), timezone.utc).isoformat(),
             "until": datetime.combine(last + timedelta(days=1), time(), timezone.utc).isoformat()})
-        reports_api.make_decisions_report(actor, data)
+        make_decisions_report(actor, data)
     except ApiError as error:
         return _render_reports(error=error, status=error.status)
     return redirect(url_for("web.reports"))

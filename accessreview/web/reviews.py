@@ -12,13 +12,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from ..api.campaigns import decide_many, decision_target, item_or_404, reassign_item, record_decision
-from ..api.common import authorize_object, caller, page_limit
 from ..authz.engine import get_engine
 from ..campaigns import review
+from ..campaigns.deciding import decide_many, decision_target, item_or_404, reassign_item, record_decision
 from ..campaigns.schemas import BulkDecisions, DecisionBody, ReassignBody
 from ..db import get_session
 from ..errors import ApiError, BadRequest
+from ..guard import authorize_object, caller, page_limit
 from ..models import Campaign
 from ..validation import RowId, parse_query
 from .blueprint import bp

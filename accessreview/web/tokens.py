@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import current_app, redirect, render_template, request, url_for
 
-from ..api.common import authorize, clock_now, unit_of_work
 from ..clock import as_utc
 from ..db import get_session
 from ..directory.schemas import PrincipalKey
 from ..errors import ApiError
+from ..guard import authorize, clock_now, unit_of_work
 from ..tokens import create_token, list_tokens, parse_duration, revoke_token
 from ..validation import Strict
 from .blueprint import bp, page_query
