@@ -222,3 +222,22 @@ def test_the_job_page_follows_the_work(app, client, lead, directory, in_steps):
     Runner(app).run(int(pressed.headers["Location"].rsplit("/", 1)[1]))
     finished = text(client.get(pressed.headers["Location"]))
     assert "done" in finished and 'http-equiv="refresh"' not in finished and "The campaign" in finished
+
+
+def test_a_close_whose_job_failed_can_be_started_again(app, client, lead, directory, db, monkeypatch, in_steps):
+    from accessreview.campaigns import review
+
+    app.config["JOB_INLINE_SECONDS"] = 1
+    campaign = launched(client, lead, on_no_response="keep")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("injected: the database refused the update")
+
+    monkeypatch.setattr(review, "apply_no_response", failing)
+    failed = client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    assert failed.status_code == 500 and failed.get_json()["error"]["job"]["state"] == "failed"
+    assert client.get(f"/v1/campaigns/{campaign['id']}", headers=lead).get_json()["status"] == "closing"
+    monkeypatch.undo()
+    again = client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    assert again.status_code == 200 and again.get_json()["status"] == "closed"
+    assert again.get_json()["items"] == {"decided": 6}

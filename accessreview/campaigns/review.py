@@ -251,10 +251,11 @@ CLOSE_CHUNK = 5000  # undecided items a step gives their no-response outcome
 def start_close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> Job:
     """Stop decisions at once (the campaign is ``closing``) and record the job that applies the
     no-response rule a chunk a step, then closes it."""
-    _require_open(campaign)
-    campaign.status = "closing"
-    append_event(session, ctx, "campaign.closing", f"campaign:{campaign.id}", None,
-                 {"reason": reason, "rule": campaign.settings["on_no_response"]})
+    if campaign.status != "closing":  # a close whose job failed is started again from where it stood
+        _require_open(campaign)
+        campaign.status = "closing"
+        append_event(session, ctx, "campaign.closing", f"campaign:{campaign.id}", None,
+                     {"reason": reason, "rule": campaign.settings["on_no_response"]})
     return jobs.start(session, ctx, "close", f"campaign:{campaign.id}", {"campaign": campaign.id, "reason": reason})
 
 
