@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import event as orm_events, insert, select, update
+from sqlalchemy import event as orm_events, select, update
 from sqlalchemy.orm import Session
 
 from .clock import as_utc
+from .db import bulk_insert
 from .models import AuditEvent, DirectoryState
 from .pagination import Page, paginate
 
@@ -144,8 +145,7 @@ def append_events(session: Session, ctx: WriteContext, events: Iterable[tuple[st
         event.hash = event_hash(event)  # type: ignore[arg-type]
         state.audit_seq, state.audit_head = event.seq, event.hash
         rows.append(event.__dict__)
-    if rows:
-        session.execute(insert(AuditEvent), rows)
+    bulk_insert(session, AuditEvent, rows)
     return len(rows)
 
 

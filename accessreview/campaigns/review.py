@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
 from ..audit import WriteContext, append_event, append_events, lock_state
 from ..clock import as_utc
-from ..db import get_or_404
+from ..db import bulk_insert, get_or_404
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
 from ..models import Campaign, Job, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
@@ -114,7 +114,7 @@ def record_many(session: Session, ctx: WriteContext, entries: list[tuple[Any, st
     item is anything with ``id``, ``campaign_id`` and ``stage``."""
     if not entries:
         return
-    session.execute(insert(ReviewEvent), [
+    bulk_insert(session, ReviewEvent, [
         {"item_id": item.id, "occurred_at": ctx.now, "actor": ctx.actor, "kind": kind, "stage": item.stage,
          "detail": detail} for item, kind, detail in entries])
     append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
