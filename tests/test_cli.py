@@ -186,3 +186,31 @@ def test_production_refuses_a_missing_signing_key(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ACCESSREVIEW_SIGNING_KEY_PATH is invalid: no signing key at")
+
+
+def test_campaign_steps_and_jobs_from_the_shell(app, run, client, lead, portal, db):
+    from test_campaigns import DIRECTORY, definition
+
+    assert client.post("/v1/directory/import", json=DIRECTORY, headers=portal).status_code == 200
+    definition_id = definition(client, lead, on_no_response="revoke")
+    app.config["JOB_INLINE_SECONDS"] = 0  # every step is left to a job, which the command then runs here
+    launched = run("campaign", "launch", str(definition_id))
+    assert launched.exit_code == 0, launched.output
+    job = json.loads(launched.output)
+    assert job["kind"] == "launch" and job["state"] == "done" and job["progress"] == {"done": 6, "total": 6}
+    campaign = job["result"]["campaign"]
+    assert json.loads(run("campaign", "close", str(campaign)).output)["state"] == "done"
+    early = run("campaign", "remediate", str(campaign))
+    assert early.exit_code == 1 and "after sign-off" in early.output, "a refusal is an error, not a job"
+    queued = run("campaign", "--no-wait", "sign-off", str(campaign), "--statement", "Reviewed.")
+    waiting = json.loads(queued.output)
+    assert queued.exit_code == 0 and waiting["kind"] == "remediation" and waiting["state"] == "queued"
+    listed = run("jobs", "list", "--state", "queued").output.splitlines()
+    assert [line.split("\t")[:4] for line in listed] == [[str(waiting["id"]), "remediation", f"campaign:{campaign}",
+                                                          "queued"]]
+    ran = run("jobs", "run", str(waiting["id"]))
+    assert ran.exit_code == 0 and json.loads(ran.output)["state"] == "done"
+    waited = run("jobs", "wait", str(waiting["id"]), "--timeout", "1")
+    assert waited.exit_code == 0 and len(json.loads(waited.output)["result"]["reports"]) == 2
+    assert run("jobs", "wait", "999").exit_code == 1
+    assert db.scalar(select(Grant.id).where(Grant.resource_key == "project:p1")) is None, "the revocations applied"
