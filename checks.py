@@ -1,15 +1,9 @@
-"""ASGI entry point of the check server: ``gunicorn --config gunicorn_checks.conf.py checks:app``."""
+"""ASGI entry point of the check server: ``gunicorn --config gunicorn_checks.conf.py checks:app``.
 
-import sys
+The same app as the main server's (wsgi.py, which stops the process on a bad setting or policy),
+with only the checks and probes answered, on an event loop."""
 
-from accessreview import create_app
-from accessreview.authz.policy import PolicyLoadError
 from accessreview.checkserver import CheckServer
-from accessreview.config import ConfigError
+from wsgi import app as flask_app
 
-try:
-    flask_app = create_app()
-except (ConfigError, PolicyLoadError) as exc:
-    print(f"error: {exc}", file=sys.stderr)
-    sys.exit(2)
 app = CheckServer(flask_app)

@@ -76,75 +76,45 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+_HASHED = ("seq", "id", "occurred_at", "actor", "action", "target", "before", "after", "request_id", "prev_hash")
+
+
 def event_hash(event: AuditEvent) -> str:
-    content = {
-        "seq": event.seq,
-        "id": event.id,
-        "occurred_at": as_utc(event.occurred_at).isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "action": event.action,
-        "target": event.target,
-        "before": event.before,
-        "after": event.after,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-    }
+    return _content_hash({name: getattr(event, name) for name in _HASHED})
+
+
+def _content_hash(fields: dict[str, Any]) -> str:
+    content = {name: fields[name] for name in _HASHED}
+    content["occurred_at"] = as_utc(content["occurred_at"]).isoformat(timespec="microseconds")
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _next_event(state: DirectoryState, ctx: WriteContext, action: str, target: str | None, before: Any,
+                after: Any) -> dict[str, Any]:
+    """The next event's fields, chained to the head in ``state``, which moves on to it."""
+    fields = {"seq": state.audit_seq + 1, "id": str(uuid.uuid4()), "occurred_at": as_utc(ctx.now),
+              "actor": ctx.actor, "action": action, "target": target, "before": jsonable(before),
+              "after": jsonable(after), "request_id": ctx.request_id, "prev_hash": state.audit_head}
+    fields["hash"] = _content_hash(fields)
+    state.audit_seq, state.audit_head = fields["seq"], fields["hash"]
+    return fields
 
 
 def append_event(session: Session, ctx: WriteContext, action: str, target: str | None,
                  before: Any = None, after: Any = None, *, state: DirectoryState | None = None) -> AuditEvent:
     """Append one event; pass the already-locked ``state`` to skip re-reading it (bulk writes)."""
-    state = state or lock_state(session)
-    event = AuditEvent(
-        seq=state.audit_seq + 1,
-        id=str(uuid.uuid4()),
-        occurred_at=as_utc(ctx.now),
-        actor=ctx.actor,
-        action=action,
-        target=target,
-        before=jsonable(before),
-        after=jsonable(after),
-        request_id=ctx.request_id,
-        prev_hash=state.audit_head,
-    )
-    event.hash = event_hash(event)
-    state.audit_seq = event.seq
-    state.audit_head = event.hash
+    event = AuditEvent(**_next_event(state or lock_state(session), ctx, action, target, before, after))
     session.add(event)
     return event
 
 
-@dataclass
-class _Event:
-    """An event's fields, hashed and inserted as a plain row (no ORM object) by :func:`append_events`."""
-
-    seq: int
-    id: str
-    occurred_at: datetime
-    actor: str
-    action: str
-    target: str | None
-    before: Any
-    after: Any
-    request_id: str | None
-    prev_hash: str
-    hash: str = ""
-
-
 def append_events(session: Session, ctx: WriteContext, events: Iterable[tuple[str, str | None, Any, Any]], *,
                   state: DirectoryState | None = None) -> int:
-    """Append many events (action, target, before, after) in one statement; chained exactly as
-    :func:`append_event` chains them. Returns how many."""
+    """Append many events (action, target, before, after) as plain rows in one statement, chained
+    exactly as :func:`append_event` chains them. Returns how many."""
     state = state or lock_state(session)
-    rows = []
-    for action, target, before, after in events:
-        event = _Event(state.audit_seq + 1, str(uuid.uuid4()), as_utc(ctx.now), ctx.actor, action, target,
-                       jsonable(before), jsonable(after), ctx.request_id, state.audit_head)
-        event.hash = event_hash(event)  # type: ignore[arg-type]
-        state.audit_seq, state.audit_head = event.seq, event.hash
-        rows.append(event.__dict__)
+    rows = [_next_event(state, ctx, action, target, before, after) for action, target, before, after in events]
     bulk_insert(session, AuditEvent, rows)
     return len(rows)
 

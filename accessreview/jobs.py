@@ -31,7 +31,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .audit import WriteContext, append_event
+from .audit import WriteContext, append_event, lock_state
 from .clock import as_utc
 from .errors import ApiError, Conflict
 from .models import Job
@@ -293,8 +293,6 @@ class Runner:
     def _fail(self, job_id: int, message: str, details: dict[str, Any]) -> str:
         session = self.sessions()
         try:
-            from .audit import lock_state
-
             lock_state(session)
             job = session.get(Job, job_id, populate_existing=True)
             ctx = WriteContext(job.created_by, self.now(), request_id=f"job-{job.id}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
+from typing import Callable
 
 from flask import Flask
 
@@ -18,39 +20,34 @@ from .jobs import runner
 log = logging.getLogger(__name__)
 
 
-def run_jobs(app: Flask, stop: threading.Event, *, once: bool = False) -> int:
-    steps = 0
-    jobs = runner(app)
+def _poll(app: Flask, stop: threading.Event, once: bool, what: str, work: Callable[[], Counter[str]]) -> Counter[str]:
+    """Do ``work`` until ``stop`` is set, waiting WORKER_POLL between rounds that found nothing (with
+    ``once``, stop at the first such round). A failure is logged and tried again at the next poll:
+    the database may be away, or busy past its timeout."""
+    total: Counter[str] = Counter()
     while not stop.is_set():
         try:
-            ran = jobs.run_pending(seconds=5)
-        except Exception:  # the database is away, or busy past its timeout: log it, try again at the next poll
-            log.exception("running jobs failed")
-            ran = 0
-        steps += ran
-        if not ran:
-            if once:
-                break
-            stop.wait(app.config["WORKER_POLL"])
-    return steps
-
-
-def send_mail(app: Flask, stop: threading.Event, *, once: bool = False) -> dict[str, int]:
-    total: dict[str, int] = {}
-    sessions = app.extensions["db"].sessionmaker
-    while not stop.is_set():
-        try:
-            sent = outbox.deliver_due(sessions, app.config, app.config["CLOCK"])
-        except Exception:  # the database is away: log it, and try again at the next poll
-            log.exception("outbox delivery failed")
-            sent = {}
-        for state, count in sent.items():
-            total[state] = total.get(state, 0) + count
-        if not sent:
+            done = work()
+        except Exception:
+            log.exception("%s failed", what)
+            done = Counter()
+        total.update(done)
+        if not done:
             if once:
                 break
             stop.wait(app.config["WORKER_POLL"])
     return total
+
+
+def run_jobs(app: Flask, stop: threading.Event, *, once: bool = False) -> int:
+    jobs = runner(app)  # unary + drops a zero count, so a round with no step counts as empty
+    return _poll(app, stop, once, "running jobs", lambda: +Counter(steps=jobs.run_pending(seconds=5)))["steps"]
+
+
+def send_mail(app: Flask, stop: threading.Event, *, once: bool = False) -> dict[str, int]:
+    sessions = app.extensions["db"].sessionmaker
+    return dict(_poll(app, stop, once, "outbox delivery",
+                      lambda: Counter(outbox.deliver_due(sessions, app.config, app.config["CLOCK"]))))
 
 
 def run(app: Flask, stop: threading.Event, *, once: bool = False) -> dict[str, object]:

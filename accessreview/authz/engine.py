@@ -29,10 +29,12 @@ from .compiled import CompiledModel, compile_model
 from .decisions import DecisionLog
 from .deadline import limit_oso_queries
 from .evaluator import Evaluator
-from .index import REBUILD_FRACTION, DirectoryIndex, ResourceRecord
+from .index import DirectoryIndex, ResourceRecord
 from .policy import Policy, PolicyLoadError
 
 SERVICE_RESOURCE = "system:accessreview"
+REBUILD_FRACTION = 0.05  # past this share of grants and resources changed, a snapshot is loaded whole
+
 log = logging.getLogger(__name__)
 
 
@@ -158,7 +160,8 @@ class AuthzEngine:
             # Change notes were pruned while this process was away: read everything again.
             return DirectoryIndex.load(session, revision)
         if len(rows) > REBUILD_FRACTION * (len(index.grants_by_id) + len(index.resources)):
-            # A large import: three reads of whole tables beat reading each changed row by key.
+            # A large import: reading the tables whole and building once beats reading each changed
+            # row by key and moving its entries.
             return DirectoryIndex.load(session, revision)
         changed: dict[str, set] = {}
         for _, kind, key in rows:

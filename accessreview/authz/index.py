@@ -50,7 +50,6 @@ class TokenRecord:
 
 
 _EMPTY: tuple = ()
-REBUILD_FRACTION = 0.05  # past this share of grants and resources changed, a new index is built whole
 
 
 class DirectoryIndex:
@@ -118,9 +117,6 @@ class DirectoryIndex:
                 memberships.update(tuple(m) for m in session.execute(select(*_MEMBERSHIP_COLUMNS)
                                                                      .where(models.GroupMembership.group_key.in_(chunk))))
         tokens = _load_tokens(session) if changed.get("token") else self.tokens
-        if len(changed.get("grant", ())) + len(changed.get("resource", ())) > REBUILD_FRACTION * (
-                len(grants) + len(resources)):  # a large import: one pass beats moving each entry
-            return DirectoryIndex(principals, resources, grants, memberships, revision, tokens)
         return self._derived(revision, principals, resources, grants, frozenset(memberships), tokens,
                              {int(i) for i in changed.get("grant", ())}, set(changed.get("resource", ())))
 

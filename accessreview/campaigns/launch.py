@@ -20,8 +20,9 @@ from .. import jobs
 from ..audit import WriteContext, append_event, lock_state
 from ..authz.engine import AuthzEngine
 from ..clock import as_utc
+from ..directory.service import current_revision
 from ..errors import Conflict
-from ..models import (Campaign, CampaignDefinition, DirectoryState, Grant, GrantUsage, Job, Principal, Resource,
+from ..models import (Campaign, CampaignDefinition, Grant, GrantUsage, Job, Principal, Resource,
                       ReviewItem, SourceSync)
 from .definitions import definition_state
 from .population import Candidate, effective, in_scope, population_hash, recommend
@@ -167,7 +168,7 @@ def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempt
     """The population at the directory's current revision, read without the write lock: the rows are
     read between two looks at the revision, and read again if a write committed in between."""
     for _ in range(attempts):
-        revision = _revision(session)
+        revision = current_revision(session)
         snapshot = engine.wait_for(revision)
         if snapshot.revision != revision:
             continue
@@ -175,15 +176,11 @@ def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempt
         directory = Directory(session)
         directory.grants  # noqa: B018 - read now, at this revision
         last_used = _last_used(session, [c.grant.id for c in candidates if c.grant])
-        if _revision(session) == revision:
+        if current_revision(session) == revision:
             return Population(snapshot, candidates, directory, last_used)
         session.rollback()
     lock_state(session)  # writes keep coming: read under the lock this once
     return freeze(session, engine, scope, attempts=1)
-
-
-def _revision(session: Session) -> int:
-    return session.scalar(select(DirectoryState.revision).where(DirectoryState.id == 1))
 
 
 def _last_used(session: Session, grant_ids: list[int]) -> dict[int, datetime]:

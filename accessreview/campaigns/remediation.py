@@ -246,13 +246,11 @@ def remediation_step(run: jobs.JobRun) -> None:
             _report(run, campaign, "sign_off")
         run.advance("apply", last=0)
     elif phase == "apply":
-        lock_state(session)
         counts, last, seen = apply_revocations(session, ctx, campaign, run.engine.policy.declarations,
                                                after=job.cursor["last"], limit=REMEDIATION_CHUNK)
         applied = job.cursor.get("applied", 0) + counts.get("applied", 0)
         run.advance("apply" if last else "verify", done=job.progress_done + seen, last=last or 0, applied=applied)
     elif phase == "verify":
-        lock_state(session)
         counts, last, seen = verify(session, ctx, run.engine, campaign, after=job.cursor["last"],
                                     limit=REMEDIATION_CHUNK)
         verified = Counter(job.cursor.get("verification", {}))
@@ -260,7 +258,6 @@ def remediation_step(run: jobs.JobRun) -> None:
         run.advance("verify" if last else "scope", done=job.progress_done + seen, last=last or 0,
                     verification=dict(verified))
     elif phase == "scope":
-        lock_state(session)
         campaign.remediation_snapshot = snapshot_scope(run.engine, campaign, ctx.now)
         summary = {"applied": {"applied": job.cursor.get("applied", 0)},
                    "verification": job.cursor.get("verification", {}), "scope_after": campaign.remediation_snapshot}

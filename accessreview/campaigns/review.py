@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
-from ..audit import WriteContext, append_event, append_events, lock_state
+from ..audit import WriteContext, append_event, append_events
 from ..clock import as_utc
 from ..db import bulk_insert, get_or_404
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
@@ -281,7 +281,6 @@ def close_step(run: jobs.JobRun) -> None:
     outcomes.update(applied)
     run.advance("apply", done=sum(outcomes.values()), outcomes=dict(outcomes))
     if sum(applied.values()) < CLOSE_CHUNK:
-        lock_state(session)
         finish_close(session, ctx, campaign, job.params["reason"], outcomes)
         run.finish(campaign=campaign.id, automated=dict(outcomes))
 
