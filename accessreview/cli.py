@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 from flask import Flask, current_app
@@ -26,7 +26,7 @@ from .db import get_db
 from .directory import service
 from .directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
 from .errors import ApiError
-from .jobs import job_state, runner
+from .jobs import job_error, job_state, runner
 from .migrate import upgrade
 from .models import Job, Resource
 
@@ -195,7 +195,7 @@ def directory_group() -> None:
 
 
 @directory_group.command("import", help="Import principals, resources and grants from JSON, CSV or XLSX files "
-                                         "(all files make one all-or-nothing import).")
+                                         "(all files make one import: every row is checked before any is written).")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--section", type=click.Choice(["principals", "resources", "grants"]), default=None,
               help="section of a CSV file whose name does not say it")
@@ -203,9 +203,10 @@ def directory_group() -> None:
 @click.option("--mode", type=click.Choice(["merge", "replace"]), default=None)
 @click.option("--dry-run", is_flag=True, help="show the diff, write nothing")
 @click.option("--allow-empty-replace", is_flag=True, help="let a replace without grants remove all of the source's")
+@click.option("--no-wait", is_flag=True, help="a large import: answer with its job at once, for the worker to run")
 @with_appcontext
 def directory_import(files: tuple[Path, ...], section: str | None, source: str | None, mode: str | None,
-                     dry_run: bool, allow_empty_replace: bool) -> None:
+                     dry_run: bool, allow_empty_replace: bool, no_wait: bool) -> None:
     from .directory.files import ImportFileError, read_import_files_with_origins
 
     try:
@@ -228,11 +229,33 @@ def directory_import(files: tuple[Path, ...], section: str | None, source: str |
             click.echo(f"  {'.'.join(map(str, loc))}{f' ({where})' if where else ''}: {error['msg']}", err=True)
         sys.exit(1)
     try:
-        with cli_unit_of_work() as (session, ctx):
-            result = service.import_directory(session, ctx, get_engine().policy.declarations, parsed)
+        result = _import(parsed, wait=not no_wait)
     except ApiError as error:
         report_api_error(error, origins)
+    if "job" in result and "counts" not in result:
+        click.echo(json.dumps(result["job"], indent=2))
+        return
     click.echo(json.dumps({k: result[k] for k in ("dry_run", "mode", "source", "revision", "counts")}, indent=2))
+
+
+def _import(payload: ImportPayload, *, wait: bool = True) -> dict[str, Any]:
+    """The import flow, run to its end here unless ``wait`` is off (then: the job, for the worker)."""
+    from .directory.imports import import_result, run_import
+
+    app = current_app._get_current_object()
+    outcome = run_import(app, WriteContext(actor=cli_actor(), now=app.config["CLOCK"].now()), payload)
+    if outcome.done:
+        return outcome.result
+    if not wait:
+        return {"job": outcome.job}
+    runner(app).run(outcome.job["id"])
+    with cli_read_session() as session:
+        job = session.get(Job, outcome.job["id"])
+        if job.state == "failed":
+            raise job_error(job)
+        if job.state != "done":
+            fail(f"job {job.id} is held by another runner ({job.lease_owner}); see accessreview jobs wait {job.id}", 3)
+        return import_result(job)
 
 
 # -- audit -----------------------------------------------------------------------------------------
@@ -392,8 +415,6 @@ def campaign_group(context: click.Context, no_wait: bool) -> None:
 
 
 def _run_flow(start) -> None:
-    from .campaigns.flows import job_error
-
     app = current_app._get_current_object()
     ctx = WriteContext(actor=cli_actor(), now=app.config["CLOCK"].now())
     try:
@@ -471,7 +492,7 @@ def demo_load(if_empty: bool) -> None:
             return
         ensure_service_resource(session, ctx)
         payload = ImportPayload.model_validate_json(json.dumps(build_demo_payload(ctx.now)))
-        result = service.import_directory(session, ctx, get_engine().policy.declarations, payload)
+    result = _import(payload)
     added = {section: counts["added"] for section, counts in result["counts"].items()}
     click.echo(f"demo directory loaded at revision {result['revision']}: {added}")
     with cli_unit_of_work() as (session, ctx):

@@ -83,12 +83,18 @@ class JobRun:
 
 
 Step = Callable[[JobRun], None]
+Cleanup = Callable[[Session, Job], None]
 KINDS: dict[str, Step] = {}
+CLEANUPS: dict[str, Cleanup] = {}
 
 
-def kind(name: str) -> Callable[[Step], Step]:
+def kind(name: str, cleanup: Cleanup | None = None) -> Callable[[Step], Step]:
+    """Register a kind's step; ``cleanup`` removes what a failed job of the kind leaves behind (it runs
+    in a transaction of its own once the failure is recorded)."""
     def register(step: Step) -> Step:
         KINDS[name] = step
+        if cleanup is not None:
+            CLEANUPS[name] = cleanup
         return step
 
     return register
@@ -149,13 +155,23 @@ def _links(job: Job) -> dict[str, str]:
     return links
 
 
-def list_jobs(session: Session, *, state: str | None, kind_: str | None, subject: str | None, cursor: str | None,
-              limit: int) -> Page:
+def list_jobs(session: Session, *, state: str | None, kinds: list[str] | None, subject: str | None,
+              cursor: str | None, limit: int) -> Page:
     query = select(Job)
-    for column, value in ((Job.state, state), (Job.kind, kind_), (Job.subject, subject)):
+    for column, value in ((Job.state, state), (Job.subject, subject)):
         if value is not None:
             query = query.where(column == value)
+    if kinds is not None:
+        query = query.where(Job.kind.in_(kinds))
     return paginate(session, query, Job.id, cursor, limit).map(job_state)
+
+
+def job_error(job: Job) -> ApiError:
+    """The error a failed job ended with, as the request's own (its status and code kept)."""
+    details = dict(job.result.get("error") or {})
+    code, status = details.pop("code", "job_failed"), details.pop("status", 500)
+    return ApiError(job.error or "the job failed", code=code, status=status, field=details.pop("field", None),
+                    job=job_state(job), **details)
 
 
 def active_job(session: Session, kind_: str, subject: str) -> Job | None:
@@ -302,6 +318,10 @@ class Runner:
             append_event(session, ctx, "job.failed", f"job:{job.id}", None,
                          {"kind": job.kind, "subject": job.subject, "error": message, **details})
             session.commit()
+            cleanup = CLEANUPS.get(job.kind)
+            if cleanup is not None:
+                cleanup(session, job)
+                session.commit()
             return "failed"
         finally:
             session.close()

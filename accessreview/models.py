@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -408,3 +409,20 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
+
+
+class StagedImportRow(Base):
+    """A row of a directory import too large for one transaction, staged for its job: the job applies
+    them a batch a step (``batch`` order; removals of a replace first) and deletes them when it ends.
+    ``position`` is the row's index in its section of the request, for error reports."""
+
+    __tablename__ = "staged_import_rows"
+    __table_args__ = (Index("ix_staged_import_rows_batch", "staging_key", "batch"),)
+
+    staging_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str] = mapped_column(String(16))  # principals | resources | grants | removals
+    position: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    staged_at: Mapped[datetime] = mapped_column(index=True)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .. import jobs
 from ..db import get_or_404, get_session
+from ..errors import Forbidden
 from ..guard import authorize, page_limit, query
 from ..models import Job
 from . import shapes
@@ -20,19 +21,37 @@ ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
 
 class JobQuery(BaseModel):
     state: Literal["queued", "running", "done", "failed"] | None = None
-    kind: Literal["launch", "close", "remediation"] | None = None
+    kind: Literal["launch", "close", "remediation", "import"] | None = None
     subject: str | None = None
     cursor: str | None = None
     limit: int | None = None
 
 
+# Whoever may start a kind of job may follow it: the portal its imports, security leads campaigns' work.
+JOB_PERMISSIONS = {"import": "sync_directory"}
+CAMPAIGN_WORK = "view_campaigns"
+
+
+def _authorize_kind(kind: str) -> str:
+    return authorize(JOB_PERMISSIONS.get(kind, CAMPAIGN_WORK))
+
+
 @bp.get("/jobs")
-@documented("Jobs, oldest first, filtered by state, kind or subject (campaign:7)", query=JobQuery, tag="jobs",
-            responses={200: shapes.JobPage, **ERRORS})
+@documented("Jobs, oldest first, filtered by state, kind or subject (campaign:7): the kinds the caller may "
+            "follow (campaigns' work with view_campaigns, imports with sync_directory)", query=JobQuery,
+            tag="jobs", responses={200: shapes.JobPage, **ERRORS})
 def list_jobs():
-    authorize("view_campaigns")
     q = query(JobQuery)
-    page = jobs.list_jobs(get_session(), state=q.state, kind_=q.kind, subject=q.subject, cursor=q.cursor,
+    kinds = [q.kind] if q.kind else None
+    if q.kind:
+        _authorize_kind(q.kind)
+    else:
+        try:
+            authorize(CAMPAIGN_WORK)
+        except Forbidden:
+            authorize(JOB_PERMISSIONS["import"])
+            kinds = list(JOB_PERMISSIONS)
+    page = jobs.list_jobs(get_session(), state=q.state, kinds=kinds, subject=q.subject, cursor=q.cursor,
                           limit=page_limit(q.limit))
     return json_response(page.to_dict())
 
@@ -41,5 +60,6 @@ def list_jobs():
 @documented("One job: kind, state, progress, error, and links to what it made", tag="jobs",
             responses={200: shapes.JobOut, 404: shapes.ErrorOut, **ERRORS})
 def get_job(job_id: int):
-    authorize("view_campaigns")
+    job = get_session().get(Job, job_id)
+    _authorize_kind(job.kind if job is not None else "launch")
     return json_response(jobs.job_state(get_or_404(get_session(), Job, job_id, "job")))

@@ -87,9 +87,15 @@ class ImportResult(BaseModel):
     dry_run: bool
     mode: Literal["merge", "replace"]
     source: str
-    revision: int
+    revision: int  # the last revision the import wrote (a dry run: the directory's)
+    first_revision: int | None = None  # the first, when it was applied in batches
     counts: dict[str, dict[str, int]]
-    diff: dict[str, dict[str, list[Any]]]
+    diff: dict[str, dict[str, list[Any]]] | None  # None when over 10,000 changes: counts only
+    job: dict[str, Any] | None = None  # the import's job (none for a dry run)
+
+
+class JobAccepted(BaseModel):
+    job: dict[str, Any]
 
 
 class SourceStatus(BaseModel):

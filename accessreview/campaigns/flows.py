@@ -16,7 +16,6 @@ from flask import Flask
 
 from .. import jobs
 from ..audit import WriteContext
-from ..errors import ApiError
 from ..models import Job, Report
 from ..reports.service import report_state
 from ..work import own_unit_of_work
@@ -68,7 +67,7 @@ def _unit(app: Flask, ctx: WriteContext):
 def _follow(app: Flask, job: Job) -> Outcome:
     job = jobs.run_for(app, job)
     if job.state == "failed":
-        raise job_error(job)
+        raise jobs.job_error(job)
     session = app.extensions["db"].sessionmaker()
     try:
         state: dict[str, Any] = {}
@@ -84,11 +83,3 @@ def _follow(app: Flask, job: Job) -> Outcome:
         return Outcome(jobs.job_state(job), job.state == "done", state)
     finally:
         session.close()
-
-
-def job_error(job: Job) -> ApiError:
-    """The error a failed job ended with, as the request's own (its status and code kept)."""
-    details = dict(job.result.get("error") or {})
-    code, status = details.pop("code", "job_failed"), details.pop("status", 500)
-    return ApiError(job.error or "the job failed", code=code, status=status, field=details.pop("field", None),
-                    job=jobs.job_state(job), **details)

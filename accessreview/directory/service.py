@@ -195,25 +195,7 @@ def delete_grant(session: Session, ctx: WriteContext, grant_id: int) -> int:
     return state.revision
 
 
-def import_directory(session: Session, ctx: WriteContext, declarations: Declarations,
-                     payload: ImportPayload) -> dict[str, Any]:
-    """All or nothing: every row is checked before anything is written; a dry run writes nothing."""
-    lock_state(session)
-    plan = _plan(session, ctx, declarations, principals=payload.principals, resources=payload.resources,
-                 grants=payload.grants, source=payload.source, replace=payload.mode == "replace")
-    result = {"dry_run": payload.dry_run, "mode": payload.mode, "source": payload.source,
-              "counts": plan.counts(), "diff": plan.diff()}
-    if payload.dry_run:
-        return {**result, "revision": current_revision(session)}
-    revision = apply_plan(session, ctx, plan)
-    _record_sync(session, payload.source, payload.mode, ctx.now, revision)
-    append_event(session, ctx, "directory.imported", f"source:{payload.source}", None,
-                 {"mode": payload.mode, "counts": result["counts"], "revision": revision})
-    session.flush()
-    return {**result, "revision": revision}
-
-
-def _record_sync(session: Session, source: str, mode: str, now: datetime, revision: int) -> None:
+def record_sync(session: Session, source: str, mode: str, now: datetime, revision: int) -> None:
     sync = session.get(SourceSync, source)
     if sync is None:
         sync = SourceSync(source=source)
