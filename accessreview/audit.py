@@ -90,21 +90,27 @@ def _content_hash(fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _next_event(state: DirectoryState, ctx: WriteContext, action: str, target: str | None, before: Any,
-                after: Any) -> dict[str, Any]:
-    """The next event's fields, chained to the head in ``state``, which moves on to it."""
-    fields = {"seq": state.audit_seq + 1, "id": str(uuid.uuid4()), "occurred_at": as_utc(ctx.now),
-              "actor": ctx.actor, "action": action, "target": target, "before": jsonable(before),
-              "after": jsonable(after), "request_id": ctx.request_id, "prev_hash": state.audit_head}
-    fields["hash"] = _content_hash(fields)
-    state.audit_seq, state.audit_head = fields["seq"], fields["hash"]
-    return fields
+def _chained(seq: int, head: str, ctx: WriteContext, events: Iterable[tuple[str, str | None, Any, Any]]
+             ) -> list[dict[str, Any]]:
+    """The events' fields, each chained to the one before, the first to ``seq`` and ``head``."""
+    rows, now = [], as_utc(ctx.now)
+    for action, target, before, after in events:
+        seq += 1
+        fields = {"seq": seq, "id": str(uuid.uuid4()), "occurred_at": now, "actor": ctx.actor, "action": action,
+                  "target": target, "before": jsonable(before), "after": jsonable(after),
+                  "request_id": ctx.request_id, "prev_hash": head}
+        head = fields["hash"] = _content_hash(fields)
+        rows.append(fields)
+    return rows
 
 
 def append_event(session: Session, ctx: WriteContext, action: str, target: str | None,
                  before: Any = None, after: Any = None, *, state: DirectoryState | None = None) -> AuditEvent:
     """Append one event; pass the already-locked ``state`` to skip re-reading it (bulk writes)."""
-    event = AuditEvent(**_next_event(state or lock_state(session), ctx, action, target, before, after))
+    state = state or lock_state(session)
+    (fields,) = _chained(state.audit_seq, state.audit_head, ctx, [(action, target, before, after)])
+    state.audit_seq, state.audit_head = fields["seq"], fields["hash"]
+    event = AuditEvent(**fields)
     session.add(event)
     return event
 
@@ -114,7 +120,9 @@ def append_events(session: Session, ctx: WriteContext, events: Iterable[tuple[st
     """Append many events (action, target, before, after) as plain rows in one statement, chained
     exactly as :func:`append_event` chains them. Returns how many."""
     state = state or lock_state(session)
-    rows = [_next_event(state, ctx, action, target, before, after) for action, target, before, after in events]
+    rows = _chained(state.audit_seq, state.audit_head, ctx, events)
+    if rows:
+        state.audit_seq, state.audit_head = rows[-1]["seq"], rows[-1]["hash"]
     bulk_insert(session, AuditEvent, rows)
     return len(rows)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from .audit import WriteContext
+from .db import bulk_insert
 from .models import DirectoryChange, DirectoryState
 
 
@@ -21,6 +21,5 @@ def new_revision(session: Session, ctx: WriteContext, state: DirectoryState,
     state.revision += 1
     rows = [{"revision": state.revision, "kind": kind, "key": str(key), "created_at": ctx.now}
             for kind, key in changes]
-    if rows:
-        session.execute(insert(DirectoryChange), rows)
+    bulk_insert(session, DirectoryChange, rows)
     return state.revision

@@ -19,6 +19,8 @@ Then each of the issue's targets beside its figure.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import random
 import resource
 import statistics
@@ -59,32 +61,47 @@ def empty_postgres(url: str) -> None:
     engine.dispose()
 
 
+PROFILE: dict = {"phases": set(), "profiler": None}  # --profile: cProfile around the steps of these phases
+
+
 def run_job(app, job_id: int) -> dict:
     """Every step of the job in this process, timed by phase; the job's wall time and longest step."""
     runner = jobs.runner(app)
     sessions = app.extensions["db"].sessionmaker
     phases: dict[str, float] = defaultdict(float)
+    longest_by_phase: dict[str, float] = defaultdict(float)
     longest, started = (0.0, ""), time.perf_counter()
     while True:
         session = sessions()
         phase = session.get(Job, job_id).phase
         session.close()
+        profiler = PROFILE["profiler"] if phase in PROFILE["phases"] else None
         t0 = time.perf_counter()
+        if profiler:
+            profiler.enable()
         state = runner.step(job_id)
+        if profiler:
+            profiler.disable()
         took = time.perf_counter() - t0
         phases[phase] += took
+        longest_by_phase[phase] = max(longest_by_phase[phase], took)
         longest = max(longest, (took, phase))
         if state in ("done", "failed", None):
             break
     assert state == "done", f"job {job_id} ended {state}"
-    return {"seconds": time.perf_counter() - started, "phases": dict(phases), "longest": longest, "mb": rss_mb()}
+    return {"seconds": time.perf_counter() - started, "phases": dict(phases), "longest": longest,
+            "longest_by_phase": dict(longest_by_phase), "mb": rss_mb()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied first); default: new SQLite")
     parser.add_argument("--grants", type=int, default=200_000)
+    parser.add_argument("--profile", default="", help="job phases to profile, comma-separated (apply,verify); "
+                                                      "the 30 costliest functions are printed at the end")
     args = parser.parse_args()
+    if args.profile:
+        PROFILE.update(phases=set(args.profile.split(",")), profiler=cProfile.Profile())
     workdir = Path(tempfile.mkdtemp(prefix="accessreview-bench-campaign-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
     if url.startswith("postgresql"):
@@ -182,6 +199,8 @@ def main() -> None:
         print(f"  {what}: {figure:.1f} s (target < {TARGET_SECONDS} s): {'met' if figure < TARGET_SECONDS else 'NOT met'}")
     peak = rss_mb()
     print(f"  peak resident memory: {peak:.0f} MB (target < {TARGET_MB} MB): {'met' if peak < TARGET_MB else 'NOT met'}")
+    if PROFILE["profiler"]:
+        pstats.Stats(PROFILE["profiler"]).sort_stats("tottime").print_stats(30)
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def list_grants():
 
 @bp.post("/directory/import")
 @documented("Bulk sync: every row is checked before any is written; dry_run returns the diff; replace removes "
-            "the source's missing grants. Up to 2,000 rows: applied at once, one revision (200). More: 202 with "
+            "the source's missing grants. Up to 1,000 rows: applied at once, one revision (200). More: 202 with "
             "the import's job, which applies them in batches", body=ImportPayload, tag="directory",
             responses={200: shapes.ImportResult, 202: shapes.JobAccepted, 409: shapes.ErrorOut,
                        422: shapes.ErrorOut, 413: shapes.ErrorOut, **ERRORS})

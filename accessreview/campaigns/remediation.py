@@ -46,7 +46,6 @@ class _Item:
     principal_key: str
     resource_key: str
     applied_at: Any
-    remediation_attempts: int
     frozen: dict[str, Any] | None = None
     effective_permissions: dict[str, Any] | None = None
     remediation_detail: str | None = None
@@ -54,7 +53,7 @@ class _Item:
 
 
 _COLUMNS = (ReviewItem.id, ReviewItem.campaign_id, ReviewItem.stage, ReviewItem.kind, ReviewItem.grant_id,
-            ReviewItem.principal_key, ReviewItem.resource_key, ReviewItem.applied_at, ReviewItem.remediation_attempts)
+            ReviewItem.principal_key, ReviewItem.resource_key, ReviewItem.applied_at)
 
 
 def _items(session: Session, campaign: Campaign, states: tuple[str, ...], after: int, limit: int | None,
@@ -66,9 +65,21 @@ def _items(session: Session, campaign: Campaign, states: tuple[str, ...], after:
 
 
 def _write_back(session: Session, items: list[_Item]) -> None:
-    changed = [{"id": item.id, **item.changes} for item in items if item.changes]
-    for keys in {tuple(sorted(c)) for c in changed}:  # one executemany per shape of change
-        session.execute(update(ReviewItem), [c for c in changed if tuple(sorted(c)) == keys])
+    """One UPDATE for each set of items changed alike (most of a chunk is), not one per item."""
+    alike: dict[tuple, list[int]] = {}
+    for item in items:
+        if item.changes:
+            alike.setdefault(tuple(sorted(item.changes.items())), []).append(item.id)
+    for changes, ids in alike.items():
+        session.execute(update(ReviewItem).where(ReviewItem.id.in_(ids)).values(dict(changes))
+                        .execution_options(synchronize_session=False))
+
+
+def _count_attempt(session: Session, items: list[_Item]) -> None:
+    ids = [item.id for item in items]
+    session.execute(update(ReviewItem).where(ReviewItem.id.in_(ids))
+                    .values(remediation_attempts=ReviewItem.remediation_attempts + 1)
+                    .execution_options(synchronize_session=False))
 
 
 def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, declarations: Declarations, *,
@@ -82,8 +93,8 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
               for grant in session.scalars(select(Grant).where(Grant.id.in_(grant_ids[start:start + 1000])))}
     plan, outcome = Plan(), Counter()
     membership_items: dict[str, list[_Item]] = {}
+    _count_attempt(session, items)
     for item in items:
-        item.changes["remediation_attempts"] = item.remediation_attempts + 1
         if item.applied_at is not None:  # applied before; only the verification failed
             continue
         if item.kind == "membership":

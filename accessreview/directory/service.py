@@ -118,9 +118,14 @@ def _apply_resources(session: Session, changes: list[Change], now: datetime) -> 
 
 def _apply_grants(session: Session, ctx: WriteContext, plan: Plan) -> None:
     added: list[tuple[Change, Grant]] = []
+    removed = [plan.grant_rows[change.key] for change in plan.grants if change.kind == "removed"]
+    for row in removed:  # one statement a thousand, not one per grant through the ORM
+        session.expunge(row)
+    for start in range(0, len(removed), 1000):
+        session.execute(delete(Grant).where(Grant.id.in_([row.id for row in removed[start:start + 1000]]))
+                        .execution_options(synchronize_session=False))
     for change in plan.grants:
         if change.kind == "removed":
-            session.delete(plan.grant_rows[change.key])
             continue
         after = change.after or {}
         row = plan.grant_rows.get(change.key)
