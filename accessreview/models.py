@@ -238,6 +238,7 @@ class CampaignDefinition(Base):
     justification: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"revoke": true, "keep": false}
     recommendation: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"unused_days": 90}
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"cron"|"interval", "timezone"}
+    holds: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"days": None (until lifted), "follow_up_days": 7}
     enabled: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
@@ -269,6 +270,7 @@ class Campaign(Base):
     signed_off_at: Mapped[datetime | None]
     sign_off_statement: Mapped[str | None] = mapped_column(Text)
     remediation_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    follow_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # access that came back, found after N days
 
 
 class ReviewItem(Base):
@@ -426,3 +428,29 @@ class StagedImportRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     staged_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Hold(Base):
+    """A revocation that holds: while active, the grant (or membership) a review removed cannot come
+    back by a sync or a write; it names the campaign, item and decision that removed it.
+
+    Active while not expired (``expires_at``) and not lifted, or lifted only until ``lift_until``.
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_identity", "principal_key", "resource_key", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # grant | membership (role "member", resource the group)
+    principal_key: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(64))
+    resource_key: Mapped[str] = mapped_column(String(255))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)  # by, at, justification, rule, signed off by
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(255))
+    lift_justification: Mapped[str | None] = mapped_column(Text)
+    lift_until: Mapped[datetime | None]

@@ -14,10 +14,10 @@ from ..db import get_or_404
 from ..errors import Unprocessable
 from ..models import CampaignDefinition, Principal
 from ..validation import refusal
-from .schemas import DefinitionBody, DefinitionPatch
+from .schemas import DefinitionBody, DefinitionPatch, HoldSettings
 
 FIELDS = ("name", "description", "scope", "reviewer", "stages", "fallback_reviewer", "duration_days", "reminders",
-          "escalation", "on_no_response", "justification", "recommendation", "schedule", "enabled")
+          "escalation", "on_no_response", "justification", "recommendation", "schedule", "holds", "enabled")
 
 
 def definition_state(d: CampaignDefinition) -> dict[str, Any]:
@@ -26,7 +26,8 @@ def definition_state(d: CampaignDefinition) -> dict[str, Any]:
         "reviewer": d.reviewer_rule, "stages": d.stages, "fallback_reviewer": d.fallback_reviewer,
         "duration_days": d.duration_days, "reminders": d.reminders, "escalation": d.escalation,
         "on_no_response": d.on_no_response, "justification": d.justification, "recommendation": d.recommendation,
-        "schedule": d.schedule, "enabled": d.enabled, "created_by": d.created_by,
+        "schedule": d.schedule, "holds": d.holds or HoldSettings().model_dump(), "enabled": d.enabled,
+        "created_by": d.created_by,
         "created_at": as_utc(d.created_at).isoformat(), "updated_at": as_utc(d.updated_at).isoformat(),
     }
 

@@ -20,7 +20,8 @@ from ..audit import WriteContext, append_event, lock_state
 from ..authz.declarations import Declarations
 from ..authz.engine import AuthzEngine
 from ..errors import Conflict
-from ..directory import service as directory
+from ..clock import as_utc
+from ..directory import holds, service as directory
 from ..directory.planner import Change, Plan, grant_identity, grant_state
 from ..directory.schemas import PrincipalBody
 from ..models import Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
@@ -46,6 +47,11 @@ class _Item:
     principal_key: str
     resource_key: str
     applied_at: Any
+    role: str | None = None
+    decided_by: str | None = None
+    decided_at: Any = None
+    justification: str | None = None
+    automated_rule: str | None = None
     frozen: dict[str, Any] | None = None
     effective_permissions: dict[str, Any] | None = None
     remediation_detail: str | None = None
@@ -61,7 +67,7 @@ def _items(session: Session, campaign: Campaign, states: tuple[str, ...], after:
     query = select(*_COLUMNS, *extra).where(
         ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(states), ReviewItem.id > after,
         *where).order_by(ReviewItem.id)
-    return [_Item(*row) for row in session.execute(query.limit(limit) if limit else query)]
+    return [_Item(**row._mapping) for row in session.execute(query.limit(limit) if limit else query)]
 
 
 def _write_back(session: Session, items: list[_Item]) -> None:
@@ -87,7 +93,9 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
     """Remove the grants (or memberships) decided revoke that are pending or failed, with item ids
     above ``after``, up to ``limit`` items; one revision. Returns (counts, the last item id seen, items seen)."""
     state = lock_state(session)
-    items = _items(session, campaign, ("pending", "failed"), after, limit, ReviewItem.decision == "revoke")
+    items = _items(session, campaign, ("pending", "failed"), after, limit, ReviewItem.decision == "revoke",
+                   extra=(ReviewItem.role, ReviewItem.decided_by, ReviewItem.decided_at, ReviewItem.justification,
+                          ReviewItem.automated_rule))
     grant_ids = [item.grant_id for item in items if item.kind == "grant" and item.applied_at is None]
     grants = {grant.id: grant for start in range(0, len(grant_ids), 1000)  # one query, not one per item
               for grant in session.scalars(select(Grant).where(Grant.id.in_(grant_ids[start:start + 1000])))}
@@ -117,11 +125,21 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
             item.changes.update(remediation_state="applied", applied_at=ctx.now)
     applied = [item for item in items if item.changes.get("remediation_state") == "applied"]
     outcome["applied"] = len(applied)
+    holds.place(session, ctx, campaign, [_hold_entry(campaign, item) for item in applied])
     _write_back(session, items)
     record_many(session, ctx, [(item, "revoked", {"grant_id": item.grant_id,
                                                   "detail": item.changes.get("remediation_detail")})
                                for item in applied], state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
+
+
+def _hold_entry(campaign: Campaign, item: _Item) -> dict[str, Any]:
+    membership = item.kind == "membership"
+    return {"kind": item.kind, "principal": item.principal_key, "role": "member" if membership else item.role,
+            "resource": item.resource_key, "item": item.id,
+            "decision": {"decision": "revoke", "by": item.decided_by, "rule": item.automated_rule,
+                         "at": item.decided_at and as_utc(item.decided_at).isoformat(),
+                         "justification": item.justification, "signed_off_by": campaign.signed_off_by}}
 
 
 def _remove_members(session: Session, ctx: WriteContext, declarations: Declarations, group: str,

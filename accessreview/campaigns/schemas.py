@@ -56,6 +56,14 @@ class Recommendation(Strict):
     unused_days: int = Field(default=90, ge=1, le=3650)
 
 
+class HoldSettings(Strict):
+    """How long a revocation holds against a sync (None: until a security lead lifts it), and after
+    how many days a follow-up checks that revoked access did not come back by another road."""
+
+    days: int | None = Field(default=None, ge=1, le=3650)
+    follow_up_days: int = Field(default=7, ge=1, le=365)
+
+
 class Schedule(Strict):
     # Exactly one of cron and interval_days, as the document says too.
     model_config = ConfigDict(json_schema_extra={"oneOf": [
@@ -104,6 +112,7 @@ class DefinitionBody(Strict):
     justification: Justification = Field(default_factory=Justification)
     recommendation: Recommendation = Field(default_factory=Recommendation)
     schedule: Schedule | None = None
+    holds: HoldSettings = Field(default_factory=HoldSettings)
     enabled: bool = True
 
 
@@ -123,6 +132,7 @@ class DefinitionPatch(Strict):
     justification: Justification | None = None
     recommendation: Recommendation | None = None
     schedule: Schedule | None = None
+    holds: HoldSettings | None = None
     enabled: bool | None = None
 
 

@@ -89,14 +89,15 @@ def apply_whole(session: Session, ctx: WriteContext, declarations, payload: Impo
     counts = plan.counts()
     _record(session, ctx, payload.source, payload.mode, counts, revision, revision)
     return {"dry_run": False, "mode": payload.mode, "source": payload.source, "revision": revision,
-            "first_revision": revision, "counts": counts, "diff": plan.diff() if _changes(counts) <= DIFF_AT_MOST else None}
+            "first_revision": revision, "counts": counts, "held": plan.held,
+            "diff": plan.diff() if _changes(counts) <= DIFF_AT_MOST else None}
 
 
 def import_result(job: Job) -> dict[str, Any]:
     result = job.result
     return {"dry_run": False, "mode": job.params["mode"], "source": job.params["source"],
             "revision": result["revision"], "first_revision": result.get("first_revision", result["revision"]),
-            "counts": result["counts"], "diff": result.get("diff")}
+            "counts": result["counts"], "held": result.get("held", []), "diff": result.get("diff")}
 
 
 def preview(session: Session, ctx: WriteContext, declarations, payload: ImportPayload) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def preview(session: Session, ctx: WriteContext, declarations, payload: ImportPa
     plan = _plan_all(session, ctx, declarations, payload.principals, payload.resources, payload.grants,
                      source=payload.source, replace=payload.mode == "replace")
     return {"dry_run": True, "mode": payload.mode, "source": payload.source, "counts": plan.counts(),
-            "diff": plan.diff(), "revision": service.current_revision(session)}
+            "diff": plan.diff(), "held": plan.held, "revision": service.current_revision(session)}
 
 
 def _plan_all(session: Session, ctx: WriteContext, declarations, principals, resources, grants, *, source: str,
@@ -267,12 +268,15 @@ def _apply_batch(run: jobs.JobRun) -> None:
         positions = {section: [row.position for row in staged[section]] for section in SECTIONS}
         plan = _plan_all(session, ctx, _declarations(run), *(_parsed(staged[s], s) for s in SECTIONS),
                          source=job.params["source"], positions=positions)
-    revision = service.apply_plan(session, ctx, plan) if not plan.empty else None
+    revision = None if plan.empty else service.apply_plan(session, ctx, plan)
+    if plan.empty and plan.held:
+        service.apply_plan(session, ctx, plan)  # no revision; the held rows' events only
     before, now = job.cursor["counts"], plan.counts()
     counts = {section: {kind: before[section][kind] + now[section][kind] for kind in before[section]}
               for section in SECTIONS}
     seen = sum(len(rows) for rows in staged.values())
-    cursor = {"counts": counts, "batch": batch + 1}
+    cursor = {"counts": counts, "batch": batch + 1, "held": (job.cursor.get("held", []) + plan.held)[:DIFF_AT_MOST],
+              "held_count": job.cursor.get("held_count", 0) + len(plan.held)}
     if revision is not None:
         cursor["last_revision"] = revision
         cursor.setdefault("first_revision", job.cursor.get("first_revision", revision))
@@ -299,6 +303,7 @@ def _finish(run: jobs.JobRun) -> None:
     first = job.cursor.get("first_revision", revision)
     _record(session, run.ctx, job.params["source"], job.params["mode"], counts, revision, first, job.id)
     job.result = {**job.result, "counts": counts, "revision": revision, "first_revision": first,
+                  "held": job.cursor.get("held", []), "held_count": job.cursor.get("held_count", 0),
                   "diff": job.result.get("diff") if counts == job.result.get("planned") else None}
     run.advance("discard")  # the staged rows go in a step of their own, without the lock
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ..authz.declarations import Declarations
 from ..clock import as_utc
 from ..models import Grant, GroupMembership, Principal, Resource
+from . import holds
 from .schemas import PRINCIPAL_FIELDS, GrantRow, PrincipalRow, ResourceRow
 
 CHUNK = 500
@@ -56,6 +57,8 @@ class Plan:
     resources: list[Change] = field(default_factory=list)
     grants: list[Change] = field(default_factory=list)
     grant_rows: dict[str, Grant] = field(default_factory=dict)  # existing grants touched, by change key
+    # rows left out because a review's revocation holds: {principal, role, resource, hold}
+    held: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -222,6 +225,23 @@ class Planner:
                 plan.principals.append(Change("changed", row.id, before, after))
         if proposed_members:
             self._check_group_cycles(proposed_members, incoming)
+        self._hold_back_members(plan, current_members)
+
+    def _hold_back_members(self, plan: Plan, current: dict[str, set[str]]) -> None:
+        """A member a review removed from a group, and held out, stays out: the rest of the row applies."""
+        joining = [(member, "member", change.key) for change in plan.principals if change.key.startswith("group:")
+                   for member in (change.after or {}).get("members", ()) if member not in current.get(change.key, ())]
+        held = holds.find_active(self.session, self.now, joining) if joining else {}
+        if not held:
+            return
+        for change in plan.principals:
+            after = change.after or {}
+            kept = [m for m in after.get("members", ()) if (m, "member", change.key) not in held]
+            if len(kept) != len(after.get("members", ())):
+                after["members"] = kept
+        for (member, role, group), hold in held.items():
+            plan.held.append({"principal": member, "role": role, "resource": group, "hold": holds.summary(hold)})
+        plan.principals = [c for c in plan.principals if c.before is None or c.before != c.after]
 
     def _principal_after(self, row: PrincipalRow, kind: str) -> dict[str, Any]:
         state: dict[str, Any] = {"id": row.id, "kind": kind, "name": row.name}
@@ -313,6 +333,7 @@ class Planner:
                 self.error("grants", index, "role", "unknown_role",
                            f"role {row.role!r} is not declared for {known_types[row.resource]} (roles: {roles})")
         existing = self._existing_grants(rows)
+        new_grants: list[Change] = []
         for identity, index in identities.items():
             row = rows[index]
             current = existing.get(identity)
@@ -334,18 +355,31 @@ class Planner:
                 "source": current.source if current else source,
             }
             if current is None:
-                plan.grants.append(Change("added", identity, None, after))
+                new_grants.append(Change("added", identity, None, after))
             else:
                 before = grant_state(current)
                 if {k: v for k, v in before.items() if k != "id"} != after:
                     plan.grants.append(Change("changed", identity, before, {**after, "id": current.id}))
                     plan.grant_rows[identity] = current
+        self._hold_back_grants(plan, new_grants)
         if replace:
             for grant in self.session.scalars(select(Grant).where(Grant.source == source).order_by(Grant.id)):
                 identity = grant_identity(grant.principal_key, grant.role, grant.resource_key)
                 if identity not in identities:
                     plan.grants.append(Change("removed", identity, grant_state(grant), None))
                     plan.grant_rows[identity] = grant
+
+    def _hold_back_grants(self, plan: Plan, new_grants: list[Change]) -> None:
+        """A grant a review revoked, and held, is not restored: the row is listed as held instead."""
+        wanted = [(c.after["principal"], c.after["role"], c.after["resource"]) for c in new_grants]  # type: ignore[index]
+        held = holds.find_active(self.session, self.now, wanted) if wanted else {}
+        for change, identity in zip(new_grants, wanted):
+            hold = held.get(identity)
+            if hold is None:
+                plan.grants.append(change)
+            else:
+                plan.held.append({"principal": identity[0], "role": identity[1], "resource": identity[2],
+                                  "hold": holds.summary(hold)})
 
     def _existing_grants(self, rows: list[GrantRow]) -> dict[str, Grant]:
         pairs = sorted({(r.principal, r.resource) for r in rows})

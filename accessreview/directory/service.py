@@ -16,6 +16,7 @@ from ..errors import ApiError, Conflict
 from ..models import DirectoryState, Grant, GroupMembership, Principal, Resource, SourceSync
 from ..pagination import Page, paginate
 from ..revisions import new_revision
+from . import holds
 from .planner import Change, Plan, Planner, RowError, grant_identity, grant_state, principal_state, resource_state
 from .schemas import GrantBody, GrantRow, ImportPayload, PrincipalBody, PrincipalRow, ResourceBody, ResourceRow
 
@@ -47,6 +48,8 @@ def apply_plan(session: Session, ctx: WriteContext, plan: Plan) -> int:
     """Write the plan's changes, one audit event each, and raise the revision once."""
     state = lock_state(session)
     if plan.empty:
+        if plan.held:
+            append_events(session, ctx, _held_events(plan), state=state)
         return state.revision
     _apply_principals(session, plan.principals, ctx.now)
     _apply_resources(session, plan.resources, ctx.now)
@@ -64,8 +67,15 @@ def apply_plan(session: Session, ctx: WriteContext, plan: Plan) -> int:
     events += [({"added": "grant.created", "changed": "grant.updated", "removed": "grant.deleted"}[change.kind],
                 f"grant:{(change.after or change.before or {}).get('id')}", change.before, change.after)
                for change in plan.grants]
+    events += _held_events(plan)
     append_events(session, ctx, events, state=state)
     return state.revision
+
+
+def _held_events(plan: Plan) -> list[tuple[str, str, None, dict[str, Any]]]:
+    """Each row a revocation hold kept out, on the record."""
+    return [("membership.held" if row["role"] == "member" and row["resource"].startswith("group:") else "grant.held",
+             f"hold:{row['hold']['id']}", None, row) for row in plan.held]
 
 
 def _apply_principals(session: Session, changes: list[Change], now: datetime) -> None:
@@ -162,6 +172,8 @@ def put_principal(session: Session, ctx: WriteContext, declarations: Declaration
                   body: PrincipalBody) -> tuple[dict[str, Any], int, bool]:
     row = PrincipalRow(id=key, **{name: getattr(body, name) for name in body.model_fields_set})
     plan = _plan(session, ctx, declarations, principals=[row], single=True)
+    for held in plan.held:  # a single write is refused rather than applied in part
+        holds.refuse_if_held(session, ctx.now, held["principal"], held["role"], held["resource"])
     created = bool(plan.principals and plan.principals[0].kind == "added")
     revision = apply_plan(session, ctx, plan)
     return get_principal(session, key), revision, created
@@ -184,6 +196,7 @@ def create_grant(session: Session, ctx: WriteContext, declarations: Declarations
     if existing is not None:
         raise Conflict(f"{body.principal} already holds {body.role} on {body.resource} (grant {existing.id})",
                        code="duplicate_grant", field="role", grant_id=existing.id)
+    holds.refuse_if_held(session, ctx.now, body.principal, body.role, body.resource)
     row = GrantRow(**{name: getattr(body, name) for name in body.model_fields_set if name != "source"})
     plan = _plan(session, ctx, declarations, grants=[row], source=body.source, single=True)
     revision = apply_plan(session, ctx, plan)
@@ -277,6 +290,7 @@ def directory_status(session: Session, now: datetime) -> dict[str, Any]:
         "grants": session.scalar(select(func.count()).select_from(Grant)) or 0,
         "expired_grants": session.scalar(select(func.count()).select_from(Grant)
                                          .where(Grant.expires_at.is_not(None), Grant.expires_at <= now)) or 0,
+        "active_holds": holds.count_active(session, now),
     }
     sources = []
     for sync in session.scalars(select(SourceSync).order_by(SourceSync.source)):
