@@ -471,6 +471,62 @@ def campaign_remediate(campaign_id: int) -> None:
     _run_flow(lambda app, ctx: flows.remediate(app, ctx, campaign_id))
 
 
+@campaign_group.command("follow-up", help="Check now whether a remediated campaign's revoked access came back.")
+@click.argument("campaign_id", type=int)
+@with_appcontext
+def campaign_follow_up(campaign_id: int) -> None:
+    from .campaigns import flows
+
+    _run_flow(lambda app, ctx: flows.follow_up(app, ctx, campaign_id))
+
+
+@click.group("holds", help="Revocation holds: what access reviews revoked, held against syncs and writes.")
+def holds_group() -> None:
+    pass
+
+
+@holds_group.command("list", help="Holds (active ones unless --all), oldest first.")
+@click.option("--all", "everything", is_flag=True, help="lifted and expired ones too")
+@click.option("--campaign", type=int, default=None)
+@with_appcontext
+def holds_list(everything: bool, campaign: int | None) -> None:
+    from .directory import holds
+
+    now = current_app.config["CLOCK"].now()
+    with cli_read_session() as session:
+        cursor = None
+        while True:
+            page = holds.list_holds(session, now, state=None if everything else "active", campaign=campaign,
+                                    principal=None, cursor=cursor, limit=500)
+            for hold in page.items:
+                state = "active" if hold["active"] else ("lifted" if hold["lifted"] else "expired")
+                click.echo(f"{hold['id']}\t{state}\t{hold['principal']}\t{hold['role']}\t{hold['resource']}\t"
+                           f"campaign {hold['campaign']} item {hold['item']}\t{hold['expires_at'] or 'until lifted'}")
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+
+
+@holds_group.command("lift", help="Lift a hold: the next sync may restore the grant.")
+@click.argument("hold_id", type=int)
+@click.option("--justification", required=True, help="why (kept on the audit trail)")
+@click.option("--until", default=None, help="the lift lapses then (ISO 8601), and the hold stands again")
+@with_appcontext
+def holds_lift(hold_id: int, justification: str, until: str | None) -> None:
+    from .directory import holds
+    from .directory.schemas import LiftBody
+
+    try:
+        data = LiftBody.model_validate({"justification": justification, **({"until": until} if until else {})})
+        with cli_unit_of_work() as (session, ctx):
+            state = holds.lift(session, ctx, hold_id, data.justification, data.until)
+    except ValidationError as exc:
+        fail(exc.errors()[0]["msg"])
+    except ApiError as error:
+        report_api_error(error)
+    click.echo(json.dumps(state, indent=2))
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 @click.group("demo", help="Demo data.")
@@ -506,7 +562,8 @@ def demo_load(if_empty: bool) -> None:
 
 def init_app(app: Flask) -> None:
     for command in (db_group, token_group, grant_command, principal_group, directory_group, audit_group,
-                    policy_group, scheduler_command, worker_command, jobs_group, campaign_group, demo_group):
+                    policy_group, scheduler_command, worker_command, jobs_group, campaign_group, holds_group,
+                    demo_group):
         app.cli.add_command(command)
 
 

@@ -22,7 +22,7 @@ from .campaigns import scheduled
 from .db import make_engine
 
 log = logging.getLogger(__name__)
-JOBS = ("launch_due", "remind_and_escalate", "close_due")
+JOBS = ("launch_due", "remind_and_escalate", "close_due", "follow_up_due")
 _app: Flask | None = None  # the scheduler process's app; jobs are stored by reference, not pickled with it
 
 
@@ -39,6 +39,8 @@ def run_job(name: str) -> object:
             result = scheduled.remind_and_escalate(sessions, clock, config)
         elif name == "close_due":
             result = scheduled.close_due(sessions, clock)
+        elif name == "follow_up_due":
+            result = scheduled.follow_up_due(sessions, clock)
         else:
             raise ValueError(f"no job {name!r}")
     if result:

@@ -140,3 +140,54 @@ def test_a_revoked_membership_holds_against_a_sync_and_a_write(client, portal, l
     assert write.status_code == 409 and write.get_json()["error"]["code"] == "revoked_by_review"
     others = client.put("/v1/principals/group:team", json={"name": "Team", "members": ["user:ann"]}, headers=portal)
     assert others.status_code == 200, "other members may join"
+
+
+def test_a_follow_up_finds_revoked_access_that_came_back_by_another_road(app, client, portal, lead, auditor,
+                                                                         directory, token_for, clock):
+    from accessreview import scheduler
+    from accessreview.campaigns import scheduled
+
+    campaign, found = revoke_and_remediate(client, lead, token_for, [("user:ann", "editor", "project:p1")])
+    back = client.post("/v1/grants", json={"principal": "user:ann", "role": "admin", "resource": "organization:acme"},
+                       headers=portal)
+    assert back.status_code == 201, "another road is not blocked"
+    sessions = app.extensions["db"].sessionmaker
+    clock.advance(days=6)
+    assert scheduled.follow_up_due(sessions, clock) == [], "not due before holds.follow_up_days"
+    clock.advance(days=1, seconds=1)
+    assert len(scheduled.follow_up_due(sessions, clock)) == 1
+    assert scheduled.follow_up_due(sessions, clock) == [], "started once"
+    scheduler.run_once(app)
+    state = client.get(f"/v1/campaigns/{campaign['id']}", headers=auditor).get_json()
+    follow = state["follow_up"]
+    assert follow["checked"] == 1 and follow["found"] >= 1
+    finding = follow["findings"][0]
+    assert finding["item"] == found[("user:ann", "editor", "project:p1")]["id"] and finding["actor"] == "user:ann"
+    assert back.get_json()["grant"]["id"] in finding["grants"]
+    reports = client.get(f"/v1/reports?campaign={campaign['id']}", headers=auditor).get_json()["items"]
+    assert [r["stage"] for r in reports] == ["sign_off", "remediation", "follow_up"]
+    pages = app.test_client()
+    pages.post("/ui/sign-in/token", data={"token": lead["Authorization"].split()[1]})
+    page = pages.get(f"/ui/campaigns/{campaign['id']}").get_data(as_text=True)
+    assert f"revoked access came back: {follow['found']} findings" in page and "1 revocation held" in page
+
+
+def test_the_holds_pages_list_and_lift_after_stating_the_effect(app, client, portal, lead, auditor, directory,
+                                                                token_for):
+    revoke_and_remediate(client, lead, token_for, [("user:ann", "editor", "project:p1")])
+    hold = client.get("/v1/holds", headers=lead).get_json()["items"][0]
+    leads, auditors = app.test_client(), app.test_client()
+    leads.post("/ui/sign-in/token", data={"token": lead["Authorization"].split()[1]})
+    auditors.post("/ui/sign-in/token", data={"token": auditor["Authorization"].split()[1]})
+    listing = auditors.get("/ui/holds").get_data(as_text=True)
+    assert "user:ann · editor on project:p1" in listing
+    seen_by_auditor = auditors.get(f"/ui/holds/{hold['id']}").get_data(as_text=True)
+    assert "Lift the hold" not in seen_by_auditor
+    page = leads.get(f"/ui/holds/{hold['id']}").get_data(as_text=True)
+    assert "Lifting lets user:ann's editor on project:p1 come back" in page
+    token = page.split('name="form_token" value="')[1].split('"')[0]
+    refused = leads.post(f"/ui/holds/{hold['id']}/lift", data={"form_token": token, "justification": " "})
+    assert refused.status_code == 400 and 'aria-invalid="true"' in refused.get_data(as_text=True)
+    lifted = leads.post(f"/ui/holds/{hold['id']}/lift", data={"form_token": token, "justification": "back on it"})
+    assert lifted.status_code == 302
+    assert client.get(f"/v1/holds/{hold['id']}", headers=lead).get_json()["lifted"]["justification"] == "back on it"

@@ -176,9 +176,9 @@ def test_jobs_live_in_the_service_database(app, db):
         ids = sorted(db.execute(text("SELECT id FROM apscheduler_jobs")).scalars())
     finally:
         scheduler.shutdown()
-    assert ids == ["close_due", "launch_due", "remind_and_escalate"]
+    assert ids == ["close_due", "follow_up_due", "launch_due", "remind_and_escalate"]
     again = build(app, BackgroundScheduler)  # a second scheduler replaces the jobs, never doubles them
     again.start(paused=True)
     again.shutdown()
     db.rollback()
-    assert db.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar() == 3
+    assert db.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar() == 4

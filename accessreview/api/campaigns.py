@@ -133,6 +133,15 @@ def retry_remediation(campaign_id: int):
     return flow_response(flows.remediate(current_app, write_context(actor), campaign_id))
 
 
+@bp.post("/campaigns/<int:campaign_id>/follow-up")
+@documented("Check now (it runs by itself holds.follow_up_days after remediation) whether revoked access came "
+            "back by another road; the findings go on the campaign and into a new signed report", tag="campaigns",
+            responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+def follow_up(campaign_id: int):
+    actor = authorize("manage_campaigns")
+    return flow_response(flows.follow_up(current_app, write_context(actor), campaign_id))
+
+
 @bp.get("/campaigns/<int:campaign_id>/metrics")
 @documented("How this campaign is going", tag="campaigns", responses={200: OBJECT, **ERRORS})
 def metrics_of_campaign(campaign_id: int):

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, StringConstraints
+from typing import Any, Literal
 
 from flask import Blueprint
+from pydantic import BaseModel
 
 from ..db import get_session
 from ..directory import holds
-from ..directory.schemas import PrincipalKey
+from ..directory.schemas import LiftBody, PrincipalKey
 from ..guard import authorize, body, clock_now, page_limit, query, unit_of_work
-from ..validation import Moment, Strict
 from . import shapes
 from .common import documented, json_response
 
@@ -26,11 +24,6 @@ class HoldQuery(BaseModel):
     principal: PrincipalKey | None = None
     cursor: str | None = None
     limit: int | None = None
-
-
-class LiftBody(Strict):
-    justification: Annotated[str, StringConstraints(min_length=1, max_length=4000, strip_whitespace=True)]
-    until: Moment | None = None  # the lift lapses then, and the hold stands again
 
 
 class LiftedOut(BaseModel):

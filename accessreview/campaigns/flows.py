@@ -20,6 +20,7 @@ from ..models import Job, Report
 from ..reports.service import report_state
 from ..work import own_unit_of_work
 from . import definitions, remediation, review
+from .follow_up import start_follow_up
 from .launch import period_key, start_launch
 
 
@@ -60,6 +61,13 @@ def remediate(app: Flask, ctx: WriteContext, campaign_id: int) -> Outcome:
     return _follow(app, job)
 
 
+def follow_up(app: Flask, ctx: WriteContext, campaign_id: int) -> Outcome:
+    """Check now, rather than when it is due, whether revoked access came back."""
+    with _unit(app, ctx) as (session, ctx):
+        job = start_follow_up(session, ctx, review.get_campaign(session, campaign_id))
+    return _follow(app, job)
+
+
 def _unit(app: Flask, ctx: WriteContext):
     return own_unit_of_work(app.extensions["db"].sessionmaker, ctx, app.extensions["authz"])
 
@@ -76,8 +84,9 @@ def _follow(app: Flask, job: Job) -> Outcome:
             campaign = review.get_campaign(session, campaign_id)
             state = review.campaign_state(campaign, review.item_counts(session, campaign.id))
         if job.state == "done":
-            if "remediation" in job.result:
-                state["remediation"] = job.result["remediation"]
+            for made in ("remediation", "follow_up"):
+                if made in job.result:
+                    state[made] = job.result[made]
             if job.result.get("reports"):
                 state["reports"] = [report_state(session.get(Report, r)) for r in job.result["reports"]]
         return Outcome(jobs.job_state(job), job.state == "done", state)

@@ -62,7 +62,7 @@ _COLUMNS = (ReviewItem.id, ReviewItem.campaign_id, ReviewItem.stage, ReviewItem.
             ReviewItem.principal_key, ReviewItem.resource_key, ReviewItem.applied_at)
 
 
-def _items(session: Session, campaign: Campaign, states: tuple[str, ...], after: int, limit: int | None,
+def item_rows(session: Session, campaign: Campaign, states: tuple[str, ...], after: int, limit: int | None,
            *where, extra=()) -> list[_Item]:
     query = select(*_COLUMNS, *extra).where(
         ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(states), ReviewItem.id > after,
@@ -93,7 +93,7 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
     """Remove the grants (or memberships) decided revoke that are pending or failed, with item ids
     above ``after``, up to ``limit`` items; one revision. Returns (counts, the last item id seen, items seen)."""
     state = lock_state(session)
-    items = _items(session, campaign, ("pending", "failed"), after, limit, ReviewItem.decision == "revoke",
+    items = item_rows(session, campaign, ("pending", "failed"), after, limit, ReviewItem.decision == "revoke",
                    extra=(ReviewItem.role, ReviewItem.decided_by, ReviewItem.decided_at, ReviewItem.justification,
                           ReviewItem.automated_rule))
     grant_ids = [item.grant_id for item in items if item.kind == "grant" and item.applied_at is None]
@@ -158,21 +158,12 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
     snapshot = engine.refresh()
     evaluator, index, now = snapshot.evaluator, snapshot.index, ctx.now
     outcome = Counter()
-    items = _items(session, campaign, ("applied", "failed"), after, limit, ReviewItem.applied_at.is_not(None),
+    items = item_rows(session, campaign, ("applied", "failed"), after, limit, ReviewItem.applied_at.is_not(None),
                    extra=(ReviewItem.frozen, ReviewItem.effective_permissions, ReviewItem.remediation_detail))
     representatives: dict[tuple[str, frozenset[str]], list[tuple[str, str]]] = {}
     entries = []
     for item in items:
-        actors = [m["id"] for m in item.frozen.get("members", [])] or [item.principal_key]
-        survivors = []
-        for actor in actors:
-            for resource, permissions in _targets(index, item, actor, representatives):
-                for permission in permissions:
-                    decision = evaluator.check(actor, permission, resource, now)
-                    if decision.allowed:
-                        via = ", ".join(_describe(index, g) for g in decision.grants)
-                        survivors.append(f"{actor} still has {permission} on {resource} via {via}")
-                        break
+        survivors = [access.text for access in remaining_access(index, evaluator, item, now, representatives)]
         if survivors:
             detail = "; ".join(survivors[:5]) + (f" (+{len(survivors) - 5} more)" if len(survivors) > 5 else "")
             item.changes.update(remediation_state="failed", remediation_detail=detail)
@@ -185,6 +176,32 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
     _write_back(session, items)
     record_many(session, ctx, entries, state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Access a revoked item gave that someone still has, and the grants it rests on."""
+
+    actor: str
+    permission: str
+    resource: str
+    grants: tuple[int, ...]
+    text: str
+
+
+def remaining_access(index, evaluator, item: _Item, now, representatives: dict) -> list[Access]:
+    """Through the engine: what of the item's access its principal (each member, for a group) still has."""
+    found = []
+    for actor in [m["id"] for m in item.frozen.get("members", [])] or [item.principal_key]:
+        for resource, permissions in _targets(index, item, actor, representatives):
+            for permission in permissions:
+                decision = evaluator.check(actor, permission, resource, now)
+                if decision.allowed:
+                    via = ", ".join(_describe(index, g) for g in decision.grants)
+                    found.append(Access(actor, permission, resource, tuple(decision.grants),
+                                        f"{actor} still has {permission} on {resource} via {via}"))
+                    break
+    return found
 
 
 def _targets(index, item: _Item, actor: str, representatives: dict) -> list[tuple[str, list[str]]]:
@@ -272,7 +289,7 @@ def remediation_step(run: jobs.JobRun) -> None:
     if phase == "report_sign_off":
         if session.scalar(select(Report.id).where(Report.campaign_id == campaign.id, Report.stage == "sign_off")
                           .limit(1)) is None:
-            _report(run, campaign, "sign_off")
+            signed_report(run, campaign, "sign_off")
         run.advance("apply", last=0)
     elif phase == "apply":
         counts, last, seen = apply_revocations(session, ctx, campaign, run.engine.policy.declarations,
@@ -295,11 +312,11 @@ def remediation_step(run: jobs.JobRun) -> None:
         job.result = {**job.result, "campaign": campaign.id, "remediation": summary}
         run.advance("report_remediation")
     elif phase == "report_remediation":
-        _report(run, campaign, "remediation")
+        signed_report(run, campaign, "remediation")
         run.finish(campaign=campaign.id)
 
 
-def _report(run: jobs.JobRun, campaign: Campaign, stage: str) -> None:
+def signed_report(run: jobs.JobRun, campaign: Campaign, stage: str) -> None:
     """One signed workbook, made without holding the write lock (its record takes it at the end)."""
     from ..reports import signer_of
     from ..reports.service import campaign_report, campaign_report_stem, discard_unrecorded

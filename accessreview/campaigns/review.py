@@ -30,6 +30,7 @@ def campaign_state(c: Campaign, counts: dict[str, int] | None = None) -> dict[st
         "population_hash": c.population_hash, "freshness": c.freshness, "signed_off_by": c.signed_off_by,
         "signed_off_at": c.signed_off_at and as_utc(c.signed_off_at).isoformat(),
         "sign_off_statement": c.sign_off_statement, "settings": c.settings, "items": counts,
+        "follow_up": c.follow_up,
     }
 
 

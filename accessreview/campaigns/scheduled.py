@@ -29,6 +29,7 @@ from ..models import Campaign, CampaignDefinition, Principal, ReviewItem
 from ..notify import Message
 from ..outbox import enqueue
 from ..work import own_unit_of_work
+from . import follow_up
 from .launch import period_key, start_launch
 from .review import record, start_close
 
@@ -215,3 +216,18 @@ def close_due(sessions, clock) -> list[int]:
                 start_close(session, ctx, campaign, reason="due date reached")
                 closing.append(campaign_id)
     return closing
+
+
+def follow_up_due(sessions, clock) -> list[int]:
+    """Start the follow-up of every remediated campaign whose follow-up is due; returns the jobs started."""
+    started = []
+    session = sessions()
+    try:
+        due = follow_up.due_campaigns(session, clock.now())
+    finally:
+        session.close()
+    for campaign_id in due:
+        with _each(sessions, clock, f"the follow-up of campaign {campaign_id}") as (session, ctx):
+            if jobs.active_job(session, "follow_up", f"campaign:{campaign_id}") is None:
+                started.append(follow_up.start_follow_up(session, ctx, session.get(Campaign, campaign_id)).id)
+    return started

@@ -85,3 +85,10 @@ class ImportPayload(Strict):
     source: Source = "import"
     mode: Literal["merge", "replace"] = "merge"
     dry_run: bool = False
+
+
+class LiftBody(Strict):
+    """``POST /v1/holds/{id}/lift`` and the hold page's form."""
+
+    justification: Annotated[str, StringConstraints(min_length=1, max_length=4000, strip_whitespace=True)]
+    until: Moment | None = None  # the lift lapses then, and the hold stands again

@@ -22,7 +22,8 @@ from ..campaigns.measures import campaign_measures
 from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import NotFound
-from ..models import AuditEvent, Campaign, Decision, Report, ReviewItem, SigningKey
+from ..directory import holds
+from ..models import AuditEvent, Campaign, Decision, Hold, Report, ReviewItem, SigningKey
 from .signing import Ed25519PrivateKey, key_id, public_pem, sign
 from .workbook import MAX_ROWS, Book, key_value_sheet
 
@@ -134,6 +135,8 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
         _items_and_exceptions(session, book, campaign, max_rows)
         _reviewers(session, book, campaign, ctx.now)
         _audit_trail(session, book, campaign)
+        if campaign.status == "signed_off":
+            _holds_and_follow_up(session, book, campaign, ctx.now)
         book.save(path)
 
     name, version = _publish(reports_dir, stem, write, partial)
@@ -268,10 +271,35 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
         # Review events name their campaign; revocations carry it in the grant's last state.
         ours = (target == f"campaign:{campaign.id}"
                 or ((target or "").startswith("review_item:") and after_.get("campaign") == campaign.id)
-                or before_.get("removed_by_review") == campaign.id)
+                or before_.get("removed_by_review") == campaign.id
+                or ((target or "").startswith("hold:")
+                    and campaign.id in (after_.get("campaign"), (after_.get("hold") or {}).get("campaign"))))
         if ours:
             sheet.append([seq, occurred_at, actor, action, target,
                           json.dumps(after if after is not None else before, sort_keys=True, default=str), hash_])
+
+
+def _holds_and_follow_up(session: Session, book: Book, campaign: Campaign, now: datetime) -> None:
+    """The revocations held against the portal's sync, and what the follow-up found had come back."""
+    held = book.sheet("Holds", [("Hold", 8), ("Item", 8), ("Principal", 28), ("Role", 14), ("Resource", 30),
+                                ("Since (UTC)", 19), ("Until (UTC)", 19), ("State", 10), ("Lifted by", 24),
+                                ("Lift justification", 50)])
+    for hold in session.scalars(select(Hold).where(Hold.campaign_id == campaign.id).order_by(Hold.id)):
+        state = "active" if holds.is_active(hold, now) else ("lifted" if hold.lifted_at else "expired")
+        held.append([hold.id, hold.item_id, hold.principal_key, hold.role, hold.resource_key,
+                     as_utc(hold.created_at), hold.expires_at and as_utc(hold.expires_at), state,
+                     hold.lifted_by or "", hold.lift_justification or ""])
+    follow = campaign.follow_up
+    if follow is not None:
+        found = book.sheet("Follow-up", [("Item", 8), ("Principal", 28), ("Role", 14), ("Resource", 30),
+                                         ("Who has it again", 28), ("Permission", 14), ("On", 30),
+                                         ("Through grants", 16), ("Detail", 80)])
+        found.append(["checked at", follow["checked_at"], "revocations checked", follow["checked"],
+                      "access found again", follow["found"], "", "", ""])
+        for finding in follow["findings"]:
+            found.append([finding["item"], finding["principal"], finding["role"] or "member", finding["resource"],
+                          finding["actor"], finding["permission"], finding["on"],
+                          ", ".join(map(str, finding["grants"])), finding["detail"]])
 
 
 # -- ad-hoc evidence ----------------------------------------------------------------------------------

@@ -10,6 +10,6 @@ from .blueprint import bp
 
 
 def init_app(app: Flask) -> None:
-    from . import access, audit, auth, campaigns, reports, reviews, tokens  # noqa: F401 (each adds its pages)
+    from . import access, audit, auth, campaigns, holds, reports, reviews, tokens  # noqa: F401 (each adds its pages)
 
     app.register_blueprint(bp)

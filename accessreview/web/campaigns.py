@@ -19,6 +19,7 @@ from ..campaigns.deciding import declared_types
 from ..campaigns.measures import campaign_measures
 from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
 from ..db import get_or_404, get_session
+from ..directory import holds
 from ..directory.planner import directory_types
 from ..errors import ApiError
 from ..guard import authorize, clock_now, page_limit, unit_of_work, write_context
@@ -64,7 +65,8 @@ def _render_campaign(campaign_id: int, error: ApiError | None = None, statement:
                            measures=campaign_measures(session, campaign, clock_now()),
                            reviewers=review.reviewer_progress(session, campaign_id), items=items, query=q,
                            reports=reports.list_reports(session, campaign_id), error=error,
-                           statement=statement, jobs=_jobs_at_work(session, campaign_id)), status
+                           statement=statement, jobs=_jobs_at_work(session, campaign_id),
+                           holds_active=holds.count_active(session, clock_now(), campaign_id)), status
 
 
 def _jobs_at_work(session, campaign_id: int) -> list[dict[str, Any]]:
