@@ -15,15 +15,17 @@ from ..directory import service as directory
 from ..directory.schemas import PrincipalKey, ResourceKey
 from ..errors import NotFound
 from ..guard import authorize, clock_now, page_limit
-from ..validation import Strict, parse_query
+from ..models import Decision
+from ..pagination import Cursor
+from ..validation import Strict, column_text, parse_query
 from .blueprint import bp
 
 
 class AccessQuery(Strict):
     resource: ResourceKey | None = None
     principal: PrincipalKey | None = None
-    action: str | None = None  # with both: why this principal may or may not do it
-    cursor: str | None = None  # of the principal's grants
+    action: column_text(Decision.action) | None = None  # type: ignore[valid-type]  # with both: why (not)
+    cursor: Cursor | None = None  # of the principal's grants
 
 
 @bp.get("/access")
