@@ -244,9 +244,10 @@ HOT_PATH = {"/v1/authorize", "/v1/authorize/batch"}
 
 
 @pytest.fixture
-def review_world(client, admin, portal):
+def review_world(app, client, admin, portal):
     """A campaign with items, so that every endpoint below reaches the parsing of its input."""
     from test_campaigns import DIRECTORY, definition, items, launch
+    app.config["JOB_INLINE_SECONDS"] = 60  # launched within the request even on a busy machine
     assert client.post("/v1/directory/import", json=DIRECTORY, headers=portal).status_code == 200
     definition_id = definition(client, admin)
     campaign = launch(client, admin, definition_id)
