@@ -446,8 +446,10 @@ def campaign_close(campaign_id: int) -> None:
 @with_appcontext
 def campaign_sign_off(campaign_id: int, statement: str) -> None:
     from .campaigns import flows
+    from .campaigns.schemas import SignOffBody
 
-    _run_flow(lambda app, ctx: flows.sign_off(app, ctx, campaign_id, statement))
+    _run_flow(lambda app, ctx: flows.sign_off(
+        app, ctx, campaign_id, parse_json(SignOffBody, json.dumps({"statement": statement})).statement))
 
 
 @campaign_group.command("remediate", help="Apply (or retry) a signed-off campaign's revocations and verify them.")

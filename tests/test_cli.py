@@ -136,6 +136,8 @@ def test_cli_text_past_its_column_is_refused(run, make_principal, app):
     assert result.exit_code == 1 and "description" in result.output and "255" in result.output
     result = run("principal", "put", "user:zed", "--name", "n" * 256)
     assert result.exit_code == 1 and "255" in result.output
+    result = run("campaign", "sign-off", "1", "--statement", "s" * 4001)
+    assert result.exit_code == 1 and "statement" in result.output and "4000" in result.output
     assert revision(app) == before
 
 

@@ -234,8 +234,12 @@ def test_forms_and_filters_with_nul_are_refused_on_their_page(client, lead, camp
                           data={"decision": "revoke", "justification": "gone\x00", "form_token": form_token(page)})
     assert refused.status_code == 400 and "NUL" in text(refused) and "justification" in text(refused)
     sign_in(client, admin)
-    for url in ("/ui/audit?actor=%00", "/ui/decisions?actor=a%00", f"/ui/campaigns/{campaign['id']}?reviewer=%00",
-                "/ui/access?principal=user:a%00", "/ui/tokens?principal=%00", "/ui/reviews?cursor=%00"):
+    for url in ("/ui/audit?actor=%00", "/ui/decisions?actor=a%00", "/ui/access?principal=user:a%00",
+                f"/ui/audit?target={'t' * 256}", "/ui/decisions?cursor=" + "c" * 2000):
+        response = client.get(url)  # the log and access filters say it above their form
+        assert response.status_code == 400 and 'class="filters"' in text(response), url
+        assert "NUL" in text(response) or "at most" in text(response) or "cursor" in text(response), url
+    for url in (f"/ui/campaigns/{campaign['id']}?reviewer=%00", "/ui/tokens?principal=%00", "/ui/reviews?cursor=%00"):
         response = client.get(url)
         assert response.status_code == 400 and "NUL" in text(response), url
     tokens = client.get("/ui/tokens")

@@ -13,7 +13,7 @@ from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory import service as directory
 from ..directory.schemas import PrincipalKey, ResourceKey
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..guard import authorize, clock_now, page_limit
 from ..models import Decision
 from ..pagination import Cursor
@@ -31,7 +31,11 @@ class AccessQuery(Strict):
 @bp.get("/access")
 def access_explorer():
     authorize("read_directory")
-    q = parse_query(AccessQuery, {key: value.strip() for key, value in request.args.items() if value.strip()})
+    try:
+        q = parse_query(AccessQuery, {key: value.strip() for key, value in request.args.items() if value.strip()})
+    except BadRequest as error:  # said above the form, as the API would refuse it
+        return render_template("access.html", query=AccessQuery(), revision=get_engine().snapshot().revision,
+                               error=error), error.status
     snapshot = get_engine().snapshot()
     now, deadline = clock_now(), Deadline(current_app.config["EVALUATION_TIMEOUT"])
     found: dict[str, Any] = {"revision": snapshot.revision}
@@ -46,4 +50,4 @@ def access_explorer():
                                                 source=None, cursor=q.cursor, limit=page_limit(None)).to_dict()
     if q.resource and q.principal and q.action:
         found["explained"] = snapshot.evaluator.explain(q.principal, q.action, q.resource, now)
-    return render_template("access.html", query=q, **found)
+    return render_template("access.html", query=q, error=None, **found)
