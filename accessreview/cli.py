@@ -29,6 +29,7 @@ from .errors import ApiError
 from .jobs import job_error, job_state, runner
 from .migrate import upgrade
 from .models import Job, Resource
+from .validation import nul_at, parse_json
 
 
 def cli_actor() -> str:
@@ -106,10 +107,11 @@ def token_group() -> None:
 @with_appcontext
 def token_create(principal: str, expires_in: str | None, description: str | None) -> None:
     try:
+        data = parse_json(tokens.TokenRequest, json.dumps({"principal": principal, "expires_in": expires_in,
+                                                           "description": description}))
         with cli_unit_of_work() as (session, ctx):
-            lifetime = tokens.parse_duration(expires_in) if expires_in else None
-            token, _state = tokens.create_token(session, ctx, current_app.config["SECRET_KEY"], principal,
-                                                lifetime, description)
+            token, _state = tokens.create_token(session, ctx, current_app.config["SECRET_KEY"], data.principal,
+                                                data.lifetime(), data.description)
     except ApiError as error:
         report_api_error(error)
     click.echo(token)
@@ -207,12 +209,19 @@ def directory_group() -> None:
 @with_appcontext
 def directory_import(files: tuple[Path, ...], section: str | None, source: str | None, mode: str | None,
                      dry_run: bool, allow_empty_replace: bool, no_wait: bool) -> None:
-    from .directory.files import ImportFileError, read_import_files_with_origins
+    from .directory.files import ImportFileError, ImportLimits, read_import_files_with_origins
 
+    config = current_app.config
     try:
-        payload, origins = read_import_files_with_origins(list(files), section)
-    except ImportFileError as exc:
-        fail(str(exc))
+        payload, origins = read_import_files_with_origins(list(files), section, ImportLimits(
+            max_bytes=config["IMPORT_MAX_BYTES"], max_cells=config["IMPORT_MAX_CELLS"]))
+    except ImportFileError as exc:  # ImportTooLarge too: its message names the setting
+        fail(f"{exc}; nothing was written")
+    nul = nul_at(payload)
+    if nul is not None:
+        where = origins.get(str(nul[0]), [])[nul[1]] if len(nul) > 1 and isinstance(nul[1], int) else ""
+        fail(f"{'.'.join(map(str, nul))}{f' ({where})' if where else ''}: contains a NUL character (\\x00), "
+             "which no text here may hold; nothing was written")
     payload.update({k: v for k, v in {"source": source, "mode": mode}.items() if v})
     if dry_run:
         payload["dry_run"] = True
@@ -458,8 +467,10 @@ def campaign_close(campaign_id: int) -> None:
 @with_appcontext
 def campaign_sign_off(campaign_id: int, statement: str) -> None:
     from .campaigns import flows
+    from .campaigns.schemas import SignOffBody
 
-    _run_flow(lambda app, ctx: flows.sign_off(app, ctx, campaign_id, statement))
+    _run_flow(lambda app, ctx: flows.sign_off(
+        app, ctx, campaign_id, parse_json(SignOffBody, json.dumps({"statement": statement})).statement))
 
 
 @campaign_group.command("remediate", help="Apply (or retry) a signed-off campaign's revocations and verify them.")

@@ -130,6 +130,12 @@ SETTINGS: tuple[Setting, ...] = (
             default=lambda s: _instance_dir(s) / "signing-key.pem", required_in_production=True),
     Setting("MAX_BODY_BYTES", _positive_int, "largest request body accepted (413 above it)",
             default=lambda s: 10 * 1024 * 1024),
+    Setting("IMPORT_MAX_BYTES", _positive_int,
+            "largest import (all its files together, a workbook once decompressed); refused at once above it",
+            default=lambda s: 64 * 1024 * 1024),
+    Setting("IMPORT_MAX_CELLS", _positive_int,
+            "most cells an import's CSV and XLSX files may hold (a workbook's shared strings too); refused at once "
+            "above it", default=lambda s: 1_000_000),
     Setting("PAGE_SIZE", _positive_int, "default page size of list endpoints",
             default=lambda s: 100),
     Setting("MAX_PAGE_SIZE", _positive_int, "largest page size a caller may ask for",

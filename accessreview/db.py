@@ -6,11 +6,12 @@ import json
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, create_engine, event, insert
+from sqlalchemy import JSON, create_engine, event, insert, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import NotFound
+from .validation import NUL, nul_refused
 
 
 def make_engine(url: str, **options) -> Engine:
@@ -70,7 +71,14 @@ T = TypeVar("T")
 
 
 def get_or_404(session: Session, model: type[T], key: Any, what: str, field: str = "id") -> T:
-    """The row with primary key ``key``, or a 404 that names it (``grant 7 does not exist``)."""
+    """The row with primary key ``key``, or a 404 that names it (``grant 7 does not exist``). A text
+    key that no row can have (longer than its column) is not looked for; one with a NUL is refused."""
+    if isinstance(key, str):
+        if NUL in key:
+            raise nul_refused((field,))
+        column = inspect(model).primary_key[0]
+        if len(key) > (getattr(column.type, "length", None) or len(key)):
+            raise NotFound(f"{what} {key[:40]}… does not exist", field=field)
     row = session.get(model, key)
     if row is None:
         raise NotFound(f"{what} {key} does not exist", field=field)

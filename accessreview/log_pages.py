@@ -13,28 +13,28 @@ from .authz.decisions import decision_page
 from .clock import as_utc
 from .db import get_session
 from .guard import page_limit
-from .models import Decision
-from .pagination import decode_cursor, encode_cursor, invalid_cursor
-from .validation import Moment
+from .models import AuditEvent, Decision
+from .pagination import Cursor, decode_cursor, encode_cursor, invalid_cursor
+from .validation import Moment, column_text
 
 
 class AuditQuery(BaseModel):
-    target: str | None = None
-    actor: str | None = None
-    action: str | None = None
+    target: column_text(AuditEvent.target) | None = None  # type: ignore[valid-type]
+    actor: column_text(AuditEvent.actor) | None = None  # type: ignore[valid-type]
+    action: column_text(AuditEvent.action) | None = None  # type: ignore[valid-type]
     since: Moment | None = None
     until: Moment | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int | None = None
 
 
 class DecisionQuery(BaseModel):
-    actor: str | None = None
-    resource: str | None = None
+    actor: column_text(Decision.actor) | None = None  # type: ignore[valid-type]
+    resource: column_text(Decision.resource) | None = None  # type: ignore[valid-type]
     allowed: bool | None = None
     since: Moment | None = None
     until: Moment | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int | None = None
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Annotated, Any, Callable, Generic, TypeVar
 
+from pydantic import StringConstraints
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import BadRequest
 from .validation import column_range
+
+# The longest cursor this service issues holds a 255-character key (about 360 characters); the
+# deepest, a list of two values in an object. Past either, a cursor is not ours, and it is refused
+# before it is decoded: JSON nested a few thousand levels deep would otherwise overflow the stack.
+MAX_CURSOR_LENGTH = 1024
+MAX_CURSOR_DEPTH = 2
+
+Cursor = Annotated[str, StringConstraints(max_length=MAX_CURSOR_LENGTH)]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -36,10 +45,15 @@ def encode_cursor(after: Any) -> str:
 def decode_cursor(cursor: str, shape: type | tuple[type, ...]) -> Any:
     """The position a cursor of ours holds: a value of type ``shape`` or, for a tuple of types, a
     list of one value of each. Anything else, garbled or made up, is a 400, never a query."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid_cursor()
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
-    except (ValueError, KeyError, TypeError):
+        text = base64.urlsafe_b64decode(padded.encode())
+        if _depth(text) > MAX_CURSOR_DEPTH:
+            raise invalid_cursor()
+        after = json.loads(text)["after"]
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise invalid_cursor() from None
     kinds = shape if isinstance(shape, tuple) else (shape,)
     values = after if isinstance(shape, tuple) else [after]
@@ -47,6 +61,28 @@ def decode_cursor(cursor: str, shape: type | tuple[type, ...]) -> Any:
             and all(type(value) is kind for value, kind in zip(values, kinds))):
         raise invalid_cursor()
     return after
+
+
+def _depth(text: bytes) -> int:
+    """How deeply the JSON in ``text`` nests its arrays and objects (brackets in strings aside)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def invalid_cursor() -> BadRequest:

@@ -8,7 +8,9 @@ import hmac
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
+
+from pydantic import StringConstraints
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,12 +20,25 @@ from .audit import WriteContext, append_event, lock_state
 from .clock import as_utc
 from .db import get_or_404
 from .errors import BadRequest, Unprocessable
+from .directory.schemas import PrincipalKey
 from .models import Principal, ServiceToken
 from .revisions import new_revision
+from .validation import Strict, column_text
 
 TOKEN_PREFIX = "ar_"
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class TokenRequest(Strict):
+    """A new token, as the tokens page and ``accessreview token create`` ask for it."""
+
+    principal: PrincipalKey
+    expires_in: Annotated[str, StringConstraints(max_length=16)] | None = None  # 90d, 12h, 30m, 2w
+    description: column_text(ServiceToken.description) | None = None  # type: ignore[valid-type]
+
+    def lifetime(self) -> timedelta | None:
+        return parse_duration(self.expires_in) if self.expires_in else None
 
 
 def parse_duration(text: str) -> timedelta:

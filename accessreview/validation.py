@@ -7,11 +7,13 @@ by the service functions.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import BigInteger
+from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.routing import IntegerConverter
 
 from .clock import as_utc
@@ -31,6 +33,75 @@ RowId = Annotated[int, Field(ge=INTEGER_RANGE.start, le=INTEGER_RANGE.stop - 1)]
 
 def column_range(column_type: Any) -> range:
     return BIGINT_RANGE if isinstance(column_type, BigInteger) else INTEGER_RANGE
+
+
+# Free text kept in TEXT columns (reasons, justifications, descriptions, statements): the database
+# would take more, but nobody writes more than this in a form, and a page or a report shows it whole.
+LONG_TEXT = 4000
+
+
+def column_length(column: InstrumentedAttribute) -> int:
+    """The most characters a text column holds (VARCHAR(n): n; TEXT: :data:`LONG_TEXT`)."""
+    return getattr(column.type, "length", None) or LONG_TEXT
+
+
+def column_text(column: InstrumentedAttribute, *, min_length: int = 0, pattern: str | None = None) -> Any:
+    """A request's text for ``column``: no longer than the column holds, so that a value the API
+    accepts is one the database stores (PostgreSQL refuses a longer one; SQLite would keep it)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=column_length(column),
+                                            pattern=pattern)]
+
+
+# PostgreSQL cannot store NUL in text (nor in JSON text), and no name, key or sentence needs one. It
+# is refused wherever text comes in, in one place for each way in: JSON bodies and query strings
+# here, path ids in the API's key helpers, file cells in the import's reader.
+NUL = "\x00"
+
+
+def nul_at(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where in ``value`` (JSON data: dicts, lists, text) the first NUL is, or None."""
+    if isinstance(value, str):
+        return path if NUL in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in str(key):
+                return path
+            found = nul_at(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_at(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def nul_refused(path: tuple[Any, ...]) -> BadRequest:
+    field = field_path(path)
+    return BadRequest(f"{field or 'the request'} contains a NUL character (\\x00), which no text here may hold",
+                      field=field, code="nul_character")
+
+
+def _refuse_nul_in_json(raw: bytes | str) -> None:
+    """A NUL can reach JSON text only escaped: look for the escape, and only then for the field."""
+    if (b"\\u0000" if isinstance(raw, bytes) else "\\u0000") not in raw:
+        return
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return  # the model reports what is wrong with it
+    path = nul_at(data)
+    if path is not None:
+        raise nul_refused(path)
+
+
+def refuse_nul_in_query(args: Mapping[str, Any]) -> None:
+    items = args.items(multi=True) if hasattr(args, "getlist") else args.items()  # type: ignore[call-arg]
+    for key, value in items:
+        path = nul_at(value, (key,)) if NUL not in key else (key.replace(NUL, "\\x00"),)
+        if path is not None:
+            raise nul_refused(path)
 
 
 def _moment(value: Any) -> datetime:
@@ -72,6 +143,8 @@ class Strict(BaseModel):
 
 _CODES = {
     "json_invalid": "malformed_json",
+    "string_too_long": "too_long",
+    "too_long": "too_long",
     "extra_forbidden": "unknown_field",
     "missing": "missing_field",
     "model_type": "invalid_body",
@@ -105,6 +178,7 @@ def describe(error: Mapping[str, Any]) -> str:
 def parse_json(model: type[M], raw: bytes | str) -> M:
     if not raw.strip():
         raise BadRequest("request body is empty; a JSON object is expected", code="malformed_json")
+    _refuse_nul_in_json(raw)
     try:
         # The validator itself: model_validate_json's keyword handling costs a fifth as much again.
         return model.__pydantic_validator__.validate_json(raw)
@@ -117,7 +191,9 @@ def parse_json(model: type[M], raw: bytes | str) -> M:
 
 
 def parse_query(model: type[M], args: Mapping[str, str]) -> M:
-    """Query strings are text, so these models are validated in lax mode (``"10"`` → 10)."""
+    """Query strings are text, so these models are validated in lax mode (``"10"`` → 10). Pages
+    read their forms through here too, so a form's refusal is the API's."""
+    refuse_nul_in_query(args)
     try:
         return model.model_validate(dict(args), strict=False)
     except ValidationError as exc:

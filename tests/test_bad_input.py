@@ -234,3 +234,228 @@ def test_a_decision_report_needs_until_after_since(client, auditor, unchanged):
         response = client.post("/v1/reports/decisions", json={"since": "2026-02-01T00:00:00Z",
                                                               "until": "2026-02-01T01:00:00+02:00"}, headers=auditor)
     assert response.status_code == 400 and error(response)["field"] == "until"
+
+
+# -- text limits: NUL and over-long values, everywhere text comes in ---------------------------------
+
+# Checks are parsed by the lean layer in front of Flask (tests/test_hotpath.py and test_authorize.py
+# hold its input limits); every other JSON body goes through the one parser walked here.
+HOT_PATH = {"/v1/authorize", "/v1/authorize/batch"}
+
+
+@pytest.fixture
+def review_world(app, client, admin, portal):
+    """A campaign with items, so that every endpoint below reaches the parsing of its input."""
+    from test_campaigns import DIRECTORY, definition, items, launch
+    app.config["JOB_INLINE_SECONDS"] = 60  # launched within the request even on a busy machine
+    assert client.post("/v1/directory/import", json=DIRECTORY, headers=portal).status_code == 200
+    definition_id = definition(client, admin)
+    campaign = launch(client, admin, definition_id)
+    item = next(iter(items(client, admin, campaign["id"]).values()))
+    return {"principal": "user:ann", "type": "organization", "id": "acme", "definition_id": definition_id,
+            "campaign_id": campaign["id"], "item_id": item["id"], "hold_id": 1}
+
+
+def _openapi(client) -> dict:
+    return client.get("/openapi.json").get_json()
+
+
+def _deref(doc: dict, schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _text_fields(doc: dict, schema: dict, path: tuple = ()):
+    """(path, schema) of every text field a body may hold, nested objects and lists included."""
+    schema = _deref(doc, schema)
+    for alternative in schema.get("anyOf", []) + schema.get("oneOf", []):
+        yield from _text_fields(doc, alternative, path)
+    if schema.get("type") == "string":
+        yield path, schema
+    elif schema.get("type") == "object":
+        for name, field in schema.get("properties", {}).items():
+            yield from _text_fields(doc, field, (*path, name))
+        if schema.get("additionalProperties") not in (None, False):  # free-form JSON (attributes)
+            yield (*path, "key"), {"type": "string", "free": True}
+    elif schema.get("type") == "array":
+        yield from _text_fields(doc, schema["items"], (*path, 0))
+
+
+def _nest(path: tuple, value):
+    for key in reversed(path):
+        value = [value] if isinstance(key, int) else {key: value}
+    return value
+
+
+def _json_bodies(client) -> list[tuple[str, str, tuple, dict]]:
+    doc = _openapi(client)
+    found: dict[tuple, dict] = {}
+    for url, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is None or url in HOT_PATH:
+                continue
+            for path, schema in _text_fields(doc, body["schema"]):
+                found.setdefault((method, url, path), schema)
+    return [(method, url, path, schema) for (method, url, path), schema in found.items()]
+
+
+def _send(client, headers, method: str, url: str, params: dict, body):
+    return client.open(url.format(**params), method=method.upper(), json=body, headers=headers)
+
+
+def _field(path: tuple) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def test_every_text_field_of_every_body_has_a_documented_maximum(client):
+    """The walk below would miss a field without a maximum: none may lack one (a choice, a time and
+    free-form JSON aside), so a new field cannot arrive unbounded."""
+    unbounded = [f"{method.upper()} {url} {_field(path)}" for method, url, path, schema in _json_bodies(client)
+                 if "maxLength" not in schema and "enum" not in schema and "const" not in schema
+                 and schema.get("format") != "date-time" and not schema.get("free")]
+    assert not unbounded, unbounded
+    assert len(_json_bodies(client)) > 40, "the walk found the bodies"
+
+
+def test_a_nul_in_any_text_field_of_any_body_is_400_naming_it(client, admin, review_world, unchanged):
+    failures = []
+    with unchanged():
+        for method, url, path, schema in _json_bodies(client):
+            value = "a\x00b"
+            body = _nest(path[:-1], {"a\x00b": "x"}) if schema.get("free") else _nest(path, value)
+            response = _send(client, admin, method, url, review_world, body)
+            want = _field(path[:-1] if schema.get("free") else path)
+            got = response.get_json().get("error", {}) if response.is_json else {}
+            if response.status_code != 400 or got.get("code") != "nul_character" or got.get("field") != want:
+                failures.append(f"{method.upper()} {url} {want}: {response.status_code} {got}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_value_longer_than_its_column_is_400_naming_it(client, admin, review_world, unchanged):
+    failures = []
+    with unchanged():
+        for method, url, path, schema in _json_bodies(client):
+            if "maxLength" not in schema:
+                continue
+            response = _send(client, admin, method, url, review_world, _nest(path, "a" * (schema["maxLength"] + 1)))
+            listed = {(e["field"], e["code"]) for e in response.get_json()["error"].get("errors", [])}
+            if response.status_code != 400 or (_field(path), "too_long") not in listed:
+                failures.append(f"{method.upper()} {url} {_field(path)}: {response.status_code} "
+                                f"{response.get_json()}")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_longest_values_are_kept_whole(client, portal, org):
+    """At the maximum, a value is accepted and stored as given, on PostgreSQL as on SQLite."""
+    from accessreview.models import Grant, Principal, Resource
+    from accessreview.validation import column_length
+    name = "n" * column_length(Principal.name)
+    response = client.put("/v1/principals/user:alice", json={"name": name, "department": "d" * 255}, headers=portal)
+    assert response.status_code == 200 and response.get_json()["principal"]["name"] == name
+    key_id = "x" * 200  # the longest id; a type and an id together are at most 255 characters
+    response = client.put(f"/v1/resources/organization/{key_id}", json={"name": "r" * 255}, headers=portal)
+    assert response.status_code == 201, response.get_json()
+    reason = "r" * column_length(Grant.reason)
+    response = client.post("/v1/grants", json={"principal": "user:alice", "role": "member", "granted_by": "g" * 255,
+                                               "resource": f"organization:{key_id}", "reason": reason}, headers=portal)
+    assert response.status_code == 201 and response.get_json()["grant"]["reason"] == reason
+    too_long = client.put(f"/v1/resources/{'t' * 63}/{key_id}", json={}, headers=portal)
+    assert len(f"{'t' * 63}:{key_id}") > column_length(Resource.key)
+    assert too_long.status_code == 400 and error(too_long) == {**error(too_long), "field": "resource",
+                                                                 "code": "too_long"}
+
+
+def _query_parameters(client):
+    doc = _openapi(client)
+    for url, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if method != "get":
+                continue
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                texts = [s for s in schema.get("anyOf", [schema]) if s.get("type") == "string"]
+                if parameter["in"] == "query" and texts:
+                    yield url, parameter["name"], texts[0]
+
+
+def test_a_nul_in_any_query_parameter_is_400_naming_it(client, admin, review_world):
+    """``?source=%00`` and the like: refused before any query, not a 500 from PostgreSQL."""
+    failures = []
+    for url, name, _schema in _query_parameters(client):
+        response = client.get(url.format(**review_world), query_string={name: "\x00", "action": "read",
+                                                                         "type": "document"} | {name: "a\x00"},
+                              headers=admin)
+        got = response.get_json()["error"] if response.status_code == 400 else {}
+        if response.status_code != 400 or got.get("field") != name or got.get("code") != "nul_character":
+            failures.append(f"GET {url}?{name}: {response.status_code} {response.get_json()}")
+    assert not failures, "\n".join(failures)
+    response = client.get("/v1/grants", query_string={"source": "portal", "unknown": "\x00"}, headers=admin)
+    assert response.status_code == 400 and error(response)["field"] == "unknown", "even a parameter not used"
+
+
+def test_a_query_parameter_longer_than_its_column_is_400_naming_it(client, admin, review_world):
+    failures = []
+    for url, name, schema in _query_parameters(client):
+        if "maxLength" not in schema:
+            continue
+        response = client.get(url.format(**review_world), query_string={name: "a" * (schema["maxLength"] + 1)},
+                              headers=admin)
+        got = response.get_json()["error"] if response.status_code == 400 else {}
+        if response.status_code != 400 or got.get("field") != name or got.get("code") != "too_long":
+            failures.append(f"GET {url}?{name}: {response.status_code} {response.get_json()}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("url, field", [
+    ("/v1/principals/user:a%00b", "principal"),
+    ("/v1/resources/document/d%001", "resource"),
+    ("/v1/resources/document/d%001/access", "resource"),
+    ("/v1/principals/user:a%00/resources?action=read&type=document", "principal"),
+])
+def test_a_nul_in_a_path_id_is_400_naming_it(client, admin, world, url, field):
+    response = client.get(url, headers=admin)
+    assert response.status_code == 400 and error(response) == {**error(response), "field": field,
+                                                                "code": "nul_character"}
+    assert client.put("/v1/principals/user:a%00b", json={}, headers=admin).status_code == 400
+
+
+def test_an_id_longer_than_its_column_is_400(client, admin):
+    response = client.put(f"/v1/principals/user:{'a' * 300}", json={}, headers=admin)
+    assert response.status_code == 400 and error(response)["code"] == "too_long"
+
+
+# -- cursors ------------------------------------------------------------------------------------------
+
+def _raw_cursor(text: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", ["/v1/grants", "/v1/principals", "/v1/audit-events", "/v1/decisions",
+                                  "/v1/review-items", "/v1/jobs", "/v1/resources/document/d1/access",
+                                  "/v1/principals/user:alice/resources?action=read&type=document"])
+@pytest.mark.parametrize("cursor", [
+    _raw_cursor(b'{"after": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),  # a RecursionError, once
+    _raw_cursor(b'{"after": [[["x"]]]}'),
+    "A" * 5000,
+    _raw_cursor(b'{"after": "' + b"x" * 2000 + b'"}'),
+])
+def test_a_deep_or_huge_cursor_is_400(client, admin, world, path, cursor):
+    separator = "&" if "?" in path else "?"
+    response = client.get(f"{path}{separator}cursor={cursor}", headers=admin)
+    assert response.status_code == 400, response.get_json()
+    assert error(response)["field"] == "cursor" and error(response)["code"] in ("invalid_cursor", "too_long")
+
+
+def test_a_cursor_of_ours_at_its_longest_still_works(client, portal, org):
+    """The longest key is 255 characters; a page ending on it gives a cursor that is read back."""
+    client.put(f"/v1/resources/organization/{'z' * 200}", json={}, headers=portal)
+    client.put("/v1/principals/user:" + "u" * 200, json={}, headers=portal)
+    for path in ("/v1/principals?limit=1", "/v1/resources?limit=1"):
+        cursor = client.get(path, headers=portal).get_json()["next_cursor"]
+        while cursor:
+            response = client.get(f"{path}&cursor={cursor}", headers=portal)
+            assert response.status_code == 200, response.get_json()
+            cursor = response.get_json()["next_cursor"]

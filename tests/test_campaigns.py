@@ -383,6 +383,43 @@ def test_delegation_keeps_history(client, lead, directory, token_for):
     assert history[-1]["kind"] == "delegated" and history[-1]["reason"] == "on leave"
 
 
+@pytest.mark.parametrize("to, code, reason", [
+    ("user:ghost", "unknown_reference", "is not in the directory"),
+    ("user:cat", "inactive_reviewer", "is disabled; only an active user can review"),
+    ("group:others", "not_a_user", "is a group; only a user can review"),
+    ("service:bot", "not_a_user", "is a service; only a user can review"),
+    ("user:ben", "self_review", "cannot review their own access"),  # a member of the group reviewed
+])
+def test_an_item_goes_only_to_an_active_user_who_may_review(client, lead, portal, directory, token_for, unchanged,
+                                                            to, code, reason):
+    """Nobody could decide an item handed to a group, a service, a disabled or unknown principal."""
+    client.put("/v1/principals/service:bot", json={"name": "Bot"}, headers=portal)
+    client.put("/v1/principals/group:others", json={"name": "Others", "members": ["user:mia"]}, headers=portal)
+    campaign = launch(client, lead, definition(client, lead))
+    item = items(client, lead, campaign["id"])[("group:team", "viewer", "project:p1")]
+    url = f"/v1/review-items/{item['id']}/reassign"
+    for headers in (token_for("user:owen"), lead):  # its reviewer delegates; a security lead reassigns
+        with unchanged():
+            refused = client.post(url, json={"to": to, "reason": "someone else"}, headers=headers)
+        assert refused.status_code == 422, refused.get_json()
+        assert refused.get_json()["error"]["code"] == code and refused.get_json()["error"]["field"] == "to"
+        assert reason in refused.get_json()["error"]["message"]
+    assert client.get(f"/v1/review-items/{item['id']}", headers=lead).get_json()["reviewer"] == "user:owen"
+
+
+def test_a_member_who_joined_the_reviewed_group_after_launch_cannot_take_it(client, lead, portal, directory):
+    campaign = launch(client, lead, definition(client, lead))
+    item = items(client, lead, campaign["id"])[("group:team", "viewer", "project:p1")]
+    client.put("/v1/principals/group:team", json={"name": "Team", "members": ["user:ben", "user:mia"]},
+               headers=portal)
+    refused = client.post(f"/v1/review-items/{item['id']}/reassign", json={"to": "user:mia", "reason": "x"},
+                          headers=lead)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "self_review"
+    moved = client.post(f"/v1/review-items/{item['id']}/reassign", json={"to": "user:lena", "reason": "x"},
+                        headers=lead)
+    assert moved.status_code == 200 and moved.get_json()["reviewer"] == "user:lena"
+
+
 def test_campaign_once_per_period(app, lead, directory, client):
     from support import write
     from accessreview.campaigns.definitions import get_definition

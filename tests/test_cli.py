@@ -108,6 +108,39 @@ def test_directory_import_reports_rows_with_file_lines(run, tmp_path, app):
     assert revision(app) == before
 
 
+def test_directory_import_refuses_past_its_limits_naming_them(run, tmp_path, app):
+    (tmp_path / "grants.csv").write_text("principal,role,resource\n" + "user:a,viewer,project:p1\n" * 50)
+    before = revision(app)
+    app.config["IMPORT_MAX_CELLS"] = 100  # as ACCESSREVIEW_IMPORT_MAX_CELLS=100 does
+    result = run("directory", "import", str(tmp_path / "grants.csv"))
+    assert result.exit_code == 1 and "more than 100 cells (ACCESSREVIEW_IMPORT_MAX_CELLS)" in result.output
+    app.config.update(IMPORT_MAX_CELLS=10_000, IMPORT_MAX_BYTES=1000)
+    result = run("directory", "import", str(tmp_path / "grants.csv"))
+    assert result.exit_code == 1 and "larger than 1000 bytes" in result.output
+    assert "ACCESSREVIEW_IMPORT_MAX_BYTES" in result.output and "nothing was written" in result.output
+    assert revision(app) == before
+
+
+def test_directory_import_refuses_a_nul_naming_the_file_line(run, tmp_path, app):
+    (tmp_path / "principals.csv").write_text("id,name\nuser:a,Ann\nuser:b,B\x00b\n")
+    before = revision(app)
+    result = run("directory", "import", str(tmp_path / "principals.csv"))
+    assert result.exit_code == 1 and "principals.1.name" in result.output and "principals.csv:3" in result.output
+    assert "NUL" in result.output and revision(app) == before
+
+
+def test_cli_text_past_its_column_is_refused(run, make_principal, app):
+    make_principal("service:bot")
+    before = revision(app)
+    result = run("token", "create", "--principal", "service:bot", "--description", "d" * 256)
+    assert result.exit_code == 1 and "description" in result.output and "255" in result.output
+    result = run("principal", "put", "user:zed", "--name", "n" * 256)
+    assert result.exit_code == 1 and "255" in result.output
+    result = run("campaign", "sign-off", "1", "--statement", "s" * 4001)
+    assert result.exit_code == 1 and "statement" in result.output and "4000" in result.output
+    assert revision(app) == before
+
+
 def test_replace_without_grants_needs_to_be_meant(run, tmp_path):
     (tmp_path / "principals.csv").write_text("id\nuser:x\n")
     result = run("directory", "import", str(tmp_path / "principals.csv"), "--mode", "replace")

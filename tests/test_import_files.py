@@ -10,7 +10,8 @@ import pytest
 from openpyxl import Workbook
 from pydantic import ValidationError
 
-from accessreview.directory.files import ImportFileError, read_import_files, read_import_files_with_origins
+from accessreview.directory.files import (ImportFileError, ImportLimits, ImportTooLarge, read_import_files,
+                                         read_import_files_with_origins)
 from accessreview.directory.schemas import ImportPayload
 
 PAYLOAD = {
@@ -381,3 +382,128 @@ def test_no_files_and_bad_section(tmp_path):
     path = write(tmp_path / "x.csv", "id\nuser:a\n")
     with pytest.raises(ImportFileError, match="unknown section"):
         read_import_files([path], section="users")
+
+
+# -- limits: decompressed bytes and cells, refused before they are held ------------------------------
+
+def _shared_strings_bomb(path: Path, strings: int) -> Path:
+    """A real workbook with a shared-string table of ``strings`` tiny strings: a few hundred KB on
+    disk, tens of MB once inflated, and (to openpyxl) millions of objects read before any row."""
+    import zipfile
+    plain = make_workbook(path.with_name("plain.xlsx"), {"grants": [["principal", "role", "resource"],
+                                                                     ["user:a", "viewer", "project:p"]]})
+    kind = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", f'<Override PartName="/xl/sharedStrings.xml" '
+                                                 f'ContentType="{kind}"/></Types>'.encode())
+            bomb.writestr(member, data)
+        with bomb.open("xl/sharedStrings.xml", "w") as out:
+            out.write(b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
+            pad = b"<si><t>x</t></si>" * 10_000
+            for _ in range(strings // 10_000):
+                out.write(pad)
+            out.write(b"</sst>")
+    return path
+
+
+def _one_row_bomb(path: Path, cells: int) -> Path:
+    """A workbook whose sheet is one row of ``cells`` cells, which openpyxl would build whole."""
+    import zipfile
+    plain = make_workbook(path.with_name("plain.xlsx"), {"grants": [["principal", "role", "resource"]]})
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for member in source.infolist():
+            if member.filename != "xl/worksheets/sheet1.xml":
+                bomb.writestr(member, source.read(member))
+                continue
+            head, _, tail = source.read(member).partition(b"</sheetData>")
+            with bomb.open(member.filename, "w") as out:
+                out.write(head + b'<row r="2">')
+                pad = b"<c><v>1</v></c>" * 10_000
+                for _ in range(cells // 10_000):
+                    out.write(pad)
+                out.write(b"</row></sheetData>" + tail)
+    return path
+
+
+def _peak_memory(call) -> tuple[Exception, int]:
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - returned for the test to look at
+        caught = exc
+    else:
+        caught = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return caught, peak
+
+
+@pytest.mark.parametrize("bomb", [lambda path: _shared_strings_bomb(path, 3_000_000),  # 51 MB of XML
+                                  lambda path: _one_row_bomb(path, 1_500_000)])  # 22 MB of XML
+def test_a_zip_bomb_workbook_is_refused_before_it_is_held(tmp_path, bomb):
+    """Millions of strings or cells in a workbook of a few hundred KB: refused at the default cell
+    limit while it is inflated, with a few MB in use, before openpyxl sees it."""
+    path = bomb(tmp_path / "bomb.xlsx")
+    assert path.stat().st_size < 1_000_000
+    caught, peak = _peak_memory(lambda: read_import_files([path]))
+    assert isinstance(caught, ImportTooLarge) and caught.setting == "IMPORT_MAX_CELLS", caught
+    assert "ACCESSREVIEW_IMPORT_MAX_CELLS" in str(caught) and "1000000" in str(caught)
+    assert peak < 16 * 1024 * 1024, f"{peak} bytes held"
+
+
+def test_a_workbook_larger_than_the_limit_once_inflated_is_refused_unread(tmp_path):
+    path = _shared_strings_bomb(tmp_path / "bomb.xlsx", 200_000)  # 3.4 MB of XML
+    caught, peak = _peak_memory(lambda: read_import_files([path], limits=ImportLimits(max_bytes=1024 * 1024)))
+    assert isinstance(caught, ImportTooLarge) and caught.setting == "IMPORT_MAX_BYTES", caught
+    assert "ACCESSREVIEW_IMPORT_MAX_BYTES" in str(caught) and "1048576 bytes" in str(caught)
+    assert peak < 4 * 1024 * 1024, "refused on the sizes the archive declares, before inflating"
+
+
+def test_a_sheet_that_skips_a_million_rows_counts_them(tmp_path):
+    """A row number far down costs openpyxl an empty row for each row skipped: each counts."""
+    from openpyxl import Workbook
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "grants"
+    sheet.append(["principal", "role", "resource"])
+    sheet.cell(row=1_000_000, column=1, value="user:a")
+    workbook.save(tmp_path / "far.xlsx")
+    with pytest.raises(ImportTooLarge, match="row 1002") as caught:  # 3 cells, then 1 a row
+        read_import_files([tmp_path / "far.xlsx"], limits=ImportLimits(max_cells=1003))
+    assert caught.value.setting == "IMPORT_MAX_CELLS"
+
+
+def test_a_wide_row_counts_every_cell_up_to_its_last(tmp_path):
+    path = make_workbook(tmp_path / "wide.xlsx", {"grants": [["principal", "role", "resource"]]})
+    from openpyxl import load_workbook
+    workbook = load_workbook(path)
+    workbook["grants"].cell(row=2, column=16_000, value="far right")
+    workbook.save(path)
+    with pytest.raises(ImportTooLarge, match="row 2"):
+        read_import_files([path], limits=ImportLimits(max_cells=10_000))
+
+
+def test_an_oversize_csv_is_refused_before_it_is_read(tmp_path):
+    path = write(tmp_path / "grants.csv", "principal,role,resource\n" + "user:a,viewer,project:p\n" * 100_000)
+    caught, peak = _peak_memory(lambda: read_import_files([path], limits=ImportLimits(max_bytes=1024 * 1024)))
+    assert isinstance(caught, ImportTooLarge) and caught.setting == "IMPORT_MAX_BYTES", caught
+    assert str(path) in str(caught) and peak < 512 * 1024, "refused on the file's size, unread"
+
+
+def test_a_csv_with_too_many_cells_names_the_line(tmp_path):
+    path = write(tmp_path / "grants.csv", "principal,role,resource\n" + "user:a,viewer,project:p\n" * 100)
+    with pytest.raises(ImportTooLarge, match=r"grants.csv: line 34: the import has more than 100 cells"):
+        read_import_files([path], limits=ImportLimits(max_cells=100))
+    assert read_import_files([path], limits=ImportLimits(max_cells=303))["grants"][99]["principal"] == "user:a"
+
+
+def test_the_limits_hold_for_all_the_files_of_one_import(tmp_path):
+    first = write(tmp_path / "principals.csv", "id\n" + "user:a\n" * 60)
+    second = write(tmp_path / "grants.csv", "principal,role,resource\n" + "user:a,viewer,project:p\n" * 20)
+    with pytest.raises(ImportTooLarge, match="grants.csv"):
+        read_import_files([first, second], limits=ImportLimits(max_cells=100))

@@ -199,6 +199,63 @@ def test_a_reviewer_hands_an_item_on_but_not_to_its_subject(client, lead, campai
     assert client.get(f"/ui/review-items/{ben['id']}").status_code == 404, "no longer Owen's to see"
 
 
+@pytest.mark.parametrize("to, shown", [("group:team", "is a group; only a user can review"),
+                                       ("user:cat", "is disabled; only an active user can review"),
+                                       ("user:nobody", "is not in the directory")])
+def test_a_hand_on_nobody_could_decide_is_refused_on_the_page(client, lead, campaign, token_for, to, shown):
+    sign_in(client, token_for("user:owen"))
+    ben = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    page = client.get(f"/ui/review-items/{ben['id']}")
+    refused = client.post(f"/ui/review-items/{ben['id']}/reassign",
+                          data={"to": to, "reason": "on leave", "form_token": form_token(page)})
+    assert refused.status_code == 422 and shown in text(refused) and 'aria-invalid="true"' in text(refused)
+    assert client.get(f"/v1/review-items/{ben['id']}", headers=lead).get_json()["reviewer"] == "user:owen"
+
+
+@pytest.mark.parametrize("data, field", [({"to": "user:m\x00ia", "reason": "x"}, "to"),
+                                         ({"to": "user:mia", "reason": "x\x00"}, "reason"),
+                                         ({"to": "user:mia", "reason": "r" * 4001}, "reason")])
+def test_a_hand_on_form_with_nul_or_too_much_text_shows_the_form_again(client, lead, campaign, token_for, data,
+                                                                       field):
+    sign_in(client, token_for("user:owen"))
+    ben = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    page = client.get(f"/ui/review-items/{ben['id']}")
+    refused = client.post(f"/ui/review-items/{ben['id']}/reassign", data={**data, "form_token": form_token(page)})
+    assert refused.status_code == 400 and "Hand it on" in text(refused)
+    assert re.search(rf'id="{field}"[^>]*aria-invalid="true"', text(refused))
+
+
+def test_forms_and_filters_with_nul_are_refused_on_their_page(client, lead, campaign, token_for, admin):
+    """On PostgreSQL each of these was a 500."""
+    sign_in(client, token_for("user:owen"))
+    ben = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    page = client.get(f"/ui/review-items/{ben['id']}")
+    refused = client.post(f"/ui/review-items/{ben['id']}/decision",
+                          data={"decision": "revoke", "justification": "gone\x00", "form_token": form_token(page)})
+    assert refused.status_code == 400 and "NUL" in text(refused) and "justification" in text(refused)
+    sign_in(client, admin)
+    for url in ("/ui/audit?actor=%00", "/ui/decisions?actor=a%00", "/ui/access?principal=user:a%00",
+                f"/ui/audit?target={'t' * 256}", "/ui/decisions?cursor=" + "c" * 2000):
+        response = client.get(url)  # the log and access filters say it above their form
+        assert response.status_code == 400 and 'class="filters"' in text(response), url
+        assert "NUL" in text(response) or "at most" in text(response) or "cursor" in text(response), url
+    for url in (f"/ui/campaigns/{campaign['id']}?reviewer=%00", "/ui/tokens?principal=%00", "/ui/reviews?cursor=%00"):
+        response = client.get(url)
+        assert response.status_code == 400 and "NUL" in text(response), url
+    tokens = client.get("/ui/tokens")
+    made = client.post("/ui/tokens", data={"principal": "user:ann", "description": "d\x00",
+                                           "form_token": form_token(tokens)})
+    assert made.status_code == 400 and "description" in text(made) and "New token" in text(made)
+    long = client.post("/ui/tokens", data={"principal": "user:ann", "description": "d" * 256,
+                                           "form_token": form_token(tokens)})
+    assert long.status_code == 400 and "255" in text(long)
+    revoked = client.post("/ui/tokens/ab%00cd/revoke", data={"form_token": form_token(tokens)})
+    assert revoked.status_code == 400 and "NUL" in text(revoked)
+    client.post("/ui/sign-out", data={"form_token": form_token(tokens)})
+    emailed = client.post("/ui/sign-in/email", data={"email": "ann@example.com\x00"})
+    assert emailed.status_code == 400 and "e-mail address" in text(emailed)
+
+
 def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, lead, campaign, auditor):
     sign_in(client, lead)
     url = f"/ui/campaigns/{campaign['id']}"

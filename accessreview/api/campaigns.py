@@ -16,7 +16,9 @@ from ..campaigns.schemas import (BulkDecisions, DecisionBody, DefinitionBody, De
 from ..db import get_session
 from ..guard import (authorize, authorize_object, body, caller, clock_now, page_limit, query, unit_of_work,
                      write_context)
-from ..validation import RowId
+from ..models import ReviewItem
+from ..pagination import Cursor
+from ..validation import RowId, column_text
 from . import shapes
 from .common import documented, json_response
 
@@ -161,9 +163,9 @@ def metrics_of_reviews():
 
 class ItemQuery(BaseModel):
     campaign: RowId | None = None
-    reviewer: str | None = None  # a principal, or "me"
+    reviewer: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # a principal, or "me"
     status: Literal["pending", "decided"] | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int | None = None
 
 

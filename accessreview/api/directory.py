@@ -12,6 +12,9 @@ from ..db import get_session
 from ..directory import imports, service
 from ..directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
 from ..guard import authorize, body, clock_now, page_limit, query, unit_of_work, write_context
+from ..models import Grant, Resource
+from ..pagination import Cursor
+from ..validation import column_text
 from . import shapes
 from .keys import principal_key, resource_key
 from .common import documented, json_response
@@ -24,23 +27,23 @@ ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
 class PrincipalQuery(BaseModel):
     type: Literal["user", "group", "service"] | None = None
     status: Literal["active", "disabled"] | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int | None = None
 
 
 class ResourceQuery(BaseModel):
-    type: str | None = None
-    parent: str | None = None
-    cursor: str | None = None
+    type: column_text(Resource.type) | None = None  # type: ignore[valid-type]
+    parent: column_text(Resource.parent_key) | None = None  # type: ignore[valid-type]
+    cursor: Cursor | None = None
     limit: int | None = None
 
 
 class GrantQuery(BaseModel):
-    principal: str | None = None
-    resource: str | None = None
-    role: str | None = None
-    source: str | None = None
-    cursor: str | None = None
+    principal: column_text(Grant.principal_key) | None = None  # type: ignore[valid-type]
+    resource: column_text(Grant.resource_key) | None = None  # type: ignore[valid-type]
+    role: column_text(Grant.role) | None = None  # type: ignore[valid-type]
+    source: column_text(Grant.source) | None = None  # type: ignore[valid-type]
+    cursor: Cursor | None = None
     limit: int | None = None
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from ..db import get_session
 from ..directory import holds
 from ..directory.schemas import LiftBody, PrincipalKey
+from ..pagination import Cursor
 from ..guard import authorize, body, clock_now, page_limit, query, unit_of_work
 from . import shapes
 from .common import documented, json_response
@@ -22,7 +23,7 @@ class HoldQuery(BaseModel):
     state: Literal["active", "inactive"] | None = None
     campaign: int | None = None
     principal: PrincipalKey | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int | None = None
 
 

@@ -12,6 +12,8 @@ from ..db import get_or_404, get_session
 from ..errors import Forbidden
 from ..guard import authorize, page_limit, query
 from ..models import Job
+from ..pagination import Cursor
+from ..validation import column_text
 from . import shapes
 from .common import documented, json_response
 
@@ -22,8 +24,8 @@ ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
 class JobQuery(BaseModel):
     state: Literal["queued", "running", "done", "failed"] | None = None
     kind: Literal["launch", "close", "remediation", "import"] | None = None
-    subject: str | None = None
-    cursor: str | None = None
+    subject: column_text(Job.subject) | None = None  # type: ignore[valid-type]
+    cursor: Cursor | None = None
     limit: int | None = None
 
 

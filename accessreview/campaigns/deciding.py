@@ -84,6 +84,16 @@ def record_decision(target: DecisionTarget, data: DecisionBody) -> dict[str, Any
 
 
 def reassign_item(item: ReviewItem, principal: str, data: ReassignBody) -> dict[str, Any]:
-    """Its reviewer delegates, or a security lead reassigns (the caller is authorized to reassign)."""
+    """Its reviewer delegates, or a security lead reassigns (the caller is authorized to reassign), to
+    an active user the policy would let decide it, who is not the reviewed principal nor one of its
+    members (422 naming why not)."""
+    engine = get_engine()
+    subject = item.principal_key
+    members = engine.snapshot().index.members(subject) if subject.startswith("group:") else []
+
+    def may_review(reviewer: str) -> bool:
+        return engine.is_allowed_on_object(reviewer, "decide", f"review_item:{item.id}", {"reviewer": reviewer})
+
     with unit_of_work(principal) as (session, ctx):
-        return review.reassign(session, ctx, item, data.to, data.reason, delegated=principal == item.reviewer)
+        return review.reassign(session, ctx, item, data.to, data.reason, delegated=principal == item.reviewer,
+                               may_review=may_review, members=members)

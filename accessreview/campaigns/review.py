@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from ..audit import WriteContext, append_event, append_events
 from ..clock import as_utc
 from ..db import bulk_insert, get_or_404
 from ..errors import ApiError, Conflict, NotFound, Unprocessable
-from ..models import Campaign, Job, ReviewEvent, ReviewItem
+from ..models import Campaign, Job, Principal, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
 from .launch import Directory, resolve_reviewer
 from .population import Candidate
@@ -221,13 +221,14 @@ def decide_many(session: Session, ctx: WriteContext, campaign: Campaign,
 
 
 def reassign(session: Session, ctx: WriteContext, item: ReviewItem, to: str, reason: str, *,
-             delegated: bool) -> dict[str, Any]:
+             delegated: bool, may_review: Callable[[str], bool], members: Iterable[str] = ()) -> dict[str, Any]:
+    """Hand the item on to ``to``; ``may_review`` is the policy's word on whether ``to`` could decide
+    it, and ``members`` the reviewed group's members now (those it had at launch are on the item)."""
     campaign = get_campaign(session, item.campaign_id)
     _require_open(campaign)
     if item.status != "pending":
         raise Conflict(f"review item {item.id} is already decided", code="already_decided", field="id")
-    if to == item.principal_key or to in {m["id"] for m in item.frozen.get("members", [])}:
-        raise Unprocessable(f"{to} cannot review their own access", field="to", code="self_review")
+    _require_reviewer(session, item, to, may_review, set(members))
     previous = item.reviewer
     item.reviewer = to
     item.assignment_note = reason
@@ -235,6 +236,25 @@ def reassign(session: Session, ctx: WriteContext, item: ReviewItem, to: str, rea
            reason=reason)
     session.flush()
     return item_state(item)
+
+
+def _require_reviewer(session: Session, item: ReviewItem, to: str, may_review: Callable[[str], bool],
+                      members: set[str]) -> None:
+    """An item goes only to someone who can then decide it, and not on their own access: otherwise
+    nobody could decide it (a group, a service, a disabled or unknown principal), or the access
+    would be its own holder's to keep."""
+    if to == item.principal_key or to in members or to in {m["id"] for m in item.frozen.get("members", [])}:
+        raise Unprocessable(f"{to} cannot review their own access", field="to", code="self_review")
+    person = session.get(Principal, to)
+    if person is None:
+        raise Unprocessable(f"{to} is not in the directory", field="to", code="unknown_reference")
+    if person.kind != "user":
+        raise Unprocessable(f"{to} is a {person.kind}; only a user can review", field="to", code="not_a_user")
+    if person.status != "active":
+        raise Unprocessable(f"{to} is {person.status}; only an active user can review", field="to",
+                            code="inactive_reviewer")
+    if not may_review(to):
+        raise Unprocessable(f"the policy does not let {to} decide this item", field="to", code="may_not_review")
 
 
 def close_if_complete(session: Session, ctx: WriteContext, campaign: Campaign) -> bool:

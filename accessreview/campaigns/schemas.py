@@ -9,10 +9,18 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ..directory.schemas import PrincipalKey, ResourceKey, Role
-from ..validation import Moment, RowId, Strict
+from ..models import Campaign, CampaignDefinition, Resource, ReviewItem
+from ..validation import Moment, RowId, Strict, column_text
 
-TypeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+TypeKey = column_text(Resource.type, pattern=r"^[a-z][a-z0-9_]{0,62}$")
+Reason = column_text(ReviewItem.assignment_note, min_length=1)
+DefinitionName = column_text(CampaignDefinition.name, min_length=1)
+Description = column_text(CampaignDefinition.description)
+JustificationText = column_text(ReviewItem.justification)
+Statement = column_text(Campaign.sign_off_statement, min_length=1)
+# Kept inside the definition's JSON: no column of their own; a cron line and a zone name are short.
+Cron = Annotated[str, StringConstraints(max_length=255)]
+TimeZone = Annotated[str, StringConstraints(max_length=64)]
 
 
 class Scope(Strict):
@@ -72,10 +80,10 @@ class Schedule(Strict):
          "properties": {"interval_days": {"type": "integer"}, "cron": {"type": "null"}}},
     ]})
 
-    cron: str | None = None
+    cron: Cron | None = None
     interval_days: int | None = Field(default=None, ge=1, le=3650)
     start: Moment | None = None  # interval schedules count from here
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
 
     @field_validator("timezone")
     @classmethod
@@ -99,8 +107,8 @@ class Schedule(Strict):
 
 
 class DefinitionBody(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    name: DefinitionName
+    description: Description | None = None
     scope: Scope = Field(default_factory=Scope)
     reviewer: ReviewerRule
     stages: list[ReviewerRule] = Field(default_factory=list, max_length=5)  # later stages, after reviewer
@@ -119,8 +127,8 @@ class DefinitionBody(Strict):
 class DefinitionPatch(Strict):
     """Every field optional; what is given replaces the stored value."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-    description: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    name: DefinitionName | None = None
+    description: Description | None = None
     scope: Scope | None = None
     reviewer: ReviewerRule | None = None
     stages: list[ReviewerRule] | None = Field(default=None, max_length=5)
@@ -138,7 +146,7 @@ class DefinitionPatch(Strict):
 
 class DecisionBody(Strict):
     decision: Literal["keep", "revoke"]
-    justification: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    justification: JustificationText | None = None
 
 
 class BulkDecision(DecisionBody):
@@ -155,4 +163,4 @@ class ReassignBody(Strict):
 
 
 class SignOffBody(Strict):
-    statement: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    statement: Statement

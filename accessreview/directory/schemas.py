@@ -6,20 +6,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from ..validation import Moment, Strict
+from ..models import Grant, Principal, Resource
+from ..validation import Moment, Strict, column_text
 
 PRINCIPAL_KEY = r"^(user|group|service):[A-Za-z0-9._@+-]{1,200}$"
 RESOURCE_KEY = r"^[a-z][a-z0-9_]{0,62}:[A-Za-z0-9._@+-]{1,200}$"
 ROLE = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 SOURCE = r"^[a-z][a-z0-9_-]{0,63}$"
 
-PrincipalKey = Annotated[str, StringConstraints(pattern=PRINCIPAL_KEY)]
-ResourceKey = Annotated[str, StringConstraints(pattern=RESOURCE_KEY)]
-Role = Annotated[str, StringConstraints(pattern=ROLE)]
-Source = Annotated[str, StringConstraints(pattern=SOURCE)]
-Text = Annotated[str, StringConstraints(max_length=255)]
-LongText = Annotated[str, StringConstraints(max_length=4000)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
+# Each text field is as long as the column that keeps it, at most (a resource key's type and id
+# together too: the pattern alone would allow 264 characters).
+PrincipalKey = column_text(Principal.key, pattern=PRINCIPAL_KEY)
+ResourceKey = column_text(Resource.key, pattern=RESOURCE_KEY)
+Role = column_text(Grant.role, pattern=ROLE)
+Source = column_text(Grant.source, pattern=SOURCE)
+Name = column_text(Principal.name)
+Department = column_text(Principal.department)
+ResourceName = column_text(Resource.name)
+GrantedBy = column_text(Grant.granted_by)
+LongText = column_text(Grant.reason)
+Email = column_text(Principal.email, pattern=r"^[^@\s]+@[^@\s]+$")
 
 # Which principal fields make sense for which kind of principal.
 PRINCIPAL_FIELDS = {
@@ -32,9 +38,9 @@ PRINCIPAL_FIELDS = {
 class PrincipalBody(Strict):
     """``PUT /v1/principals/{principal}``: the whole principal (fields left out are cleared)."""
 
-    name: Text | None = None
+    name: Name | None = None
     email: Email | None = None
-    department: Text | None = None
+    department: Department | None = None
     manager: PrincipalKey | None = None
     status: Literal["active", "disabled"] | None = None
     last_seen_at: Moment | None = None
@@ -48,7 +54,7 @@ class PrincipalRow(PrincipalBody):
 class ResourceBody(Strict):
     """``PUT /v1/resources/{type}/{id}``."""
 
-    name: Text | None = None
+    name: ResourceName | None = None
     parent: ResourceKey | None = None
     owner: PrincipalKey | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -64,7 +70,7 @@ class GrantRow(Strict):
     principal: PrincipalKey
     role: Role
     resource: ResourceKey
-    granted_by: Text | None = None
+    granted_by: GrantedBy | None = None
     granted_at: Moment | None = None
     reason: LongText | None = None
     expires_at: Moment | None = None

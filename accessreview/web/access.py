@@ -13,23 +13,29 @@ from ..authz.engine import get_engine
 from ..db import get_session
 from ..directory import service as directory
 from ..directory.schemas import PrincipalKey, ResourceKey
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..guard import authorize, clock_now, page_limit
-from ..validation import Strict, parse_query
+from ..models import Decision
+from ..pagination import Cursor
+from ..validation import Strict, column_text, parse_query
 from .blueprint import bp
 
 
 class AccessQuery(Strict):
     resource: ResourceKey | None = None
     principal: PrincipalKey | None = None
-    action: str | None = None  # with both: why this principal may or may not do it
-    cursor: str | None = None  # of the principal's grants
+    action: column_text(Decision.action) | None = None  # type: ignore[valid-type]  # with both: why (not)
+    cursor: Cursor | None = None  # of the principal's grants
 
 
 @bp.get("/access")
 def access_explorer():
     authorize("read_directory")
-    q = parse_query(AccessQuery, {key: value.strip() for key, value in request.args.items() if value.strip()})
+    try:
+        q = parse_query(AccessQuery, {key: value.strip() for key, value in request.args.items() if value.strip()})
+    except BadRequest as error:  # said above the form, as the API would refuse it
+        return render_template("access.html", query=AccessQuery(), revision=get_engine().snapshot().revision,
+                               error=error), error.status
     snapshot = get_engine().snapshot()
     now, deadline = clock_now(), Deadline(current_app.config["EVALUATION_TIMEOUT"])
     found: dict[str, Any] = {"revision": snapshot.revision}
@@ -44,4 +50,4 @@ def access_explorer():
                                                 source=None, cursor=q.cursor, limit=page_limit(None)).to_dict()
     if q.resource and q.principal and q.action:
         found["explained"] = snapshot.evaluator.explain(q.principal, q.action, q.resource, now)
-    return render_template("access.html", query=q, **found)
+    return render_template("access.html", query=q, error=None, **found)

@@ -7,8 +7,10 @@ from flask import render_template, request
 
 from ..audit import events_page, verify_chain
 from ..db import get_session
+from ..errors import BadRequest
 from ..guard import authorize, page_limit
 from ..log_pages import AuditQuery, DecisionQuery, decision_log_page
+from ..pagination import Page
 from ..validation import parse_query
 from .blueprint import bp, page_query
 
@@ -26,10 +28,14 @@ def verify_trail():
 
 
 def _render_trail(report=None):
-    q = parse_query(AuditQuery, request.args)
-    page = events_page(get_session(), target=q.target, actor=q.actor, action=q.action, since=q.since, until=q.until,
-                       cursor=q.cursor, limit=page_limit(q.limit))
-    return render_template("audit.html", page=page, query=q, report=report)
+    try:
+        q = parse_query(AuditQuery, request.args)
+        page = events_page(get_session(), target=q.target, actor=q.actor, action=q.action, since=q.since,
+                           until=q.until, cursor=q.cursor, limit=page_limit(q.limit))
+    except BadRequest as error:  # a filter the API would refuse too: said above the form, nothing listed
+        return render_template("audit.html", page=Page([], None), query=AuditQuery(), report=report,
+                               error=error), error.status
+    return render_template("audit.html", page=page, query=q, report=report, error=None)
 
 
 @bp.get("/decisions")
@@ -37,5 +43,10 @@ def decision_log():
     """The portal's authorization decisions, filtered; a filtered page may come back short (its scan
     is bounded in time), with a link to read on."""
     authorize("read_decisions")
-    q = page_query(DecisionQuery)
-    return render_template("decisions.html", page=decision_log_page(q), query=q)
+    try:
+        q = page_query(DecisionQuery)
+        page = decision_log_page(q)
+    except BadRequest as error:
+        return render_template("decisions.html", page=Page([], None).to_dict(), query=DecisionQuery(),
+                               error=error), error.status
+    return render_template("decisions.html", page=page, query=q, error=None)

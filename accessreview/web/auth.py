@@ -20,11 +20,13 @@ from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
 from ..guard import clock_now, public, unit_of_work
+from ..models import Principal
 from ..notify import Message
 from ..outbox import enqueue
 from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, active_user_with_email, end_session, issue_link, link_holder,
                       redeem_link)
 from ..tokens import TOKEN_PREFIX, live_token
+from ..validation import NUL, column_length
 from .blueprint import bp, to_sign_in
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ def sign_in():
 def email_link():
     next_page = safe_next(request.form.get("next"))
     email = request.form.get("email", "").strip()
-    if "@" not in email or len(email) > 320:
+    if "@" not in email or len(email) > column_length(Principal.email) or NUL in email:
         return render_template("sign_in.html", next=next_page, email=email, error=(
             "email", "Give the e-mail address your account has, like ann@example.com.")), 400
     user = active_user_with_email(get_session(), email)

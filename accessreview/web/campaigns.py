@@ -23,16 +23,17 @@ from ..directory import holds
 from ..directory.planner import directory_types
 from ..errors import ApiError
 from ..guard import authorize, clock_now, page_limit, unit_of_work, write_context
-from ..models import Job
+from ..models import Job, ReviewItem
+from ..pagination import Cursor
 from ..reports import service as reports
-from ..validation import parse_query
+from ..validation import column_text, parse_query
 from .blueprint import bp, page_query
 
 
 class ItemsQuery(BaseModel):
     status: Literal["pending", "decided", "all"] = "all"
-    reviewer: str | None = None  # one reviewer's items, to chase them
-    cursor: str | None = None
+    reviewer: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # one reviewer's, to chase
+    cursor: Cursor | None = None
 
 
 @bp.get("/campaigns")

@@ -10,6 +10,7 @@ from ..db import get_session
 from ..directory import holds
 from ..directory.schemas import LiftBody, PrincipalKey
 from ..errors import ApiError
+from ..pagination import Cursor
 from ..guard import authorize, clock_now, page_limit, unit_of_work
 from ..validation import Strict, parse_query
 from .blueprint import bp, page_query
@@ -19,7 +20,7 @@ class HoldsQuery(Strict):
     state: Literal["active", "inactive", "all"] = "active"
     campaign: int | None = None
     principal: PrincipalKey | None = None
-    cursor: str | None = None
+    cursor: Cursor | None = None
 
 
 @bp.get("/holds")

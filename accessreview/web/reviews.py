@@ -20,6 +20,7 @@ from ..db import get_session
 from ..errors import ApiError, BadRequest
 from ..guard import authorize_object, caller, page_limit
 from ..models import Campaign
+from ..pagination import Cursor
 from ..validation import RowId, parse_query
 from .blueprint import bp
 
@@ -27,7 +28,7 @@ from .blueprint import bp
 class QueueQuery(BaseModel):
     campaign: RowId | None = None
     status: Literal["pending", "decided", "all"] = "pending"
-    cursor: str | None = None
+    cursor: Cursor | None = None
     done: RowId | None = None  # the item just decided or handed on, to say so
     saved: int | None = None  # how many were just decided at once
 

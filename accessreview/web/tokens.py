@@ -13,8 +13,8 @@ from ..db import get_session
 from ..directory.schemas import PrincipalKey
 from ..errors import ApiError
 from ..guard import authorize, clock_now, unit_of_work
-from ..tokens import create_token, list_tokens, parse_duration, revoke_token
-from ..validation import Strict
+from ..tokens import TokenRequest, create_token, list_tokens, revoke_token
+from ..validation import Strict, parse_query
 from .blueprint import bp, page_query
 
 
@@ -46,13 +46,12 @@ def _live(token: dict[str, Any], now: datetime) -> bool:
 def make_token():
     """A new token, shown on the page once: only its hash is kept."""
     actor = authorize("manage_tokens")
-    principal = request.form.get("principal", "").strip()
-    expires_in = request.form.get("expires_in", "").strip()
     try:
+        data = parse_query(TokenRequest, {name: value for name in ("principal", "expires_in", "description")
+                                          if (value := request.form.get(name, "").strip())})
         with unit_of_work(actor) as (session, ctx):
-            lifetime = parse_duration(expires_in) if expires_in else None
-            token, _ = create_token(session, ctx, current_app.config["SECRET_KEY"], principal, lifetime,
-                                    request.form.get("description", "").strip() or None)
+            token, _ = create_token(session, ctx, current_app.config["SECRET_KEY"], data.principal, data.lifetime(),
+                                    data.description)
     except ApiError as error:
         return _render_tokens(error=error, status=error.status)
     return _render_tokens(made=token)
