@@ -11,7 +11,7 @@ from ..guard import authorize, body, query
 from ..reports import get_signer, service
 from ..reports.handling import (XLSX, AccessReportBody, DecisionsReportBody, make_access_report,
                                 make_decisions_report, send_report)
-from ..reports.signing import verify
+from ..reports.verify_report import load_public_key, verify
 from ..validation import RowId
 from . import shapes
 from .common import documented, json_response
@@ -19,6 +19,7 @@ from .openapi import Media
 
 bp = Blueprint("reports", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
+DOWNLOAD_ERRORS = {**ERRORS, 409: shapes.ErrorOut}
 OBJECT = {"type": "object"}
 
 
@@ -35,16 +36,27 @@ def list_reports():
 
 
 @bp.get("/reports/<int:report_id>")
-@documented("Download a report's workbook (audited)", tag="reports",
-            responses={200: Media(XLSX, {"type": "string", "format": "binary"}), **ERRORS})
+@documented("Download a report's workbook (audited; 409 report_file_changed if the stored file no longer "
+            "matches its record)", tag="reports",
+            responses={200: Media(XLSX, {"type": "string", "format": "binary"}), **DOWNLOAD_ERRORS})
 def download_report(report_id: int):
     return send_report(authorize("read_reports"), report_id, "workbook")
 
 
 @bp.get("/reports/<int:report_id>/signature")
-@documented("Download a report's detached signature (audited)", tag="reports", responses={200: OBJECT, **ERRORS})
+@documented("Download a report's detached signature of its claims (audited)", tag="reports",
+            responses={200: OBJECT, **DOWNLOAD_ERRORS})
 def download_signature(report_id: int):
     return send_report(authorize("read_reports"), report_id, "signature")
+
+
+@bp.get("/reports/<int:report_id>/signature.bin")
+@documented("Download a report's raw Ed25519 signature over the workbook's bytes, 64 bytes (audited): "
+            "openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in report.xlsx -sigfile report.xlsx.sig",
+            tag="reports", responses={200: Media("application/octet-stream", {"type": "string", "format": "binary"}),
+                                      **DOWNLOAD_ERRORS})
+def download_raw_signature(report_id: int):
+    return send_report(authorize("read_reports"), report_id, "raw_signature")
 
 
 @bp.post("/reports/verify")
@@ -60,21 +72,18 @@ def verify_report():
     if workbook is None or signature is None:
         raise BadRequest("upload the workbook and its signature as multipart fields 'workbook' and 'signature'",
                          field="workbook" if workbook is None else "signature", code="missing_field")
-    keys = {k["key_id"]: k["public_key"] for k in service.signing_keys(get_session())}
-    return json_response(verify(workbook.read(), signature.read(), keys).to_dict())
+    keys = [load_public_key(k["public_key"]) for k in service.published_keys(get_session(), get_signer())]
+    return json_response(verify(workbook.read(), signature.read(), public_keys=keys).to_dict())
 
 
 @bp.get("/signing-keys")
-@documented("Every public key that has signed reports (old keys stay after a rotation)", tag="reports",
-            responses={200: OBJECT, **ERRORS})
+@documented("Every public key that has signed reports, with its SHA-256 fingerprint (old keys stay after a "
+            "rotation)", tag="reports", responses={200: OBJECT, **ERRORS})
 def signing_keys():
     authorize("read_reports")
     signer = get_signer()
-    keys = service.signing_keys(get_session())
-    if signer.key_id not in {k["key_id"] for k in keys}:  # the current key, before it has signed anything
-        keys.append({"key_id": signer.key_id, "algorithm": "Ed25519", "public_key": signer.public_key_pem,
-                     "first_used_at": None})
-    return json_response({"items": keys, "current": signer.key_id})
+    return json_response({"items": service.published_keys(get_session(), signer), "current": signer.key_id,
+                          "current_fingerprint": signer.fingerprint})
 
 
 @bp.post("/reports/access")
