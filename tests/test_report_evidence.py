@@ -70,7 +70,7 @@ def forge(book: Path) -> str:
                          signed_at=datetime.now(timezone.utc), kind=claims["kind"])
     book.with_name(book.name + ".sig.json").write_text(json.dumps(document))
     book.with_name(book.name + ".sig").write_bytes(raw)
-    return document["fingerprint"]
+    return verify_report.fingerprint(key.public_key())
 
 
 def verify_cli(*args):
@@ -167,11 +167,24 @@ def test_ad_hoc_reports_say_what_they_are(client, auditor, evidence, tmp_path):
 
 def test_online_verification_trusts_only_the_services_keys(client, auditor, evidence):
     book = evidence["book"]
+
+    def upload(*, raw: bool) -> dict:
+        files = {"workbook": (io.BytesIO(book.read_bytes()), "r.xlsx"),
+                 "signature": (io.BytesIO(book.with_name("report.xlsx.sig.json").read_bytes()), "r.sig.json")}
+        if raw:
+            files["raw_signature"] = (io.BytesIO(book.with_name("report.xlsx.sig").read_bytes()), "r.xlsx.sig")
+        return client.post("/v1/reports/verify", data=files, headers=auditor,
+                           content_type="multipart/form-data").get_json()
+
+    genuine = upload(raw=True)
+    assert genuine["valid"] is True and genuine["raw_signature"] is True
+    assert genuine["fingerprint"] == evidence["fingerprint"] and genuine["campaign"] == evidence["campaign"]
+    genuine_sig = book.with_name("report.xlsx.sig").read_bytes()
+    book.with_name("report.xlsx.sig").write_bytes(genuine_sig[:-1] + bytes([genuine_sig[-1] ^ 1]))
+    bad_raw = upload(raw=True)
+    assert bad_raw["valid"] is False and "raw signature does not match" in bad_raw["reason"]
     forge(book)
-    answer = client.post("/v1/reports/verify", data={
-        "workbook": (io.BytesIO(book.read_bytes()), "r.xlsx"),
-        "signature": (io.BytesIO(book.with_name("report.xlsx.sig.json").read_bytes()), "r.sig.json")},
-        headers=auditor, content_type="multipart/form-data").get_json()
+    answer = upload(raw=False)
     assert answer["valid"] is False and answer["status"] == "invalid" and "not a trusted key" in answer["reason"]
 
 

@@ -10,8 +10,7 @@ from ..errors import BadRequest
 from ..guard import authorize, body, query
 from ..reports import get_signer, service
 from ..reports.handling import (XLSX, AccessReportBody, DecisionsReportBody, make_access_report,
-                                make_decisions_report, send_report)
-from ..reports.verify_report import load_public_key, verify
+                                make_decisions_report, send_report, verify_against_published_keys)
 from ..validation import RowId
 from . import shapes
 from .common import documented, json_response
@@ -60,11 +59,13 @@ def download_raw_signature(report_id: int):
 
 
 @bp.post("/reports/verify")
-@documented("Verify an uploaded workbook against its signature (multipart: workbook, signature)", tag="reports",
+@documented("Verify an uploaded workbook against its signature, and its raw signature if given, with this "
+            "service's keys (multipart: workbook, signature, raw_signature)", tag="reports",
             body=Media("multipart/form-data", {
                 "type": "object", "required": ["workbook", "signature"],
                 "properties": {"workbook": {"type": "string", "format": "binary"},
-                               "signature": {"type": "string", "format": "binary"}}}),
+                               "signature": {"type": "string", "format": "binary"},
+                               "raw_signature": {"type": "string", "format": "binary"}}}),
             responses={200: OBJECT, **ERRORS})
 def verify_report():
     authorize("read_reports")
@@ -72,8 +73,9 @@ def verify_report():
     if workbook is None or signature is None:
         raise BadRequest("upload the workbook and its signature as multipart fields 'workbook' and 'signature'",
                          field="workbook" if workbook is None else "signature", code="missing_field")
-    keys = [load_public_key(k["public_key"]) for k in service.published_keys(get_session(), get_signer())]
-    return json_response(verify(workbook.read(), signature.read(), public_keys=keys).to_dict())
+    raw = request.files.get("raw_signature")
+    verdict = verify_against_published_keys(workbook.read(), signature.read(), raw.read() if raw else None)
+    return json_response(verdict.to_dict())
 
 
 @bp.get("/signing-keys")

@@ -17,6 +17,7 @@ from ..errors import BadRequest
 from ..guard import unit_of_work
 from ..validation import Moment, Strict
 from . import get_signer, service
+from .verify_report import Verification, load_public_key, verify
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -67,6 +68,13 @@ def send_report(actor: str, report_id: int, what: str):
                          download_name=download.name, etag=download.sha256, conditional=False)
     response.content_length = download.size
     return response
+
+
+def verify_against_published_keys(workbook: bytes, signature: bytes, raw_signature: bytes | None) -> Verification:
+    """Check an uploaded report with this service's own keys as the trusted ones (a convenience for people
+    who trust the service; auditors verify offline with the fingerprint published out of band)."""
+    keys = [load_public_key(k["public_key"]) for k in service.published_keys(get_session(), get_signer())]
+    return verify(workbook, signature, public_keys=keys, raw_signature=raw_signature)
 
 
 def make_access_report(actor: str, data: AccessReportBody) -> dict[str, Any]:

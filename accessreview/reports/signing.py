@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .verify_report import SIGNATURE_FORMAT, fingerprint, key_id, signed_bytes
+from .verify_report import SIGNATURE_FORMAT, key_id, signed_bytes
 
 
 class SigningError(Exception):
@@ -63,6 +63,5 @@ def sign(private_key: Ed25519PrivateKey, workbook: bytes, *, report: str, campai
               "sha256": hashlib.sha256(workbook).hexdigest(), "campaign": campaign,
               "signed_at": signed_at.isoformat(), "key_id": key_id(public_key)}
     signature = base64.b64encode(private_key.sign(signed_bytes(claims))).decode()
-    document = {**claims, "signature": signature, "public_key": public_pem(public_key),
-                "fingerprint": fingerprint(public_key)}
+    document = {**claims, "signature": signature, "public_key": public_pem(public_key)}
     return document, private_key.sign(workbook)

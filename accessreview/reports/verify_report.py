@@ -132,7 +132,10 @@ def verify(workbook: bytes, document: bytes | str | None, *, public_keys: Iterab
             return Verification(INVALID, f"the workbook's SHA-256 is {actual}, the signature names "
                                          f"{claims['sha256']}: the file was changed", claims)
         key = keys.get(claims["key_id"]) or embedded
-        if key is None or key_id(key) != claims["key_id"]:
+        if key is None:
+            return Verification(INVALID, f"signed by key {claims['key_id']}, which is not a trusted key, and the "
+                                         "signature file carries no public key", claims)
+        if key_id(key) != claims["key_id"]:
             return Verification(INVALID, f"the key in the signature file does not match its key id "
                                          f"{claims['key_id']}", claims)
         try:

@@ -13,11 +13,10 @@ from flask import Response, redirect, render_template, request, url_for
 
 from ..guard import authorize
 from ..reports.handling import (AccessReportBody, DecisionsReportBody, make_access_report, make_decisions_report,
-                               send_report)
+                               send_report, verify_against_published_keys)
 from ..db import get_session
 from ..errors import ApiError, BadRequest, NotFound
 from ..reports import get_signer, service, verify_report
-from ..reports.verify_report import load_public_key, verify
 from ..validation import parse_query
 from .blueprint import bp
 
@@ -78,8 +77,9 @@ def verify_upload():
     if not workbook_file or not workbook_file.filename or not signature_file or not signature_file.filename:
         return _render_reports(problem="Choose both files: the workbook (.xlsx) and its signature (.sig.json).",
                                status=400)
-    keys = [load_public_key(k["public_key"]) for k in service.published_keys(get_session(), get_signer())]
-    return _render_reports(verdict=verify(workbook_file.read(), signature_file.read(), public_keys=keys))
+    raw_file = request.files.get("raw_signature")
+    raw = raw_file.read() if raw_file and raw_file.filename else None
+    return _render_reports(verdict=verify_against_published_keys(workbook_file.read(), signature_file.read(), raw))
 
 
 @bp.post("/reports/access")
