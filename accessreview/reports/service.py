@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from cryptography.exceptions import InvalidSignature
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -470,9 +471,10 @@ def _checked_signature_document(reports_dir: Path, session: Session, report: Rep
         if (claims["sha256"], claims["key_id"], claims["file"]) != (report.sha256, report.key_id, report.file_name):
             raise ValueError("its claims are not the record's")
         load_public_key(key.public_key_pem).verify(signature, signed_bytes(claims))
-    except Exception as exc:  # any way the file fails to be the signature that was written: refused
+    except (ValueError, InvalidSignature) as exc:
+        why = str(exc) or "its signature does not verify"
         raise _changed(report, "signature", actual, f"report {report.id}'s stored signature file was changed "
-                                                    f"({str(exc) or 'its signature does not verify'}); it is not served") from None
+                                                    f"({why}); it is not served") from None
     return _in_memory(name, data)
 
 
@@ -499,6 +501,8 @@ def _changed(report: Report, what: str, actual: str | None, message: str) -> Sto
 def record_download(session: Session, ctx: WriteContext, report_id: int, what: str, download: Download) -> None:
     """The download's audit event, with the hash of the bytes sent (and a raw signature made on demand)."""
     report = get_report(session, report_id)
+    if download.made_raw_signature is not None:
+        session.refresh(report)  # another download may have stored it since this one read the row
     if download.made_raw_signature is not None and report.raw_signature is None:
         report.raw_signature = download.made_raw_signature
         session.flush()
