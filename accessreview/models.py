@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -353,6 +354,8 @@ class Report(Base):
     signed_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Ed25519 over the workbook's bytes (64 bytes); None for reports stored before it was made.
+    raw_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 
 
 JOB_STATES = ("queued", "running", "done", "failed")
