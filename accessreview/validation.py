@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
 from sqlalchemy import BigInteger
 from werkzeug.routing import IntegerConverter
 
@@ -52,6 +53,19 @@ def _moment(value: Any) -> datetime:
 # A time as requests give it, in ISO 8601 with or without an offset (none: UTC), that the service
 # can compare, store and print in UTC.
 Moment = Annotated[datetime, BeforeValidator(_moment)]
+
+
+def _without_nul(value: str) -> str:
+    """PostgreSQL's text cannot hold NUL (U+0000): refused here, as a 400, on either database."""
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
+    return value
+
+
+def Text(max_length: int, min_length: int = 1) -> Any:
+    """Text stored in a column of ``max_length`` characters: longer, or with a NUL, is a 400."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     AfterValidator(_without_nul)]
 
 
 class RowIdConverter(IntegerConverter):
