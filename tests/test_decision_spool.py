@@ -79,6 +79,13 @@ def test_a_process_that_dies_leaves_its_decisions_to_the_next_one(app, client, p
         survivor.extensions["db"].dispose()
 
 
+def test_an_auditors_read_of_the_log_includes_what_a_dead_process_spooled(app, client, portal, auditor, world):
+    answered = checks(client, portal, 7)
+    die(app)
+    assert set(answered) <= logged_ids(client, auditor)
+    assert spool_files(app) == []
+
+
 def test_a_segment_recovered_after_its_flush_committed_is_not_written_twice(app, client, portal, auditor, world,
                                                                           app_config, db, tmp_path):
     answered = checks(client, portal, 20)

@@ -162,7 +162,7 @@ def orphans(directory: Path) -> Iterator[Segment]:
     handles it (the caller discards it, or closes ``fd`` to leave it for later)."""
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(SUFFIX) and not n.startswith("."))
-    except FileNotFoundError:
+    except OSError:  # not made yet, or not a folder: appending says so (logged, counted, /readyz)
         return
     for name in names:
         path = directory / name
