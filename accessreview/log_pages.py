@@ -40,9 +40,7 @@ class DecisionQuery(BaseModel):
 
 def decision_log_page(q: DecisionQuery) -> dict[str, Any]:
     """One page of the decision log (the caller may read decisions)."""
-    log = current_app.extensions["decisions"]
-    log.recover()  # what a dead process spooled is part of the answer ...
-    log.flush()  # ... and so is what this process has buffered
+    current_app.extensions["decisions"].catch_up()
     after = None
     if q.cursor:
         after_time, after_id = decode_cursor(q.cursor, (str, str))

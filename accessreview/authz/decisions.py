@@ -261,7 +261,15 @@ class DecisionLog:
     def _replay(self, segment: spooling.Segment, recovered: bool = False) -> int:
         """Write a segment's decisions (again: the insert skips ids already in the log), then discard it.
         Left as it is when the database is unavailable."""
-        payloads, bad = spooling.unframe(segment.read())
+        try:
+            data = segment.read()
+        except OSError as exc:  # removed or unreadable behind our back: nothing to write, nothing to retry
+            log.error("cannot read the decision spool %s (%s); its decisions are lost", segment.path, exc)
+            if segment in self._pending:
+                self._pending.remove(segment)
+            os.close(segment.fd)
+            return 0
+        payloads, bad = spooling.unframe(data)
         batch: list[tuple] = []
         used: list[tuple[Any, list[int]]] = []
         for payload in payloads:
@@ -297,6 +305,11 @@ class DecisionLog:
         if self.spool_dir is None:
             return 0
         return sum(self._replay(segment, recovered=True) for segment in spooling.orphans(self.spool_dir))
+
+    def catch_up(self) -> None:
+        """Before reading the log: what dead processes spooled, and what this one has buffered."""
+        self.recover()
+        self.flush()
 
     def _store(self, batch: list[tuple], used: list[tuple[Any, list[int]]], paced: bool) -> int:
         """Write a batch; a row the database refuses is set aside alone (counted, logged), and the
