@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import Annotated, Any
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 from werkzeug.exceptions import HTTPException
 
 from ..authz.deadline import Deadline
@@ -21,21 +21,25 @@ from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error,
 from ..guard import authorize, body, clock_now, page_limit, query
 from ..log_pages import DecisionQuery, decision_log_page
 from ..pagination import decode_cursor, encode_cursor
-from ..validation import Strict, parse_json
+from ..validation import Strict, Text, parse_json
 from . import shapes
 from .keys import principal_key, resource_key
 from .common import documented, json_response
 
 bp = Blueprint("authorize", __name__, url_prefix="/v1")
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# A check's text as the decision log's columns hold it (models.Decision): a value it could not store
+# is refused before it is decided, so that no answered decision is one the log must drop.
+Actor = Text(255)
+Action = Text(64)
+Resource = Text(255)
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
 
 
 class Check(Strict):
-    actor: Name
-    action: Name
-    resource: Name
+    actor: Actor
+    action: Action
+    resource: Resource
     at_least_revision: int | None = Field(default=None, ge=0)
 
 
