@@ -28,7 +28,7 @@ class AccessQuery(Strict):
 
 @bp.get("/access")
 def access_explorer():
-    authorize("read_directory")
+    authorize("explain_access")
     q = parse_query(AccessQuery, {key: value.strip() for key, value in request.args.items() if value.strip()})
     snapshot = get_engine().snapshot()
     now, deadline = clock_now(), Deadline(current_app.config["EVALUATION_TIMEOUT"])

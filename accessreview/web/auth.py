@@ -19,7 +19,7 @@ from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
-from ..guard import clock_now, public, unit_of_work
+from ..guard import PAGES, clock_now, may_open_pages, public, unit_of_work
 from ..notify import Message
 from ..outbox import enqueue
 from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, active_user_with_email, end_session, issue_link, link_holder,
@@ -79,6 +79,10 @@ def _sign_in_required():
     principal = _principal_of(token) if token else None
     if principal is None:
         return to_sign_in()
+    if not may_open_pages(principal):
+        g.authorization_decision = ("open", PAGES, False)
+        raise Forbidden(f"{principal} may not use these pages: they are for active people; programs use the API",
+                        field=None)
     g.caller, g.web_token = principal, token
     if request.method == "POST" and not hmac.compare_digest(request.form.get("form_token", ""), form_token(token)):
         g.authorization_decision = ("submit", "web", False)
@@ -182,9 +186,14 @@ def use_link():
 def paste_token():
     next_page = safe_next(request.form.get("next"))
     token = request.form.get("token", "").strip()
-    if not token or _principal_of(token) is None:
+    principal = _principal_of(token) if token else None
+    if principal is None:
         return render_template("sign_in.html", next=next_page, email="", error=(
             "token", "That token is unknown, revoked or expired.")), 401
+    if not may_open_pages(principal):
+        return render_template("sign_in.html", next=next_page, email="", error=(
+            "token", f"That token is {principal}'s, who may not use these pages: they are for active people; "
+            "programs use the API.")), 403
     return _signed_in(redirect(next_page), token, None)
 
 
