@@ -116,6 +116,7 @@ def test_the_pages_are_for_active_people_not_programs(client, token_for, portal)
         client.set_cookie("accessreview_session", headers["Authorization"].split()[1], path="/ui")
         for page in ("/ui/", "/ui/tokens", "/ui/access"):
             assert client.get(page).status_code == 403, page
+        assert client.get("/ui/sign-in").status_code == 200, "the form, not a way round to a refusal"
     assert client.get("/v1/principals", headers=automation).status_code == 200, "its API is untouched"
 
     person = token_for("user:dora", "admin")

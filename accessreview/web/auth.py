@@ -116,7 +116,8 @@ def _signed_in(response: Response, token: str, max_age: int | None) -> Response:
 def sign_in():
     next_page = safe_next(request.args.get("next"))
     token = request.cookies.get(COOKIE)
-    if token and _principal_of(token):
+    principal = _principal_of(token) if token else None
+    if principal and may_open_pages(principal):
         return redirect(next_page)
     return render_template("sign_in.html", next=next_page, error=None, email="")
 
