@@ -42,8 +42,14 @@ class Row:
 
 
 def path_of(route: str) -> str:
-    """``GET /v1/review-items?reviewer=me`` → ``/v1/review-items``."""
-    return route.split(" ", 1)[1].split("?", 1)[0]
+    """``GET /v1/review-items?reviewer=me`` → ``/v1/review-items``; ``GET /v1/jobs/{job_id} (an import's)`` →
+    ``/v1/jobs/{job_id}``: a query or a note says which case of the endpoint a row is about."""
+    return route.split(" ")[1].split("?", 1)[0]
+
+
+def endpoint_of(route: str) -> str:
+    """``GET /v1/review-items?reviewer=me`` → ``GET /v1/review-items``."""
+    return f"{method_of(route)} {path_of(route)}"
 
 
 def method_of(route: str) -> str:
@@ -66,7 +72,8 @@ ROWS = (
         frozenset({PORTAL, ADMIN})),
     Row("Directory sync", (
         "PUT /v1/principals/{principal}", "PUT /v1/resources/{type}/{id}", "POST /v1/grants",
-        "DELETE /v1/grants/{grant_id}", "POST /v1/directory/import"), frozenset({PORTAL, ADMIN})),
+        "DELETE /v1/grants/{grant_id}", "POST /v1/directory/import", "GET /v1/jobs/{job_id} (an import's)"),
+        frozenset({PORTAL, ADMIN})),
     Row("Directory reads, and the compiled policy", (
         "GET /v1/principals", "GET /v1/principals/{principal}", "GET /v1/resources", "GET /v1/resources/{type}/{id}",
         "GET /v1/grants", "GET /v1/grants/{grant_id}", "GET /v1/directory/status", "GET /v1/policy"),
@@ -86,8 +93,10 @@ ROWS = (
     Row("Following campaigns: definitions, campaigns, measures, jobs, every review item", (
         "GET /v1/campaign-definitions", "GET /v1/campaign-definitions/{definition_id}", "GET /v1/campaigns",
         "GET /v1/campaigns/{campaign_id}", "GET /v1/campaigns/{campaign_id}/metrics", "GET /v1/metrics/reviews",
-        "GET /v1/jobs", "GET /v1/jobs/{job_id}", "GET /v1/review-items", "GET /ui/campaigns",
-        "GET /ui/campaigns/{campaign_id}", "GET /ui/jobs/{job_id}"), frozenset({LEAD, AUDITOR, ADMIN})),
+        "GET /v1/jobs/{job_id} (a campaign's)", "GET /v1/review-items", "GET /ui/campaigns",
+        "GET /ui/campaigns/{campaign_id}", "GET /ui/jobs/{job_id} (a campaign's)"), frozenset({LEAD, AUDITOR, ADMIN})),
+    Row("Jobs, listed: those of the kinds one follows (imports: the directory's sync; the rest: campaigns')", (
+        "GET /v1/jobs",), frozenset({PORTAL, LEAD, AUDITOR, ADMIN})),
     Row("Running campaigns: define, launch, pause, close, sign off, remediate", (
         "POST /v1/campaign-definitions", "PATCH /v1/campaign-definitions/{definition_id}",
         "POST /v1/campaign-definitions/{definition_id}/launch", "POST /v1/campaigns/{campaign_id}/close",

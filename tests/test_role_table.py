@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from accessreview.directory import imports
 from accessreview.tokens import create_token, revoke_token
 from accessreview.web.auth import COOKIE, form_token
 from role_table import (ADMIN, AUDITOR, LEAD, NO_ROLE, PORTAL, PUBLIC, README, REVIEWER, ROLES, ROWS, SIGN_IN,
-                        UNAUTHENTICATED, Row, method_of, path_of, readme_table, render, route_of_rule)
+                        UNAUTHENTICATED, Row, endpoint_of, method_of, path_of, readme_table, render,
+                        route_of_rule)
 from support import write
 
 REVOKED, EXPIRED, NO_TOKEN = "revoked token", "expired token", "no token"
@@ -73,11 +75,13 @@ class Setting:
 
 
 @pytest.fixture
-def setting(app, client, clock, portal, lead, auditor, admin, token_for) -> Setting:
-    # Launches, closes and sign-offs finish within their request however busy the machine is: the
-    # probes find them done, and answer the same each run.
+def setting(app, client, clock, portal, lead, auditor, admin, token_for, monkeypatch) -> Setting:
+    # Launches, closes, sign-offs and imports finish within their request however busy the machine is:
+    # the probes find them done, and answer the same each run. Batches of two make the import a job.
     app.config["JOB_INLINE_SECONDS"] = 120
-    ok(client.post("/v1/directory/import", json=DIRECTORY, headers=portal))
+    monkeypatch.setattr(imports, "IMPORT_BATCH", 2)
+    imported = ok(client.post("/v1/directory/import", json=DIRECTORY, headers=portal))
+    assert imported["job"]["kind"] == "import", imported
     definition = {"scope": {"subtrees": ["organization:acme"]}, "reviewer": {"rule": "resource_owner"},
                   "fallback_reviewer": "user:lena", "duration_days": 14, "on_no_response": "keep"}
     open_id = ok(client.post("/v1/campaign-definitions", json={"name": "Acme", **definition}, headers=lead))["id"]
@@ -103,6 +107,7 @@ def setting(app, client, clock, portal, lead, auditor, admin, token_for) -> Sett
     found = Setting(app, admin, {role: headers["Authorization"].split()[1] for role, headers in tokens.items()},
                     {"campaign": launched["id"], "done": done["id"], "definition": done_id,
                      "items": [item["id"] for item in ritas], "job": launched["job"]["id"],
+                     "import": imported["job"]["id"],
                      "report": report["id"], "grant": grant["id"]})
     found.tokens.update({REVOKED: revoked, EXPIRED: expired, NO_TOKEN: None})
     return found
@@ -117,7 +122,7 @@ def _ids(route: str, setting: Setting) -> dict[str, Any]:
         "{principal}": "user:ann", "{type}": "document", "{id}": "d1", "{definition_id}": ids["definition"],
         # The steps that end a campaign go to the one already signed off; the rest to the open one.
         "{campaign_id}": ids["done"] if ending in ("close", "sign-off", "remediate") else ids["campaign"],
-        "{item_id}": ids["items"][0], "{job_id}": ids["job"], "{report_id}": ids["report"],
+        "{item_id}": ids["items"][0], "{job_id}": ids["import"] if "an import's" in route else ids["job"], "{report_id}": ids["report"],
         "{grant_id}": setting.fresh_grant() if method_of(route) == "DELETE" else ids["grant"],
         "{token_id}": setting.fresh_token_id() if "{token_id}" in route else None,
     }
@@ -235,7 +240,7 @@ def _routes_of_the_app(app) -> set[str]:
 
 
 def _routes_of_the_table() -> list[str]:
-    return [route.split("?", 1)[0] for row in ROWS for route in row.routes]
+    return [endpoint_of(route) for row in ROWS for route in row.routes]
 
 
 def test_every_route_of_the_app_has_a_row_and_every_row_a_route(app):
