@@ -1,4 +1,5 @@
-"""Authorization decisions for the portal: check, batch, list, who-has-access, explain, decision log.
+"""Authorization decisions: the portal's check, batch and list; who-has-access and explain for the people
+who investigate access (the access explorer's API); the decision log.
 
 A check touches memory only: the token table, the snapshot and the decision buffer. Anything that
 goes wrong while evaluating is a 5xx (the portal denies), never an allow.
@@ -171,7 +172,7 @@ def resources_of(principal: str):
 @documented("Every principal with any permission on the resource, through groups and parents", query=PageQuery,
             tag="authorization", responses={200: shapes.AccessPage, 503: shapes.ErrorOut, **ERRORS})
 def access(type_: str, id_: str):
-    authorize("check")
+    authorize("explain_access")
     q = query(PageQuery)
     snapshot = get_engine().snapshot()
     items = snapshot.evaluator.access(resource_key(type_, id_), clock_now(),
@@ -186,7 +187,7 @@ def access(type_: str, id_: str):
 @documented("Why a check is allowed or denied: the grant chain, or what is missing", body=Check,
             tag="authorization", responses={200: shapes.ExplainOut, 503: shapes.ErrorOut, **ERRORS})
 def explain():
-    authorize("check")
+    authorize("explain_access")
     check = body(Check)
     snapshot = _snapshot(get_engine(), check.at_least_revision)
     explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now())

@@ -19,7 +19,7 @@ from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
-from ..guard import clock_now, public, unit_of_work
+from ..guard import PAGES, clock_now, may_open_pages, public, unit_of_work
 from ..models import Principal
 from ..notify import Message
 from ..outbox import enqueue
@@ -81,6 +81,10 @@ def _sign_in_required():
     principal = _principal_of(token) if token else None
     if principal is None:
         return to_sign_in()
+    if not may_open_pages(principal):
+        g.authorization_decision = ("open", PAGES, False)
+        raise Forbidden(f"{principal} may not use these pages: they are for active people; programs use the API",
+                        field=None)
     g.caller, g.web_token = principal, token
     if request.method == "POST" and not hmac.compare_digest(request.form.get("form_token", ""), form_token(token)):
         g.authorization_decision = ("submit", "web", False)
@@ -114,7 +118,8 @@ def _signed_in(response: Response, token: str, max_age: int | None) -> Response:
 def sign_in():
     next_page = safe_next(request.args.get("next"))
     token = request.cookies.get(COOKIE)
-    if token and _principal_of(token):
+    principal = _principal_of(token) if token else None
+    if principal and may_open_pages(principal):
         return redirect(next_page)
     return render_template("sign_in.html", next=next_page, error=None, email="")
 
@@ -184,9 +189,14 @@ def use_link():
 def paste_token():
     next_page = safe_next(request.form.get("next"))
     token = request.form.get("token", "").strip()
-    if not token or _principal_of(token) is None:
+    principal = _principal_of(token) if token else None
+    if principal is None:
         return render_template("sign_in.html", next=next_page, email="", error=(
             "token", "That token is unknown, revoked or expired.")), 401
+    if not may_open_pages(principal):
+        return render_template("sign_in.html", next=next_page, email="", error=(
+            "token", f"That token is {principal}'s, who may not use these pages: they are for active people; "
+            "programs use the API.")), 403
     return _signed_in(redirect(next_page), token, None)
 
 
