@@ -2,7 +2,7 @@
 
 Checks append to a bounded in-memory buffer; a background thread per process writes the buffer
 every ``DECISION_FLUSH_INTERVAL`` seconds, or sooner once it is half full (and at exit), records
-when each grant was last used, and prunes old decisions and change notes. What does not fit in the
+when each grant and each token was last used, and prunes old decisions and change notes. What does not fit in the
 buffer is counted in ``accessreview_decisions_dropped_total``, never dropped silently.
 """
 
@@ -21,10 +21,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, NamedTuple
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..models import Decision, DirectoryChange
+from ..models import Decision, DirectoryChange, ServiceToken
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ WRITTEN = Counter("accessreview_decisions_written_total", "Decisions written to 
 BUFFERED = Gauge("accessreview_decisions_buffered", "Decisions waiting to be written", multiprocess_mode="livesum")
 
 CHANGE_NOTES_KEPT = timedelta(days=1)
+# A token's use is noted at most this often per process: its last use is advice for reviews (a
+# service's grants on the service itself), where a minute is exact enough, and the portal sends the
+# same token with thousands of checks a second.
+TOKEN_USE_EVERY = timedelta(minutes=1)
 
 
 class DecisionLog:
@@ -48,6 +52,8 @@ class DecisionLog:
         self.retention = timedelta(days=retention_days)
         self._buffer: deque[tuple] = deque()
         self._used: deque[tuple[Any, list[int]]] = deque()  # (stamp, grants) of each request's allows
+        self._token_due: dict[str, datetime] = {}  # token hash -> when its use is next noted
+        self._token_used: dict[str, datetime] = {}  # token hash -> its last use not yet written
         self._flush_lock = threading.Lock()
         bind = sessions.kw.get("bind")
         self._sqlite = bind is not None and bind.dialect.name == "sqlite"
@@ -106,6 +112,17 @@ class DecisionLog:
         if used:
             self._used.append((stamp, used))
 
+    def token_used(self, token_hash: str, now: datetime) -> None:
+        """Note a token's use (memory only; at most once a ``TOKEN_USE_EVERY`` per token): the next
+        flush records it as the token's ``last_used_at``."""
+        due = self._token_due.get(token_hash)
+        if due is not None and now < due:
+            return
+        if not self._started:
+            self._start()
+        self._token_due[token_hash] = now + TOKEN_USE_EVERY
+        self._token_used[token_hash] = now
+
     def _start(self) -> None:
         """Per process: a fresh id prefix and buffer, and a flusher thread. Runs again in every
         process forked from this one (gunicorn forks its workers after the app is made)."""
@@ -114,6 +131,7 @@ class DecisionLog:
         self._ids = itertools.count()
         self._buffer = deque()
         self._used = deque()
+        self._token_due, self._token_used = {}, {}
         self._wanted = threading.Event()
         if self.flush_interval > 0:
             threading.Thread(target=self._flush_forever, name="decision-log", daemon=True).start()
@@ -156,11 +174,12 @@ class DecisionLog:
             # popleft, not a swap of the deques: a check appending meanwhile is never lost.
             batch = [self._buffer.popleft() for _ in range(len(self._buffer))]
             used = [self._used.popleft() for _ in range(len(self._used))]
+            tokens = _take_all(self._token_used)
             BUFFERED.set(0)
-            if not batch:
+            if not batch and not tokens:
                 return 0
             try:
-                self._write(batch, used, paced)
+                self._write(batch, used, paced, tokens)
             except Exception:
                 DROPPED.inc(len(batch))
                 log.exception("could not write %d decisions; counted as dropped", len(batch))
@@ -168,7 +187,8 @@ class DecisionLog:
             WRITTEN.inc(len(batch))
             return len(batch)
 
-    def _write(self, batch: list[tuple], used: list[tuple[Any, list[int]]], paced: bool) -> None:
+    def _write(self, batch: list[tuple], used: list[tuple[Any, list[int]]], paced: bool,
+               tokens: dict[str, datetime]) -> None:
         usage: dict[int, list[Any]] = {}  # grant -> [last stamp, uses]; stamps of one kind order as times
         for stamp, grants in used:
             for grant_id in grants:
@@ -182,12 +202,14 @@ class DecisionLog:
         session = self.sessions()
         try:
             connection = session.connection()
-            if paced and len(batch) <= PACE_MOST_ROWS:
+            if paced and 0 < len(batch) <= PACE_MOST_ROWS:
                 _insert_paced(connection, batch)
-            else:
+            elif batch:  # (none: a flush of tokens' uses alone)
                 _insert_rows(connection, _INSERT_DECISION, batch)
             if usage:
                 _insert_rows(connection, _UPSERT_USAGE, [(g, t, n) for g, (t, n) in sorted(usage.items())])
+            if tokens:
+                connection.execute(_TOKEN_LAST_USED, [{"hash": h, "at": t} for h, t in sorted(tokens.items())])
             session.commit()
         except Exception:
             session.rollback()
@@ -211,6 +233,25 @@ class DecisionLog:
     def buffered(self) -> int:
         BUFFERED.set(len(self._buffer))
         return len(self._buffer)
+
+
+# One token's last use, never moved back (another process may have written a later one).
+_TOKEN_LAST_USED = (update(ServiceToken.__table__)
+                    .where(ServiceToken.__table__.c.token_hash == bindparam("hash"),
+                           or_(ServiceToken.__table__.c.last_used_at.is_(None),
+                               ServiceToken.__table__.c.last_used_at < bindparam("at")))
+                    .values(last_used_at=bindparam("at")))
+
+
+def _take_all(noted: dict[str, datetime]) -> dict[str, datetime]:
+    """Empty ``noted`` item by item (``popitem`` is atomic: a use noted meanwhile is never lost)."""
+    taken = {}
+    while True:
+        try:
+            key, value = noted.popitem()
+        except KeyError:
+            return taken
+        taken[key] = value
 
 
 # How the background writer paces a flush (see DecisionLog.flush): slices of PACE_ROWS decisions
