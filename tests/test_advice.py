@@ -343,3 +343,21 @@ def test_the_demo_does_not_advise_revoking_everything_on_its_first_day(app, db):
     assert not [reason for reason in revoked if "not used" in reason]
     assert all(confidence == "incomplete" for recommendation, confidence, _r in advice
                if recommendation == "review")
+
+
+def test_the_cli_close_has_a_dry_run(app, client, lead, directory):
+    import json
+
+    campaign = launch(client, lead, definition(client, lead, on_no_response="recommendation"))
+    before = (revision(app), audit_count(app))
+
+    def run(*args):
+        return CliRunner().invoke(cli, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+    previewed = run("campaign", "close", "--dry-run", str(campaign["id"]))
+    assert previewed.exit_code == 0, previewed.output
+    answer = json.loads(previewed.output)
+    assert (answer["keep"], answer["revoke"], len(answer["items"])) == (4, 2, 6)
+    assert (revision(app), audit_count(app)) == before
+    assert client.get(f"/v1/campaigns/{campaign['id']}", headers=lead).get_json()["status"] == "open"
+    assert run("campaign", "close", "--dry-run", "424242").exit_code == 1
