@@ -137,7 +137,7 @@ def test_a_service_principal_is_judged_by_its_tokens_use(app, client, lead, port
     assert "a token of service:portal was last used on 2026-03-02" in portal_item["recommendation_reason"]
     idle_item = found[("service:idle-bot", "portal_client", "system:accessreview")]
     assert (idle_item["recommendation"], idle_item["recommendation_confidence"]) == ("review", "incomplete")
-    assert "not used since use was recorded" in idle_item["recommendation_reason"]
+    assert "no use of a token of service:idle-bot is recorded" in idle_item["recommendation_reason"]
     # Not only the portal's: anyone's grant on the service is used by calling it with their token.
     lena = found[("user:lena", "security_lead", "system:accessreview")]
     assert lena["recommendation"] == "keep"
@@ -151,7 +151,7 @@ def test_a_service_token_used_long_ago_is_not_use(app, client, lead, portal, dir
     found = items(client, lead, launch(client, lead, definition(client, lead, scope=SERVICE_SCOPE))["id"])
     portal_item = found[("service:portal", "portal_client", "system:accessreview")]
     assert (portal_item["recommendation"], portal_item["recommendation_confidence"]) == ("review", "incomplete")
-    assert "last used on 2026-03-02" in portal_item["recommendation_reason"]
+    assert "a token of service:portal was last used on 2026-03-02" in portal_item["recommendation_reason"]
 
 
 def test_a_tokens_use_is_written_at_most_once_a_minute(app, client, portal, directory, clock, db):

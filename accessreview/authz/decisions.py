@@ -123,6 +123,13 @@ class DecisionLog:
         self._token_due[token_hash] = now + TOKEN_USE_EVERY
         self._token_used[token_hash] = now
 
+    def _forget_passed_dues(self) -> None:
+        """Keep the per-token memory to the tokens used this last minute (sign-ins make new ones)."""
+        now = self.clock.now()
+        for token_hash, due in list(self._token_due.items()):
+            if due <= now:
+                self._token_due.pop(token_hash, None)
+
     def _start(self) -> None:
         """Per process: a fresh id prefix and buffer, and a flusher thread. Runs again in every
         process forked from this one (gunicorn forks its workers after the app is made)."""
@@ -175,6 +182,7 @@ class DecisionLog:
             batch = [self._buffer.popleft() for _ in range(len(self._buffer))]
             used = [self._used.popleft() for _ in range(len(self._used))]
             tokens = _take_all(self._token_used)
+            self._forget_passed_dues()
             BUFFERED.set(0)
             if not batch and not tokens:
                 return 0

@@ -198,9 +198,10 @@ def _advise_service_grant(candidate: Candidate, usage: UsageData) -> None:
     if used is not None and used >= usage.horizon:
         return _advise(candidate, "keep", f"a grant on the service itself, used by calling it: a token of "
                        f"{candidate.principal} was last used on {used.date().isoformat()}")
-    seen = f"last used on {used.date().isoformat()}" if used else "not used since use was recorded"
-    return _advise(candidate, "review", "a grant on the service itself, used by calling it, which no check shows; "
-                   f"the tokens of {candidate.principal}: {seen}", complete=False)
+    seen = (f"a token of {candidate.principal} was last used on {used.date().isoformat()}" if used
+            else f"no use of a token of {candidate.principal} is recorded")
+    return _advise(candidate, "review", f"a grant on the service itself, used by calling it, which no check shows; "
+                   f"{seen}", complete=False)
 
 
 def _advise(candidate: Candidate, recommendation: str, reason: str, complete: bool = True) -> None:
