@@ -231,10 +231,10 @@ def _reread(session: Session, records: dict, keys, columns, make) -> dict:
 
 
 def _load_tokens(session: Session) -> dict[str, TokenRecord]:
-    return {token_hash: TokenRecord(principal, expires_at, token_hash)
-            for token_hash, principal, expires_at in session.execute(
+    rows = session.execute(
         select(models.ServiceToken.token_hash, models.ServiceToken.principal_key, models.ServiceToken.expires_at)
-        .where(models.ServiceToken.revoked_at.is_(None)))}
+        .where(models.ServiceToken.revoked_at.is_(None)))
+    return {token_hash: TokenRecord(principal, expires_at, token_hash) for token_hash, principal, expires_at in rows}
 
 
 def _chunks(items: list, size: int = 500):
