@@ -1,8 +1,8 @@
 """advice that knows its data: the confidence of a recommendation, a definition's fallback for
 undecided items whose advice is incomplete, and when each token was last used
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import accessreview.models
 
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
