@@ -277,13 +277,15 @@ def start_close(session: Session, ctx: WriteContext, campaign: Campaign, reason:
         campaign.status = "closing"
         append_event(session, ctx, "campaign.closing", f"campaign:{campaign.id}", None,
                      {"reason": reason, "rule": campaign.settings["on_no_response"]})
-    return jobs.start(session, ctx, "close", f"campaign:{campaign.id}", {"campaign": campaign.id, "reason": reason})
+    return jobs.start(session, ctx, "close", f"campaign:{campaign.id}",
+                      {"campaign": campaign.id, "reason": reason, "by": ctx.actor, "at": as_utc(ctx.now).isoformat()})
 
 
 def close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> dict[str, Any]:
     """Close in this transaction: for a campaign with nothing (or little) left undecided."""
     _require_open(campaign)
-    outcomes = apply_no_response(session, ctx, campaign, limit=None)
+    outcomes = apply_no_response(session, ctx, campaign, limit=None,
+                                 why=no_response_reason(campaign, reason, ctx.actor, ctx.now))
     return finish_close(session, ctx, campaign, reason, outcomes)
 
 
@@ -298,7 +300,10 @@ def close_step(run: jobs.JobRun) -> None:
         job.progress_total = session.scalar(select(func.count()).select_from(ReviewItem).where(
             ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending"))
     outcomes = Counter(job.cursor.get("outcomes", {}))
-    applied = apply_no_response(session, ctx, campaign, limit=CLOSE_CHUNK)
+    params = job.params
+    closed_at = datetime.fromisoformat(params["at"]) if "at" in params else job.created_at
+    why = no_response_reason(campaign, params["reason"], params.get("by", job.created_by), closed_at)
+    applied = apply_no_response(session, ctx, campaign, limit=CLOSE_CHUNK, why=why)
     outcomes.update(applied)
     run.advance("apply", done=sum(outcomes.values()), outcomes=dict(outcomes))
     if sum(applied.values()) < CLOSE_CHUNK:
@@ -306,30 +311,52 @@ def close_step(run: jobs.JobRun) -> None:
         run.finish(campaign=campaign.id, automated=dict(outcomes))
 
 
-def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None) -> Counter[str]:
-    """Give up to ``limit`` undecided items the campaign's on_no_response outcome, as automated decisions."""
+def no_response_reason(campaign: Campaign, reason: str, by: str, at: datetime) -> str:
+    """What happened to an item left undecided, in words: closed early by someone, or the due date passed."""
+    due, at = as_utc(campaign.due_at), as_utc(at)
     rule = campaign.settings["on_no_response"]
-    pending = select(ReviewItem.id, ReviewItem.recommendation).where(
+    if at < due:
+        return (f"no decision when the campaign was closed early by {by} at {at:%Y-%m-%d %H:%M} UTC "
+                f"(due {due:%Y-%m-%d %H:%M} UTC); on_no_response={rule}")
+    return f"no decision by the due date {due:%Y-%m-%d %H:%M} UTC ({reason}); on_no_response={rule}"
+
+
+def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None,
+                      why: str) -> Counter[str]:
+    """Give up to ``limit`` undecided items the campaign's on_no_response outcome, as automated decisions,
+    each with its own history entry and audit event; ``why`` is the justification they carry."""
+    rule = campaign.settings["on_no_response"]
+    pending = select(ReviewItem.id, ReviewItem.recommendation, ReviewItem.stage).where(
         ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending").order_by(ReviewItem.id)
     if limit is not None:
         pending = pending.limit(limit)
-    chosen_ids: dict[str, list[int]] = {}
-    for item_id, recommendation in session.execute(pending):
+    chosen_rows: dict[str, list[Any]] = {}
+    for row in session.execute(pending):
         # keep/revoke apply as they are; "recommendation" follows each item's advice (none → keep).
-        chosen = ({"revoke": "revoke"}.get(recommendation, "keep")) if rule == "recommendation" else rule
-        chosen_ids.setdefault(chosen, []).append(item_id)
+        chosen = ({"revoke": "revoke"}.get(row.recommendation, "keep")) if rule == "recommendation" else rule
+        chosen_rows.setdefault(chosen, []).append(row)
     outcomes: Counter[str] = Counter()
-    for chosen, ids in chosen_ids.items():
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
+    automated_rule = f"on_no_response:{rule}"
+    for chosen, rows in chosen_rows.items():
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start:start + 1000]
             session.execute(
-                update(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.status == "pending")
+                update(ReviewItem).where(ReviewItem.id.in_([r.id for r in chunk]), ReviewItem.status == "pending")
                 .values(status="decided", decision=chosen, decided_by="system:accessreview", decided_at=ctx.now,
-                        automated_rule=f"on_no_response:{rule}",
-                        justification=f"no decision by the due date; on_no_response={rule}"),
+                        automated_rule=automated_rule, justification=why),
                 execution_options={"synchronize_session": False})
+            record_many(session, ctx, [(_ItemRef(r.id, campaign.id, r.stage), "automated",
+                                        {"decision": chosen, "rule": automated_rule, "justification": why})
+                                       for r in chunk])
             outcomes[chosen] += len(chunk)
     return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemRef:
+    id: int
+    campaign_id: int
+    stage: int
 
 
 def finish_close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str,

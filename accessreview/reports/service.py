@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
+from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
 from ..authz.engine import Snapshot
-from ..campaigns.measures import campaign_measures
+from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, is_overdue
 from ..clock import as_utc
 from ..db import get_or_404
 from ..directory import holds
@@ -35,11 +36,11 @@ from .workbook import MAX_ROWS, Book, key_value_sheet
 REPORT_FORMAT = "accessreview-report/1"
 ITEM_COLUMNS = [
     ("Item", 8), ("Principal", 28), ("Principal name", 22), ("Email", 28), ("Department", 16),
-    ("Principal status", 10), ("Kind", 11), ("Role", 14), ("Resource type", 13), ("Resource", 30),
-    ("Resource name", 24), ("Resource owner", 24), ("Effective permissions", 40), ("Granted by", 22),
+    ("Principal status", 10), ("Kind", 11), ("Grant", 9), ("Role", 14), ("Resource type", 13), ("Resource", 30),
+    ("Resource name", 24), ("Resource owner", 24), ("Group members", 40), ("Effective permissions", 40), ("Granted by", 22),
     ("Granted at (UTC)", 19), ("Reason", 30), ("Expires at (UTC)", 19), ("Last used (UTC)", 19),
-    ("Recommendation", 14), ("Why", 45), ("Reviewer of record", 24), ("Actual reviewer", 24),
-    ("Decision", 10), ("Justification", 40), ("Decided at (UTC)", 19), ("Automated", 10),
+    ("Recommendation", 14), ("Why", 45), ("Reviewer of record", 24), ("Decided by", 24),
+    ("Decision", 10), ("Justification", 40), ("Decided at (UTC)", 19), ("Automated", 10), ("Overdue", 9),
     ("Automated rule", 26), ("Override", 9), ("Escalated at (UTC)", 19), ("Remediation", 12),
     ("Applied at (UTC)", 19), ("Verified at (UTC)", 19), ("Remediation detail", 50),
 ]
@@ -145,7 +146,7 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
     def write(path: Path) -> None:
         book = Book()
         _summary(session, book, campaign, ctx, signer)
-        _items_and_exceptions(session, book, campaign, max_rows)
+        _items_and_exceptions(session, book, campaign, max_rows, ctx.now)
         _reviewers(session, book, campaign, ctx.now)
         _audit_trail(session, book, campaign)
         if campaign.status == "signed_off":
@@ -185,9 +186,16 @@ def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext
     if freshness.get("stale_sources"):
         rows.append(("Stale sources at launch (flagged)", ", ".join(freshness["stale_sources"])))
     rows += [
+        *_close_rows(session, campaign),
         ("Reviewers", measures["reviewers"]), ("Completion (%)", measures["decided_percent"]),
-        ("Kept", measures["keep"]), ("Revoked", measures["revoke"]), ("Automated decisions", measures["automated"]),
-        ("Overdue", measures["overdue"]), ("Escalated", measures["escalated"]), ("Overridden", measures["overridden"]),
+        ("Kept (all)", measures["kept_total"]), ("Kept by hand", measures["keep"]),
+        ("Kept by the no-response rule", measures["automated_keep"]),
+        ("Revoked (all)", measures["revoked_total"]), ("Revoked by hand", measures["revoke"]),
+        ("Revoked by the no-response rule", measures["automated_revoke"]),
+        ("Automated decisions (no-response rule)", measures["automated"]),
+        ("Overdue", measures["overdue"]), ("Overdue: definition", OVERDUE_DEFINITION),
+        ("Escalated", measures["escalated"]), ("Overridden", measures["overridden"]),
+        *_recommendation_rows(session, campaign),
         ("Signed off by", campaign.signed_off_by or ""),
         ("Signed off at (UTC)", campaign.signed_off_at and as_utc(campaign.signed_off_at)),
         ("Sign-off statement", campaign.sign_off_statement or ""),
@@ -199,13 +207,61 @@ def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext
     key_value_sheet(book, "Summary", rows)
 
 
+def _close_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
+    """How the campaign closed, as its audit events record it, and why undecided items got their outcome."""
+    rows: list[tuple[str, Any]] = []
+    closing = session.execute(select(AuditEvent.actor, AuditEvent.occurred_at, AuditEvent.after).where(
+        AuditEvent.target == f"campaign:{campaign.id}", AuditEvent.action.in_(("campaign.closing", "campaign.closed")))
+        .order_by(AuditEvent.seq).limit(1)).first()
+    if closing is not None:
+        at, due = as_utc(closing.occurred_at), as_utc(campaign.due_at)
+        when = "before the due date (closed early)" if at < due else "at or after the due date"
+        rows.append(("Close", f"{(closing.after or {}).get('reason')}: started by {closing.actor} at "
+                              f"{at:%Y-%m-%d %H:%M:%S} UTC, {when}"))
+    why = session.scalars(select(ReviewItem.justification).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.automated_rule.is_not(None)).distinct().limit(5)).all()
+    if why:
+        rows.append(("No-response outcome: why", "; ".join(sorted(w for w in why if w))))
+    return rows
+
+
+def _recommendation_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
+    """How far back the decision log reached, which the recommendations are read from."""
+    first = session.scalar(select(func.min(Decision.decided_at)))
+    retention = current_app.config.get("DECISION_RETENTION_DAYS") if has_app_context() else None
+    unused_days = (campaign.settings.get("recommendation") or {}).get("unused_days")
+    launched = as_utc(campaign.launched_at)
+    if first is None:
+        coverage = "the decision log held no decisions when this report was made"
+    else:
+        first = as_utc(first)
+        coverage = (f"the decision log reaches back to {first:%Y-%m-%d %H:%M:%S} UTC "
+                    f"({(launched - first).days} days before launch)" if first <= launched else
+                    f"the decision log's oldest decision ({first:%Y-%m-%d %H:%M:%S} UTC) is after the launch")
+    rows = [("Recommendations: decision log coverage",
+             f"'revoke' means no allowed decision used the grant within {unused_days} days before launch; {coverage}; "
+             f"decisions are kept {retention} days (DECISION_RETENTION_DAYS). A grant whose use falls outside "
+             "the log reads as unused.")]
+    if first is not None:
+        rows.append(("Decision log: oldest decision (UTC)", first))
+    if retention is not None:
+        rows.append(("Decision log: retention (days)", retention))
+    return rows
+
+
 _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_used_at", "recommendation",
                 "recommendation_reason", "reviewer_of_record", "reviewer", "decided_by", "decision", "justification",
                 "decided_at", "automated_rule", "overridden", "escalated_at", "remediation_state", "applied_at",
                 "verified_at", "remediation_detail")
 
 
-def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int) -> None:
+def _members(frozen: dict[str, Any]) -> str | None:
+    """A group grant's members at launch, as the population hash lists them (ids, in order)."""
+    members = frozen.get("members")
+    return ", ".join(m["id"] for m in members) if members else None
+
+
+def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int, now: datetime) -> None:
     # Both sheets are written side by side, row by row: nothing is held back in memory.
     items = book.sheet("Items", ITEM_COLUMNS, max_rows)
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
@@ -218,19 +274,24 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     for item in session.connection().execute(select(*columns).where(ReviewItem.campaign_id == campaign.id)
                                 .order_by(ReviewItem.id).execution_options(yield_per=5000)):
         frozen = item.frozen
+        late = is_overdue(campaign, now, item.decided_at)
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
         items.append([
             item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
-            principal.get("status"), item.kind, item.role or "member", resource["type"], resource["id"],
-            resource.get("name"), resource.get("owner"), item.effective_permissions, grant.get("granted_by"),
+            principal.get("status"), item.kind, grant.get("id"), item.role or "member", resource["type"],
+            resource["id"], resource.get("name"), resource.get("owner"), _members(frozen),
+            item.effective_permissions, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
             item.last_used_at, item.recommendation, item.recommendation_reason, item.reviewer_of_record,
             item.decided_by, item.decision, item.justification, item.decided_at,
-            "yes" if item.automated_rule else "no", item.automated_rule, "yes" if item.overridden else "no",
+            "yes" if item.automated_rule else "no", "yes" if late else "no", item.automated_rule, "yes" if item.overridden else "no",
             item.escalated_at, item.remediation_state, item.applied_at, item.verified_at, item.remediation_detail])
         base = [item.id, principal["id"], item.role or "member", resource["id"]]
-        if item.decided_at is not None and item.automated_rule is None and as_utc(item.decided_at) > due:
-            exceptions.append(["overdue", *base, f"decided {as_utc(item.decided_at):%Y-%m-%d}, due {due:%Y-%m-%d}"])
+        if late:
+            exceptions.append(["overdue", *base, (f"decided {as_utc(item.decided_at):%Y-%m-%d %H:%M}"
+                                                  f"{' by the no-response rule' if item.automated_rule else ''}"
+                                                  if item.decided_at is not None else "still undecided")
+                               + f", due {due:%Y-%m-%d %H:%M}"])
         if item.escalated_at:
             exceptions.append(["escalated", *base, f"to {item.reviewer}"])
         if item.overridden:
@@ -246,26 +307,43 @@ def _time(value: str | None) -> datetime | None:
     return as_utc(datetime.fromisoformat(value)) if value else None
 
 
+REVIEWER_COLUMNS = [("Reviewer", 28), ("Assigned (of record)", 12), ("Assigned at close", 12),
+                    ("Decided by hand", 12), ("of which assigned to others", 14),
+                    ("Their items decided by others", 14), ("Their items automated", 12), ("Overdue", 10),
+                    ("Median hours to decide", 14)]
+
+
 def _reviewers(session: Session, book: Book, campaign: Campaign, now: datetime) -> None:
-    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"assigned": 0, "decided": 0, "overdue": 0, "hours": []})
-    due, launched = as_utc(campaign.due_at), as_utc(campaign.launched_at)
+    """Per person: what they were assigned, and what they decided themselves (delegates and fallback
+    reviewers included), with overdue counted against the reviewer of record (OVERDUE_DEFINITION)."""
+    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "assigned": 0, "current": 0, "decided": 0, "for_others": 0, "by_others": 0, "automated": 0, "overdue": 0,
+        "hours": []})
+    launched = as_utc(campaign.launched_at)
     session.flush()
-    for reviewer, decided_at, automated in session.connection().execute(select(
-            ReviewItem.reviewer_of_record, ReviewItem.decided_at, ReviewItem.automated_rule)
-            .where(ReviewItem.campaign_id == campaign.id)):
-        entry = stats[reviewer or "(unassigned)"]
-        entry["assigned"] += 1
-        if decided_at is not None and automated is None:
-            entry["decided"] += 1
-            entry["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
-            entry["overdue"] += as_utc(decided_at) > due
-        elif automated is not None or (campaign.status == "open" and now > due):
-            entry["overdue"] += 1
-    sheet = book.sheet("Reviewers", [("Reviewer", 28), ("Assigned", 10), ("Decided", 10), ("Overdue", 10),
-                                          ("Median hours to decide", 22)])
+    for of_record, current, decided_by, decided_at, automated in session.connection().execute(select(
+            ReviewItem.reviewer_of_record, ReviewItem.reviewer, ReviewItem.decided_by, ReviewItem.decided_at,
+            ReviewItem.automated_rule).where(ReviewItem.campaign_id == campaign.id)
+            .execution_options(yield_per=5000)):
+        assigned = stats[of_record or "(unassigned)"]
+        assigned["assigned"] += 1
+        stats[current or "(unassigned)"]["current"] += 1
+        assigned["overdue"] += is_overdue(campaign, now, decided_at)
+        if automated is not None:
+            assigned["automated"] += 1
+        elif decided_by is not None:
+            decider = stats[decided_by]
+            decider["decided"] += 1
+            decider["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
+            if decided_by != of_record:
+                decider["for_others"] += 1
+                assigned["by_others"] += 1
+    sheet = book.sheet("Reviewers", REVIEWER_COLUMNS)
     for reviewer, entry in sorted(stats.items()):
-        sheet.append([reviewer, entry["assigned"], entry["decided"], entry["overdue"],
+        sheet.append([reviewer, entry["assigned"], entry["current"], entry["decided"], entry["for_others"],
+                      entry["by_others"], entry["automated"], entry["overdue"],
                       round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
+    sheet.append(["Overdue means", OVERDUE_DEFINITION])
 
 
 def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:

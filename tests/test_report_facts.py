@@ -1,0 +1,122 @@
+"""The campaign workbook states what happened: how items got automated outcomes, who decided, what was
+overdue (one definition everywhere), totals by hand and automated, and what the recommendations rest on."""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import load_workbook
+
+from accessreview.campaigns.measures import OVERDUE_DEFINITION
+from accessreview.scheduler import run_once
+from test_campaigns import definition, directory, items, launch  # noqa: F401 - directory is a fixture
+
+
+def campaign_workbook(client, auditor, campaign_id, stage="sign_off"):
+    listed = client.get(f"/v1/reports?campaign={campaign_id}", headers=auditor).get_json()["items"]
+    report = next(r for r in listed if r["stage"] == stage)
+    with client.get(f"/v1/reports/{report['id']}", headers=auditor) as response:
+        assert response.status_code == 200
+        return load_workbook(io.BytesIO(response.data))
+
+
+def summary_of(book):
+    return {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=2, values_only=True)}
+
+
+def table(sheet):
+    header = [c.value for c in sheet[1]]
+    return [dict(zip(header, row)) for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+
+def audit(client, auditor, action):
+    return client.get(f"/v1/audit-events?action={action}&limit=1000", headers=auditor).get_json()["items"]
+
+
+def test_closed_early_items_say_who_closed_and_when(client, lead, auditor, directory, token_for, clock):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
+    owen, mia = token_for("user:owen"), token_for("user:mia")
+    found = items(client, lead, campaign["id"])
+    delegated = found[("user:ann", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{delegated['id']}/reassign", json={"to": "user:mia", "reason": "leave"},
+                       headers=owen).status_code == 200
+    clock.advance(hours=3)
+    assert client.post(f"/v1/review-items/{delegated['id']}/decision", json={"decision": "keep"},
+                       headers=mia).status_code == 200
+    kept = found[("user:ben", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{kept['id']}/decision", json={"decision": "revoke", "justification": "x"},
+                       headers=owen).status_code == 200
+    clock.advance(days=2)  # long before the due date (14 days)
+    assert client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead).status_code == 200
+    assert client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"},
+                       headers=lead).status_code == 200
+
+    after = items(client, lead, campaign["id"])
+    automated = [i for i in after.values() if i["automated_rule"]]
+    assert automated and all("closed early by user:lena" in i["justification"] and "due date" not in
+                             i["justification"].split(";")[0].replace("(due", "") for i in automated)
+    # One audit event per automated item, naming its campaign, decision and why.
+    events = [e for e in audit(client, auditor, "review.automated") if e["after"]["campaign"] == campaign["id"]]
+    assert sorted(e["target"] for e in events) == sorted(f"review_item:{i['id']}" for i in automated)
+    assert all(e["after"]["decision"] == "revoke" and "closed early" in e["after"]["justification"]
+               for e in events)
+
+    book = campaign_workbook(client, auditor, campaign["id"])
+    summary = summary_of(book)
+    assert "closed by user:lena" in summary["Close"] and "closed early" in summary["Close"]
+    assert "closed early by user:lena" in summary["No-response outcome: why"]
+    # Totals: by hand and automated, "Revoked (all)" includes the automated revocations.
+    assert summary["Revoked by hand"] == 1 and summary["Kept by hand"] == 1
+    assert summary["Revoked by the no-response rule"] == len(automated)
+    assert summary["Revoked (all)"] == 1 + len(automated)
+    assert summary["Kept (all)"] == 1
+    assert summary["Overdue"] == 0 and summary["Overdue: definition"] == OVERDUE_DEFINITION
+    assert "decision log" in summary["Recommendations: decision log coverage"]
+    assert summary["Decision log: retention (days)"] == 400
+
+    reviewers = {row["Reviewer"]: row for row in table(book["Reviewers"]) if row["Reviewer"] != "Overdue means"}
+    # Mia decided an item assigned to Owen: she is credited, Owen's row says someone else decided it.
+    assert reviewers["user:mia"]["Decided by hand"] == 1 and reviewers["user:mia"]["of which assigned to others"] == 1
+    assert reviewers["user:mia"]["Assigned (of record)"] == 0
+    assert reviewers["user:owen"]["Decided by hand"] == 1
+    assert reviewers["user:owen"]["Their items decided by others"] == 1
+    assert sum(r["Their items automated"] for r in reviewers.values()) == len(automated)
+    assert sum(r["Overdue"] for r in reviewers.values()) == 0
+    assert table(book["Reviewers"])[-1]["Assigned (of record)"] == OVERDUE_DEFINITION
+    rows = {row["Item"]: row for row in table(book["Items"])}
+    assert rows[delegated["id"]]["Decided by"] == "user:mia"
+    assert rows[delegated["id"]]["Reviewer of record"] == "user:owen"
+
+
+def test_items_left_at_the_due_date_say_so_and_count_as_overdue_everywhere(app, client, lead, auditor, directory,
+                                                                           token_for, clock):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    clock.advance(days=15)  # one day past due: decided late, by hand
+    late = found[("user:ann", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{late['id']}/decision", json={"decision": "keep"},
+                       headers=owen).status_code == 200
+    open_measures = client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()
+    assert open_measures["overdue"] == len(found), "the late decision and the still undecided ones"
+    run_once(app)  # the scheduler closes the campaign: its due date has passed
+    closed = client.get(f"/v1/campaigns/{campaign['id']}", headers=lead).get_json()
+    assert closed["status"] == "closed"
+    automated = [i for i in items(client, lead, campaign["id"]).values() if i["automated_rule"]]
+    assert automated and all(i["justification"].startswith("no decision by the due date") for i in automated)
+    assert len([e for e in audit(client, auditor, "review.automated")
+                if e["after"]["campaign"] == campaign["id"]]) == len(automated)
+    assert client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"},
+                       headers=lead).status_code == 200
+    measures = client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()
+
+    book = campaign_workbook(client, auditor, campaign["id"])
+    summary = summary_of(book)
+    reviewers = [r for r in table(book["Reviewers"]) if r["Reviewer"] != "Overdue means"]
+    rows = table(book["Items"])
+    overdue_items = [r for r in rows if r["Overdue"] == "yes"]
+    exceptions = [r for r in table(book["Exceptions"]) if r["Exception"] == "overdue"]
+    assert summary["Overdue"] == measures["overdue"] == len(found)
+    assert sum(r["Overdue"] for r in reviewers) == len(overdue_items) == len(exceptions) == len(found)
+    assert summary["Kept (all)"] == len(found) and summary["Kept by the no-response rule"] == len(automated)
+    assert "due date reached" in summary["Close"] and "at or after the due date" in summary["Close"]
