@@ -120,3 +120,57 @@ def test_items_left_at_the_due_date_say_so_and_count_as_overdue_everywhere(app, 
     assert sum(r["Overdue"] for r in reviewers) == len(overdue_items) == len(exceptions) == len(found)
     assert summary["Kept (all)"] == len(found) and summary["Kept by the no-response rule"] == len(automated)
     assert "due date reached" in summary["Close"] and "at or after the due date" in summary["Close"]
+
+
+def test_the_population_hash_is_recomputed_from_the_workbook_alone(client, lead, auditor, portal, token_for,
+                                                                   tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from test_campaigns import DIRECTORY
+    with_expiry = json.loads(json.dumps(DIRECTORY))
+    with_expiry["grants"][4]["expires_at"] = "2027-03-31T17:30:00Z"  # group:team's grant
+    with_expiry["principals"].append({"id": "user:zed", "name": "Zoë Zed"})
+    with_expiry["principals"][6]["members"] = ["user:ben", "user:zed"]
+    assert client.post("/v1/directory/import", json=with_expiry, headers=portal).status_code == 200
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep",
+                                               scope={"subtrees": ["organization:acme"], "membership_groups": []}))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"])
+    rows = table(book["Items"])
+    group = next(r for r in rows if r["Principal"] == "group:team")
+    assert sorted(group["Group members"].split(", ")) == ["user:ben", "user:zed"] and group["Grant"] is not None
+    assert group["Expires at (UTC)"].isoformat() == "2027-03-31T17:30:00"
+    assert any(r["Kind"] == "membership" for r in rows)
+
+    # The recipe the workbook itself states, run as written on the saved file: it prints True.
+    how = {row[0]: row[1] for row in book["How to verify"].iter_rows(min_row=2, values_only=True)}
+    book.save(tmp_path / "REPORT.xlsx")
+    run = subprocess.run([sys.executable, "-c", how["Population hash: recompute in Python"]], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == "True", run.stderr
+    # ... and it notices a changed item.
+    changed = load_workbook(tmp_path / "REPORT.xlsx")
+    header = [c.value for c in changed["Items"][1]]
+    changed["Items"].cell(row=2, column=header.index("Resource") + 1, value="project:elsewhere")
+    changed.save(tmp_path / "REPORT.xlsx")
+    run = subprocess.run([sys.executable, "-c", how["Population hash: recompute in Python"]], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == "False", run.stderr
+
+    summary = summary_of(book)
+    total = summary["Directory at launch: grants"]
+    assert total >= len(with_expiry["grants"])  # and the grants the test tokens hold
+    assert summary["Directory at launch: grants in scope"] == 6 == len([r for r in rows if r["Kind"] == "grant"])
+    assert summary["Directory at launch: grants out of scope"] == total - 6
+    assert sum(v for k, v in summary.items() if k.startswith("Out of scope: ")) == total - 6
+    assert summary["Out of scope: resource outside the scope's resources and subtrees"] >= 1  # ann on other
+    assert summary["Directory at launch: memberships in scope"] == 2
+    assert "openssl pkeyutl -verify -pubin -inkey KEY.pem -rawin -in REPORT.xlsx -sigfile REPORT.xlsx.sig" in \
+        how["Verify with OpenSSL 3"]
+    keys = client.get("/v1/signing-keys", headers=auditor).get_json()
+    current = next(k for k in keys["items"] if k["key_id"] == keys["current"])
+    assert current["fingerprint"] in how["This file's signature"] and summary["Signing key fingerprint (SHA-256)"] \
+        == current["fingerprint"]

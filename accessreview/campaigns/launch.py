@@ -8,7 +8,7 @@ one instead of making a second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -162,6 +162,7 @@ class Population:
     candidates: list[Candidate]
     directory: Directory
     last_used: dict[int, datetime]
+    reconciliation: dict[str, Any] = field(default_factory=dict)  # the directory's counts, in and out of scope
 
 
 def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempts: int = 5) -> Population:
@@ -172,12 +173,13 @@ def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempt
         snapshot = engine.wait_for(revision)
         if snapshot.revision != revision:
             continue
-        candidates = in_scope(snapshot, scope)
+        reconciliation: dict[str, Any] = {}
+        candidates = in_scope(snapshot, scope, reconciliation)
         directory = Directory(session)
         directory.grants  # noqa: B018 - read now, at this revision
         last_used = _last_used(session, [c.grant.id for c in candidates if c.grant])
         if current_revision(session) == revision:
-            return Population(snapshot, candidates, directory, last_used)
+            return Population(snapshot, candidates, directory, last_used, reconciliation)
         session.rollback()
     lock_state(session)  # writes keep coming: read under the lock this once
     return freeze(session, engine, scope, attempts=1)
@@ -231,7 +233,8 @@ def _prepare(run: jobs.JobRun, definition: CampaignDefinition) -> None:
         settings=settings, status="launching", launched_by=ctx.actor, launched_at=ctx.now,
         due_at=ctx.now + timedelta(days=definition.duration_days), revision=snapshot.revision,
         policy_version=snapshot.policy.version, population_count=len(candidates),
-        population_hash=population_hash(snapshot.revision, candidates), freshness=job.params["freshness"])
+        population_hash=population_hash(snapshot.revision, candidates), freshness=job.params["freshness"],
+        reconciliation=population.reconciliation)
     session.add(campaign)
     session.flush()
     append_event(session, ctx, "campaign.launch_started", f"campaign:{campaign.id}", None,
