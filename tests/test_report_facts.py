@@ -174,3 +174,67 @@ def test_the_population_hash_is_recomputed_from_the_workbook_alone(client, lead,
     current = next(k for k in keys["items"] if k["key_id"] == keys["current"])
     assert current["fingerprint"] in how["This file's signature"] and summary["Signing key fingerprint (SHA-256)"] \
         == current["fingerprint"]
+
+
+def run_recipe(code, cwd):
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_the_audit_sheet_is_checked_on_its_own(client, lead, auditor, directory, token_for, tmp_path):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    client.post(f"/v1/review-items/{found[('user:ann', 'editor', 'project:p1')]['id']}/decision",
+                json={"decision": "keep", "justification": "needs it — für Ärzte"}, headers=owen)
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    listed = client.get(f"/v1/reports?campaign={campaign['id']}", headers=auditor).get_json()["items"]
+    book = campaign_workbook(client, auditor, campaign["id"])
+    trail = table(book["Audit trail"])
+    assert {"campaign.launched", "review.decided", "review.automated", "campaign.closed"} <= {e["Action"] for e in trail}
+    decided = next(e for e in trail if e["Action"] == "review.decided")
+    assert len(decided["Event id"]) == 36 and len(decided["Prev hash"]) == 64 and decided["Request id"]
+    assert "für Ärzte" in decided["After"] and decided["Before"] == "null"
+    # The chain head in the Summary is where the trail stood: the report's own event follows it.
+    summary = summary_of(book)
+    created = client.get(f"/v1/audit-events?target=report:{listed[0]['id']}", headers=auditor).get_json()["items"][0]
+    assert created["action"] == "report.created"
+    assert (summary["Audit chain head at generation: seq"], summary["Audit chain head at generation: hash"]) == \
+        (created["seq"] - 1, created["prev_hash"])
+
+    how = {row[0]: row[1] for row in book["How to verify"].iter_rows(min_row=2, values_only=True)}
+    recipe = how["Audit trail: check in Python"]
+    book.save(tmp_path / "REPORT.xlsx")
+    assert run_recipe(recipe, tmp_path) == f"{len(trail)} events verified"
+    header = [c.value for c in book["Audit trail"][1]]
+    column = {name: index + 1 for index, name in enumerate(header)}
+    # An edited state: named by its seq.
+    edited = load_workbook(tmp_path / "REPORT.xlsx")
+    row = next(i for i, e in enumerate(trail, start=2) if e["Action"] == "review.decided")
+    edited["Audit trail"].cell(row=row, column=column["After"], value=decided["After"].replace("keep", "revoke"))
+    edited.save(tmp_path / "edited.xlsx")
+    (tmp_path / "REPORT.xlsx").rename(tmp_path / "original.xlsx")
+    (tmp_path / "edited.xlsx").rename(tmp_path / "REPORT.xlsx")
+    assert run_recipe(recipe, tmp_path) == f"seq {decided['Seq']}: its content does not match its hash (edited)"
+    # An event edited and its hash recomputed to match: the next event's link names the break.
+    import hashlib
+    import json
+    i = next(i for i in range(len(trail) - 1) if trail[i + 1]["Seq"] == trail[i]["Seq"] + 1)
+    event = trail[i]
+    forged_after = json.dumps({**(json.loads(event["After"]) or {}), "forged": True}, sort_keys=True)
+    content = {"seq": event["Seq"], "id": event["Event id"], "occurred_at": event["Time (UTC)"],
+               "actor": event["Actor"], "action": event["Action"], "target": event["Target"] or None,
+               "before": json.loads(event["Before"]), "after": json.loads(forged_after),
+               "request_id": event["Request id"] or None, "prev_hash": event["Prev hash"]}
+    forged_hash = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"),
+                                            ensure_ascii=False).encode()).hexdigest()
+    forged = load_workbook(tmp_path / "original.xlsx")
+    forged["Audit trail"].cell(row=i + 2, column=column["After"], value=forged_after)
+    forged["Audit trail"].cell(row=i + 2, column=column["Hash"], value=forged_hash)
+    forged.save(tmp_path / "REPORT.xlsx")
+    assert run_recipe(recipe, tmp_path) == \
+        f"seq {trail[i + 1]['Seq']}: does not follow seq {event['Seq']} (removed or reordered)"
