@@ -238,3 +238,38 @@ def test_the_audit_sheet_is_checked_on_its_own(client, lead, auditor, directory,
     forged.save(tmp_path / "REPORT.xlsx")
     assert run_recipe(recipe, tmp_path) == \
         f"seq {trail[i + 1]['Seq']}: does not follow seq {event['Seq']} (removed or reordered)"
+
+
+def test_the_workbook_prints_with_its_facts(client, lead, auditor, directory, token_for, tmp_path):
+    import shutil
+    import subprocess
+
+    if not (shutil.which("libreoffice") and shutil.which("pdftotext")):
+        import pytest
+        pytest.skip("needs LibreOffice (libreoffice-calc-nogui) and poppler-utils")
+    campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "reviewed"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"])
+    for sheet in book.worksheets:
+        assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth >= 1
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert str(sheet.print_title_rows) == "$1:$1" and str(sheet.print_title_cols) == "$A:$A"
+    header = [c.value for c in book["Items"][1]]
+    why = book["Items"].cell(row=2, column=header.index("Why") + 1)
+    assert why.value and why.alignment.wrap_text  # long text wraps
+    book.save(tmp_path / "report.xlsx")
+    subprocess.run(["libreoffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless", "--convert-to",
+                    "pdf", "--outdir", str(tmp_path), str(tmp_path / "report.xlsx")], check=True,
+                   capture_output=True, timeout=180)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    summary = summary_of(book)
+    for field in ("Launched at (UTC)", "Due at (UTC)", "Closed at (UTC)", "Signed off at (UTC)"):
+        assert f"{summary[field]:%Y-%m-%d}" in text, field
+    assert "Population: count" in text and summary["Population: SHA-256"] in text
+    assert "Revoked (all)" in text and summary["Signing key fingerprint (SHA-256)"] in text
+    # The Items sheet prints in strips, each starting with the item id.
+    items_pages = [page for page in text.split("\f") if page.strip().startswith("Items")]
+    assert len(items_pages) > 1
+    assert all([line for line in page.splitlines() if line.strip()][1].split()[0] == "Item" for page in items_pages)

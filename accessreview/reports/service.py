@@ -35,14 +35,14 @@ from .workbook import MAX_ROWS, Book, key_value_sheet
 
 REPORT_FORMAT = "accessreview-report/1"
 ITEM_COLUMNS = [
-    ("Item", 8), ("Principal", 28), ("Principal name", 22), ("Email", 28), ("Department", 16),
-    ("Principal status", 10), ("Kind", 11), ("Grant", 9), ("Role", 14), ("Resource type", 13), ("Resource", 30),
-    ("Resource name", 24), ("Resource owner", 24), ("Group members", 40), ("Effective permissions", 40), ("Granted by", 22),
-    ("Granted at (UTC)", 19), ("Reason", 30), ("Expires at (UTC)", 19), ("Last used (UTC)", 19),
-    ("Recommendation", 14), ("Why", 45), ("Reviewer of record", 24), ("Decided by", 24),
-    ("Decision", 10), ("Justification", 40), ("Decided at (UTC)", 19), ("Automated", 10), ("Overdue", 9),
-    ("Automated rule", 26), ("Override", 9), ("Escalated at (UTC)", 19), ("Remediation", 12),
-    ("Applied at (UTC)", 19), ("Verified at (UTC)", 19), ("Remediation detail", 50),
+    ("Item", 8), ("Principal", 22), ("Principal name", 18), ("Email", 24), ("Department", 14),
+    ("Principal status", 10), ("Kind", 11), ("Grant", 9), ("Role", 12), ("Resource type", 12), ("Resource", 24),
+    ("Resource name", 20), ("Resource owner", 20), ("Group members", 30), ("Effective permissions", 32),
+    ("Granted by", 20), ("Granted at (UTC)", 18), ("Reason", 24), ("Expires at (UTC)", 18), ("Last used (UTC)", 18),
+    ("Recommendation", 14), ("Why", 32), ("Reviewer of record", 20), ("Decided by", 20),
+    ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Automated", 10), ("Overdue", 9),
+    ("Automated rule", 22), ("Override", 9), ("Escalated at (UTC)", 18), ("Remediation", 12),
+    ("Applied at (UTC)", 18), ("Verified at (UTC)", 18), ("Remediation detail", 40),
 ]
 
 
