@@ -167,8 +167,6 @@ class _Part:
         self.letters = [get_column_letter(i) for i in range(1, len(widths) + 1)]
         # Characters a wrapped line holds in each column (a width is about that many digits).
         self.line_chars = [max(width - 2, 4) for width in widths]
-        self._width = self.line_chars[0]
-        self._lines = 1
         self.date_style = styles["date"]
         self.number_style = styles["number"]
         self.text_style = f' s="{styles["text"]}"'
@@ -181,17 +179,28 @@ class _Part:
         self.rows += 1
         number = str(self.rows + 1)  # the header is row 1
         cells = []
-        self._lines = 1
+        lines = 1
         for letter, width, value in zip(self.letters, self.line_chars, values):
             if value is None:
                 continue
-            self._width = width
-            cell = self._text(letter + number, value) if type(value) is str else self._cell(letter + number, value)
-            if cell:
-                cells.append(cell)
+            kind = type(value)
+            if kind is dict or kind is list or kind is tuple:
+                value, kind = _joined(value), str
+            if kind is str:
+                if not value:
+                    continue
+                if len(value) > width or "\n" in value:
+                    needed = sum(len(line) // width + 1 for line in value.split("\n"))
+                    if needed > lines:
+                        lines = needed
+                cells.append(self._text(letter + number, value))
+            else:
+                cell = self._cell(letter + number, value)
+                if cell:
+                    cells.append(cell)
         # Rows of wrapped text are given their height: spreadsheets do not all fit it when they open a file,
         # and a row too short prints its text over the next one.
-        height = f' ht="{min(_MAX_HEIGHT, _LINE_HEIGHT * self._lines)}" customHeight="1"' if self._lines > 1 else ""
+        height = f' ht="{min(_MAX_HEIGHT, _LINE_HEIGHT * lines)}" customHeight="1"' if lines > 1 else ""
         self._pending.append(f'<row r="{number}"{height}>{"".join(cells)}</row>')
         if len(self._pending) >= _ROWS_PER_WRITE:
             self._write_pending()
@@ -212,20 +221,13 @@ class _Part:
             return f'<c r="{ref}" s="{self.date_style}"><v>{to_excel(value)!r}</v></c>'
         if isinstance(value, date):
             return self._cell(ref, datetime(value.year, value.month, value.day))
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return self._text(ref, ", ".join(str(v) for v in value))
-        if isinstance(value, dict):
-            return self._text(ref, "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                                             for k, v in value.items()))
+        if isinstance(value, (list, tuple, set, frozenset, dict)):
+            return self._text(ref, _joined(value))
         return self._text(ref, str(value))
 
     def _text(self, ref: str, value: str) -> str:
         if not value:
             return ""
-        if len(value) > self._width or "\n" in value:
-            lines = sum(len(line) // self._width + 1 for line in value.split("\n"))
-            if lines > self._lines:
-                self._lines = lines
         if not value.isprintable() or "_x" in value:  # rare: control characters or escape look-alikes
             value = _escape_for_ooxml(value)
         text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -251,6 +253,13 @@ class _Part:
 
     def discard(self) -> None:
         self._file.close()
+
+
+def _joined(value: Any) -> str:
+    """A list as "a, b"; a mapping as "key: a, b; key: c"."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
+    return ", ".join(str(v) for v in value)
 
 
 def _escape_for_ooxml(value: str) -> str:
