@@ -273,3 +273,44 @@ def test_the_workbook_prints_with_its_facts(client, lead, auditor, directory, to
     items_pages = [page for page in text.split("\f") if page.strip().startswith("Items")]
     assert len(items_pages) > 1
     assert all([line for line in page.splitlines() if line.strip()][1].split()[0] == "Item" for page in items_pages)
+
+
+def test_independence_and_changes_are_columns_and_exceptions(client, lead, auditor, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen, mia = token_for("user:owen"), token_for("user:mia")
+    found = items(client, lead, campaign["id"])
+    handed = found[("user:ann", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{handed['id']}/reassign", json={"to": "user:mia", "reason": "on leave"},
+                       headers=owen).status_code == 200
+    assert client.post(f"/v1/review-items/{handed['id']}/decision", json={"decision": "keep"},
+                       headers=mia).status_code == 200
+    changed = found[("user:ben", "editor", "project:p1")]
+    assert changed["recommendation"] == "revoke"
+    client.post(f"/v1/review-items/{changed['id']}/decision", json={"decision": "revoke", "justification": "gone"},
+                headers=owen)
+    overridden = client.post(f"/v1/review-items/{changed['id']}/decision",
+                             json={"decision": "keep", "justification": "still needed"},
+                             headers=lead)
+    assert overridden.status_code == 200, overridden.get_json()
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+
+    book = campaign_workbook(client, auditor, campaign["id"])
+    rows = {row["Item"]: row for row in table(book["Items"])}
+    row = rows[handed["id"]]
+    assert row["Assigned at close"] == "user:mia" and row["Assignment note"] == "on leave"
+    assert row["Handed on"].startswith("delegated from user:owen to user:mia by user:owen at ")
+    assert row["Handed on"].endswith(": on leave")
+    row = rows[changed["id"]]
+    assert row["Decision changes"].startswith("overridden from revoke to keep by user:lena at ")
+    assert row["Decision changes"].endswith(": still needed")
+    assert row["Signer decided"] == "yes" and rows[handed["id"]]["Signer decided"] == "no"
+    summary = summary_of(book)
+    assert summary["Signer also decided items"].startswith("1 (flagged")
+    assert summary["Signer overrode a reviewer"] == 1
+    exceptions = table(book["Exceptions"])
+    kinds = {(e["Exception"], e["Item"]) for e in exceptions}
+    assert ("signer decided", changed["id"]) in kinds
+    assert ("kept against advice", handed["id"]) in kinds, "kept by Mia without a justification"
+    assert ("kept against advice", changed["id"]) not in kinds, "kept with a justification"
+    assert ("reassigned", handed["id"]) in kinds

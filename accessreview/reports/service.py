@@ -18,7 +18,7 @@ from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..audit import STATE_ROW_ID, WriteContext, append_event
@@ -28,7 +28,8 @@ from ..clock import as_utc
 from ..db import get_or_404
 from ..directory import holds
 from ..errors import Conflict, NotFound
-from ..models import AuditEvent, Campaign, Decision, DirectoryState, Hold, Report, ReviewItem, SigningKey
+from ..models import (AuditEvent, Campaign, Decision, DirectoryState, Hold, Report, ReviewEvent, ReviewItem,
+                      SigningKey)
 from .signing import Ed25519PrivateKey, public_pem, sign
 from .verify_report import fingerprint, key_id, load_public_key, parse_document, signed_bytes
 from .workbook import MAX_ROWS, Book, key_value_sheet
@@ -39,8 +40,10 @@ ITEM_COLUMNS = [
     ("Principal status", 10), ("Kind", 11), ("Grant", 9), ("Role", 12), ("Resource type", 12), ("Resource", 24),
     ("Resource name", 20), ("Resource owner", 20), ("Group members", 30), ("Effective permissions", 32),
     ("Granted by", 20), ("Granted at (UTC)", 18), ("Reason", 24), ("Expires at (UTC)", 18), ("Last used (UTC)", 18),
-    ("Recommendation", 14), ("Why", 32), ("Reviewer of record", 20), ("Decided by", 20),
-    ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Automated", 10), ("Overdue", 9),
+    ("Recommendation", 14), ("Why", 32), ("Reviewer of record", 20), ("Assigned at close", 20),
+    ("Assignment note", 30), ("Handed on", 36), ("Decided by", 20), ("Signer decided", 9),
+    ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Decision changes", 36), ("Automated", 10),
+    ("Overdue", 9),
     ("Automated rule", 22), ("Override", 9), ("Escalated at (UTC)", 18), ("Remediation", 12),
     ("Applied at (UTC)", 18), ("Verified at (UTC)", 18), ("Remediation detail", 40),
 ]
@@ -200,6 +203,7 @@ def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext
         ("Escalated", measures["escalated"]), ("Overridden", measures["overridden"]),
         *_recommendation_rows(session, campaign),
         ("Signed off by", campaign.signed_off_by or ""),
+        *_signer_rows(session, campaign),
         ("Signed off at (UTC)", campaign.signed_off_at and as_utc(campaign.signed_off_at)),
         ("Sign-off statement", campaign.sign_off_statement or ""),
         ("Remediation", json.dumps(measures["remediation"], sort_keys=True)),
@@ -224,6 +228,19 @@ def _reconciliation_rows(campaign: Campaign) -> list[tuple[str, Any]]:
     rows += [("Directory at launch: group memberships", counts["memberships_in_directory"]),
              ("Directory at launch: memberships in scope", counts["memberships_in_scope"])]
     return rows
+
+
+def _signer_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
+    """Independence: whether the person who signed off also decided items, or overrode a reviewer."""
+    if not campaign.signed_off_by:
+        return []
+    decided, overrode = session.execute(select(
+        func.count(), func.coalesce(func.sum(case((ReviewItem.overridden.is_(True), 1), else_=0)), 0)).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.decided_by == campaign.signed_off_by,
+        ReviewItem.automated_rule.is_(None))).one()
+    flag = " (flagged: listed in Exceptions as 'signer decided')" if decided else ""
+    return [("Signer also decided items", f"{int(decided)}{flag}"),
+            ("Signer overrode a reviewer", int(overrode))]
 
 
 def _close_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
@@ -269,9 +286,34 @@ def _recommendation_rows(session: Session, campaign: Campaign) -> list[tuple[str
 
 
 _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_used_at", "recommendation",
-                "recommendation_reason", "reviewer_of_record", "reviewer", "decided_by", "decision", "justification",
+                "recommendation_reason", "reviewer_of_record", "reviewer", "assignment_note", "decided_by", "decision", "justification",
                 "decided_at", "automated_rule", "overridden", "escalated_at", "remediation_state", "applied_at",
                 "verified_at", "remediation_detail")
+
+
+_HANDED_ON = ("delegated", "reassigned")
+_CHANGED = ("changed", "overridden")
+
+
+def _item_history(session: Session, campaign: Campaign) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Per item, its hand-ons and its changed decisions as readable text (from, to, why, who, when): few
+    items have any, so only those events are read."""
+    handed_on: dict[int, list[str]] = defaultdict(list)
+    changes: dict[int, list[str]] = defaultdict(list)
+    for item_id, at, actor, kind, detail in session.execute(
+            select(ReviewEvent.item_id, ReviewEvent.occurred_at, ReviewEvent.actor, ReviewEvent.kind,
+                   ReviewEvent.detail).join(ReviewItem, ReviewItem.id == ReviewEvent.item_id)
+            .where(ReviewItem.campaign_id == campaign.id, ReviewEvent.kind.in_(_HANDED_ON + _CHANGED))
+            .order_by(ReviewEvent.id)):
+        when = f"{as_utc(at):%Y-%m-%d %H:%M} UTC"
+        if kind in _HANDED_ON:
+            handed_on[item_id].append(f"{kind} from {detail.get('from_reviewer')} to {detail.get('to_reviewer')} "
+                                      f"by {actor} at {when}: {detail.get('reason')}")
+        else:
+            justification = detail.get("justification")
+            changes[item_id].append(f"{kind} from {detail.get('previous')} to {detail.get('decision')} by {actor} "
+                                    f"at {when}" + (f": {justification}" if justification else ""))
+    return handed_on, changes
 
 
 def _members(frozen: dict[str, Any]) -> str | None:
@@ -286,6 +328,8 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
     due = as_utc(campaign.due_at)
+    signer = campaign.signed_off_by
+    handed_on, changes = _item_history(session, campaign)
     # Plain rows of the columns the sheets show, through Core (the ORM's row handling would more
     # than double the read), and not the explanation chains.
     columns = [getattr(ReviewItem, name) for name in _ITEM_FIELDS]
@@ -294,6 +338,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
                                 .order_by(ReviewItem.id).execution_options(yield_per=5000)):
         frozen = item.frozen
         late = is_overdue(campaign, now, item.decided_at)
+        by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
         items.append([
             item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
@@ -302,8 +347,10 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             item.effective_permissions, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
             item.last_used_at, item.recommendation, item.recommendation_reason, item.reviewer_of_record,
-            item.decided_by, item.decision, item.justification, item.decided_at,
-            "yes" if item.automated_rule else "no", "yes" if late else "no", item.automated_rule, "yes" if item.overridden else "no",
+            item.reviewer, item.assignment_note, "; ".join(handed_on.get(item.id, ())), item.decided_by,
+            "yes" if by_signer else "no", item.decision, item.justification, item.decided_at,
+            "; ".join(changes.get(item.id, ())), "yes" if item.automated_rule else "no", "yes" if late else "no",
+            item.automated_rule, "yes" if item.overridden else "no",
             item.escalated_at, item.remediation_state, item.applied_at, item.verified_at, item.remediation_detail])
         base = [item.id, principal["id"], item.role or "member", resource["id"]]
         if late:
@@ -315,6 +362,16 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             exceptions.append(["escalated", *base, f"to {item.reviewer}"])
         if item.overridden:
             exceptions.append(["overridden", *base, f"decided by {item.decided_by}"])
+        if by_signer:
+            exceptions.append(["signer decided", *base, f"{signer}, who signed the campaign off, decided this item "
+                                                        f"({item.decision}{', overriding' if item.overridden else ''})"])
+        if (item.automated_rule is None and item.decision == "keep" and item.recommendation == "revoke"
+                and not (item.justification or "").strip()):
+            exceptions.append(["kept against advice", *base, f"kept by {item.decided_by} without a justification "
+                                                              f"against the advice to revoke: "
+                                                              f"{item.recommendation_reason}"])
+        if item.assignment_note:
+            exceptions.append(["reassigned", *base, f"to {item.reviewer}: {item.assignment_note}"])
         if item.automated_rule:
             exceptions.append(["automated", *base, item.automated_rule])
         if item.remediation_state == "failed":
