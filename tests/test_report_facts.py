@@ -73,6 +73,11 @@ def test_closed_early_items_say_who_closed_and_when(client, lead, auditor, direc
     assert summary["Overdue"] == 0 and summary["Overdue: definition"] == OVERDUE_DEFINITION
     assert "decision log" in summary["Recommendations: decision log coverage"]
     assert summary["Decision log: retention (days)"] == 400
+    assert summary["Recommendations on complete data"] + summary["Recommendations on incomplete data"] == \
+        len(after)
+    confidence = {row["Item"]: row["Recommendation confidence"] for row in table(book["Items"])}
+    assert {confidence[i["id"]] for i in after.values()} <= {"complete", "incomplete"}
+    assert all(confidence[i["id"]] == (i.get("recommendation_confidence") or "incomplete") for i in after.values())
 
     reviewers = {row["Reviewer"]: row for row in table(book["Reviewers"]) if row["Reviewer"] != "Overdue means"}
     # Mia decided an item assigned to Owen: she is credited, Owen's row says someone else decided it.
@@ -284,8 +289,11 @@ def test_independence_and_changes_are_columns_and_exceptions(client, lead, audit
                        headers=owen).status_code == 200
     assert client.post(f"/v1/review-items/{handed['id']}/decision", json={"decision": "keep"},
                        headers=mia).status_code == 200
+    against = found[("user:cat", "member", "organization:acme")]
+    assert against["recommendation"] == "revoke", "a disabled user"
+    assert client.post(f"/v1/review-items/{against['id']}/decision", json={"decision": "keep"},
+                       headers=owen).status_code == 200
     changed = found[("user:ben", "editor", "project:p1")]
-    assert changed["recommendation"] == "revoke"
     client.post(f"/v1/review-items/{changed['id']}/decision", json={"decision": "revoke", "justification": "gone"},
                 headers=owen)
     overridden = client.post(f"/v1/review-items/{changed['id']}/decision",
@@ -311,6 +319,7 @@ def test_independence_and_changes_are_columns_and_exceptions(client, lead, audit
     exceptions = table(book["Exceptions"])
     kinds = {(e["Exception"], e["Item"]) for e in exceptions}
     assert ("signer decided", changed["id"]) in kinds
-    assert ("kept against advice", handed["id"]) in kinds, "kept by Mia without a justification"
+    assert ("kept against advice", against["id"]) in kinds, "kept by Owen without a justification"
+    assert ("kept against advice", handed["id"]) not in kinds, "not advised to revoke"
     assert ("kept against advice", changed["id"]) not in kinds, "kept with a justification"
     assert ("reassigned", handed["id"]) in kinds

@@ -48,8 +48,8 @@ class Snapshot:
     model: CompiledModel
     index: DirectoryIndex
     evaluator: Evaluator
-    # (Authorization header, permission) -> (caller, good until): see guard.permitted_caller.
-    callers: dict[tuple[str, str], tuple[str, datetime | None]] = field(
+    # (Authorization header, permission) -> (caller, good until, token hash): see guard.permitted_caller.
+    callers: dict[tuple[str, str], tuple[str, datetime | None, str]] = field(
         default_factory=dict, compare=False, repr=False)
 
     @property
@@ -266,7 +266,8 @@ def init_app(app: Flask) -> None:
     app.extensions["authz"] = engine
     app.extensions["decisions"] = DecisionLog(
         app.extensions["db"].sessionmaker, config["CLOCK"], capacity=config["DECISION_BUFFER"],
-        flush_interval=config["DECISION_FLUSH_INTERVAL"], retention_days=config["DECISION_RETENTION_DAYS"])
+        flush_interval=config["DECISION_FLUSH_INTERVAL"], retention_days=config["DECISION_RETENTION_DAYS"],
+        spool_dir=config["DECISION_SPOOL_DIR"], spool_fsync=config["DECISION_SPOOL_FSYNC"])
     session = app.extensions["db"].session()
     try:
         record_policy_load(session, WriteContext("system:accessreview", engine.clock.now()), engine.policy)

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 
 from ..directory.schemas import PrincipalKey, ResourceKey, Role
 from ..models import Campaign, CampaignDefinition, Resource, ReviewItem
-from ..validation import Moment, RowId, Strict, column_text
+from ..validation import INTEGER_RANGE, Moment, RowId, Strict, column_text
 
 TypeKey = column_text(Resource.type, pattern=r"^[a-z][a-z0-9_]{0,62}$")
 Reason = column_text(ReviewItem.assignment_note, min_length=1)
@@ -117,6 +117,8 @@ class DefinitionBody(Strict):
     reminders: Reminders = Field(default_factory=Reminders)
     escalation: Escalation | None = None
     on_no_response: Literal["keep", "revoke", "recommendation"]
+    # With on_no_response=recommendation: what an item gets whose advice did not rest on complete data.
+    on_no_response_fallback: Literal["keep", "revoke"] = "keep"
     justification: Justification = Field(default_factory=Justification)
     recommendation: Recommendation = Field(default_factory=Recommendation)
     schedule: Schedule | None = None
@@ -137,6 +139,7 @@ class DefinitionPatch(Strict):
     reminders: Reminders | None = None
     escalation: Escalation | None = None
     on_no_response: Literal["keep", "revoke", "recommendation"] | None = None
+    on_no_response_fallback: Literal["keep", "revoke"] | None = None
     justification: Justification | None = None
     recommendation: Recommendation | None = None
     schedule: Schedule | None = None
@@ -144,9 +147,15 @@ class DefinitionPatch(Strict):
     enabled: bool | None = None
 
 
+# The version of a review item that a client saw (review items say theirs): sent with a change, it
+# makes the change refused with 409 stale_item if the item changed since.
+ItemVersion = Annotated[int, Field(ge=1, le=INTEGER_RANGE.stop - 1)]
+
+
 class DecisionBody(Strict):
     decision: Literal["keep", "revoke"]
     justification: JustificationText | None = None
+    version: ItemVersion | None = None
 
 
 class BulkDecision(DecisionBody):
@@ -160,6 +169,16 @@ class BulkDecisions(Strict):
 class ReassignBody(Strict):
     to: PrincipalKey
     reason: Reason
+    version: ItemVersion | None = None
+
+
+class CloseBody(Strict):
+    """dry_run: say what the close would do (per rule, how many items it keeps and revokes, and a page
+    of them with why) and change nothing."""
+
+    dry_run: bool = False
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    limit: int | None = Field(default=None, ge=1, le=1000)
 
 
 class SignOffBody(Strict):

@@ -89,6 +89,6 @@ def make_access_report(actor: str, data: AccessReportBody) -> dict[str, Any]:
 
 def make_decisions_report(actor: str, data: DecisionsReportBody) -> dict[str, Any]:
     """Sign a report of the decision log from ``since`` to ``until``."""
-    current_app.extensions["decisions"].flush()
+    current_app.extensions["decisions"].catch_up()
     with unit_of_work(actor) as (session, ctx):
         return service.decisions_report(session, ctx, get_signer(), _reports_dir(), data.since, data.until)

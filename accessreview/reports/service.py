@@ -40,7 +40,7 @@ ITEM_COLUMNS = [
     ("Principal status", 10), ("Kind", 11), ("Grant", 9), ("Role", 12), ("Resource type", 12), ("Resource", 24),
     ("Resource name", 20), ("Resource owner", 20), ("Group members", 30), ("Effective permissions", 32),
     ("Granted by", 20), ("Granted at (UTC)", 18), ("Reason", 24), ("Expires at (UTC)", 18), ("Last used (UTC)", 18),
-    ("Recommendation", 14), ("Why", 32), ("Reviewer of record", 20), ("Assigned at close", 20),
+    ("Recommendation", 14), ("Recommendation confidence", 14), ("Why", 32), ("Reviewer of record", 20), ("Assigned at close", 20),
     ("Assignment note", 30), ("Handed on", 36), ("Decided by", 20), ("Signer decided", 9),
     ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Decision changes", 36), ("Automated", 10),
     ("Overdue", 9),
@@ -278,6 +278,12 @@ def _recommendation_rows(session: Session, campaign: Campaign) -> list[tuple[str
              f"'revoke' means no allowed decision used the grant within {unused_days} days before launch; {coverage}; "
              f"decisions are kept {retention} days (DECISION_RETENTION_DAYS). A grant whose use falls outside "
              "the log reads as unused.")]
+    confidence = dict(session.execute(select(
+        func.coalesce(ReviewItem.recommendation_confidence, "incomplete"), func.count())
+        .where(ReviewItem.campaign_id == campaign.id)
+        .group_by(func.coalesce(ReviewItem.recommendation_confidence, "incomplete"))).all())
+    rows.append(("Recommendations on complete data", int(confidence.get("complete", 0))))
+    rows.append(("Recommendations on incomplete data", int(confidence.get("incomplete", 0))))
     if first is not None:
         rows.append(("Decision log: oldest decision (UTC)", first))
     if retention is not None:
@@ -286,7 +292,7 @@ def _recommendation_rows(session: Session, campaign: Campaign) -> list[tuple[str
 
 
 _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_used_at", "recommendation",
-                "recommendation_reason", "reviewer_of_record", "reviewer", "assignment_note", "decided_by", "decision", "justification",
+                "recommendation_reason", "recommendation_confidence", "reviewer_of_record", "reviewer", "assignment_note", "decided_by", "decision", "justification",
                 "decided_at", "automated_rule", "overridden", "escalated_at", "remediation_state", "applied_at",
                 "verified_at", "remediation_detail")
 
@@ -346,7 +352,8 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             resource["id"], resource.get("name"), resource.get("owner"), _members(frozen),
             item.effective_permissions, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
-            item.last_used_at, item.recommendation, item.recommendation_reason, item.reviewer_of_record,
+            item.last_used_at, item.recommendation, item.recommendation_confidence or "incomplete",
+            item.recommendation_reason, item.reviewer_of_record,
             item.reviewer, item.assignment_note, "; ".join(handed_on.get(item.id, ())), item.decided_by,
             "yes" if by_signer else "no", item.decision, item.justification, item.decided_at,
             "; ".join(changes.get(item.id, ())), "yes" if item.automated_rule else "no", "yes" if late else "no",

@@ -30,7 +30,7 @@ class AccessQuery(Strict):
 
 @bp.get("/access")
 def access_explorer():
-    authorize("read_directory")
+    authorize("explain_access")
     try:
         q = parse_query(AccessQuery, {key: value.strip() for key, value in request.args.items() if value.strip()})
     except BadRequest as error:  # said above the form, as the API would refuse it

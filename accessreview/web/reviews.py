@@ -76,8 +76,8 @@ def decide_selected(campaign_id: int):
         if not ticked:
             raise BadRequest("tick the items to decide first", field="items", code="missing_field")
         data = parse_query(BulkDecisions, {"decisions": [
-            {"item": item, "decision": request.form.get("decision") or None, "justification": justification}
-            for item in ticked]})
+            {"item": item, "decision": request.form.get("decision") or None, "justification": justification,
+             "version": request.form.get(f"version-{item}") or None} for item in ticked]})
         result = decide_many(me, campaign_id, data)
     except ApiError as error:
         return _render_queue(me, MultiDict(parse_qsl(urlsplit(back).query)), error, error.status)
@@ -115,7 +115,7 @@ def decide(item_id: int):
     submitted = {"decision": request.form.get("decision") or None,
                  "justification": request.form.get("justification", "").strip() or None}
     try:
-        record_decision(target, parse_query(DecisionBody, submitted))
+        record_decision(target, parse_query(DecisionBody, {**submitted, "version": request.form.get("version") or None}))
     except ApiError as error:
         return _render_item(target.item, error, submitted, error.status)
     queue_url = url_for("web.queue", campaign=target.item.campaign_id)
@@ -127,7 +127,8 @@ def reassign(item_id: int):
     item, principal = item_or_404(item_id, "reassign")
     submitted = {"to": request.form.get("to", "").strip(), "reason": request.form.get("reason", "").strip()}
     try:
-        reassign_item(item, principal, parse_query(ReassignBody, submitted))
+        reassign_item(item, principal, parse_query(ReassignBody, {**submitted,
+                                                                  "version": request.form.get("version") or None}))
     except ApiError as error:
         return _render_item(item, error, submitted, error.status)
     return redirect(_with(url_for("web.queue", campaign=item.campaign_id), "done", item_id))
