@@ -323,3 +323,25 @@ def test_independence_and_changes_are_columns_and_exceptions(client, lead, audit
     assert ("kept against advice", handed["id"]) not in kinds, "not advised to revoke"
     assert ("kept against advice", changed["id"]) not in kinds, "kept with a justification"
     assert ("reassigned", handed["id"]) in kinds
+
+
+def test_remediation_outcomes_say_whether_access_remains(client, lead, auditor, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    ben = found[("user:ben", "editor", "project:p1")]  # ben reads p1 through group:team too
+    ann = found[("user:ann", "editor", "project:p1")]
+    for item in (ben, ann):
+        assert client.post(f"/v1/review-items/{item['id']}/decision",
+                           json={"decision": "revoke", "justification": "left"}, headers=owen).status_code == 200
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
+    rows = {row["Item"]: row for row in table(book["Items"])}
+    assert rows[ann["id"]]["Remediation outcome"] == "removed (verified)"
+    assert rows[ben["id"]]["Remediation outcome"] == "removed, but access remains (see detail)"
+    assert "via grant" in rows[ben["id"]]["Remediation detail"]
+    remains = [e for e in table(book["Exceptions"]) if e["Exception"] == "access remains"]
+    assert [e["Item"] for e in remains] == [ben["id"]] and "still has read on project:p1" in remains[0]["Detail"]
+    signed = campaign_workbook(client, auditor, campaign["id"], stage="sign_off")
+    assert {row["Item"]: row for row in table(signed["Items"])}[ann["id"]]["Remediation outcome"] == "not removed yet"

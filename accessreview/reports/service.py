@@ -44,7 +44,7 @@ ITEM_COLUMNS = [
     ("Assignment note", 30), ("Handed on", 36), ("Decided by", 20), ("Signer decided", 9),
     ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Decision changes", 36), ("Automated", 10),
     ("Overdue", 9),
-    ("Automated rule", 22), ("Override", 9), ("Escalated at (UTC)", 18), ("Remediation", 12),
+    ("Automated rule", 22), ("Override", 9), ("Escalated at (UTC)", 18), ("Remediation", 12), ("Remediation outcome", 30),
     ("Applied at (UTC)", 18), ("Verified at (UTC)", 18), ("Remediation detail", 40),
 ]
 
@@ -297,6 +297,15 @@ _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_u
                 "verified_at", "remediation_detail")
 
 
+REMEDIATION_OUTCOMES = {
+    "pending": "not removed yet", "applied": "removed, not yet verified", "verified": "removed (verified)",
+    "failed": "removed, but access remains (see detail)"}
+
+
+def _remediation_outcome(state: str | None) -> str | None:
+    return REMEDIATION_OUTCOMES.get(state) if state else None
+
+
 _HANDED_ON = ("delegated", "reassigned")
 _CHANGED = ("changed", "overridden")
 
@@ -358,7 +367,8 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             "yes" if by_signer else "no", item.decision, item.justification, item.decided_at,
             "; ".join(changes.get(item.id, ())), "yes" if item.automated_rule else "no", "yes" if late else "no",
             item.automated_rule, "yes" if item.overridden else "no",
-            item.escalated_at, item.remediation_state, item.applied_at, item.verified_at, item.remediation_detail])
+            item.escalated_at, item.remediation_state, _remediation_outcome(item.remediation_state),
+            item.applied_at, item.verified_at, item.remediation_detail])
         base = [item.id, principal["id"], item.role or "member", resource["id"]]
         if late:
             exceptions.append(["overdue", *base, (f"decided {as_utc(item.decided_at):%Y-%m-%d %H:%M}"
@@ -377,6 +387,9 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             exceptions.append(["kept against advice", *base, f"kept by {item.decided_by} without a justification "
                                                               f"against the advice to revoke: "
                                                               f"{item.recommendation_reason}"])
+        if item.remediation_state == "failed":
+            exceptions.append(["access remains", *base, f"the grant was removed, but access remains: "
+                                                        f"{item.remediation_detail}"])
         if item.assignment_note:
             exceptions.append(["reassigned", *base, f"to {item.reviewer}: {item.assignment_note}"])
         if item.automated_rule:
