@@ -278,12 +278,12 @@ def _recommendation_rows(session: Session, campaign: Campaign) -> list[tuple[str
              f"'revoke' means no allowed decision used the grant within {unused_days} days before launch; {coverage}; "
              f"decisions are kept {retention} days (DECISION_RETENTION_DAYS). A grant whose use falls outside "
              "the log reads as unused.")]
-    confidence = dict(session.execute(select(
-        func.coalesce(ReviewItem.recommendation_confidence, "incomplete"), func.count())
-        .where(ReviewItem.campaign_id == campaign.id)
-        .group_by(func.coalesce(ReviewItem.recommendation_confidence, "incomplete"))).all())
-    rows.append(("Recommendations on complete data", int(confidence.get("complete", 0))))
-    rows.append(("Recommendations on incomplete data", int(confidence.get("incomplete", 0))))
+    confidence = dict(session.execute(select(ReviewItem.recommendation_confidence, func.count())
+                                      .where(ReviewItem.campaign_id == campaign.id)
+                                      .group_by(ReviewItem.recommendation_confidence)).all())
+    complete = int(confidence.pop("complete", 0))
+    rows.append(("Recommendations on complete data", complete))
+    rows.append(("Recommendations on incomplete data", int(sum(confidence.values()))))
     if first is not None:
         rows.append(("Decision log: oldest decision (UTC)", first))
     if retention is not None:
