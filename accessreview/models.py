@@ -281,6 +281,8 @@ class Campaign(Base):
     population_count: Mapped[int] = mapped_column(Integer)
     population_hash: Mapped[str] = mapped_column(String(64))
     freshness: Mapped[dict[str, Any]] = mapped_column(JSON)  # per source at launch, and any flag
+    # The directory at the launch revision: grants in scope and out of scope (by reason), memberships.
+    reconciliation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     signed_off_by: Mapped[str | None] = mapped_column(String(255))
     signed_off_at: Mapped[datetime | None]
     sign_off_statement: Mapped[str | None] = mapped_column(Text)

@@ -350,7 +350,10 @@ def test_measures(client, lead, directory, token_for, clock):
     client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
     closed = client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()
     assert (closed["decided"], closed["keep"], closed["revoke"], closed["automated"]) == (6, 1, 1, 4)
-    assert closed["overdue"] == 1, "decided by hand after the due date"
+    # One definition of overdue: decided (by hand or by the no-response rule) at or after the due date.
+    assert closed["overdue"] == 5, "one decided by hand after the due date, four given the outcome after it"
+    assert (closed["automated_keep"], closed["automated_revoke"]) == (0, 4)
+    assert (closed["kept_total"], closed["revoked_total"]) == (1, 5)
     assert closed["median_hours_to_decision"] == (5 + (5 + 20 * 24)) / 2  # at 5 h and 20 days later
     # Owen (five items, two by hand) and Lena (the fallback for Owen's own grant, none by hand).
     assert (closed["reviewers"], closed["reviewer_completion_percent"]) == (2, 0.0)

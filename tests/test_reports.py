@@ -52,7 +52,7 @@ def test_the_workbook_matches_the_campaign_row_by_row(client, lead, auditor, sig
         assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         assert report["file_name"] in response.headers["Content-Disposition"]
         book = load_workbook(io.BytesIO(response.data))
-    assert book.sheetnames == ["Summary", "Items", "Exceptions", "Reviewers", "Audit trail", "Holds"]
+    assert book.sheetnames == ["Summary", "Items", "Exceptions", "Reviewers", "Audit trail", "How to verify", "Holds"]
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=2, values_only=True)}
     assert summary["Population: count"] == signed_off["population_count"]
     assert summary["Population: SHA-256"] == signed_off["population_hash"]
@@ -74,7 +74,7 @@ def test_the_workbook_matches_the_campaign_row_by_row(client, lead, auditor, sig
     assert ann["Justification"] == "+left the team" and ann["Decision"] == "revoke"
     exceptions = [row[0] for row in book["Exceptions"].iter_rows(min_row=2, values_only=True)]
     assert "automated" in exceptions
-    trail = [row[3] for row in book["Audit trail"].iter_rows(min_row=2, values_only=True)]
+    trail = [row[4] for row in book["Audit trail"].iter_rows(min_row=2, values_only=True)]
     assert {"campaign.launched", "review.decided", "campaign.closed", "campaign.signed_off", "review.revoked"} <= set(trail)
     held = [row for row in book["Holds"].iter_rows(min_row=2, values_only=True)]
     assert ann["Item"] in [row[1] for row in held] and all(row[7] == "active" for row in held)

@@ -8,7 +8,7 @@ one instead of making a second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -163,6 +163,7 @@ class Population:
     directory: Directory
     last_used: dict[int, datetime]
     token_used: dict[str, datetime]  # principal -> the last use of any of its tokens
+    reconciliation: dict[str, Any] = field(default_factory=dict)  # the directory's counts, in and out of scope
 
 
 def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempts: int = 5) -> Population:
@@ -173,7 +174,8 @@ def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempt
         snapshot = engine.wait_for(revision)
         if snapshot.revision != revision:
             continue
-        candidates = in_scope(snapshot, scope)
+        reconciliation: dict[str, Any] = {}
+        candidates = in_scope(snapshot, scope, reconciliation)
         directory = Directory(session)
         directory.grants  # noqa: B018 - read now, at this revision
         last_used = _last_used(session, [c.grant.id for c in candidates if c.grant])
@@ -181,7 +183,7 @@ def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempt
             select(ServiceToken.principal_key, func.max(ServiceToken.last_used_at))
             .where(ServiceToken.last_used_at.is_not(None)).group_by(ServiceToken.principal_key))}
         if current_revision(session) == revision:
-            return Population(snapshot, candidates, directory, last_used, token_used)
+            return Population(snapshot, candidates, directory, last_used, token_used, reconciliation)
         session.rollback()
     lock_state(session)  # writes keep coming: read under the lock this once
     return freeze(session, engine, scope, attempts=1)
@@ -249,7 +251,8 @@ def _prepare(run: jobs.JobRun, definition: CampaignDefinition) -> None:
         settings=settings, status="launching", launched_by=ctx.actor, launched_at=ctx.now,
         due_at=ctx.now + timedelta(days=definition.duration_days), revision=snapshot.revision,
         policy_version=snapshot.policy.version, population_count=len(candidates),
-        population_hash=population_hash(snapshot.revision, candidates), freshness=job.params["freshness"])
+        population_hash=population_hash(snapshot.revision, candidates), freshness=job.params["freshness"],
+        reconciliation=population.reconciliation)
     session.add(campaign)
     session.flush()
     append_event(session, ctx, "campaign.launch_started", f"campaign:{campaign.id}", None,

@@ -7,13 +7,30 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..clock import as_utc
 from ..models import Campaign, ReviewEvent, ReviewItem
 
 REMEDIATION_STATES = ("pending", "applied", "verified", "failed")
+OVERDUE_DEFINITION = ("An item is overdue when its decision, by hand or by the no-response rule, came at or after "
+                      "the due date, or when it is still undecided at or after the due date. It counts against "
+                      "the reviewer of record (the reviewer the item was assigned to).")
+
+
+def overdue_condition(campaign: Campaign, now: datetime):
+    """The one definition of overdue (:data:`OVERDUE_DEFINITION`), as a SQL condition on review items."""
+    late = ReviewItem.decided_at >= campaign.due_at
+    if as_utc(now) >= as_utc(campaign.due_at):
+        return or_(late, ReviewItem.status == "pending")
+    return late
+
+
+def is_overdue(campaign: Campaign, now: datetime, decided_at: datetime | None) -> bool:
+    """:func:`overdue_condition` for one item, in Python."""
+    due = as_utc(campaign.due_at)
+    return as_utc(decided_at) >= due if decided_at is not None else as_utc(now) >= due
 
 
 def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> dict[str, Any]:
@@ -22,15 +39,17 @@ def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> di
     of_campaign = ReviewItem.campaign_id == campaign.id
     changes = session.scalar(select(func.count()).select_from(ReviewEvent).join(ReviewItem).where(
         of_campaign, ReviewEvent.kind.in_(("changed", "overridden")))) or 0
-    launched, due = as_utc(campaign.launched_at), as_utc(campaign.due_at)
-    late_now = now > due and campaign.status == "open"
+    launched = as_utc(campaign.launched_at)
     human = and_(ReviewItem.status == "decided", ReviewItem.automated_rule.is_(None))
+    automated = ReviewItem.automated_rule.is_not(None)
     reviewer = func.coalesce(ReviewItem.reviewer_of_record, "")  # items with none count as one reviewer
     counts = {
         "decided": ReviewItem.status == "decided", "automated": ReviewItem.automated_rule.is_not(None),
         "keep": and_(human, ReviewItem.decision == "keep"), "revoke": and_(human, ReviewItem.decision == "revoke"),
+        "automated_keep": and_(automated, ReviewItem.decision == "keep"),
+        "automated_revoke": and_(automated, ReviewItem.decision == "revoke"),
         "overridden": ReviewItem.overridden.is_(True), "escalated": ReviewItem.escalated_at.is_not(None),
-        "pending": ReviewItem.status == "pending", "late": and_(human, ReviewItem.decided_at > campaign.due_at),
+        "overdue": overdue_condition(campaign, now),
         **{f"remediation {state}": ReviewItem.remediation_state == state for state in REMEDIATION_STATES},
     }
     session.flush()  # the reads below are Core statements, which do not autoflush
@@ -42,7 +61,7 @@ def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> di
         func.count(case((~human, reviewer)).distinct()).label("reviewers_unfinished"),
     ).where(of_campaign)).one()
     row = {name: int(value) for name, value in counted._mapping.items()}  # PostgreSQL's sums may be numeric
-    total, decided, pending = row["items"], row["decided"], row["pending"]
+    total, decided = row["items"], row["decided"]
     hours = [(as_utc(decided_at) - launched).total_seconds() / 3600 for (decided_at,) in session.connection().execute(
         select(ReviewItem.decided_at).where(of_campaign, human).execution_options(yield_per=5000))]
     remediation = {state: row[f"remediation {state}"] for state in REMEDIATION_STATES if row[f"remediation {state}"]}
@@ -55,8 +74,12 @@ def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> di
         "keep": row["keep"],
         "revoke": row["revoke"],
         "automated": row["automated"],
+        "automated_keep": row["automated_keep"],
+        "automated_revoke": row["automated_revoke"],
+        "kept_total": row["keep"] + row["automated_keep"],
+        "revoked_total": row["revoke"] + row["automated_revoke"],
         "overridden": row["overridden"],
-        "overdue": pending if late_now else row["late"],
+        "overdue": row["overdue"],
         "escalated": row["escalated"],
         "median_hours_to_decision": round(statistics.median(hours), 2) if hours else None,
         "cycle_hours": round((as_utc(campaign.signed_off_at) - launched).total_seconds() / 3600, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,25 +37,27 @@ class Candidate:
                 self.members]
 
 
-def in_scope(snapshot: Snapshot, scope: dict[str, Any]) -> list[Candidate]:
-    """Every grant (and group membership, if asked) that the scope covers, in a stable order."""
+def in_scope(snapshot: Snapshot, scope: dict[str, Any], reconciliation: dict[str, Any] | None = None
+             ) -> list[Candidate]:
+    """Every grant (and group membership, if asked) that the scope covers, in a stable order, each with
+    what the population hash covers (a group grant's members included). ``reconciliation``, if given, is
+    filled with the directory's counts: grants in and out of scope, and why out."""
     index = snapshot.index
     types, roles = set(scope.get("resource_types") or ()), set(scope.get("roles") or ())
     resources, subtrees = set(scope.get("resources") or ()), set(scope.get("subtrees") or ())
     kinds = set(scope.get("principal_kinds") or ("user", "group", "service"))
     found = []
+    out: Counter[str] = Counter()
     for grant in sorted(index.grants_by_id.values(), key=lambda g: g.id):
-        resource = index.resources.get(grant.resource)
-        principal = index.principals.get(grant.principal)
-        if resource is None or principal is None or principal.kind not in kinds:
+        why = _out_of_scope(index, grant, kinds, types, roles, resources, subtrees)
+        if why is not None:
+            out[why] += 1
             continue
-        if (types and resource.type not in types) or (roles and grant.role not in roles):
-            continue
-        if resources or subtrees:
-            ancestors = {node.key for node in index.ancestors(resource.key)}
-            if resource.key not in resources and not ancestors & subtrees:
-                continue
-        found.append(Candidate("grant", grant.principal, grant.resource, grant.role, grant))
+        candidate = Candidate("grant", grant.principal, grant.resource, grant.role, grant)
+        if grant.principal.startswith("group:"):
+            candidate.members = [m for m in index.members(grant.principal) if not m.startswith("group:")]
+        found.append(candidate)
+    grants_in = len(found)
     groups = scope.get("membership_groups")
     if groups is not None:
         wanted = set(groups)
@@ -62,7 +65,31 @@ def in_scope(snapshot: Snapshot, scope: dict[str, Any]) -> list[Candidate]:
             if (not wanted or group in wanted) and index.principals.get(member, None) is not None \
                     and index.principals[member].kind in kinds:
                 found.append(Candidate("membership", member, group))
+    if reconciliation is not None:
+        reconciliation.update({
+            "revision": snapshot.revision, "grants_in_directory": len(index.grants_by_id), "grants_in_scope": grants_in,
+            "grants_out_of_scope": sum(out.values()), "out_of_scope_by_reason": dict(sorted(out.items())),
+            "memberships_in_directory": len(index.memberships), "memberships_in_scope": len(found) - grants_in})
     return found
+
+
+def _out_of_scope(index, grant, kinds, types, roles, resources, subtrees) -> str | None:
+    """Why the scope leaves ``grant`` out, or None when it covers it."""
+    resource = index.resources.get(grant.resource)
+    principal = index.principals.get(grant.principal)
+    if resource is None or principal is None:
+        return "principal or resource not in the directory"
+    if principal.kind not in kinds:
+        return f"principal kind {principal.kind} not in scope"
+    if types and resource.type not in types:
+        return f"resource type {resource.type} not in scope"
+    if roles and grant.role not in roles:
+        return f"role {grant.role} not in scope"
+    if resources or subtrees:
+        ancestors = {node.key for node in index.ancestors(resource.key)}
+        if resource.key not in resources and not ancestors & subtrees:
+            return "resource outside the scope's resources and subtrees"
+    return None
 
 
 def effective(snapshot: Snapshot, candidate: Candidate) -> None:
@@ -82,8 +109,6 @@ def effective(snapshot: Snapshot, candidate: Candidate) -> None:
                                               "resource": grant.resource, "gives": given})
         return
     candidate.effective, candidate.explanation = grant_effect(snapshot, candidate.role, candidate.resource)
-    if candidate.principal.startswith("group:"):
-        candidate.members = [m for m in index.members(candidate.principal) if not m.startswith("group:")]
 
 
 def grant_effect(snapshot: Snapshot, role: str, resource_key: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:

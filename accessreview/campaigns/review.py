@@ -337,13 +337,15 @@ def start_close(session: Session, ctx: WriteContext, campaign: Campaign, reason:
         campaign.status = "closing"
         append_event(session, ctx, "campaign.closing", f"campaign:{campaign.id}", None,
                      {"reason": reason, "rule": campaign.settings["on_no_response"]})
-    return jobs.start(session, ctx, "close", f"campaign:{campaign.id}", {"campaign": campaign.id, "reason": reason})
+    return jobs.start(session, ctx, "close", f"campaign:{campaign.id}",
+                      {"campaign": campaign.id, "reason": reason, "by": ctx.actor, "at": as_utc(ctx.now).isoformat()})
 
 
 def close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str) -> dict[str, Any]:
     """Close in this transaction: for a campaign with nothing (or little) left undecided."""
     _require_open(campaign)
-    outcomes = apply_no_response(session, ctx, campaign, limit=None)
+    outcomes = apply_no_response(session, ctx, campaign, limit=None,
+                                 why=no_response_reason(campaign, reason, ctx.actor, ctx.now))
     return finish_close(session, ctx, campaign, reason, outcomes)
 
 
@@ -358,7 +360,10 @@ def close_step(run: jobs.JobRun) -> None:
         job.progress_total = session.scalar(select(func.count()).select_from(ReviewItem).where(
             ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending"))
     outcomes = Counter(job.cursor.get("outcomes", {}))
-    applied = apply_no_response(session, ctx, campaign, limit=CLOSE_CHUNK)
+    params = job.params
+    closed_at = datetime.fromisoformat(params["at"]) if "at" in params else job.created_at
+    why = no_response_reason(campaign, params["reason"], params.get("by", job.created_by), closed_at)
+    applied = apply_no_response(session, ctx, campaign, limit=CLOSE_CHUNK, why=why)
     outcomes.update(applied)
     run.advance("apply", done=sum(outcomes.values()), outcomes=dict(outcomes))
     left = session.scalar(select(ReviewItem.id).where(ReviewItem.campaign_id == campaign.id,
@@ -366,6 +371,15 @@ def close_step(run: jobs.JobRun) -> None:
     if left is None:
         finish_close(session, ctx, campaign, job.params["reason"], outcomes)
         run.finish(campaign=campaign.id, automated=dict(outcomes))
+
+
+def no_response_reason(campaign: Campaign, reason: str, by: str, at: datetime) -> str:
+    """What happened to an item left undecided, in words: closed early by someone, or the due date passed."""
+    due, at = as_utc(campaign.due_at), as_utc(at)
+    if at < due:
+        return (f"no decision when the campaign was closed early by {by} at {at:%Y-%m-%d %H:%M} UTC "
+                f"(due {due:%Y-%m-%d %H:%M} UTC)")
+    return f"no decision by the due date {due:%Y-%m-%d %H:%M} UTC ({reason})"
 
 
 @dataclass(frozen=True)
@@ -396,8 +410,10 @@ def _pending(campaign: Campaign) -> tuple:
     return ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending"
 
 
-def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None) -> Counter[str]:
-    """Give up to ``limit`` undecided items their no-response outcome, as automated decisions.
+def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None,
+                      why: str) -> Counter[str]:
+    """Give up to ``limit`` undecided items their no-response outcome, as automated decisions, each with
+    its own history entry and audit event; ``why`` says what happened (closed early, or the due date).
 
     The items are locked as they are chosen (in id order, as decisions lock them): one that a decision
     is changing is waited for and, decided by then, left out; and each UPDATE still asks that the
@@ -411,14 +427,20 @@ def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, l
         chosen_ids.setdefault(no_response_outcome(campaign.settings, recommendation, confidence), []).append(item_id)
     outcomes: Counter[str] = Counter()
     for chosen, ids in chosen_ids.items():
+        justification = f"{why}; {chosen.why}"
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            outcomes[chosen.decision] += session.execute(
+            updated = session.execute(
                 update(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.status == "pending")
                 .values(status="decided", decision=chosen.decision, decided_by="system:accessreview",
                         decided_at=ctx.now, automated_rule=chosen.rule, version=ReviewItem.version + 1,
-                        justification=f"no decision by the due date; {chosen.why}"),
-                execution_options={"synchronize_session": False}).rowcount
+                        justification=justification)
+                .returning(ReviewItem.id, ReviewItem.campaign_id, ReviewItem.stage),
+                execution_options={"synchronize_session": False}).all()
+            record_many(session, ctx, [(row, "automated", {"decision": chosen.decision, "rule": chosen.rule,
+                                                            "justification": justification})
+                                       for row in sorted(updated, key=lambda r: r.id)])
+            outcomes[chosen.decision] += len(updated)
     return outcomes
 
 

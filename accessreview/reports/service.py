@@ -17,31 +17,35 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import func, select
+from flask import current_app, has_app_context
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from ..audit import WriteContext, append_event
+from ..audit import STATE_ROW_ID, WriteContext, append_event
 from ..authz.engine import Snapshot
-from ..campaigns.measures import campaign_measures
+from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, is_overdue
 from ..clock import as_utc
 from ..db import get_or_404
 from ..directory import holds
 from ..errors import Conflict, NotFound
-from ..models import AuditEvent, Campaign, Decision, Hold, Report, ReviewItem, SigningKey
+from ..models import (AuditEvent, Campaign, Decision, DirectoryState, Hold, Report, ReviewEvent, ReviewItem,
+                      SigningKey)
 from .signing import Ed25519PrivateKey, public_pem, sign
 from .verify_report import fingerprint, key_id, load_public_key, parse_document, signed_bytes
 from .workbook import MAX_ROWS, Book, key_value_sheet
 
 REPORT_FORMAT = "accessreview-report/1"
 ITEM_COLUMNS = [
-    ("Item", 8), ("Principal", 28), ("Principal name", 22), ("Email", 28), ("Department", 16),
-    ("Principal status", 10), ("Kind", 11), ("Role", 14), ("Resource type", 13), ("Resource", 30),
-    ("Resource name", 24), ("Resource owner", 24), ("Effective permissions", 40), ("Granted by", 22),
-    ("Granted at (UTC)", 19), ("Reason", 30), ("Expires at (UTC)", 19), ("Last used (UTC)", 19),
-    ("Recommendation", 14), ("Why", 45), ("Reviewer of record", 24), ("Actual reviewer", 24),
-    ("Decision", 10), ("Justification", 40), ("Decided at (UTC)", 19), ("Automated", 10),
-    ("Automated rule", 26), ("Override", 9), ("Escalated at (UTC)", 19), ("Remediation", 12),
-    ("Applied at (UTC)", 19), ("Verified at (UTC)", 19), ("Remediation detail", 50),
+    ("Item", 8), ("Principal", 22), ("Principal name", 18), ("Email", 24), ("Department", 14),
+    ("Principal status", 10), ("Kind", 11), ("Grant", 9), ("Role", 12), ("Resource type", 12), ("Resource", 24),
+    ("Resource name", 20), ("Resource owner", 20), ("Group members", 30), ("Effective permissions", 32),
+    ("Granted by", 20), ("Granted at (UTC)", 18), ("Reason", 24), ("Expires at (UTC)", 18), ("Last used (UTC)", 18),
+    ("Recommendation", 14), ("Recommendation confidence", 14), ("Why", 32), ("Reviewer of record", 20), ("Assigned at close", 20),
+    ("Assignment note", 30), ("Handed on", 36), ("Decided by", 20), ("Signer decided", 9),
+    ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Decision changes", 36), ("Automated", 10),
+    ("Overdue", 9),
+    ("Automated rule", 22), ("Override", 9), ("Escalated at (UTC)", 18), ("Remediation", 12), ("Remediation outcome", 30),
+    ("Applied at (UTC)", 18), ("Verified at (UTC)", 18), ("Remediation detail", 40),
 ]
 
 
@@ -145,9 +149,10 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
     def write(path: Path) -> None:
         book = Book()
         _summary(session, book, campaign, ctx, signer)
-        _items_and_exceptions(session, book, campaign, max_rows)
+        _items_and_exceptions(session, book, campaign, max_rows, ctx.now)
         _reviewers(session, book, campaign, ctx.now)
         _audit_trail(session, book, campaign)
+        _how_to_verify(book, signer)
         if campaign.status == "signed_off":
             _holds_and_follow_up(session, book, campaign, ctx.now)
         book.save(path)
@@ -177,6 +182,8 @@ def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext
         ("Population: directory revision", campaign.revision),
         ("Population: count", campaign.population_count),
         ("Population: SHA-256", campaign.population_hash),
+        ("Population: how to recompute", "see the sheet 'How to verify'"),
+        *_reconciliation_rows(campaign),
         ("Policy version", campaign.policy_version),
     ]
     for source, info in sorted((freshness.get("sources") or {}).items()):
@@ -185,32 +192,159 @@ def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext
     if freshness.get("stale_sources"):
         rows.append(("Stale sources at launch (flagged)", ", ".join(freshness["stale_sources"])))
     rows += [
+        *_close_rows(session, campaign),
         ("Reviewers", measures["reviewers"]), ("Completion (%)", measures["decided_percent"]),
-        ("Kept", measures["keep"]), ("Revoked", measures["revoke"]), ("Automated decisions", measures["automated"]),
-        ("Overdue", measures["overdue"]), ("Escalated", measures["escalated"]), ("Overridden", measures["overridden"]),
+        ("Kept (all)", measures["kept_total"]), ("Kept by hand", measures["keep"]),
+        ("Kept by the no-response rule", measures["automated_keep"]),
+        ("Revoked (all)", measures["revoked_total"]), ("Revoked by hand", measures["revoke"]),
+        ("Revoked by the no-response rule", measures["automated_revoke"]),
+        ("Automated decisions (no-response rule)", measures["automated"]),
+        ("Overdue", measures["overdue"]), ("Overdue: definition", OVERDUE_DEFINITION),
+        ("Escalated", measures["escalated"]), ("Overridden", measures["overridden"]),
+        *_recommendation_rows(session, campaign),
         ("Signed off by", campaign.signed_off_by or ""),
+        *_signer_rows(session, campaign),
         ("Signed off at (UTC)", campaign.signed_off_at and as_utc(campaign.signed_off_at)),
         ("Sign-off statement", campaign.sign_off_statement or ""),
         ("Remediation", json.dumps(measures["remediation"], sort_keys=True)),
         ("Access removed (verified)", measures["access_removed"]),
         ("Scope after remediation", json.dumps(campaign.remediation_snapshot or {}, sort_keys=True)),
         ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), *signing_rows(signer),
+        *chain_head_rows(session),
     ]
     key_value_sheet(book, "Summary", rows)
 
 
+def _reconciliation_rows(campaign: Campaign) -> list[tuple[str, Any]]:
+    """The directory at the launch revision against the population: what the scope took and left out."""
+    counts = campaign.reconciliation
+    if not counts:
+        return [("Directory at launch", "not recorded (the campaign was launched before launches recorded it)")]
+    rows: list[tuple[str, Any]] = [
+        ("Directory at launch: grants", counts["grants_in_directory"]),
+        ("Directory at launch: grants in scope", counts["grants_in_scope"]),
+        ("Directory at launch: grants out of scope", counts["grants_out_of_scope"])]
+    rows += [(f"Out of scope: {reason}", count) for reason, count in counts["out_of_scope_by_reason"].items()]
+    rows += [("Directory at launch: group memberships", counts["memberships_in_directory"]),
+             ("Directory at launch: memberships in scope", counts["memberships_in_scope"])]
+    return rows
+
+
+def _signer_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
+    """Independence: whether the person who signed off also decided items, or overrode a reviewer."""
+    if not campaign.signed_off_by:
+        return []
+    decided, overrode = session.execute(select(
+        func.count(), func.coalesce(func.sum(case((ReviewItem.overridden.is_(True), 1), else_=0)), 0)).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.decided_by == campaign.signed_off_by,
+        ReviewItem.automated_rule.is_(None))).one()
+    flag = " (flagged: listed in Exceptions as 'signer decided')" if decided else ""
+    return [("Signer also decided items", f"{int(decided)}{flag}"),
+            ("Signer overrode a reviewer", int(overrode))]
+
+
+def _close_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
+    """How the campaign closed, as its audit events record it, and why undecided items got their outcome."""
+    rows: list[tuple[str, Any]] = []
+    closing = session.execute(select(AuditEvent.actor, AuditEvent.occurred_at, AuditEvent.after).where(
+        AuditEvent.target == f"campaign:{campaign.id}", AuditEvent.action.in_(("campaign.closing", "campaign.closed")))
+        .order_by(AuditEvent.seq).limit(1)).first()
+    if closing is not None:
+        at, due = as_utc(closing.occurred_at), as_utc(campaign.due_at)
+        when = "before the due date (closed early)" if at < due else "at or after the due date"
+        rows.append(("Close", f"{(closing.after or {}).get('reason')}: started by {closing.actor} at "
+                              f"{at:%Y-%m-%d %H:%M:%S} UTC, {when}"))
+    why = session.scalars(select(ReviewItem.justification).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.automated_rule.is_not(None)).distinct().limit(5)).all()
+    if why:
+        rows.append(("No-response outcome: why", "; ".join(sorted(w for w in why if w))))
+    return rows
+
+
+def _recommendation_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
+    """How far back the decision log reached, which the recommendations are read from."""
+    first = session.scalar(select(func.min(Decision.decided_at)))
+    retention = current_app.config.get("DECISION_RETENTION_DAYS") if has_app_context() else None
+    unused_days = (campaign.settings.get("recommendation") or {}).get("unused_days")
+    launched = as_utc(campaign.launched_at)
+    if first is None:
+        coverage = "the decision log held no decisions when this report was made"
+    else:
+        first = as_utc(first)
+        coverage = (f"the decision log reaches back to {first:%Y-%m-%d %H:%M:%S} UTC "
+                    f"({(launched - first).days} days before launch)" if first <= launched else
+                    f"the decision log's oldest decision ({first:%Y-%m-%d %H:%M:%S} UTC) is after the launch")
+    rows = [("Recommendations: decision log coverage",
+             f"'revoke' means no allowed decision used the grant within {unused_days} days before launch; {coverage}; "
+             f"decisions are kept {retention} days (DECISION_RETENTION_DAYS). A grant whose use falls outside "
+             "the log reads as unused.")]
+    confidence = dict(session.execute(select(ReviewItem.recommendation_confidence, func.count())
+                                      .where(ReviewItem.campaign_id == campaign.id)
+                                      .group_by(ReviewItem.recommendation_confidence)).all())
+    complete = int(confidence.pop("complete", 0))
+    rows.append(("Recommendations on complete data", complete))
+    rows.append(("Recommendations on incomplete data", int(sum(confidence.values()))))
+    if first is not None:
+        rows.append(("Decision log: oldest decision (UTC)", first))
+    if retention is not None:
+        rows.append(("Decision log: retention (days)", retention))
+    return rows
+
+
 _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_used_at", "recommendation",
-                "recommendation_reason", "reviewer_of_record", "reviewer", "decided_by", "decision", "justification",
+                "recommendation_reason", "recommendation_confidence", "reviewer_of_record", "reviewer", "assignment_note", "decided_by", "decision", "justification",
                 "decided_at", "automated_rule", "overridden", "escalated_at", "remediation_state", "applied_at",
                 "verified_at", "remediation_detail")
 
 
-def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int) -> None:
+REMEDIATION_OUTCOMES = {
+    "pending": "not removed yet", "applied": "removed, not yet verified", "verified": "removed (verified)",
+    "failed": "removed, but access remains (see detail)"}
+
+
+def _remediation_outcome(state: str | None) -> str | None:
+    return REMEDIATION_OUTCOMES.get(state) if state else None
+
+
+_HANDED_ON = ("delegated", "reassigned")
+_CHANGED = ("changed", "overridden")
+
+
+def _item_history(session: Session, campaign: Campaign) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Per item, its hand-ons and its changed decisions as readable text (from, to, why, who, when): few
+    items have any, so only those events are read."""
+    handed_on: dict[int, list[str]] = defaultdict(list)
+    changes: dict[int, list[str]] = defaultdict(list)
+    for item_id, at, actor, kind, detail in session.execute(
+            select(ReviewEvent.item_id, ReviewEvent.occurred_at, ReviewEvent.actor, ReviewEvent.kind,
+                   ReviewEvent.detail).join(ReviewItem, ReviewItem.id == ReviewEvent.item_id)
+            .where(ReviewItem.campaign_id == campaign.id, ReviewEvent.kind.in_(_HANDED_ON + _CHANGED))
+            .order_by(ReviewEvent.id)):
+        when = f"{as_utc(at):%Y-%m-%d %H:%M} UTC"
+        if kind in _HANDED_ON:
+            handed_on[item_id].append(f"{kind} from {detail.get('from_reviewer')} to {detail.get('to_reviewer')} "
+                                      f"by {actor} at {when}: {detail.get('reason')}")
+        else:
+            justification = detail.get("justification")
+            changes[item_id].append(f"{kind} from {detail.get('previous')} to {detail.get('decision')} by {actor} "
+                                    f"at {when}" + (f": {justification}" if justification else ""))
+    return handed_on, changes
+
+
+def _members(frozen: dict[str, Any]) -> str | None:
+    """A group grant's members at launch, as the population hash lists them (ids, in order)."""
+    members = frozen.get("members")
+    return ", ".join(m["id"] for m in members) if members else None
+
+
+def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int, now: datetime) -> None:
     # Both sheets are written side by side, row by row: nothing is held back in memory.
     items = book.sheet("Items", ITEM_COLUMNS, max_rows)
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
     due = as_utc(campaign.due_at)
+    signer = campaign.signed_off_by
+    handed_on, changes = _item_history(session, campaign)
     # Plain rows of the columns the sheets show, through Core (the ORM's row handling would more
     # than double the read), and not the explanation chains.
     columns = [getattr(ReviewItem, name) for name in _ITEM_FIELDS]
@@ -218,23 +352,46 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     for item in session.connection().execute(select(*columns).where(ReviewItem.campaign_id == campaign.id)
                                 .order_by(ReviewItem.id).execution_options(yield_per=5000)):
         frozen = item.frozen
+        late = is_overdue(campaign, now, item.decided_at)
+        by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
         items.append([
             item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
-            principal.get("status"), item.kind, item.role or "member", resource["type"], resource["id"],
-            resource.get("name"), resource.get("owner"), item.effective_permissions, grant.get("granted_by"),
+            principal.get("status"), item.kind, grant.get("id"), item.role or "member", resource["type"],
+            resource["id"], resource.get("name"), resource.get("owner"), _members(frozen),
+            item.effective_permissions, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
-            item.last_used_at, item.recommendation, item.recommendation_reason, item.reviewer_of_record,
-            item.decided_by, item.decision, item.justification, item.decided_at,
-            "yes" if item.automated_rule else "no", item.automated_rule, "yes" if item.overridden else "no",
-            item.escalated_at, item.remediation_state, item.applied_at, item.verified_at, item.remediation_detail])
+            item.last_used_at, item.recommendation, item.recommendation_confidence or "incomplete",
+            item.recommendation_reason, item.reviewer_of_record,
+            item.reviewer, item.assignment_note, "; ".join(handed_on.get(item.id, ())), item.decided_by,
+            "yes" if by_signer else "no", item.decision, item.justification, item.decided_at,
+            "; ".join(changes.get(item.id, ())), "yes" if item.automated_rule else "no", "yes" if late else "no",
+            item.automated_rule, "yes" if item.overridden else "no",
+            item.escalated_at, item.remediation_state, _remediation_outcome(item.remediation_state),
+            item.applied_at, item.verified_at, item.remediation_detail])
         base = [item.id, principal["id"], item.role or "member", resource["id"]]
-        if item.decided_at is not None and item.automated_rule is None and as_utc(item.decided_at) > due:
-            exceptions.append(["overdue", *base, f"decided {as_utc(item.decided_at):%Y-%m-%d}, due {due:%Y-%m-%d}"])
+        if late:
+            exceptions.append(["overdue", *base, (f"decided {as_utc(item.decided_at):%Y-%m-%d %H:%M}"
+                                                  f"{' by the no-response rule' if item.automated_rule else ''}"
+                                                  if item.decided_at is not None else "still undecided")
+                               + f", due {due:%Y-%m-%d %H:%M}"])
         if item.escalated_at:
             exceptions.append(["escalated", *base, f"to {item.reviewer}"])
         if item.overridden:
             exceptions.append(["overridden", *base, f"decided by {item.decided_by}"])
+        if by_signer:
+            exceptions.append(["signer decided", *base, f"{signer}, who signed the campaign off, decided this item "
+                                                        f"({item.decision}{', overriding' if item.overridden else ''})"])
+        if (item.automated_rule is None and item.decision == "keep" and item.recommendation == "revoke"
+                and not (item.justification or "").strip()):
+            exceptions.append(["kept against advice", *base, f"kept by {item.decided_by} without a justification "
+                                                              f"against the advice to revoke: "
+                                                              f"{item.recommendation_reason}"])
+        if item.remediation_state == "failed":
+            exceptions.append(["access remains", *base, f"the grant was removed, but access remains: "
+                                                        f"{item.remediation_detail}"])
+        if item.assignment_note:
+            exceptions.append(["reassigned", *base, f"to {item.reviewer}: {item.assignment_note}"])
         if item.automated_rule:
             exceptions.append(["automated", *base, item.automated_rule])
         if item.remediation_state == "failed":
@@ -246,50 +403,86 @@ def _time(value: str | None) -> datetime | None:
     return as_utc(datetime.fromisoformat(value)) if value else None
 
 
+REVIEWER_COLUMNS = [("Reviewer", 28), ("Assigned (of record)", 12), ("Assigned at close", 12),
+                    ("Decided by hand", 12), ("of which assigned to others", 14),
+                    ("Their items decided by others", 14), ("Their items automated", 12), ("Overdue", 10),
+                    ("Median hours to decide", 14)]
+
+
 def _reviewers(session: Session, book: Book, campaign: Campaign, now: datetime) -> None:
-    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"assigned": 0, "decided": 0, "overdue": 0, "hours": []})
-    due, launched = as_utc(campaign.due_at), as_utc(campaign.launched_at)
+    """Per person: what they were assigned, and what they decided themselves (delegates and fallback
+    reviewers included), with overdue counted against the reviewer of record (OVERDUE_DEFINITION)."""
+    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "assigned": 0, "current": 0, "decided": 0, "for_others": 0, "by_others": 0, "automated": 0, "overdue": 0,
+        "hours": []})
+    launched = as_utc(campaign.launched_at)
     session.flush()
-    for reviewer, decided_at, automated in session.connection().execute(select(
-            ReviewItem.reviewer_of_record, ReviewItem.decided_at, ReviewItem.automated_rule)
-            .where(ReviewItem.campaign_id == campaign.id)):
-        entry = stats[reviewer or "(unassigned)"]
-        entry["assigned"] += 1
-        if decided_at is not None and automated is None:
-            entry["decided"] += 1
-            entry["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
-            entry["overdue"] += as_utc(decided_at) > due
-        elif automated is not None or (campaign.status == "open" and now > due):
-            entry["overdue"] += 1
-    sheet = book.sheet("Reviewers", [("Reviewer", 28), ("Assigned", 10), ("Decided", 10), ("Overdue", 10),
-                                          ("Median hours to decide", 22)])
+    for of_record, current, decided_by, decided_at, automated in session.connection().execute(select(
+            ReviewItem.reviewer_of_record, ReviewItem.reviewer, ReviewItem.decided_by, ReviewItem.decided_at,
+            ReviewItem.automated_rule).where(ReviewItem.campaign_id == campaign.id)
+            .execution_options(yield_per=5000)):
+        assigned = stats[of_record or "(unassigned)"]
+        assigned["assigned"] += 1
+        stats[current or "(unassigned)"]["current"] += 1
+        assigned["overdue"] += is_overdue(campaign, now, decided_at)
+        if automated is not None:
+            assigned["automated"] += 1
+        elif decided_by is not None:
+            decider = stats[decided_by]
+            decider["decided"] += 1
+            decider["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
+            if decided_by != of_record:
+                decider["for_others"] += 1
+                assigned["by_others"] += 1
+    sheet = book.sheet("Reviewers", REVIEWER_COLUMNS)
     for reviewer, entry in sorted(stats.items()):
-        sheet.append([reviewer, entry["assigned"], entry["decided"], entry["overdue"],
+        sheet.append([reviewer, entry["assigned"], entry["current"], entry["decided"], entry["for_others"],
+                      entry["by_others"], entry["automated"], entry["overdue"],
                       round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
+    sheet.append(["Overdue means", OVERDUE_DEFINITION])
+
+
+AUDIT_COLUMNS = [("Event id", 38), ("Seq", 9), ("Time (UTC)", 34), ("Actor", 24), ("Action", 22), ("Target", 24),
+                 ("Before", 50), ("After", 70), ("Request id", 20), ("Prev hash", 66), ("Hash", 66)]
 
 
 def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
-    sheet = book.sheet("Audit trail", [("Seq", 8), ("Time (UTC)", 19), ("Actor", 24), ("Action", 22),
-                                            ("Target", 26), ("Details", 90), ("Hash", 66)])
+    """The campaign's audit events with every field their hashes cover, so the sheet is checked on its own:
+    each event against its hash, and each against the one before where the two are consecutive."""
+    sheet = book.sheet("Audit trail", AUDIT_COLUMNS)
     # Nothing about the campaign comes before its launch began: read from there, as plain rows.
     first = session.scalar(select(func.min(AuditEvent.seq)).where(
         AuditEvent.target == f"campaign:{campaign.id}")) or 0
-    rows = session.execute(select(AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor, AuditEvent.action,
-                                  AuditEvent.target, AuditEvent.before, AuditEvent.after, AuditEvent.hash)
+    rows = session.execute(select(AuditEvent.id, AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor,
+                                  AuditEvent.action, AuditEvent.target, AuditEvent.before, AuditEvent.after,
+                                  AuditEvent.request_id, AuditEvent.prev_hash, AuditEvent.hash)
                            .where(AuditEvent.seq >= first).order_by(AuditEvent.seq)
                            .execution_options(yield_per=5000))
-    for seq, occurred_at, actor, action, target, before, after, hash_ in rows:
+    for row in rows:
+        before, after, target = row.before, row.after, row.target or ""
         before_ = before if isinstance(before, dict) else {}
         after_ = after if isinstance(after, dict) else {}
         # Review events name their campaign; revocations carry it in the grant's last state.
         ours = (target == f"campaign:{campaign.id}"
-                or ((target or "").startswith("review_item:") and after_.get("campaign") == campaign.id)
+                or (target.startswith("review_item:") and after_.get("campaign") == campaign.id)
                 or before_.get("removed_by_review") == campaign.id
-                or ((target or "").startswith("hold:")
+                or (target.startswith("hold:")
                     and campaign.id in (after_.get("campaign"), (after_.get("hold") or {}).get("campaign"))))
         if ours:
-            sheet.append([seq, occurred_at, actor, action, target,
-                          json.dumps(after if after is not None else before, sort_keys=True, default=str), hash_])
+            sheet.append([row.id, row.seq, as_utc(row.occurred_at).isoformat(timespec="microseconds"), row.actor,
+                          row.action, row.target, _json(before), _json(after), row.request_id, row.prev_hash,
+                          row.hash])
+
+
+def _json(value: Any) -> str:
+    """A stored before or after state as the hash reads it (``null`` included, so no cell is ambiguous)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def chain_head_rows(session: Session) -> list[tuple[str, Any]]:
+    state = session.get(DirectoryState, STATE_ROW_ID)
+    return [("Audit chain head at generation: seq", state.audit_seq),
+            ("Audit chain head at generation: hash", state.audit_head)]
 
 
 def _holds_and_follow_up(session: Session, book: Book, campaign: Campaign, now: datetime) -> None:
@@ -313,6 +506,99 @@ def _holds_and_follow_up(session: Session, book: Book, campaign: Campaign, now: 
             found.append([finding["item"], finding["principal"], finding["role"] or "member", finding["resource"],
                           finding["actor"], finding["permission"], finding["on"],
                           ", ".join(map(str, finding["grants"])), finding["detail"]])
+
+
+POPULATION_RECIPE = """import hashlib, json
+from openpyxl import load_workbook
+book = load_workbook("REPORT.xlsx", read_only=True)
+summary = {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=2, values_only=True)}
+items = []
+for name in [n for n in book.sheetnames if n == "Items" or n.startswith("Items (")]:
+    rows = book[name].iter_rows(values_only=True)
+    header = next(rows)
+    for values in rows:
+        r = dict(zip(header, values))
+        expires = r["Expires at (UTC)"]
+        items.append((r["Item"], [r["Kind"], r["Grant"], r["Principal"],
+                                  None if r["Kind"] == "membership" else r["Role"], r["Resource"],
+                                  expires.isoformat() + "+00:00" if expires else None,
+                                  r["Group members"].split(", ") if r["Group members"] else []]))
+items = [identity for _, identity in sorted(items)]  # in Item order, however the rows were sorted
+canonical = json.dumps({"revision": summary["Population: directory revision"], "items": items},
+                       sort_keys=True, separators=(",", ":"))
+print(hashlib.sha256(canonical.encode("utf-8")).hexdigest() == summary["Population: SHA-256"])"""
+
+
+AUDIT_RECIPE = """import hashlib, json
+from openpyxl import load_workbook
+book = load_workbook("REPORT.xlsx", read_only=True)
+NAMES = {"Event id": "id", "Seq": "seq", "Time (UTC)": "occurred_at", "Actor": "actor", "Action": "action",
+         "Target": "target", "Before": "before", "After": "after", "Request id": "request_id",
+         "Prev hash": "prev_hash"}
+previous, checked, problem = None, 0, None
+for name in [n for n in book.sheetnames if n == "Audit trail" or n.startswith("Audit trail (")]:
+    rows = book[name].iter_rows(values_only=True)
+    header = next(rows)
+    for values in rows:
+        row = dict(zip(header, values))
+        content = {key: row[column] if row[column] not in (None, "") else None for column, key in NAMES.items()}
+        content["before"], content["after"] = json.loads(row["Before"]), json.loads(row["After"])
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if hashlib.sha256(canonical.encode("utf-8")).hexdigest() != row["Hash"]:
+            problem = problem or f"seq {row['Seq']}: its content does not match its hash (edited)"
+        if previous is not None and row["Seq"] == previous["Seq"] + 1 and row["Prev hash"] != previous["Hash"]:
+            problem = problem or f"seq {row['Seq']}: does not follow seq {previous['Seq']} (removed or reordered)"
+        if previous is not None and row["Seq"] <= previous["Seq"]:
+            problem = problem or f"seq {row['Seq']}: out of order after seq {previous['Seq']}"
+        previous, checked = row, checked + 1
+print(problem or f"{checked} events verified")"""
+
+
+def _how_to_verify(book: Book, signer: Signer) -> None:
+    """What an auditor needs to check the workbook with stock tools, and to re-perform its population."""
+    key_value_sheet(book, "How to verify", [
+        ("This file's signature",
+         f"The whole file is signed with Ed25519 by key {signer.key_id}, whose fingerprint (SHA-256 of the raw "
+         f"32-byte public key) is {signer.fingerprint}. The signature covers every byte of this file, so it is "
+         "delivered beside it: REPORT.xlsx.sig (64 raw bytes, GET /v1/reports/ID/signature.bin) and "
+         "REPORT.xlsx.sig.json (the signed claims: file name, SHA-256, campaign, stage, time, key)."),
+        ("Trust the key",
+         "Compare the fingerprint with the one the operator published out of band (`accessreview keys "
+         "fingerprint`); a fingerprint read from this file alone proves nothing. The key's PEM is at "
+         "GET /v1/signing-keys. Its fingerprint: openssl pkey -pubin -in KEY.pem -outform DER | tail -c 32 | "
+         "sha256sum"),
+        ("Verify with OpenSSL 3",
+         "openssl pkeyutl -verify -pubin -inkey KEY.pem -rawin -in REPORT.xlsx -sigfile REPORT.xlsx.sig"),
+        ("Verify with the standalone verifier",
+         f"python verify_report.py REPORT.xlsx --fingerprint {signer.fingerprint}  (needs only the "
+         "`cryptography` package)"),
+        ("Population hash: what it covers",
+         "Every review item, in the order of the Item column: its kind, grant id, principal, role, resource, the "
+         "grant's expiry, and the members of a group grant at launch; and the directory revision."),
+        ("Population hash: canonical form",
+         'SHA-256 (lowercase hex) of the UTF-8 bytes of the JSON object {"items": [...], "revision": R}, keys '
+         'sorted, separators "," and ":" with no spaces, non-ASCII characters escaped as \\uXXXX (Python\'s '
+         "json.dumps(..., sort_keys=True, separators=(',', ':'))). R is the Summary's 'Population: directory "
+         "revision'. Each item is the list [Kind, Grant (a number, or null for a membership), Principal, Role "
+         "(null when Kind is membership), Resource, Expires at as ISO 8601 in UTC ('YYYY-MM-DDTHH:MM:SS+00:00', "
+         "with .ffffff when it has fractional seconds; null when none), Group members (a list of the ids in "
+         "that column, split at ', '; [] when empty)]. The result is the Summary's 'Population: SHA-256'."),
+        ("Population hash: recompute in Python", POPULATION_RECIPE),
+        ("Audit trail: what each hash covers",
+         "Each event's Hash is the SHA-256 (lowercase hex) of the UTF-8 bytes of the JSON object with the keys "
+         "seq, id, occurred_at, actor, action, target, before, after, request_id and prev_hash (the columns Seq, "
+         "Event id, Time (UTC) as written, Actor, Action, Target, Before and After parsed as JSON, Request id, "
+         "Prev hash; an empty cell is null), keys sorted, separators ',' and ':' with no spaces, non-ASCII "
+         "characters as they are (Python's json.dumps(..., sort_keys=True, separators=(',', ':'), "
+         "ensure_ascii=False)). The first event of the whole trail has Prev hash 0 x 64."),
+        ("Audit trail: links between events",
+         "Every event's Prev hash is the Hash of the event whose Seq is one less. The sheet holds this "
+         "campaign's events only: where two rows' Seq differ by one, the later row's Prev hash must equal the "
+         "earlier row's Hash; where Seq jumps, the events in between belong to other campaigns, the directory "
+         "or other reports, and are checked against the whole trail with `accessreview audit verify` (the "
+         "Summary's 'Audit chain head at generation' is where that trail stood when this workbook was made)."),
+        ("Audit trail: check in Python", AUDIT_RECIPE),
+    ])
 
 
 # -- ad-hoc evidence ----------------------------------------------------------------------------------

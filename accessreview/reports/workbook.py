@@ -23,7 +23,7 @@ from typing import IO, Any, Iterable
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 
@@ -31,6 +31,9 @@ MAX_ROWS = 1_048_576  # Excel's limit, header included
 FORMULA_START = ("=", "+", "-", "@")
 _SPACES = (" ", "\t", "\n", "\r")
 _ROWS_PER_WRITE = 512
+_LINE_HEIGHT = 15  # points, a line of the default 11-point font
+_MAX_HEIGHT = 409  # Excel's tallest row
+_PAGE_WIDTH = 200  # column-width units a landscape page holds with its text still readable (~8 points)
 _COMPRESS_LEVEL = 1  # about twice as fast as zlib's default on sheet XML, for a file ~15% larger
 # Characters XML 1.0 cannot carry, and text that already looks like OOXML's _xHHHH_ escape.
 _UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -53,15 +56,20 @@ class Book:
         for index, (_, width) in enumerate(columns, start=1):
             worksheet.column_dimensions[get_column_letter(index)].width = width
         worksheet.freeze_panes = "A2"
+        _print_layout(worksheet, sum(width for _, width in columns))
         header = []
         for name, _ in columns:
             cell = WriteOnlyCell(worksheet, value=name)
             cell.font = Font(bold=True)
+            cell.alignment = _WRAP
             header.append(cell)
+        lines = max(len(name) // max(width - 2, 4) + 1 for name, width in columns)
+        if lines > 1:
+            worksheet.row_dimensions[1].height = _LINE_HEIGHT * lines
         worksheet.append(header)
         if self._styles is None:
             self._styles = _register_styles(worksheet)
-        part = _Part(worksheet, len(columns), self._styles)
+        part = _Part(worksheet, [width for _, width in columns], self._styles)
         self._parts.append(part)
         return part
 
@@ -92,12 +100,41 @@ class Book:
                 part.discard()
 
 
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_TOP = Alignment(vertical="top")
+
+
+def _print_layout(worksheet, width: int) -> None:
+    """Printed or saved as PDF, every sheet keeps its facts: landscape; as few pages wide as keep the text
+    readable (one for most sheets; a wide table in strips, each row's strips on consecutive pages); the
+    header row and the first column (the item, event or field) on every page; the sheet's name and page
+    numbers."""
+    worksheet.page_setup.orientation = "landscape"
+    worksheet.page_setup.fitToWidth = -(-width // _PAGE_WIDTH)
+    worksheet.page_setup.pageOrder = "overThenDown"
+    worksheet.page_setup.fitToHeight = 0  # as many pages down as it takes
+    worksheet.sheet_properties.pageSetUpPr.fitToPage = True
+    worksheet.print_title_rows = "1:1"
+    worksheet.print_title_cols = "A:A"
+    worksheet.page_margins.left = worksheet.page_margins.right = 0.4
+    worksheet.oddHeader.center.text = "&A"
+    worksheet.oddFooter.center.text = "page &P of &N"
+
+
 def _register_styles(worksheet) -> dict[str, int]:
-    """The style ids openpyxl gives a date cell and a quote-prefixed text cell, registered in the workbook."""
+    """The style ids openpyxl gives a date cell and a (quote-prefixed) wrapping text cell, registered in the
+    workbook."""
     date_cell = WriteOnlyCell(worksheet, value=datetime(2000, 1, 1))
-    text_cell = WriteOnlyCell(worksheet, value="=")
-    text_cell.quotePrefix = True  # shown and edited as text even in Excel's formula bar
-    return {"date": date_cell.style_id, "quoted": text_cell.style_id}
+    date_cell.alignment = _TOP
+    text_cell = WriteOnlyCell(worksheet, value="a")
+    text_cell.alignment = _WRAP
+    number_cell = WriteOnlyCell(worksheet, value=1)
+    number_cell.alignment = _TOP
+    quoted_cell = WriteOnlyCell(worksheet, value="=")
+    quoted_cell.alignment = _WRAP
+    quoted_cell.quotePrefix = True  # shown and edited as text even in Excel's formula bar
+    return {"date": date_cell.style_id, "text": text_cell.style_id, "quoted": quoted_cell.style_id,
+            "number": number_cell.style_id}
 
 
 class Sheet:
@@ -125,11 +162,15 @@ class Sheet:
 class _Part:
     """One openpyxl sheet and the temporary file its serialised rows wait in."""
 
-    def __init__(self, worksheet, width: int, styles: dict[str, int]) -> None:
+    def __init__(self, worksheet, widths: list[int], styles: dict[str, int]) -> None:
         self.worksheet = worksheet
-        self.letters = [get_column_letter(i) for i in range(1, width + 1)]
+        self.letters = [get_column_letter(i) for i in range(1, len(widths) + 1)]
+        # Characters a wrapped line holds in each column (a width is about that many digits).
+        self.line_chars = [max(width - 2, 4) for width in widths]
         self.date_style = styles["date"]
-        self.quoted_style = styles["quoted"]
+        self.number_style = styles["number"]
+        self.text_style = f' s="{styles["text"]}"'
+        self.quoted_style = f' s="{styles["quoted"]}"'
         self.rows = 0
         self._file: IO[bytes] = tempfile.TemporaryFile()
         self._pending: list[str] = []
@@ -138,13 +179,29 @@ class _Part:
         self.rows += 1
         number = str(self.rows + 1)  # the header is row 1
         cells = []
-        for letter, value in zip(self.letters, values):
+        lines = 1
+        for letter, width, value in zip(self.letters, self.line_chars, values):
             if value is None:
                 continue
-            cell = self._text(letter + number, value) if type(value) is str else self._cell(letter + number, value)
-            if cell:
-                cells.append(cell)
-        self._pending.append(f'<row r="{number}">{"".join(cells)}</row>')
+            kind = type(value)
+            if kind is dict or kind is list or kind is tuple:
+                value, kind = _joined(value), str
+            if kind is str:
+                if not value:
+                    continue
+                if len(value) > width or "\n" in value:
+                    needed = sum(len(line) // width + 1 for line in value.split("\n"))
+                    if needed > lines:
+                        lines = needed
+                cells.append(self._text(letter + number, value))
+            else:
+                cell = self._cell(letter + number, value)
+                if cell:
+                    cells.append(cell)
+        # Rows of wrapped text are given their height: spreadsheets do not all fit it when they open a file,
+        # and a row too short prints its text over the next one.
+        height = f' ht="{min(_MAX_HEIGHT, _LINE_HEIGHT * lines)}" customHeight="1"' if lines > 1 else ""
+        self._pending.append(f'<row r="{number}"{height}>{"".join(cells)}</row>')
         if len(self._pending) >= _ROWS_PER_WRITE:
             self._write_pending()
 
@@ -155,20 +212,17 @@ class _Part:
         if value is None:
             return ""
         if kind is int or kind is float:
-            return f'<c r="{ref}"><v>{value!r}</v></c>'
+            return f'<c r="{ref}" s="{self.number_style}"><v>{value!r}</v></c>'
         if kind is bool:
-            return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+            return f'<c r="{ref}" s="{self.number_style}" t="b"><v>{int(value)}</v></c>'
         if isinstance(value, datetime):  # real dates, in UTC (Excel has no time zones)
             if value.tzinfo is not None:
                 value = value.astimezone(timezone.utc).replace(tzinfo=None)
             return f'<c r="{ref}" s="{self.date_style}"><v>{to_excel(value)!r}</v></c>'
         if isinstance(value, date):
             return self._cell(ref, datetime(value.year, value.month, value.day))
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return self._text(ref, ", ".join(str(v) for v in value))
-        if isinstance(value, dict):
-            return self._text(ref, "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                                             for k, v in value.items()))
+        if isinstance(value, (list, tuple, set, frozenset, dict)):
+            return self._text(ref, _joined(value))
         return self._text(ref, str(value))
 
     def _text(self, ref: str, value: str) -> str:
@@ -180,7 +234,7 @@ class _Part:
         space = ' xml:space="preserve"' if value[0] in _SPACES or value[-1] in _SPACES else ""
         # Text from people or the portal stays text: an inline string is never a formula, and the
         # quote prefix keeps Excel from turning a leading =, +, - or @ into one when the cell is edited.
-        style = f' s="{self.quoted_style}"' if value[0] in FORMULA_START else ""
+        style = self.quoted_style if value[0] in FORMULA_START else self.text_style
         return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
     def _write_pending(self) -> None:
@@ -201,6 +255,13 @@ class _Part:
         self._file.close()
 
 
+def _joined(value: Any) -> str:
+    """A list as "a, b"; a mapping as "key: a, b; key: c"."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
+    return ", ".join(str(v) for v in value)
+
+
 def _escape_for_ooxml(value: str) -> str:
     """OOXML's own escape (ECMA-376 ST_Xstring): a character XML cannot carry becomes _xHHHH_, and
     text that already reads like such an escape has its underscore escaped, so Excel shows the original."""
@@ -209,6 +270,7 @@ def _escape_for_ooxml(value: str) -> str:
 
 
 def key_value_sheet(book: Book, title: str, rows: Iterable[tuple[str, Any]]) -> None:
-    sheet = book.sheet(title, [("Field", 34), ("Value", 100)])
+    # Narrow enough that a value wraps within a printed page rather than running off it.
+    sheet = book.sheet(title, [("Field", 34), ("Value", 90)])
     for key, value in rows:
         sheet.append([key, value])

@@ -1,0 +1,347 @@
+"""The campaign workbook states what happened: how items got automated outcomes, who decided, what was
+overdue (one definition everywhere), totals by hand and automated, and what the recommendations rest on."""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import load_workbook
+
+from accessreview.campaigns.measures import OVERDUE_DEFINITION
+from accessreview.scheduler import run_once
+from test_campaigns import definition, directory, items, launch  # noqa: F401 - directory is a fixture
+
+
+def campaign_workbook(client, auditor, campaign_id, stage="sign_off"):
+    listed = client.get(f"/v1/reports?campaign={campaign_id}", headers=auditor).get_json()["items"]
+    report = next(r for r in listed if r["stage"] == stage)
+    with client.get(f"/v1/reports/{report['id']}", headers=auditor) as response:
+        assert response.status_code == 200
+        return load_workbook(io.BytesIO(response.data))
+
+
+def summary_of(book):
+    return {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=2, values_only=True)}
+
+
+def table(sheet):
+    header = [c.value for c in sheet[1]]
+    return [dict(zip(header, row)) for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+
+def audit(client, auditor, action):
+    return client.get(f"/v1/audit-events?action={action}&limit=1000", headers=auditor).get_json()["items"]
+
+
+def test_closed_early_items_say_who_closed_and_when(client, lead, auditor, directory, token_for, clock):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
+    owen, mia = token_for("user:owen"), token_for("user:mia")
+    found = items(client, lead, campaign["id"])
+    delegated = found[("user:ann", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{delegated['id']}/reassign", json={"to": "user:mia", "reason": "leave"},
+                       headers=owen).status_code == 200
+    clock.advance(hours=3)
+    assert client.post(f"/v1/review-items/{delegated['id']}/decision", json={"decision": "keep"},
+                       headers=mia).status_code == 200
+    kept = found[("user:ben", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{kept['id']}/decision", json={"decision": "revoke", "justification": "x"},
+                       headers=owen).status_code == 200
+    clock.advance(days=2)  # long before the due date (14 days)
+    assert client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead).status_code == 200
+    assert client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"},
+                       headers=lead).status_code == 200
+
+    after = items(client, lead, campaign["id"])
+    automated = [i for i in after.values() if i["automated_rule"]]
+    assert automated and all("closed early by user:lena" in i["justification"] and "due date" not in
+                             i["justification"].split(";")[0].replace("(due", "") for i in automated)
+    # One audit event per automated item, naming its campaign, decision and why.
+    events = [e for e in audit(client, auditor, "review.automated") if e["after"]["campaign"] == campaign["id"]]
+    assert sorted(e["target"] for e in events) == sorted(f"review_item:{i['id']}" for i in automated)
+    assert all(e["after"]["decision"] == "revoke" and "closed early" in e["after"]["justification"]
+               for e in events)
+
+    book = campaign_workbook(client, auditor, campaign["id"])
+    summary = summary_of(book)
+    assert "closed by user:lena" in summary["Close"] and "closed early" in summary["Close"]
+    assert "closed early by user:lena" in summary["No-response outcome: why"]
+    # Totals: by hand and automated, "Revoked (all)" includes the automated revocations.
+    assert summary["Revoked by hand"] == 1 and summary["Kept by hand"] == 1
+    assert summary["Revoked by the no-response rule"] == len(automated)
+    assert summary["Revoked (all)"] == 1 + len(automated)
+    assert summary["Kept (all)"] == 1
+    assert summary["Overdue"] == 0 and summary["Overdue: definition"] == OVERDUE_DEFINITION
+    assert "decision log" in summary["Recommendations: decision log coverage"]
+    assert summary["Decision log: retention (days)"] == 400
+    assert summary["Recommendations on complete data"] + summary["Recommendations on incomplete data"] == \
+        len(after)
+    confidence = {row["Item"]: row["Recommendation confidence"] for row in table(book["Items"])}
+    assert {confidence[i["id"]] for i in after.values()} <= {"complete", "incomplete"}
+    assert all(confidence[i["id"]] == (i.get("recommendation_confidence") or "incomplete") for i in after.values())
+
+    reviewers = {row["Reviewer"]: row for row in table(book["Reviewers"]) if row["Reviewer"] != "Overdue means"}
+    # Mia decided an item assigned to Owen: she is credited, Owen's row says someone else decided it.
+    assert reviewers["user:mia"]["Decided by hand"] == 1 and reviewers["user:mia"]["of which assigned to others"] == 1
+    assert reviewers["user:mia"]["Assigned (of record)"] == 0
+    assert reviewers["user:owen"]["Decided by hand"] == 1
+    assert reviewers["user:owen"]["Their items decided by others"] == 1
+    assert sum(r["Their items automated"] for r in reviewers.values()) == len(automated)
+    assert sum(r["Overdue"] for r in reviewers.values()) == 0
+    assert table(book["Reviewers"])[-1]["Assigned (of record)"] == OVERDUE_DEFINITION
+    rows = {row["Item"]: row for row in table(book["Items"])}
+    assert rows[delegated["id"]]["Decided by"] == "user:mia"
+    assert rows[delegated["id"]]["Reviewer of record"] == "user:owen"
+
+
+def test_items_left_at_the_due_date_say_so_and_count_as_overdue_everywhere(app, client, lead, auditor, directory,
+                                                                           token_for, clock):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    clock.advance(days=15)  # one day past due: decided late, by hand
+    late = found[("user:ann", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{late['id']}/decision", json={"decision": "keep"},
+                       headers=owen).status_code == 200
+    open_measures = client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()
+    assert open_measures["overdue"] == len(found), "the late decision and the still undecided ones"
+    run_once(app)  # the scheduler closes the campaign: its due date has passed
+    closed = client.get(f"/v1/campaigns/{campaign['id']}", headers=lead).get_json()
+    assert closed["status"] == "closed"
+    automated = [i for i in items(client, lead, campaign["id"]).values() if i["automated_rule"]]
+    assert automated and all(i["justification"].startswith("no decision by the due date") for i in automated)
+    assert len([e for e in audit(client, auditor, "review.automated")
+                if e["after"]["campaign"] == campaign["id"]]) == len(automated)
+    assert client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"},
+                       headers=lead).status_code == 200
+    measures = client.get(f"/v1/campaigns/{campaign['id']}/metrics", headers=lead).get_json()
+
+    book = campaign_workbook(client, auditor, campaign["id"])
+    summary = summary_of(book)
+    reviewers = [r for r in table(book["Reviewers"]) if r["Reviewer"] != "Overdue means"]
+    rows = table(book["Items"])
+    overdue_items = [r for r in rows if r["Overdue"] == "yes"]
+    exceptions = [r for r in table(book["Exceptions"]) if r["Exception"] == "overdue"]
+    assert summary["Overdue"] == measures["overdue"] == len(found)
+    assert sum(r["Overdue"] for r in reviewers) == len(overdue_items) == len(exceptions) == len(found)
+    assert summary["Kept (all)"] == len(found) and summary["Kept by the no-response rule"] == len(automated)
+    assert "due date reached" in summary["Close"] and "at or after the due date" in summary["Close"]
+
+
+def test_the_population_hash_is_recomputed_from_the_workbook_alone(client, lead, auditor, portal, token_for,
+                                                                   tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from test_campaigns import DIRECTORY
+    with_expiry = json.loads(json.dumps(DIRECTORY))
+    with_expiry["grants"][4]["expires_at"] = "2027-03-31T17:30:00Z"  # group:team's grant
+    with_expiry["principals"].append({"id": "user:zed", "name": "Zoë Zed"})
+    with_expiry["principals"][6]["members"] = ["user:ben", "user:zed"]
+    assert client.post("/v1/directory/import", json=with_expiry, headers=portal).status_code == 200
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep",
+                                               scope={"subtrees": ["organization:acme"], "membership_groups": []}))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"])
+    rows = table(book["Items"])
+    group = next(r for r in rows if r["Principal"] == "group:team")
+    assert sorted(group["Group members"].split(", ")) == ["user:ben", "user:zed"] and group["Grant"] is not None
+    assert group["Expires at (UTC)"].isoformat() == "2027-03-31T17:30:00"
+    assert any(r["Kind"] == "membership" for r in rows)
+
+    # The recipe the workbook itself states, run as written on the saved file: it prints True.
+    how = {row[0]: row[1] for row in book["How to verify"].iter_rows(min_row=2, values_only=True)}
+    book.save(tmp_path / "REPORT.xlsx")
+    run = subprocess.run([sys.executable, "-c", how["Population hash: recompute in Python"]], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == "True", run.stderr
+    # ... and it notices a changed item.
+    changed = load_workbook(tmp_path / "REPORT.xlsx")
+    header = [c.value for c in changed["Items"][1]]
+    changed["Items"].cell(row=2, column=header.index("Resource") + 1, value="project:elsewhere")
+    changed.save(tmp_path / "REPORT.xlsx")
+    run = subprocess.run([sys.executable, "-c", how["Population hash: recompute in Python"]], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == "False", run.stderr
+
+    summary = summary_of(book)
+    total = summary["Directory at launch: grants"]
+    assert total >= len(with_expiry["grants"])  # and the grants the test tokens hold
+    assert summary["Directory at launch: grants in scope"] == 6 == len([r for r in rows if r["Kind"] == "grant"])
+    assert summary["Directory at launch: grants out of scope"] == total - 6
+    assert sum(v for k, v in summary.items() if k.startswith("Out of scope: ")) == total - 6
+    assert summary["Out of scope: resource outside the scope's resources and subtrees"] >= 1  # ann on other
+    assert summary["Directory at launch: memberships in scope"] == 2
+    assert "openssl pkeyutl -verify -pubin -inkey KEY.pem -rawin -in REPORT.xlsx -sigfile REPORT.xlsx.sig" in \
+        how["Verify with OpenSSL 3"]
+    keys = client.get("/v1/signing-keys", headers=auditor).get_json()
+    current = next(k for k in keys["items"] if k["key_id"] == keys["current"])
+    assert current["fingerprint"] in how["This file's signature"] and summary["Signing key fingerprint (SHA-256)"] \
+        == current["fingerprint"]
+
+
+def run_recipe(code, cwd):
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_the_audit_sheet_is_checked_on_its_own(client, lead, auditor, directory, token_for, tmp_path):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    client.post(f"/v1/review-items/{found[('user:ann', 'editor', 'project:p1')]['id']}/decision",
+                json={"decision": "keep", "justification": "needs it — für Ärzte"}, headers=owen)
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    listed = client.get(f"/v1/reports?campaign={campaign['id']}", headers=auditor).get_json()["items"]
+    book = campaign_workbook(client, auditor, campaign["id"])
+    trail = table(book["Audit trail"])
+    assert {"campaign.launched", "review.decided", "review.automated", "campaign.closed"} <= {e["Action"] for e in trail}
+    decided = next(e for e in trail if e["Action"] == "review.decided")
+    assert len(decided["Event id"]) == 36 and len(decided["Prev hash"]) == 64 and decided["Request id"]
+    assert "für Ärzte" in decided["After"] and decided["Before"] == "null"
+    # The chain head in the Summary is where the trail stood: the report's own event follows it.
+    summary = summary_of(book)
+    created = client.get(f"/v1/audit-events?target=report:{listed[0]['id']}", headers=auditor).get_json()["items"][0]
+    assert created["action"] == "report.created"
+    assert (summary["Audit chain head at generation: seq"], summary["Audit chain head at generation: hash"]) == \
+        (created["seq"] - 1, created["prev_hash"])
+
+    how = {row[0]: row[1] for row in book["How to verify"].iter_rows(min_row=2, values_only=True)}
+    recipe = how["Audit trail: check in Python"]
+    book.save(tmp_path / "REPORT.xlsx")
+    assert run_recipe(recipe, tmp_path) == f"{len(trail)} events verified"
+    header = [c.value for c in book["Audit trail"][1]]
+    column = {name: index + 1 for index, name in enumerate(header)}
+    # An edited state: named by its seq.
+    edited = load_workbook(tmp_path / "REPORT.xlsx")
+    row = next(i for i, e in enumerate(trail, start=2) if e["Action"] == "review.decided")
+    edited["Audit trail"].cell(row=row, column=column["After"], value=decided["After"].replace("keep", "revoke"))
+    edited.save(tmp_path / "edited.xlsx")
+    (tmp_path / "REPORT.xlsx").rename(tmp_path / "original.xlsx")
+    (tmp_path / "edited.xlsx").rename(tmp_path / "REPORT.xlsx")
+    assert run_recipe(recipe, tmp_path) == f"seq {decided['Seq']}: its content does not match its hash (edited)"
+    # An event edited and its hash recomputed to match: the next event's link names the break.
+    import hashlib
+    import json
+    i = next(i for i in range(len(trail) - 1) if trail[i + 1]["Seq"] == trail[i]["Seq"] + 1)
+    event = trail[i]
+    forged_after = json.dumps({**(json.loads(event["After"]) or {}), "forged": True}, sort_keys=True)
+    content = {"seq": event["Seq"], "id": event["Event id"], "occurred_at": event["Time (UTC)"],
+               "actor": event["Actor"], "action": event["Action"], "target": event["Target"] or None,
+               "before": json.loads(event["Before"]), "after": json.loads(forged_after),
+               "request_id": event["Request id"] or None, "prev_hash": event["Prev hash"]}
+    forged_hash = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"),
+                                            ensure_ascii=False).encode()).hexdigest()
+    forged = load_workbook(tmp_path / "original.xlsx")
+    forged["Audit trail"].cell(row=i + 2, column=column["After"], value=forged_after)
+    forged["Audit trail"].cell(row=i + 2, column=column["Hash"], value=forged_hash)
+    forged.save(tmp_path / "REPORT.xlsx")
+    assert run_recipe(recipe, tmp_path) == \
+        f"seq {trail[i + 1]['Seq']}: does not follow seq {event['Seq']} (removed or reordered)"
+
+
+def test_the_workbook_prints_with_its_facts(client, lead, auditor, directory, token_for, tmp_path):
+    import shutil
+    import subprocess
+
+    if not (shutil.which("libreoffice") and shutil.which("pdftotext")):
+        import pytest
+        pytest.skip("needs LibreOffice (libreoffice-calc-nogui) and poppler-utils")
+    campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "reviewed"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"])
+    for sheet in book.worksheets:
+        assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth >= 1
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert str(sheet.print_title_rows) == "$1:$1" and str(sheet.print_title_cols) == "$A:$A"
+    header = [c.value for c in book["Items"][1]]
+    why = book["Items"].cell(row=2, column=header.index("Why") + 1)
+    assert why.value and why.alignment.wrap_text  # long text wraps
+    book.save(tmp_path / "report.xlsx")
+    subprocess.run(["libreoffice", f"-env:UserInstallation=file://{tmp_path}/lo", "--headless", "--convert-to",
+                    "pdf", "--outdir", str(tmp_path), str(tmp_path / "report.xlsx")], check=True,
+                   capture_output=True, timeout=180)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    summary = summary_of(book)
+    for field in ("Launched at (UTC)", "Due at (UTC)", "Closed at (UTC)", "Signed off at (UTC)"):
+        assert f"{summary[field]:%Y-%m-%d}" in text, field
+    assert "Population: count" in text and summary["Population: SHA-256"] in text
+    assert "Revoked (all)" in text and summary["Signing key fingerprint (SHA-256)"] in text
+    # The Items sheet prints in strips, each starting with the item id.
+    items_pages = [page for page in text.split("\f") if page.strip().startswith("Items")]
+    assert len(items_pages) > 1
+    assert all([line for line in page.splitlines() if line.strip()][1].split()[0] == "Item" for page in items_pages)
+
+
+def test_independence_and_changes_are_columns_and_exceptions(client, lead, auditor, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen, mia = token_for("user:owen"), token_for("user:mia")
+    found = items(client, lead, campaign["id"])
+    handed = found[("user:ann", "editor", "project:p1")]
+    assert client.post(f"/v1/review-items/{handed['id']}/reassign", json={"to": "user:mia", "reason": "on leave"},
+                       headers=owen).status_code == 200
+    assert client.post(f"/v1/review-items/{handed['id']}/decision", json={"decision": "keep"},
+                       headers=mia).status_code == 200
+    against = found[("user:cat", "member", "organization:acme")]
+    assert against["recommendation"] == "revoke", "a disabled user"
+    assert client.post(f"/v1/review-items/{against['id']}/decision", json={"decision": "keep"},
+                       headers=owen).status_code == 200
+    changed = found[("user:ben", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{changed['id']}/decision", json={"decision": "revoke", "justification": "gone"},
+                headers=owen)
+    overridden = client.post(f"/v1/review-items/{changed['id']}/decision",
+                             json={"decision": "keep", "justification": "still needed"},
+                             headers=lead)
+    assert overridden.status_code == 200, overridden.get_json()
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+
+    book = campaign_workbook(client, auditor, campaign["id"])
+    rows = {row["Item"]: row for row in table(book["Items"])}
+    row = rows[handed["id"]]
+    assert row["Assigned at close"] == "user:mia" and row["Assignment note"] == "on leave"
+    assert row["Handed on"].startswith("delegated from user:owen to user:mia by user:owen at ")
+    assert row["Handed on"].endswith(": on leave")
+    row = rows[changed["id"]]
+    assert row["Decision changes"].startswith("overridden from revoke to keep by user:lena at ")
+    assert row["Decision changes"].endswith(": still needed")
+    assert row["Signer decided"] == "yes" and rows[handed["id"]]["Signer decided"] == "no"
+    summary = summary_of(book)
+    assert summary["Signer also decided items"].startswith("1 (flagged")
+    assert summary["Signer overrode a reviewer"] == 1
+    exceptions = table(book["Exceptions"])
+    kinds = {(e["Exception"], e["Item"]) for e in exceptions}
+    assert ("signer decided", changed["id"]) in kinds
+    assert ("kept against advice", against["id"]) in kinds, "kept by Owen without a justification"
+    assert ("kept against advice", handed["id"]) not in kinds, "not advised to revoke"
+    assert ("kept against advice", changed["id"]) not in kinds, "kept with a justification"
+    assert ("reassigned", handed["id"]) in kinds
+
+
+def test_remediation_outcomes_say_whether_access_remains(client, lead, auditor, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    ben = found[("user:ben", "editor", "project:p1")]  # ben reads p1 through group:team too
+    ann = found[("user:ann", "editor", "project:p1")]
+    for item in (ben, ann):
+        assert client.post(f"/v1/review-items/{item['id']}/decision",
+                           json={"decision": "revoke", "justification": "left"}, headers=owen).status_code == 200
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
+    rows = {row["Item"]: row for row in table(book["Items"])}
+    assert rows[ann["id"]]["Remediation outcome"] == "removed (verified)"
+    assert rows[ben["id"]]["Remediation outcome"] == "removed, but access remains (see detail)"
+    assert "via grant" in rows[ben["id"]]["Remediation detail"]
+    remains = [e for e in table(book["Exceptions"]) if e["Exception"] == "access remains"]
+    assert [e["Item"] for e in remains] == [ben["id"]] and "still has read on project:p1" in remains[0]["Detail"]
+    signed = campaign_workbook(client, auditor, campaign["id"], stage="sign_off")
+    assert {row["Item"]: row for row in table(signed["Items"])}[ann["id"]]["Remediation outcome"] == "not removed yet"
