@@ -372,7 +372,7 @@ def test_signing_in_never_sends_anyone_to_another_site(client, token_for):
 def test_bad_addresses_get_a_page_that_says_so(client, lead, campaign):
     sign_in(client, lead)
     for url, status in (("/ui/reviews?campaign=abc", 400), ("/ui/reviews?status=everything", 400),
-                        ("/ui/reviews?cursor=made-up", 400), (f"/ui/campaigns/{campaign['id']}?cursor=x", 400),
+                        ("/ui/reviews?page=made-up", 400), (f"/ui/campaigns/{campaign['id']}?cursor=x", 400),
                         ("/ui/review-items/99999999999", 404), ("/ui/campaigns/424242", 404),
                         ("/ui/reports/424242/workbook", 404)):
         response = client.get(url)
@@ -494,27 +494,111 @@ def test_a_reviewer_decides_ticked_items_at_once_all_or_nothing(client, lead, ca
     page = client.get(queue)
     owens = owen_items(client, lead, campaign)
     ticked = [owens[("user:ann", "editor", "project:p1")]["id"], owens[("user:ben", "editor", "project:p1")]["id"]]
-    assert all(f'name="items" value="{i}" form="bulk"' in text(page) for i in ticked)
-    url = f"/ui/campaigns/{campaign['id']}/decisions"
+    assert all(f'name="items" value="{i}" aria-label="Tick item {i}:' in text(page) for i in ticked)
     lena_item = next(i for i in items(client, lead, campaign["id"]).values() if i["reviewer"] == "user:lena")
     with unchanged():
-        unjustified = client.post(url, data={"items": ticked, "decision": "revoke", "next": queue,
-                                             "form_token": form_token(page)})
-        assert unjustified.status_code == 422 and "nothing was written" in text(unjustified)
-        assert 'form="bulk"' in text(unjustified), "the queue is shown again"
-        nothing = client.post(url, data={"decision": "keep", "next": queue, "form_token": form_token(page)})
-        assert nothing.status_code == 400 and "tick the items" in text(nothing)
-        not_owens = client.post(url, data={"items": [*ticked, lena_item["id"]], "decision": "keep", "next": queue,
-                                           "form_token": form_token(page)})
-        assert not_owens.status_code == 404
-    decided = client.post(url, data={"items": ticked, "decision": "revoke", "justification": "project over",
-                                     "next": queue, "form_token": form_token(page)})
+        unjustified = client.post("/ui/reviews", data={"items": ticked, "bulk": "decide", "decision": "revoke",
+                                                       "next": queue, "form_token": form_token(page)})
+        body = text(unjustified)
+        assert unjustified.status_code == 422 and "nothing was saved" in body
+        assert re.search(r'bulk-justification"[^>]*aria-invalid="true"', body), "marked at the bulk justification"
+        assert body.index("bulk-justification") < body.index("a justification is required to revoke") \
+            < body.index(f'id="item-{ticked[0]}"'), "the problem is said beside the field, above the items"
+        assert all(f'value="{i}" aria-label="Tick item {i}:' in body and "checked" in body for i in ticked)
+        nothing = client.post("/ui/reviews", data={"bulk": "decide", "decision": "keep", "next": queue,
+                                                   "form_token": form_token(page)})
+        assert nothing.status_code == 400 and "Tick the items to decide first." in text(nothing)
+        undecided = client.post("/ui/reviews", data={"items": ticked, "bulk": "decide", "next": queue,
+                                                     "justification": "kept text", "form_token": form_token(page)})
+        assert undecided.status_code == 400 and "Choose keep or revoke for the ticked items." in text(undecided)
+        assert ">kept text</textarea>" in text(undecided), "what was typed is kept"
+        not_owens = client.post("/ui/reviews", data={"items": [*ticked, lena_item["id"]], "bulk": "decide",
+                                                     "decision": "keep", "next": queue,
+                                                     "form_token": form_token(page)})
+        assert not_owens.status_code == 404 and "nothing was saved" in text(not_owens)
+    decided = client.post("/ui/reviews", data={"items": ticked, "bulk": "decide", "decision": "revoke",
+                                               "justification": "project over", "next": queue,
+                                               "form_token": form_token(page)})
     assert decided.status_code == 302 and decided.headers["Location"] == f"{queue}&saved=2"
     assert "Saved 2 decisions." in text(client.get(decided.headers["Location"]))
     for item in ticked:
         state = client.get(f"/v1/review-items/{item}", headers=lead).get_json()
         assert (state["decision"], state["justification"], state["decided_by"]) == ("revoke", "project over",
                                                                                      "user:owen")
+
+
+def test_accepting_the_recommendations_shows_each_outcome_first_then_records_each_reason(
+        client, lead, campaign, token_for, unchanged):
+    sign_in(client, token_for("user:owen"))
+    page = client.get("/ui/reviews")
+    owens = owen_items(client, lead, campaign)
+    ticked = [item["id"] for item in owens.values()]
+    with unchanged():
+        confirm = client.post("/ui/reviews", data={"items": ticked, "bulk": "accept", "next": "/ui/reviews",
+                                                   "form_token": form_token(page)})
+        body = text(confirm)
+        assert confirm.status_code == 200 and "Nothing is saved until you confirm" in body
+    acceptable = [i for i in owens.values() if i["recommendation"] in ("keep", "revoke")]
+    assert acceptable, "the fixture has recommendations"
+    for item in acceptable:
+        assert f'name="items" value="{item["id"]}"' in body and item["recommendation_reason"] in body
+    for item in owens.values():
+        if item not in acceptable:
+            assert f"Item {item['id']} (" in body and "no recommendation to accept" in body
+    done = client.post("/ui/reviews/accept", data={"items": [i["id"] for i in acceptable], "next": "/ui/reviews",
+                                                   "form_token": form_token(page)})
+    assert done.status_code == 302 and done.headers["Location"] == f"/ui/reviews?saved={len(acceptable)}"
+    for item in acceptable:
+        state = client.get(f"/v1/review-items/{item['id']}", headers=lead).get_json()
+        assert (state["decision"], state["justification"], state["decided_by"]) == (
+            item["recommendation"], item["recommendation_reason"], "user:owen")
+    again = client.post("/ui/reviews/accept", data={"items": [acceptable[0]["id"]], "next": "/ui/reviews",
+                                                    "form_token": form_token(page)})
+    assert again.status_code == 409 and "None of those items has a recommendation left to accept." in text(again)
+
+
+def test_the_queue_summarizes_filters_and_pages_keeping_the_filter(app, client, lead, campaign, token_for):
+    sign_in(client, token_for("user:owen"))
+    owens = owen_items(client, lead, campaign)
+    body = text(client.get("/ui/reviews"))
+    assert f"0 of {len(owens)}</strong> decided" in body
+    revoke = sum(1 for i in owens.values() if i["recommendation"] == "revoke")
+    assert f"{revoke} recommended revoke" in body
+    only_ann = text(client.get("/ui/reviews?person=ANN"))
+    assert "user:ann" in only_ann and "user:ben" not in only_ann
+    assert "user:ann" not in text(client.get("/ui/reviews?person=%25"))
+    assert "project:p1" in text(client.get("/ui/reviews?resource=p1&role=editor"))
+    app.config["PAGE_SIZE"] = 1
+    first = text(client.get("/ui/reviews?resource=p1"))
+    matching = sum(1 for key in owens if key[2] == "project:p1")
+    assert f"Page 1 of {matching}" in first and "Previous page" not in first
+    assert 'href="/ui/reviews?status=pending&amp;resource=p1&amp;page=2" rel="next"' in first, "the next page keeps the filter"
+    last = text(client.get(f"/ui/reviews?resource=p1&page={matching + 5}"))
+    assert f"Page {matching} of {matching}" in last and "Next page" not in last and "Previous page" in last
+
+
+def test_recording_one_item_keeps_the_drafts_of_the_others(client, lead, campaign, token_for):
+    sign_in(client, token_for("user:owen"))
+    page = client.get("/ui/reviews")
+    owens = owen_items(client, lead, campaign)
+    ann, ben = owens[("user:ann", "editor", "project:p1")]["id"], owens[("user:ben", "editor", "project:p1")]["id"]
+    refused = client.post("/ui/reviews", data={
+        "record": ann, f"decision-{ann}": "revoke", f"decision-{ben}": "keep",
+        f"justification-{ben}": "half-typed for ben", "next": "/ui/reviews", "form_token": form_token(page)})
+    body = text(refused)
+    assert refused.status_code == 422 and "a justification is required to revoke" in body
+    assert re.search(rf'id="justification-{ann}"[^>]*aria-invalid="true"', body)
+    assert ">half-typed for ben</textarea>" in body
+    saved = client.post("/ui/reviews", data={
+        "record": ann, f"decision-{ann}": "revoke", f"justification-{ann}": "left", f"decision-{ben}": "keep",
+        f"justification-{ben}": "half-typed for ben", "next": "/ui/reviews", "form_token": form_token(page)})
+    body = text(saved)
+    assert saved.status_code == 200 and f"Saved for item {ann}." in body and ">half-typed for ben</textarea>" in body
+    assert re.search(rf'name="decision-{ben}" value="keep"\s+checked', body)
+    assert client.get(f"/v1/review-items/{ann}", headers=lead).get_json()["decision"] == "revoke"
+    alone = client.post("/ui/reviews", data={"record": ben, f"decision-{ben}": "keep", "next": "/ui/reviews?status=all",
+                                             "form_token": form_token(page)})
+    assert alone.status_code == 302 and alone.headers["Location"] == f"/ui/reviews?status=all&done={ben}#item-{ben}"
 
 
 def test_an_auditor_pages_through_the_decision_log(client, auditor, portal, campaign, token_for):

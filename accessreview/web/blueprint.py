@@ -55,7 +55,11 @@ def _error_page(error: ApiError):
 
 def page_query(model: type[M]) -> M:
     """The query of a page whose filter form sends every field: an empty one means no filter."""
-    return parse_query(model, {key: value for key, value in request.args.items() if value})
+    return page_query_of(model, request.args)
+
+
+def page_query_of(model: type[M], args) -> M:
+    return parse_query(model, {key: value.strip() for key, value in args.items() if value.strip()})
 
 
 @bp.get("/style.css")

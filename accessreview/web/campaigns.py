@@ -34,6 +34,7 @@ class ItemsQuery(BaseModel):
     status: Literal["pending", "decided", "all"] = "all"
     reviewer: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # one reviewer's, to chase
     cursor: Cursor | None = None
+    overridden: int | None = None  # the item a security lead just decided in its reviewer's stead
 
 
 @bp.get("/campaigns")
