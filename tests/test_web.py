@@ -156,7 +156,7 @@ def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, t
     token = form_token(client.get(f"/ui/review-items/{ann['id']}"))
     with unchanged():
         missing = client.post(url, data={"decision": "keep"})
-        assert missing.status_code == 400 and "reload the page" in text(missing)
+        assert missing.status_code == 400 and "nothing was saved" in text(missing)
         forged = client.post(url, data={"decision": "keep", "form_token": "0" * 64})
         assert forged.status_code == 400
         cross_site = client.post(url, data={"decision": "keep", "form_token": token},
@@ -169,6 +169,28 @@ def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, t
     # Behind a proxy that sends a Host of its own, the public address is ours too.
     assert client.post(url, data={"decision": "revoke", "justification": "moved", "form_token": token},
                        headers={"Origin": PUBLIC_URL, "Host": "app-1.internal:8000"}).status_code == 302
+
+
+def test_a_stale_form_is_offered_again_with_what_was_typed_and_a_fresh_token(client, lead, campaign, token_for,
+                                                                            unchanged):
+    sign_in(client, token_for("user:owen"))
+    ben = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    with unchanged():
+        stale = client.post("/ui/reviews", data={"record": ben["id"], f"decision-{ben['id']}": "revoke",
+                                                 f"justification-{ben['id']}": "moved to <sales>",
+                                                 "next": "/ui/reviews", "form_token": "0" * 64})
+    body = text(stale)
+    assert stale.status_code == 400 and "Send the form again" in body
+    assert ">moved to &lt;sales&gt;</textarea>" in body, "what was typed is kept"
+    fresh = form_token(stale)
+    assert fresh != "0" * 64 and fresh == form_token(client.get("/ui/reviews"))
+    sent = client.post("/ui/reviews", data={"record": hidden(stale, "record"), f"decision-{ben['id']}":
+                                            hidden(stale, f"decision-{ben['id']}"),
+                                            f"justification-{ben['id']}": "moved to <sales>",
+                                            "next": hidden(stale, "next"), "form_token": fresh})
+    assert sent.status_code == 302
+    state = client.get(f"/v1/review-items/{ben['id']}", headers=lead).get_json()
+    assert (state["decision"], state["justification"]) == ("revoke", "moved to <sales>")
 
 
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
