@@ -259,7 +259,7 @@ def test_forms_and_filters_with_nul_are_refused_on_their_page(client, lead, camp
     for url in ("/ui/audit?actor=%00", "/ui/decisions?actor=a%00", "/ui/access?principal=user:a%00",
                 f"/ui/audit?target={'t' * 256}", "/ui/decisions?cursor=" + "c" * 2000):
         response = client.get(url)  # the log and access filters say it above their form
-        assert response.status_code == 400 and 'class="filters"' in text(response), url
+        assert response.status_code == 400 and 'class="filters' in text(response), url
         assert "NUL" in text(response) or "at most" in text(response) or "cursor" in text(response), url
     for url in (f"/ui/campaigns/{campaign['id']}?reviewer=%00", "/ui/tokens?principal=%00", "/ui/reviews?cursor=%00"):
         response = client.get(url)
@@ -328,6 +328,7 @@ def test_an_auditor_downloads_and_verifies_a_report(client, lead, campaign, audi
 
     valid = verify(workbook, signature)
     assert valid.status_code == 200 and "<strong>Valid:</strong>" in text(valid)
+    assert text(valid).index("<strong>Valid:</strong>") < text(valid).index("<table"), "the verdict is at the top"
     altered = verify(workbook[:-1] + bytes([workbook[-1] ^ 1]), signature)
     assert "<strong>Not valid:</strong>" in text(altered)
     assert verify(workbook, None).status_code == 400
@@ -660,8 +661,16 @@ def test_a_security_lead_explores_who_has_access_and_why(client, lead, directory
     assert "denied</span>" in why and "principal disabled" in why
     why = text(client.get("/ui/access?principal=user:ann&resource=document:d1&action=edit"))
     assert "allowed</span>" in why and "granted" in why
-    assert client.get("/ui/access?resource=project:nowhere").status_code == 404
-    assert client.get("/ui/access?resource=not-a-key").status_code == 400
+    typo = client.get("/ui/access?resource=project:nowhere&principal=user:ann&action=read")
+    assert typo.status_code == 404, "said on the explorer's own page, the form kept"
+    assert re.search(r'id="resource" name="resource" value="project:nowhere"[^>]*aria-invalid="true"', text(typo))
+    assert 'id="resource-problem">project:nowhere is not in the directory' in text(typo)
+    assert 'value="user:ann"' in text(typo) and 'value="read"' in text(typo)
+    both = client.get("/ui/access?resource=not-a-key&principal=nobody")
+    assert both.status_code == 400 and text(both).count('class="field-error"') == 2, "every problem at once"
+    assert "^" not in text(both).split("<main")[1], "in words, not a pattern"
+    denied = text(client.get("/ui/access?principal=user:ben&resource=organization:acme&action=read"))
+    assert "denied</span>" in denied and "would allow it" in denied and "{" not in denied.split("<main")[1]
     sign_in(client, token_for("user:owen"))
     assert client.get("/ui/access?resource=project:p1").status_code == 403
 
