@@ -12,7 +12,7 @@ from ..audit import WriteContext, append_event
 from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import Unprocessable
-from ..models import CampaignDefinition, Principal
+from ..models import CampaignDefinition, Principal, Resource
 from ..validation import refusal
 from .schemas import DefinitionBody, DefinitionPatch, HoldSettings
 
@@ -43,6 +43,21 @@ def _check_references(session: Session, values: dict[str, Any], declared_types: 
     if unknown:
         raise Unprocessable(f"resource types {sorted(unknown)} are not declared by the policy",
                             field="scope.resource_types", code="unknown_type")
+    for part in ("subtrees", "resources"):
+        named = sorted(set((values.get("scope") or {}).get(part) or ()))
+        missing = _not_in_directory(session, named)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise Unprocessable(f"{shown} {'is' if len(missing) == 1 else 'are'} not in the directory",
+                                field=f"scope.{part}", code="unknown_reference", missing=missing[:100])
+
+
+def _not_in_directory(session: Session, keys: list[str], chunk: int = 500) -> list[str]:
+    """The keys no resource has, looked up a bounded chunk at a time."""
+    found: set[str] = set()
+    for start in range(0, len(keys), chunk):
+        found.update(session.scalars(select(Resource.key).where(Resource.key.in_(keys[start:start + chunk]))))
+    return [key for key in keys if key not in found]
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
