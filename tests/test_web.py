@@ -193,6 +193,36 @@ def test_a_stale_form_is_offered_again_with_what_was_typed_and_a_fresh_token(cli
     assert (state["decision"], state["justification"]) == ("revoke", "moved to <sales>")
 
 
+def test_a_security_lead_sees_who_is_behind_and_reminds_them_now(client, lead, campaign, token_for, mail, clock,
+                                                                  auditor):
+    sign_in(client, token_for("user:owen"))
+    page = client.get("/ui/reviews")
+    ann = owen_items(client, lead, campaign)[("user:ann", "editor", "project:p1")]
+    client.post("/ui/reviews", data={"record": ann["id"], f"decision-{ann['id']}": "keep", "next": "/ui/reviews",
+                                     "form_token": form_token(page)})
+    clock.advance(days=15)  # a day past due
+    sign_in(client, lead)
+    url = f"/ui/campaigns/{campaign['id']}"
+    body = text(client.get(url))
+    owen_row = body.split(">user:owen</a>")[1].split("</tr>")[0]
+    assert '<span class="badge warn">overdue</span>' in owen_row and "2026-03-02" in owen_row, "last decided"
+    assert 'aria-label="Remind user:owen now of 4 items"' in owen_row
+    mail.clear()
+    reminded = client.post(f"{url}/remind", data={"reviewer": "user:owen", "form_token": form_token(client.get(url))})
+    assert reminded.status_code == 302 and reminded.headers["Location"].endswith("reminded=user:owen#reviewers")
+    after = text(client.get(reminded.headers["Location"]))
+    assert "Reminder to user:owen put in the outbox" in after
+    [(to, message)] = [m for m in mail if m[0] == ["owen@example.com"]]
+    assert "4 access review item(s) to decide" in message and "overdue by 1 day(s)" in message
+    assert f"{PUBLIC_URL}/ui/reviews?campaign={campaign['id']}" in message
+    nobody = client.post(f"{url}/remind", data={"reviewer": "user:ann", "form_token": form_token(client.get(url))})
+    assert nobody.status_code == 409 and "user:ann has nothing left to decide" in text(nobody)
+    sign_in(client, auditor)
+    assert "Remind now" not in text(client.get(url))
+    assert client.post(f"{url}/remind", data={"reviewer": "user:owen",
+                                              "form_token": form_token(client.get("/ui/reports"))}).status_code == 403
+
+
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
     sign_in(client, token_for("user:ann"))  # a reviewer of nothing here
     home = client.get("/ui/")
@@ -285,7 +315,8 @@ def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, l
     assert url in text(listing) and "Launch now" in text(listing)
     page = client.get(url)
     assert "0 of 6 decided" in text(page) and "Close now" in text(page) and "Sign off" not in text(page)
-    assert re.search(r'>user:owen</a></td><td class="num">5</td><td class="num">0</td>', text(page))
+    assert re.search(r'>user:owen</a></td>\s*<td class="num" data-label="To decide">5</td>\s*'
+                     r'<td class="num" data-label="Decided">0</td>', text(page))
     owens = text(client.get(f"{url}?reviewer=user:owen&status=pending"))
     assert "Items of user:owen" in owens and owens.count("<td>user:owen</td>") == 5 and "<td>user:lena</td>" not in owens
     token = form_token(page)

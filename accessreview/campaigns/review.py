@@ -85,10 +85,23 @@ def queue_summary(session: Session, reviewer: str) -> list[dict[str, Any]]:
 
 
 def reviewer_progress(session: Session, campaign_id: int) -> list[dict[str, Any]]:
-    """Per current reviewer of a campaign: items pending and decided, most pending first."""
+    """Per current reviewer of a campaign: items pending and decided, when they last decided one and
+    when they were last reminded; most pending first."""
     counts = _status_counts(session, ReviewItem.reviewer, ReviewItem.campaign_id == campaign_id)
-    return sorted(({"reviewer": reviewer, "pending": c["pending"], "decided": c["decided"]}
+    decided_by = {who: when for who, when in session.execute(
+        select(ReviewItem.decided_by, func.max(ReviewItem.decided_at))
+        .where(ReviewItem.campaign_id == campaign_id, ReviewItem.decided_by.is_not(None))
+        .group_by(ReviewItem.decided_by))}
+    reminded = {who: when for who, when in session.execute(
+        select(ReviewItem.reviewer, func.max(ReviewItem.last_reminded_at))
+        .where(ReviewItem.campaign_id == campaign_id).group_by(ReviewItem.reviewer))}
+    return sorted(({"reviewer": reviewer, "pending": c["pending"], "decided": c["decided"],
+                    "last_activity": _iso(decided_by.get(reviewer)), "last_reminded": _iso(reminded.get(reviewer))}
                    for reviewer, c in counts.items()), key=lambda r: (-r["pending"], r["reviewer"] or ""))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment else None
 
 
 def list_items(session: Session, *, campaign: int | None, reviewer: str | None, status: str | None,

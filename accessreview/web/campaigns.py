@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import jobs
 from ..authz.engine import get_engine
-from ..campaigns import definitions, flows, review
+from ..campaigns import definitions, flows, review, scheduled
 from ..campaigns.deciding import declared_types
 from ..campaigns.measures import campaign_measures
 from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
@@ -35,6 +35,7 @@ class ItemsQuery(BaseModel):
     reviewer: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # one reviewer's, to chase
     cursor: Cursor | None = None
     overridden: int | None = None  # the item a security lead just decided in its reviewer's stead
+    reminded: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # just reminded
 
 
 @bp.get("/campaigns")
@@ -63,7 +64,7 @@ def _render_campaign(campaign_id: int, error: ApiError | None = None, statement:
     q = page_query(ItemsQuery)
     items = review.list_items(session, campaign=campaign_id, reviewer=q.reviewer,
                               status=None if q.status == "all" else q.status, cursor=q.cursor, limit=page_limit(None))
-    return render_template("campaign.html", campaign=review.campaign_state(campaign),
+    return render_template("campaign.html", campaign=review.campaign_state(campaign), now=clock_now(),
                            measures=campaign_measures(session, campaign, clock_now()),
                            reviewers=review.reviewer_progress(session, campaign_id), items=items, query=q,
                            reports=reports.list_reports(session, campaign_id), error=error,
@@ -91,6 +92,20 @@ def _after(outcome: flows.Outcome, campaign_id: int | None):
     if not outcome.done:
         return redirect(url_for("web.job_page", job_id=outcome.job["id"]))
     return redirect(url_for("web.campaign_page", campaign_id=campaign_id or outcome.state["id"]))
+
+
+@bp.post("/campaigns/<int:campaign_id>/remind")
+def remind_reviewer(campaign_id: int):
+    """Remind one reviewer now of what they have left (through the outbox, like the scheduled ones)."""
+    actor = authorize("manage_campaigns")
+    reviewer = request.form.get("reviewer", "").strip()
+    try:
+        with unit_of_work(actor) as (session, ctx):
+            sent = scheduled.remind_now(session, ctx, review.get_campaign(session, campaign_id), current_app.config,
+                                        reviewer)
+    except ApiError as error:
+        return _render_campaign(campaign_id, error, status=error.status)
+    return redirect(url_for("web.campaign_page", campaign_id=campaign_id, reminded=sent["reviewer"]) + "#reviewers")
 
 
 @bp.post("/campaigns/<int:campaign_id>/close")
