@@ -724,9 +724,20 @@ def test_an_admin_makes_lists_and_revokes_tokens(client, admin, lead, make_princ
 
     [lenas] = db.scalars(select(ServiceToken.id).where(ServiceToken.principal_key == "user:lena")).all()
     assert f"/ui/tokens/{lenas}/revoke" in text(client.get("/ui/tokens?principal=user:lena"))
+    asked = text(client.get(f"/ui/tokens/{lenas}/revoke"))
+    assert f"Revoke token <code>{lenas}</code> of user:lena?" in asked and "is refused from then on" in asked
+    assert "the token you are signed in with" not in asked
     assert client.post(f"/ui/tokens/{lenas}/revoke", data={"form_token": token}).status_code == 302
     assert client.get("/v1/campaigns", headers=lead).status_code == 401, "revoked: it stops at once"
     assert "user:lena" not in text(client.get("/ui/tokens?principal=user:lena")).split("<tbody>")[1]
     assert "user:lena" in text(client.get("/ui/tokens?principal=user:lena&all=true")).split("<tbody>")[1]
     sign_in(client, token_for("user:lena", "security_lead"))
     assert client.get("/ui/tokens").status_code == 403, "admins only"
+    sign_in(client, admin)
+    [adas] = db.scalars(select(ServiceToken.id).where(ServiceToken.principal_key == "user:ada")).all()
+    own = text(client.get(f"/ui/tokens/{adas}/revoke"))
+    assert "This is the token you are signed in with." in own and "Revoke it and sign me out" in own
+    out = client.post(f"/ui/tokens/{adas}/revoke", data={"form_token": form_token(client.get("/ui/tokens"))})
+    assert out.status_code == 302 and out.headers["Location"] == "/ui/sign-in?revoked=own"
+    assert "you are signed out" in text(client.get(out.headers["Location"]))
+    assert "/ui/sign-in" in client.get("/ui/tokens").headers["Location"]
