@@ -223,6 +223,21 @@ def test_a_security_lead_sees_who_is_behind_and_reminds_them_now(client, lead, c
                                               "form_token": form_token(client.get("/ui/reports"))}).status_code == 403
 
 
+def test_launching_over_grants_already_in_an_open_campaign_warns_and_asks(client, lead, campaign, clock, unchanged):
+    sign_in(client, lead)
+    token = form_token(client.get("/ui/campaigns"))
+    url = f"/ui/campaign-definitions/{campaign['definition_id']}/launch"
+    clock.advance(minutes=5)
+    with unchanged():
+        asked = client.post(url, data={"form_token": token})
+        body = text(asked)
+        assert asked.status_code == 200 and "already reviews some of the same grants" in body
+        assert f"{campaign['name']}</a>: 6 items still to decide" in body and "launched from this same definition" in body
+    launched = client.post(url, data={"form_token": token, "confirmed": "yes"})
+    assert launched.status_code == 302
+    assert len(client.get("/v1/campaigns", headers=lead).get_json()["items"]) == 2
+
+
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
     sign_in(client, token_for("user:ann"))  # a reviewer of nothing here
     home = client.get("/ui/")

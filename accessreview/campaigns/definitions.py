@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
 from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import Unprocessable
-from ..models import CampaignDefinition, Principal, Resource
+from ..models import Campaign, CampaignDefinition, Principal, Resource, ReviewItem
 from ..validation import refusal
 from .schemas import DefinitionBody, DefinitionPatch, HoldSettings
 
@@ -107,3 +107,26 @@ def patch_definition(session: Session, ctx: WriteContext, definition_id: int, bo
     after = definition_state(definition)
     append_event(session, ctx, "campaign_definition.updated", f"campaign_definition:{definition.id}", before, after)
     return after
+
+
+def open_campaigns_over(session: Session, definition: CampaignDefinition,
+                        ancestors: Callable[[str], list[str]]) -> list[dict[str, Any]]:
+    """The open campaigns a launch of ``definition`` would review the same grants as: those of the
+    same definition, and those whose scope shares a part of the resource tree with its scope (a
+    scope naming no resource covers the whole tree), each with its items still to decide."""
+    def roots(scope: dict[str, Any] | None) -> set[str]:
+        return set((scope or {}).get("subtrees") or ()) | set((scope or {}).get("resources") or ())
+
+    def meet(a: set[str], b: set[str]) -> bool:
+        return not a or not b or any(x in ancestors(y) or y in ancestors(x) for x in a for y in b)
+
+    mine = roots(definition.scope)
+    found = []
+    for campaign in session.scalars(select(Campaign).where(Campaign.status == "open").order_by(Campaign.id)):
+        other = session.get(CampaignDefinition, campaign.definition_id) if campaign.definition_id else None
+        if campaign.definition_id == definition.id or meet(mine, roots(other.scope if other else None)):
+            pending = session.scalar(select(func.count()).select_from(ReviewItem).where(
+                ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending")) or 0
+            found.append({"id": campaign.id, "name": campaign.name, "due_at": campaign.due_at, "pending": pending,
+                          "same_definition": campaign.definition_id == definition.id})
+    return found

@@ -129,7 +129,17 @@ def remediate(campaign_id: int):
 
 @bp.post("/campaign-definitions/<int:definition_id>/launch")
 def launch(definition_id: int):
+    """Launch now; first, if open campaigns already review the same grants, say which and ask."""
     actor = authorize("manage_campaigns")
+    if request.form.get("confirmed") != "yes":
+        session = get_session()
+        definition = definitions.get_definition(session, definition_id)
+        index = get_engine().snapshot().index
+        overlapping = definitions.open_campaigns_over(session, definition,
+                                                      lambda key: [node.key for node in index.ancestors(key)])
+        if overlapping:
+            return render_template("launch_confirm.html", definition=definitions.definition_state(definition),
+                                   overlapping=overlapping)
     try:
         outcome = flows.launch(current_app, write_context(actor), definition_id)
     except ApiError as error:
