@@ -238,6 +238,34 @@ def test_launching_over_grants_already_in_an_open_campaign_warns_and_asks(client
     assert len(client.get("/v1/campaigns", headers=lead).get_json()["items"]) == 2
 
 
+def test_a_definition_has_a_page_to_read_and_change_it(client, lead, campaign, auditor, unchanged):
+    sign_in(client, lead)
+    url = f"/ui/campaign-definitions/{campaign['definition_id']}"
+    assert f'href="{url}"' in text(client.get("/ui/campaigns"))
+    page = client.get(url)
+    body = text(page)
+    before = client.get(f"/v1/campaign-definitions/{campaign['definition_id']}", headers=lead).get_json()
+    assert page.status_code == 200 and "Save the changes" in body and f'value="{before["name"]}"' in body
+    form = {name: value for name, value in re.findall(r'<input id="[^"]+" name="([a-z_]+)"[^>]*value="([^"]*)"', body)}
+    form.update({"form_token": form_token(page), "subtrees": "\n".join(before["scope"].get("subtrees") or []),
+                 "reviewer_rule": before["reviewer"]["rule"], "on_no_response": before["on_no_response"],
+                 "schedule": "none", "principal_kinds": before["scope"].get("principal_kinds") or [],
+                 "justify_revoke": "on", "on_due_day": "on", "daily_overdue": "on"})
+    with unchanged():
+        nowhere = client.post(url, data={**form, "subtrees": "project:does-not-exist"})
+        assert nowhere.status_code == 422 and "project:does-not-exist is not in the directory" in text(nowhere)
+        assert "project:does-not-exist</textarea>" in text(nowhere), "what was typed is kept"
+    saved = client.post(url, data={**form, "duration_days": "30"})
+    assert saved.status_code == 302 and "Saved." in text(client.get(saved.headers["Location"]))
+    after = client.get(f"/v1/campaign-definitions/{campaign['definition_id']}", headers=lead).get_json()
+    assert after["duration_days"] == 30
+    assert {k: v for k, v in after.items() if k not in ("duration_days", "updated_at")} == \
+        {k: v for k, v in before.items() if k not in ("duration_days", "updated_at")}, "the rest unchanged"
+    sign_in(client, auditor)
+    read_only = text(client.get(url))
+    assert "Save the changes" not in read_only and "disabled" in read_only
+
+
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
     sign_in(client, token_for("user:ann"))  # a reviewer of nothing here
     home = client.get("/ui/")

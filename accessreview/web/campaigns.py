@@ -192,9 +192,66 @@ def create_definition():
     return redirect(url_for("web.campaigns"))
 
 
-def _render_definition_form(form: MultiDict, error: ApiError | None = None, status: int = 200):
-    return render_template("definition_form.html", form=form, error=error,
+@bp.get("/campaign-definitions/<int:definition_id>")
+def definition_page(definition_id: int):
+    """A definition as its form, to read (auditors too) and, for those who manage campaigns, to change."""
+    authorize("view_campaigns")
+    state = definitions.definition_state(definitions.get_definition(get_session(), definition_id))
+    return _render_definition_form(form_from_definition(state), definition=state,
+                                   saved=request.args.get("saved") == "1")
+
+
+@bp.post("/campaign-definitions/<int:definition_id>")
+def edit_definition(definition_id: int):
+    """What the form holds replaces the definition (its holds settings, not on the form, stay)."""
+    actor = authorize("manage_campaigns")
+    state = definitions.definition_state(definitions.get_definition(get_session(), definition_id))
+    body = {"stages": [], "escalation": None, "schedule": None, **definition_from_form(request.form)}
+    try:
+        data = parse_query(DefinitionPatch, body)
+        with unit_of_work(actor) as (session, ctx):
+            definitions.patch_definition(session, ctx, definition_id, data, declared_types())
+    except ApiError as error:
+        return _render_definition_form(request.form, error, error.status, definition=state)
+    return redirect(url_for("web.definition_page", definition_id=definition_id, saved=1))
+
+
+def _render_definition_form(form: MultiDict, error: ApiError | None = None, status: int = 200,
+                            definition: dict[str, Any] | None = None, saved: bool = False):
+    return render_template("definition_form.html", form=form, error=error, definition=definition, saved=saved,
                            types=directory_types(get_engine().policy.declarations)), status
+
+
+def form_from_definition(d: dict[str, Any]) -> MultiDict:
+    """The form's fields from a definition: what :func:`definition_from_form` reads back."""
+    scope, reminders, justification = d["scope"] or {}, d["reminders"] or {}, d["justification"] or {}
+    fields: list[tuple[str, Any]] = [
+        ("name", d["name"]), ("description", d["description"] or ""),
+        ("subtrees", "\n".join(scope.get("subtrees") or [])), ("resources", "\n".join(scope.get("resources") or [])),
+        ("roles", " ".join(scope.get("roles") or [])),
+        *(("resource_types", t) for t in scope.get("resource_types") or []),
+        *(("principal_kinds", k) for k in scope.get("principal_kinds") or []),
+        ("reviewer_rule", d["reviewer"]["rule"]), ("reviewer_principal", d["reviewer"].get("principal") or ""),
+        ("fallback_reviewer", d["fallback_reviewer"]), ("duration_days", str(d["duration_days"])),
+        ("days_before_due", " ".join(str(n) for n in reminders.get("days_before_due") or [])),
+        ("on_no_response", d["on_no_response"]),
+        ("unused_days", str((d["recommendation"] or {}).get("unused_days", ""))),
+    ]
+    fields += [(name, "on") for name, on in (("on_due_day", reminders.get("on_due_day")),
+                                             ("daily_overdue", reminders.get("daily_overdue")),
+                                             ("justify_revoke", justification.get("revoke")),
+                                             ("justify_keep", justification.get("keep"))) if on]
+    if d["stages"]:
+        fields += [("stage_rule", d["stages"][0]["rule"]), ("stage_principal", d["stages"][0].get("principal") or "")]
+    if d["escalation"]:
+        fields += [("escalate_after", str(d["escalation"]["after_days_overdue"])),
+                   ("escalate_to", d["escalation"].get("to", "manager"))]
+    schedule = d["schedule"] or {}
+    kind = "cron" if schedule.get("cron") else "interval_days" if schedule.get("interval_days") else "none"
+    fields += [("schedule", kind), ("timezone", schedule.get("timezone") or "UTC")]
+    if kind != "none":
+        fields.append((kind, str(schedule[kind])))
+    return MultiDict(fields)
 
 
 def _lines(text: str) -> list[str]:
