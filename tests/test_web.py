@@ -502,7 +502,14 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
         assert ghost.status_code == 422 and "user:ghost is not a known principal" in text(ghost)
         undecided = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "on_no_response": "",
                                                                   "form_token": token})
-        assert undecided.status_code == 400 and "on no response" in text(undecided)
+        assert undecided.status_code == 400
+        assert re.search(r'id="on_no_response"[^>]*aria-invalid="true"[\s\S]*?</select>\s*<p class="field-error">'
+                         r"Please fill this in.", text(undecided)), "said beside the field"
+        several = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "name": "", "duration_days": "0",
+                                                                "cron": "every tuesday", "form_token": token})
+        body = text(several)
+        assert several.status_code == 400 and "Not saved: 3 problems" in body and body.count('class="field-error"') == 3
+        assert "Please fill this in." in body and "^" not in body.split("<main")[1], "in words, all at once"
     created = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "form_token": token})
     assert created.status_code == 302
     [definition] = client.get("/v1/campaign-definitions", headers=lead).get_json()["items"]

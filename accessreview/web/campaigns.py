@@ -28,6 +28,7 @@ from ..pagination import Cursor
 from ..reports import service as reports
 from ..validation import column_text, parse_query
 from .blueprint import bp, page_query
+from .forms import as_error, beside, problems
 
 
 class ItemsQuery(BaseModel):
@@ -184,7 +185,9 @@ def new_definition():
 def create_definition():
     actor = authorize("manage_campaigns")
     try:
-        data = parse_query(DefinitionBody, definition_from_form(request.form))
+        data, found = problems(DefinitionBody, definition_from_form(request.form))
+        if found:
+            raise as_error(found, errors=found)
         with unit_of_work(actor) as (session, ctx):
             definitions.create_definition(session, ctx, data, declared_types())
     except ApiError as error:
@@ -208,7 +211,9 @@ def edit_definition(definition_id: int):
     state = definitions.definition_state(definitions.get_definition(get_session(), definition_id))
     body = {"stages": [], "escalation": None, "schedule": None, **definition_from_form(request.form)}
     try:
-        data = parse_query(DefinitionPatch, body)
+        data, found = problems(DefinitionPatch, body)
+        if found:
+            raise as_error(found, errors=found)
         with unit_of_work(actor) as (session, ctx):
             definitions.patch_definition(session, ctx, definition_id, data, declared_types())
     except ApiError as error:
@@ -218,7 +223,8 @@ def edit_definition(definition_id: int):
 
 def _render_definition_form(form: MultiDict, error: ApiError | None = None, status: int = 200,
                             definition: dict[str, Any] | None = None, saved: bool = False):
-    return render_template("definition_form.html", form=form, error=error, definition=definition, saved=saved,
+    return render_template("definition_form.html", form=form, error=error, found=beside(error),
+                           definition=definition, saved=saved,
                            types=directory_types(get_engine().policy.declarations)), status
 
 
