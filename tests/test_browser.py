@@ -172,6 +172,10 @@ def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(client, lead, campaign
     paste_token(browser, served, token_for("user:owen"))
     browser.get(f"{served}/ui/reviews")
     look(browser, screenshots, "reviewer-queue")
+    browser.set_window_size(390, 900)
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight / 2)")
+    browser.save_screenshot(str(screenshots / "reviewer-queue-middle-390.png"))
+    browser.set_window_size(1366, 900)
     owens = owen_items(client, lead, campaign)
     ann = owens[("user:ann", "editor", "project:p1")]
     card = browser.find_element(By.ID, f"item-{ann['id']}")
@@ -203,14 +207,25 @@ def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(client, lead, campaign
 
 def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, campaign, served, browser, auditor,  # noqa: F811
                                                                   admin, screenshots):
+    from selenium.webdriver.common.by import By
+
     paste_token(browser, served, lead)
     item = next(iter(owen_items(client, lead, campaign).values()))
     for name, path in (("lead-campaigns", "/ui/campaigns"), ("lead-campaign", f"/ui/campaigns/{campaign['id']}"),
                        ("lead-item", f"/ui/review-items/{item['id']}"), ("lead-holds", "/ui/holds"),
                        ("lead-access", "/ui/access?resource=project:p1"),
-                       ("lead-definition-new", "/ui/campaign-definitions/new")):
+                       ("lead-definition-new", "/ui/campaign-definitions/new"),
+                       ("lead-definition", f"/ui/campaign-definitions/{campaign['definition_id']}"),
+                       ("lead-audit", "/ui/audit"), ("lead-decisions", "/ui/decisions")):
         browser.get(served + path)
         look(browser, screenshots, name)
+    browser.get(f"{served}/ui/campaigns/{campaign['id']}")
+    press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label^='Remind user:owen now']"))
+    assert "Reminder to user:owen put in the outbox" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    browser.get(f"{served}/ui/campaigns")
+    press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label$=' now']"))
+    assert "already reviews some of the same grants" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    look(browser, screenshots, "lead-launch-confirm")
     paste_token(browser, served, auditor)
     for name, path in (("auditor-reports", "/ui/reports"), ("auditor-audit", "/ui/audit"),
                        ("auditor-decisions", "/ui/decisions")):
@@ -219,3 +234,7 @@ def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, 
     paste_token(browser, served, admin)
     browser.get(served + "/ui/tokens")
     look(browser, screenshots, "admin-tokens")
+    own = admin["Authorization"].split()[1].split("_")[1]
+    browser.get(f"{served}/ui/tokens/{own}/revoke")
+    assert "This is the token you are signed in with." in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    look(browser, screenshots, "admin-token-revoke")
