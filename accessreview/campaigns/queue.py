@@ -47,36 +47,47 @@ def _where(f: QueueFilter, *, with_status: bool = True) -> list[Any]:
     return where
 
 
-def summary(session: Session, f: QueueFilter) -> dict[str, Any]:
-    """Of the reviewer's items (in the chosen campaign, whatever the other filters): how many are
-    decided, and what is recommended for those still to decide."""
-    rows = session.execute(select(ReviewItem.status, ReviewItem.recommendation, func.count())
-                           .where(*_where(QueueFilter(f.reviewer, f.campaign, None)))
-                           .group_by(ReviewItem.status, ReviewItem.recommendation)).all()
-    decided = sum(count for status, _, count in rows if status == "decided")
-    to_decide = {"keep": 0, "revoke": 0, "none": 0}
-    for status, recommendation, count in rows:
+def _overview(session: Session, reviewer: str) -> list[tuple[int, str, str, str | None, int]]:
+    """The reviewer's items counted by campaign, status, recommendation and role: one pass over
+    their items, from which the summary, the filter's choices and most counts are read."""
+    return [tuple(row) for row in session.execute(  # type: ignore[misc]
+        select(ReviewItem.campaign_id, ReviewItem.status, ReviewItem.recommendation, ReviewItem.role, func.count())
+        .where(ReviewItem.reviewer == reviewer)
+        .group_by(ReviewItem.campaign_id, ReviewItem.status, ReviewItem.recommendation, ReviewItem.role))]
+
+
+def view(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[str, Any]:
+    """Page ``number`` (from 1; past the end: the last page) of the items matching ``f``, oldest
+    first, with their campaigns; a summary of the reviewer's items in the chosen campaign (decided
+    of all, and what is recommended for the rest); the reviewer's campaigns with their counts; and
+    the roles among their items, for the filter's choices."""
+    rows = _overview(session, f.reviewer)
+    chosen = [row for row in rows if f.campaign is None or row[0] == f.campaign]
+    decided = sum(count for _, status, _, _, count in chosen if status == "decided")
+    recommended = {"keep": 0, "revoke": 0, "none": 0}
+    for _, status, recommendation, _, count in chosen:
         if status == "pending":
-            to_decide[recommendation if recommendation in to_decide else "none"] += count
-    total = decided + sum(to_decide.values())
-    return {"decided": decided, "total": total, "pending": total - decided, "recommended": to_decide}
-
-
-def page(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[str, Any]:
-    """Page ``number`` (from 1) of the items matching ``f``, oldest item first, with their campaigns;
-    a number past the end gives the last page."""
-    where = _where(f)
-    matching = session.scalar(select(func.count()).select_from(ReviewItem).where(*where)) or 0
+            recommended[recommendation if recommendation in recommended else "none"] += count
+    total = sum(count for *_, count in chosen)
+    if f.person or f.resource:
+        matching = session.scalar(select(func.count()).select_from(ReviewItem).where(*_where(f))) or 0
+    else:
+        matching = sum(count for _, status, recommendation, role, count in chosen
+                       if (not f.status or status == f.status) and (not f.recommendation or recommendation == f.recommendation)
+                       and (not f.role or (role or "").lower() == f.role.lower()))
     pages = max(1, ceil(matching / per_page))
     number = min(max(1, number), pages)
-    items = [item_state(i) for i in session.scalars(select(ReviewItem).where(*where).order_by(ReviewItem.id)
+    items = [item_state(i) for i in session.scalars(select(ReviewItem).where(*_where(f)).order_by(ReviewItem.id)
                                                     .offset((number - 1) * per_page).limit(per_page))]
+    per_campaign: dict[int, dict[str, int]] = {}
+    for campaign_id, status, _, _, count in rows:
+        counts = per_campaign.setdefault(campaign_id, {"pending": 0, "decided": 0})
+        counts[status] = counts.get(status, 0) + count
     campaigns = {c.id: campaign_state(c) for c in session.scalars(
-        select(Campaign).where(Campaign.id.in_({i["campaign_id"] for i in items})))} if items else {}
-    return {"items": items, "campaigns": campaigns, "matching": matching, "page": number, "pages": pages}
-
-
-def roles(session: Session, reviewer: str, campaign: int | None) -> list[str]:
-    """The roles among the reviewer's items, for the filter's choices."""
-    return [role for role in session.scalars(select(ReviewItem.role).distinct().where(
-        *_where(QueueFilter(reviewer, campaign, None)), ReviewItem.role.is_not(None)).order_by(ReviewItem.role))]
+        select(Campaign).where(Campaign.id.in_(per_campaign)))} if per_campaign else {}
+    return {
+        "items": items, "campaigns": campaigns, "matching": matching, "page": number, "pages": pages,
+        "summary": {"decided": decided, "total": total, "pending": total - decided, "recommended": recommended},
+        "queues": [{"campaign": campaigns[cid], **per_campaign[cid]} for cid in sorted(per_campaign, reverse=True)],
+        "roles": sorted({role for _, _, _, role, _ in chosen if role}),
+    }

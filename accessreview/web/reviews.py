@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 from ..authz.engine import get_engine
 from ..campaigns import review
 from ..campaigns.deciding import decide_many, decision_target, item_or_404, reassign_item, record_decision
-from ..campaigns.queue import QueueFilter, page as queue_page, roles as queue_roles, summary as queue_summary
+from ..campaigns.queue import QueueFilter, view as queue_view
 from ..campaigns.schemas import BulkDecisions, DecisionBody, ReassignBody
 from ..db import get_session
 from ..errors import ApiError, BadRequest
@@ -84,11 +84,10 @@ def _render_queue(me: str, args, *, drafts: dict[int, dict[str, str]] | None = N
         q, problems = QueueQuery(), {"filters": {error.field or "form": error.message}}
         status = error.status
     session = get_session()
-    found = queue_page(session, q.filter(me), q.page, page_limit(None))
+    found = queue_view(session, q.filter(me), q.page, page_limit(None))
     return render_template("queue.html", found=found, query=q, drafts=drafts or {}, problems=problems or {},
-                           bulk=bulk or {}, ticked=ticked or set(), summary=queue_summary(session, q.filter(me)),
-                           queues=review.queue_summary(session, me),
-                           roles=queue_roles(session, me, q.campaign), saved_item=saved_item or q.done), status
+                           bulk=bulk or {}, ticked=ticked or set(), summary=found["summary"],
+                           queues=found["queues"], roles=found["roles"], saved_item=saved_item or q.done), status
 
 
 def _drafts(form) -> dict[int, dict[str, str]]:
