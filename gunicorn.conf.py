@@ -41,5 +41,6 @@ def post_fork(server, worker):
 
 def child_exit(server, worker):
     from accessreview import serving
+    from wsgi import app
 
-    serving.worker_exited(worker.pid)
+    serving.worker_exited(worker.pid, app)

@@ -32,5 +32,6 @@ def post_fork(server, worker):
 
 def child_exit(server, worker):
     from accessreview import serving
+    from checks import flask_app as app
 
-    serving.worker_exited(worker.pid)
+    serving.worker_exited(worker.pid, app)

@@ -33,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     settings = load_config(config)
     settings.setdefault("CLOCK", SystemClock())
-    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]), static_folder=None)  # the pages serve their own
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.json.sort_keys = False

@@ -587,33 +587,63 @@ def report_group() -> None:
     pass
 
 
-@report_group.command("verify", help="Verify a report against its signature, offline: exit 0 when valid.")
+@report_group.command("verify", help="Verify a report offline against a key you trust: exit 0 valid, 1 not valid, "
+                                     "3 consistent but the key is untrusted (no --public-key or --fingerprint).")
 @click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--signature", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="the signature file (default: WORKBOOK.sig.json beside it)")
+@click.option("--raw-signature", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="the raw 64-byte signature (default: WORKBOOK.sig beside it, checked when present)")
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="trust only this public key (PEM, from GET /v1/signing-keys)")
-def report_verify(workbook: Path, signature: Path | None, public_key: Path | None) -> None:
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+              help="trust this public key (PEM, from GET /v1/signing-keys; check its fingerprint)")
+@click.option("--fingerprint", default=None,
+              help="trust the key with this SHA-256 fingerprint (64 hex digits), as the operator published it")
+def report_verify(workbook: Path, signature: Path | None, raw_signature: Path | None, public_key: Path | None,
+                  fingerprint: str | None) -> None:
+    from .reports.verify_report import EXIT_CODES, run
 
-    from .reports.signing import key_id, verify
+    try:
+        result, line = run(workbook, signature=signature, raw_signature=raw_signature, public_key=public_key,
+                           fingerprint_hex=fingerprint)
+    except (ValueError, OSError) as exc:
+        fail(str(exc), 2)
+    click.echo(line, err=not result.valid)
+    sys.exit(EXIT_CODES[result.status])
 
-    signature = signature or workbook.with_name(workbook.name + ".sig.json")
-    if not signature.exists():
-        fail(f"no signature file {signature}; pass --signature")
-    keys = None
+
+@click.group("keys", help="The key that signs reports.")
+def keys_group() -> None:
+    pass
+
+
+@keys_group.command("fingerprint", help="Print the signing key's SHA-256 fingerprint (and key id) to publish out of "
+                                        "band, so that auditors can trust it; or the fingerprint of a public key file.")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="a public key (PEM) to fingerprint instead of the service's signing key (no settings needed)")
+@click.option("--pem", is_flag=True, help="print the public key (PEM) as well")
+@click.pass_context
+def keys_fingerprint(context: click.Context, public_key: Path | None, pem: bool) -> None:
+    from .reports.signing import public_pem
+    from .reports.verify_report import fingerprint, key_id, load_public_key
+
     if public_key is not None:
-        pem = public_key.read_text()
-        keys = {key_id(load_pem_public_key(pem.encode())): pem}
-    result = verify(workbook.read_bytes(), signature.read_bytes(), keys)
-    if not result.valid:
-        fail(f"NOT VALID: {result.reason}")
-    claims = result.claims
-    click.echo(f"valid: {result.reason}; campaign {claims['campaign']}, signed at {claims['signed_at']}, "
-               f"SHA-256 {claims['sha256']}")
+        try:
+            key = load_public_key(public_key.read_bytes())
+        except ValueError as exc:
+            fail(f"{public_key}: {exc}", 2)
+    else:
+        from flask.cli import ScriptInfo
+
+        from .reports import signer_of
+
+        key = signer_of(context.ensure_object(ScriptInfo).load_app()).private_key.public_key()
+    click.echo(f"key id {key_id(key)}\nSHA-256 fingerprint {fingerprint(key)}")
+    if pem:
+        click.echo(public_pem(key), nl=False)
 
 
 cli.add_command(report_group)  # on the group itself: verifying needs no app, database or configuration
+cli.add_command(keys_group)  # a key file's fingerprint needs no app either; the service's key loads it
 
 
 def main() -> None:

@@ -41,6 +41,10 @@ def _directory(value: str) -> Path:
     return path
 
 
+def _spool_dir(value: str) -> Path | None:
+    return None if value.strip().lower() == "off" else Path(value).expanduser().resolve()
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -173,6 +177,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DECISION_FLUSH_INTERVAL", _seconds,
             "how often buffered decisions are written (sooner once the buffer is half full)",
             default=lambda s: 1.0),
+    Setting("DECISION_SPOOL_DIR", _spool_dir,
+            "folder on local disk where each process spools the decisions it answers until they are written, "
+            "so that a worker's death (kill -9, timeout) loses none; shared by the processes of one host; "
+            "off: memory only", default=lambda s: Path(s["INSTANCE_DIR"]) / "decision-spool"),
+    Setting("DECISION_SPOOL_FSYNC", _boolean,
+            "fdatasync each spooled record before answering: survives the host's crash too, at the disk's "
+            "latency on every check (false: a spooled decision survives its process, not its host)",
+            default=lambda s: False),
     Setting("DECISION_RETENTION_DAYS", _positive_int, "decisions older than this are deleted",
             default=lambda s: 400),
     Setting("MAX_SYNC_AGE_HOURS", _seconds,

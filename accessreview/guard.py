@@ -133,6 +133,15 @@ def authorize_object(permission: str, key: str, attributes: dict[str, Any]) -> s
     return principal
 
 
+# The web pages, as one of the service's own objects: the policy says who may open them at all.
+PAGES = "pages:ui"
+
+
+def may_open_pages(principal: str) -> bool:
+    """Whether ``principal`` may use the web pages at all (people may; programs, such as the portal, not)."""
+    return get_engine().is_allowed_on_object(principal, "open", PAGES, {})
+
+
 def public(view: F) -> F:
     """Mark an endpoint as reachable without a token (health, readiness, metrics, the API document)."""
     view.is_public = True  # type: ignore[attr-defined]

@@ -82,6 +82,17 @@ class JobRun:
             self.job.progress_done = self.job.progress_total
 
 
+# Whoever may start a kind of job may follow it: the portal its imports; who follows campaigns (security
+# leads, and auditors, who look) the campaigns' work. The API and the job page ask the policy for it.
+FOLLOWED_WITH = {"import": "sync_directory"}
+CAMPAIGN_WORK = "view_campaigns"
+
+
+def follow_permission(kind: str) -> str:
+    """The service permission that lets a caller see jobs of ``kind``."""
+    return FOLLOWED_WITH.get(kind, CAMPAIGN_WORK)
+
+
 Step = Callable[[JobRun], None]
 Cleanup = Callable[[Session, Job], None]
 KINDS: dict[str, Step] = {}

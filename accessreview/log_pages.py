@@ -40,7 +40,7 @@ class DecisionQuery(BaseModel):
 
 def decision_log_page(q: DecisionQuery) -> dict[str, Any]:
     """One page of the decision log (the caller may read decisions)."""
-    current_app.extensions["decisions"].flush()  # what this process has buffered is part of the answer
+    current_app.extensions["decisions"].catch_up()
     after = None
     if q.cursor:
         after_time, after_id = decode_cursor(q.cursor, (str, str))

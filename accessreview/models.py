@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -156,6 +157,10 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+# What a token is for (ServiceToken.purpose).
+API_TOKEN, WEB_SESSION, SIGN_IN_LINK = "api", "web_session", "sign_in_link"
+
+
 class ServiceToken(Base):
     """A bearer token; only a keyed hash of the secret is stored."""
 
@@ -165,10 +170,13 @@ class ServiceToken(Base):
     principal_key: Mapped[str] = mapped_column(ForeignKey("principals.key"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str | None] = mapped_column(String(255))
+    # API_TOKEN or WEB_SESSION: a bearer token; SIGN_IN_LINK: good only for redeeming its link, once.
+    purpose: Mapped[str] = mapped_column(String(16), default=API_TOKEN, server_default=API_TOKEN)
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]  # when a sign-in link was redeemed
 
     principal: Mapped[Principal] = relationship(lazy="joined")
 
@@ -309,6 +317,9 @@ class ReviewItem(Base):
     remediation_attempts: Mapped[int] = mapped_column(Integer, default=0)
     applied_at: Mapped[datetime | None]
     verified_at: Mapped[datetime | None]
+    # Rises with every change to who decides the item or what was decided; a client that sends the
+    # version it saw is told (409 stale_item) when the item moved on since.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ReviewEvent(Base):
@@ -353,6 +364,8 @@ class Report(Base):
     signed_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Ed25519 over the workbook's bytes (64 bytes); None for reports stored before it was made.
+    raw_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 
 
 JOB_STATES = ("queued", "running", "done", "failed")

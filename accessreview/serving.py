@@ -76,10 +76,21 @@ def after_fork(app) -> None:
     app.extensions["authz"].snapshot()
 
 
-def worker_exited(pid: int) -> None:
+def worker_exited(pid: int, app=None) -> None:
+    """In the master, when a worker has exited: its metrics are folded in, and what it spooled and
+    did not write (killed, or timed out) is written to the decision log now, not at the next sweep."""
+    import logging
     import os
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
+    if app is None:
+        return
+    try:
+        app.extensions["decisions"].recover()
+    except Exception:  # the master must go on; every worker's writer sweeps the spool as well
+        logging.getLogger(__name__).exception("could not write the decisions spooled by worker %d", pid)
+    finally:
+        app.extensions["db"].engine.dispose()  # no connection of the master's is inherited by a fork

@@ -21,7 +21,7 @@ from .clock import as_utc
 from .db import get_or_404
 from .errors import BadRequest, Unprocessable
 from .directory.schemas import PrincipalKey
-from .models import Principal, ServiceToken
+from .models import API_TOKEN, Principal, ServiceToken
 from .revisions import new_revision
 from .validation import Strict, column_text
 
@@ -62,20 +62,22 @@ _recent_hash = functools.lru_cache(maxsize=1024)(hash_token)
 def token_state(token: ServiceToken) -> dict[str, Any]:
     return {
         "id": token.id, "principal": token.principal_key, "description": token.description,
-        "created_by": token.created_by, "created_at": as_utc(token.created_at).isoformat(),
+        "purpose": token.purpose, "created_by": token.created_by, "created_at": as_utc(token.created_at).isoformat(),
         "expires_at": token.expires_at and as_utc(token.expires_at).isoformat(),
         "revoked_at": token.revoked_at and as_utc(token.revoked_at).isoformat(),
+        "used_at": token.used_at and as_utc(token.used_at).isoformat(),
     }
 
 
 def create_token(session: Session, ctx: WriteContext, secret_key: str, principal: str,
-                 expires_in: timedelta | None = None, description: str | None = None) -> tuple[str, dict[str, Any]]:
+                 expires_in: timedelta | None = None, description: str | None = None,
+                 purpose: str = API_TOKEN) -> tuple[str, dict[str, Any]]:
     if session.get(Principal, principal) is None:
         raise Unprocessable(f"principal {principal} does not exist", field="principal", code="unknown_reference")
     token_id = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     row = ServiceToken(id=token_id, principal_key=principal, token_hash=hash_token(secret_key, token),
-                       description=description, created_by=ctx.actor, created_at=ctx.now,
+                       description=description, purpose=purpose, created_by=ctx.actor, created_at=ctx.now,
                        expires_at=ctx.now + expires_in if expires_in else None)
     session.add(row)
     session.flush()

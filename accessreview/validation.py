@@ -11,7 +11,8 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
 from sqlalchemy import BigInteger
 from sqlalchemy.orm import InstrumentedAttribute
 from werkzeug.routing import IntegerConverter
@@ -125,6 +126,19 @@ def _moment(value: Any) -> datetime:
 Moment = Annotated[datetime, BeforeValidator(_moment)]
 
 
+def _without_nul(value: str) -> str:
+    """PostgreSQL's text cannot hold NUL (U+0000): refused here, as a 400, on either database."""
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
+    return value
+
+
+def Text(max_length: int, min_length: int = 1) -> Any:
+    """Text stored in a column of ``max_length`` characters: longer, or with a NUL, is a 400."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     AfterValidator(_without_nul)]
+
+
 class RowIdConverter(IntegerConverter):
     """``<int:...>`` in a URL: an id, all of them INTEGER columns. A number past the column names no
     row, so it is passed on as 0, which no row has (ids count from 1), and the view answers 404 as
@@ -145,6 +159,7 @@ _CODES = {
     "json_invalid": "malformed_json",
     "string_too_long": "too_long",
     "too_long": "too_long",
+    "nul_character": "nul_character",
     "extra_forbidden": "unknown_field",
     "missing": "missing_field",
     "model_type": "invalid_body",

@@ -8,6 +8,7 @@ resource System {
         "check",            # authorization checks for the portal
         "sync_directory",   # principal, resource and grant writes; bulk imports
         "read_directory",
+        "explain_access",   # who has access to a resource and why one check is allowed: /ui/access and its API
         "read_audit",
         "read_decisions",
         "read_reports",
@@ -21,11 +22,14 @@ resource System {
     "security_lead" if "admin";
     "auditor" if "admin";
 
+    # The portal is a program: it checks and syncs, and reads the directory it syncs. Who has access
+    # to a resource and why (`explain_access`) is what people investigate: not the portal's.
     "check" if "portal_client";
     "sync_directory" if "portal_client";
     "read_directory" if "portal_client";
 
     "read_directory" if "security_lead";
+    "explain_access" if "security_lead";
     "manage_campaigns" if "security_lead";
     "view_campaigns" if "security_lead";
     "read_reports" if "security_lead";
@@ -33,6 +37,7 @@ resource System {
     "read_audit" if "security_lead";
 
     "read_directory" if "auditor";
+    "explain_access" if "auditor";
     "read_audit" if "auditor";
     "read_decisions" if "auditor";
     "read_reports" if "auditor";
@@ -43,7 +48,9 @@ resource System {
 }
 
 # A review item of an access-review campaign. Its reviewer decides it; security leads may override
-# or reassign; auditors and security leads may look. Review items are the service's own objects
+# or reassign; auditors and security leads may look. Auditors read every item, never change one: each
+# item's decision and justification are in the audit trail and the signed report already, and the
+# item is where an auditor traces one of them (who held what, what was recommended, who decided). Review items are the service's own objects
 # (their parent is the service), so they are never written to the directory.
 resource ReviewItem {
     permissions = ["view", "decide", "override", "reassign"];
@@ -81,3 +88,17 @@ has_relation(system: System, "parent", queue: ReviewQueue) if
 
 has_permission(user: User, "view", queue: ReviewQueue) if
     user.is_active() and queue.reviewer = user.key;
+
+# The web pages are for people: any active user may open them (what each page shows is then up to the
+# permissions above and the review items'), never a service, whatever roles it holds: the portal's
+# token, or an admin's automation token, opens no page.
+resource Pages {
+    permissions = ["open"];
+    relations = { parent: System };
+}
+
+has_relation(system: System, "parent", pages: Pages) if
+    pages.parent = system;
+
+has_permission(user: User, "open", _pages: Pages) if
+    user.is_active();

@@ -104,3 +104,23 @@ def test_every_v1_route_wants_a_token(app, client):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             response = client.open(path, method=method, json={})
             assert response.status_code == 401, f"{method} {rule.rule} answered {response.status_code}"
+
+
+def test_the_pages_are_for_active_people_not_programs(client, token_for, portal):
+    """A service's token opens no page, even an admin's; a disabled person's session ends at once."""
+    automation = token_for("service:ops", "admin")
+    for headers in (automation, portal):
+        pasted = client.post("/ui/sign-in/token", data={"token": headers["Authorization"].split()[1]})
+        assert pasted.status_code == 403 and "for active people" in pasted.get_data(as_text=True)
+        assert "accessreview_session" not in pasted.headers.get("Set-Cookie", "")
+        client.set_cookie("accessreview_session", headers["Authorization"].split()[1], path="/ui")
+        for page in ("/ui/", "/ui/tokens", "/ui/access"):
+            assert client.get(page).status_code == 403, page
+        assert client.get("/ui/sign-in").status_code == 200, "the form, not a way round to a refusal"
+    assert client.get("/v1/principals", headers=automation).status_code == 200, "its API is untouched"
+
+    person = token_for("user:dora", "admin")
+    client.set_cookie("accessreview_session", person["Authorization"].split()[1], path="/ui")
+    assert client.get("/ui/tokens").status_code == 200
+    client.put("/v1/principals/user:dora", json={"status": "disabled"}, headers=portal)
+    assert client.get("/ui/").status_code == 403

@@ -1,4 +1,5 @@
-"""The portal's authorization endpoints: check, batch, list, who-has-access, explain, decision log."""
+"""The authorization endpoints: the portal's check, batch and list; who-has-access and explain (security
+leads'); the decision log."""
 
 from __future__ import annotations
 
@@ -150,23 +151,23 @@ def test_list_is_complete_and_paginated(client, portal, world):
                       headers=portal).status_code == 400
 
 
-def test_access_lists_every_actor_with_permissions_and_why(client, portal, world):
-    body = client.get("/v1/resources/document/d2/access", headers=portal).get_json()
+def test_access_lists_every_actor_with_permissions_and_why(client, lead, world):
+    body = client.get("/v1/resources/document/d2/access", headers=lead).get_json()
     entries = {e["principal"]: e for e in body["items"]}
     assert list(entries) == ["user:alice", "user:bob", "user:erin"]
     assert entries["user:alice"]["permissions"] == ["delete", "edit", "read", "share"]
     assert entries["user:bob"]["permissions"] == ["edit", "read", "share"]
     assert entries["user:erin"]["via"] == [{"grant_id": entries["user:bob"]["via"][0]["grant_id"],
                                             "principal": "group:finance", "role": "editor", "resource": "project:p1"}]
-    first = client.get("/v1/resources/document/d2/access?limit=2", headers=portal).get_json()
+    first = client.get("/v1/resources/document/d2/access?limit=2", headers=lead).get_json()
     rest = client.get(f"/v1/resources/document/d2/access?limit=2&cursor={first['next_cursor']}",
-                      headers=portal).get_json()
+                      headers=lead).get_json()
     assert [e["principal"] for e in first["items"] + rest["items"]] == list(entries)
 
 
-def test_explain_an_allow_shows_the_chain(client, portal, world):
+def test_explain_an_allow_shows_the_chain(client, lead, world):
     body = client.post("/v1/explain", json={"actor": "user:erin", "action": "edit", "resource": "document:d4"},
-                       headers=portal).get_json()
+                       headers=lead).get_json()
     assert body["allowed"] is True
     reason = body["reasons"][0]
     assert reason["code"] == "granted" and reason["principal"] == "group:finance"
@@ -184,16 +185,16 @@ def test_explain_an_allow_shows_the_chain(client, portal, world):
     ("group:finance", "read", "document:d1", "not_an_actor"),
     ("user:bob", "fly", "document:d1", "unknown_action"),
 ])
-def test_explain_a_deny_says_what_is_missing(client, portal, world, actor, action, resource, code):
+def test_explain_a_deny_says_what_is_missing(client, lead, world, actor, action, resource, code):
     body = client.post("/v1/explain", json={"actor": actor, "action": action, "resource": resource},
-                       headers=portal).get_json()
+                       headers=lead).get_json()
     assert body["allowed"] is False
     assert code in [r["code"] for r in body["reasons"]]
 
 
-def test_no_grant_explains_which_roles_would_allow(client, portal, world):
+def test_no_grant_explains_which_roles_would_allow(client, lead, world):
     body = client.post("/v1/explain", json={"actor": "user:erin", "action": "delete", "resource": "document:g1"},
-                       headers=portal).get_json()
+                       headers=lead).get_json()
     missing = next(r for r in body["reasons"] if r["code"] == "no_grant")
     assert missing["checked"] == ["document:g1", "project:g1", "organization:globex"]
     assert missing["roles_that_would_allow"] == {"project:g1": ["manager"], "organization:globex": ["admin"]}
@@ -372,16 +373,16 @@ def test_a_list_past_the_evaluation_timeout_fails_closed(timed_app, portal, monk
     assert _is_evaluation_timeout(client.get(url, headers=portal))
 
 
-def test_access_past_the_evaluation_timeout_fails_closed(timed_app, portal, monkeypatch):
+def test_access_past_the_evaluation_timeout_fails_closed(timed_app, lead, monkeypatch):
     from accessreview.authz.policy import Policy
 
     client = timed_app.test_client()
     url = "/v1/resources/document/d2/access"
-    answer = client.get(url, headers=portal)
+    answer = client.get(url, headers=lead)
     assert answer.status_code == 200, answer.get_json()
     assert "user:bob" in [item["principal"] for item in answer.get_json()["items"]]
     _slowed(monkeypatch, Policy, "authorized_actions", 0.1)  # one oso question per actor: 6 or more
-    assert _is_evaluation_timeout(client.get(url, headers=portal))
+    assert _is_evaluation_timeout(client.get(url, headers=lead))
 
 
 SPIN = """

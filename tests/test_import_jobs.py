@@ -129,3 +129,20 @@ def test_a_second_large_import_of_the_same_source_is_refused_naming_the_running_
     assert second.get_json()["error"]["code"] == "job_running"
     assert second.get_json()["error"]["job"]["id"] == job_id
     assert accepted(post(client, portal, {**BASE, "source": "hr"})) != job_id, "another source may import at once"
+
+
+def test_each_caller_lists_and_opens_only_the_jobs_it_follows(app, client, portal, lead, admin, batches_of_two,
+                                                               token_for):
+    """The portal its imports, a security lead (or an auditor) the campaigns' work, an admin both; the
+    job page agrees with the API."""
+    import_id = accepted(post(client, portal, BASE))
+    assert jobs.Runner(app).run(import_id) == "done"
+    assert [j["id"] for j in client.get("/v1/jobs", headers=portal).get_json()["items"]] == [import_id]
+    assert client.get("/v1/jobs", headers=lead).get_json()["items"] == [], "no import among a lead's jobs"
+    assert [j["id"] for j in client.get("/v1/jobs", headers=admin).get_json()["items"]] == [import_id]
+    assert client.get(f"/v1/jobs/{import_id}", headers=lead).status_code == 403
+    assert client.get("/v1/jobs?kind=import", headers=lead).status_code == 403
+    assert client.get("/v1/jobs", headers=token_for("user:nobody")).status_code == 403
+    for headers, status in ((lead, 403), (admin, 200)):
+        client.set_cookie("accessreview_session", headers["Authorization"].split()[1], path="/ui")
+        assert client.get(f"/ui/jobs/{import_id}").status_code == status

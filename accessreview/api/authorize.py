@@ -1,4 +1,5 @@
-"""Authorization decisions for the portal: check, batch, list, who-has-access, explain, decision log.
+"""Authorization decisions: the portal's check, batch and list; who-has-access and explain for the people
+who investigate access (the access explorer's API); the decision log.
 
 A check touches memory only: the token table, the snapshot and the decision buffer. Anything that
 goes wrong while evaluating is a 5xx (the portal denies), never an allow.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import bisect
 import time
-from typing import Annotated, Any
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 from werkzeug.exceptions import HTTPException
 
 from ..authz.deadline import Deadline
@@ -21,21 +22,25 @@ from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error,
 from ..guard import authorize, body, clock_now, page_limit, query
 from ..log_pages import DecisionQuery, decision_log_page
 from ..pagination import decode_cursor, encode_cursor
-from ..validation import Strict, parse_json
+from ..validation import Strict, Text, parse_json
 from . import shapes
 from .keys import principal_key, resource_key
 from .common import documented, json_response
 
 bp = Blueprint("authorize", __name__, url_prefix="/v1")
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# A check's text as the decision log's columns hold it (models.Decision): a value it could not store
+# is refused before it is decided, so that no answered decision is one the log must drop.
+Actor = Text(255)
+Action = Text(64)
+Resource = Text(255)
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
 
 
 class Check(Strict):
-    actor: Name
-    action: Name
-    resource: Name
+    actor: Actor
+    action: Action
+    resource: Resource
     at_least_revision: int | None = Field(default=None, ge=0)
 
 
@@ -167,7 +172,7 @@ def resources_of(principal: str):
 @documented("Every principal with any permission on the resource, through groups and parents", query=PageQuery,
             tag="authorization", responses={200: shapes.AccessPage, 503: shapes.ErrorOut, **ERRORS})
 def access(type_: str, id_: str):
-    authorize("check")
+    authorize("explain_access")
     q = query(PageQuery)
     snapshot = get_engine().snapshot()
     items = snapshot.evaluator.access(resource_key(type_, id_), clock_now(),
@@ -182,7 +187,7 @@ def access(type_: str, id_: str):
 @documented("Why a check is allowed or denied: the grant chain, or what is missing", body=Check,
             tag="authorization", responses={200: shapes.ExplainOut, 503: shapes.ErrorOut, **ERRORS})
 def explain():
-    authorize("check")
+    authorize("explain_access")
     check = body(Check)
     snapshot = _snapshot(get_engine(), check.at_least_revision)
     explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now())

@@ -42,6 +42,8 @@ def readyz():
         checks["database"] = f"unreachable: {type(exc).__name__}"
     policy = get_engine().policy
     checks["policy"] = {"version": policy.version, "files": [f.name for f in policy.files]}
+    # Reported, not required: checks are answered either way; the metrics count what is at risk.
+    checks["decision_spool"] = current_app.extensions["decisions"].spool_state()
     ready = checks.get("database") == "ok" and checks.get("migrations") == "ok"
     return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
 

@@ -10,8 +10,7 @@ from ..errors import BadRequest
 from ..guard import authorize, body, query
 from ..reports import get_signer, service
 from ..reports.handling import (XLSX, AccessReportBody, DecisionsReportBody, make_access_report,
-                                make_decisions_report, send_report)
-from ..reports.signing import verify
+                                make_decisions_report, send_report, verify_against_published_keys)
 from ..validation import RowId
 from . import shapes
 from .common import documented, json_response
@@ -19,6 +18,7 @@ from .openapi import Media
 
 bp = Blueprint("reports", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
+DOWNLOAD_ERRORS = {**ERRORS, 409: shapes.ErrorOut}
 OBJECT = {"type": "object"}
 
 
@@ -35,24 +35,37 @@ def list_reports():
 
 
 @bp.get("/reports/<int:report_id>")
-@documented("Download a report's workbook (audited)", tag="reports",
-            responses={200: Media(XLSX, {"type": "string", "format": "binary"}), **ERRORS})
+@documented("Download a report's workbook (audited; 409 report_file_changed if the stored file no longer "
+            "matches its record)", tag="reports",
+            responses={200: Media(XLSX, {"type": "string", "format": "binary"}), **DOWNLOAD_ERRORS})
 def download_report(report_id: int):
     return send_report(authorize("read_reports"), report_id, "workbook")
 
 
 @bp.get("/reports/<int:report_id>/signature")
-@documented("Download a report's detached signature (audited)", tag="reports", responses={200: OBJECT, **ERRORS})
+@documented("Download a report's detached signature of its claims (audited)", tag="reports",
+            responses={200: OBJECT, **DOWNLOAD_ERRORS})
 def download_signature(report_id: int):
     return send_report(authorize("read_reports"), report_id, "signature")
 
 
+@bp.get("/reports/<int:report_id>/signature.bin")
+@documented("Download a report's raw Ed25519 signature over the workbook's bytes, 64 bytes (audited): "
+            "openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in report.xlsx -sigfile report.xlsx.sig",
+            tag="reports", responses={200: Media("application/octet-stream", {"type": "string", "format": "binary"}),
+                                      **DOWNLOAD_ERRORS})
+def download_raw_signature(report_id: int):
+    return send_report(authorize("read_reports"), report_id, "raw_signature")
+
+
 @bp.post("/reports/verify")
-@documented("Verify an uploaded workbook against its signature (multipart: workbook, signature)", tag="reports",
+@documented("Verify an uploaded workbook against its signature, and its raw signature if given, with this "
+            "service's keys (multipart: workbook, signature, raw_signature)", tag="reports",
             body=Media("multipart/form-data", {
                 "type": "object", "required": ["workbook", "signature"],
                 "properties": {"workbook": {"type": "string", "format": "binary"},
-                               "signature": {"type": "string", "format": "binary"}}}),
+                               "signature": {"type": "string", "format": "binary"},
+                               "raw_signature": {"type": "string", "format": "binary"}}}),
             responses={200: OBJECT, **ERRORS})
 def verify_report():
     authorize("read_reports")
@@ -60,21 +73,19 @@ def verify_report():
     if workbook is None or signature is None:
         raise BadRequest("upload the workbook and its signature as multipart fields 'workbook' and 'signature'",
                          field="workbook" if workbook is None else "signature", code="missing_field")
-    keys = {k["key_id"]: k["public_key"] for k in service.signing_keys(get_session())}
-    return json_response(verify(workbook.read(), signature.read(), keys).to_dict())
+    raw = request.files.get("raw_signature")
+    verdict = verify_against_published_keys(workbook.read(), signature.read(), raw.read() if raw else None)
+    return json_response(verdict.to_dict())
 
 
 @bp.get("/signing-keys")
-@documented("Every public key that has signed reports (old keys stay after a rotation)", tag="reports",
-            responses={200: OBJECT, **ERRORS})
+@documented("Every public key that has signed reports, with its SHA-256 fingerprint (old keys stay after a "
+            "rotation)", tag="reports", responses={200: OBJECT, **ERRORS})
 def signing_keys():
     authorize("read_reports")
     signer = get_signer()
-    keys = service.signing_keys(get_session())
-    if signer.key_id not in {k["key_id"] for k in keys}:  # the current key, before it has signed anything
-        keys.append({"key_id": signer.key_id, "algorithm": "Ed25519", "public_key": signer.public_key_pem,
-                     "first_used_at": None})
-    return json_response({"items": keys, "current": signer.key_id})
+    return json_response({"items": service.published_keys(get_session(), signer), "current": signer.key_id,
+                          "current_fingerprint": signer.fingerprint})
 
 
 @bp.post("/reports/access")

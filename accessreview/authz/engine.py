@@ -266,7 +266,8 @@ def init_app(app: Flask) -> None:
     app.extensions["authz"] = engine
     app.extensions["decisions"] = DecisionLog(
         app.extensions["db"].sessionmaker, config["CLOCK"], capacity=config["DECISION_BUFFER"],
-        flush_interval=config["DECISION_FLUSH_INTERVAL"], retention_days=config["DECISION_RETENTION_DAYS"])
+        flush_interval=config["DECISION_FLUSH_INTERVAL"], retention_days=config["DECISION_RETENTION_DAYS"],
+        spool_dir=config["DECISION_SPOOL_DIR"], spool_fsync=config["DECISION_SPOOL_FSYNC"])
     session = app.extensions["db"].session()
     try:
         record_policy_load(session, WriteContext("system:accessreview", engine.clock.now()), engine.policy)

@@ -230,9 +230,11 @@ def _reread(session: Session, records: dict, keys, columns, make) -> dict:
 
 
 def _load_tokens(session: Session) -> dict[str, TokenRecord]:
+    """The live bearer tokens. A sign-in link's token is left out: it is never a bearer token, only
+    good for redeeming its link (which reads the database), so neither the API nor a page accepts it."""
     return {token_hash: TokenRecord(principal, expires_at) for token_hash, principal, expires_at in session.execute(
         select(models.ServiceToken.token_hash, models.ServiceToken.principal_key, models.ServiceToken.expires_at)
-        .where(models.ServiceToken.revoked_at.is_(None)))}
+        .where(models.ServiceToken.revoked_at.is_(None), models.ServiceToken.purpose != models.SIGN_IN_LINK))}
 
 
 def _chunks(items: list, size: int = 500):

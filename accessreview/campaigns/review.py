@@ -49,7 +49,7 @@ def item_state(i: ReviewItem) -> dict[str, Any]:
         "overridden": i.overridden, "escalated_at": i.escalated_at and as_utc(i.escalated_at).isoformat(),
         "remediation_state": i.remediation_state, "remediation_detail": i.remediation_detail,
         "applied_at": i.applied_at and as_utc(i.applied_at).isoformat(),
-        "verified_at": i.verified_at and as_utc(i.verified_at).isoformat(),
+        "verified_at": i.verified_at and as_utc(i.verified_at).isoformat(), "version": i.version,
     }
 
 
@@ -150,18 +150,68 @@ def _require_open(campaign: Campaign) -> None:
                        "change", code="campaign_closed", field="campaign")
 
 
+# How changes to one item are serialized. Every unit of work of a request or a scheduler pass first
+# locks the directory's state row (audit.lock_state), but what a request authorized was read before
+# that lock, and job steps (a close) take it only at their end; so a decision, override, hand-on or
+# stage advance re-reads its items under a row lock (SELECT ... FOR UPDATE, populate_existing) and
+# decides on what is committed now: the history's ``previous`` is the true one, and nothing written
+# since is overwritten. A lock rather than a compare-and-set on ``version``: the writers here (bulk
+# decisions, the close job) have nobody to retry for them, and the lock costs one short wait behind
+# a write that is queued on the state row anyway. ``version`` is what a client saw, so that a
+# decision made on a stale view is refused (409 stale_item) instead of applied.
+
+def lock_for_change(session: Session, campaign_id: int, item_ids: list[int]) -> tuple[Campaign, dict[int, ReviewItem]]:
+    """The campaign, open, as committed now (409 campaign_closed otherwise), and its items ``item_ids``
+    locked until the unit of work ends, in id order (so two writers never wait on each other in a
+    circle). The campaign is read first: a close step holds the locks of the items it closes, and
+    while the campaign is open (read under the state row's lock) no close step can be at work."""
+    campaign = session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist", field="campaign")
+    _require_open(campaign)
+    items: dict[int, ReviewItem] = {}
+    ordered = sorted(set(item_ids))
+    for start in range(0, len(ordered), 1000):
+        chunk = ordered[start:start + 1000]
+        items.update({item.id: item for item in session.scalars(
+            select(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.campaign_id == campaign_id)
+            .order_by(ReviewItem.id).with_for_update().execution_options(populate_existing=True))})
+    return campaign, items
+
+
+def stale(item: ReviewItem, seen_version: int | None, why: str | None = None) -> Conflict | None:
+    """A 409 for a change asked on a view of ``item`` that is no longer true: the version the client
+    saw is not the item's, or (``why``) it was handed on since. None when the view holds."""
+    if why is None and (seen_version is None or seen_version == item.version):
+        return None
+    now = f"{item.decision} by {item.decided_by}" if item.status == "decided" else f"pending with {item.reviewer}"
+    because = why or f"it is at version {item.version}, not {seen_version}"
+    return Conflict(f"review item {item.id} changed since you saw it ({because}; now {now}, stage {item.stage + 1}); "
+                    "look at it again before deciding", code="stale_item", field="version", item=item.id,
+                    version=item.version)
+
+
 @dataclass
 class DecisionRequest:
-    item: ReviewItem
+    item: ReviewItem  # locked by lock_for_change
     decision: str
     justification: str | None
     override: bool  # decided by a security lead or admin instead of the assigned reviewer
+    seen_version: int | None = None  # the item's version the client decided on, if it said
+    handed_on: str | None = None  # why the decider may no longer decide the item as it is now
 
 
 def check_decision(campaign: Campaign, request: DecisionRequest) -> ApiError | None:
     """What is wrong with a decision, if anything (so bulk decisions can report every problem)."""
     if campaign.status != "open":
         return Conflict(f"campaign {campaign.id} is {campaign.status}", code="campaign_closed", field="campaign")
+    item = request.item
+    problem = stale(item, request.seen_version, request.handed_on)
+    if problem:
+        return problem
+    if item.overridden and item.status == "decided" and not request.override:
+        return Conflict(f"review item {item.id} was decided by {item.decided_by}, overriding its reviewer; only a "
+                        "security lead can change it now", code="overridden", field="decision")
     required = campaign.settings["justification"][request.decision]
     if required and not (request.justification or "").strip():
         return Unprocessable(f"a justification is required to {request.decision}", field="justification",
@@ -180,6 +230,7 @@ def apply_decision(session: Session, ctx: WriteContext, campaign: Campaign, requ
         record(session, ctx, item, "stage_passed", decision="keep", justification=request.justification,
                reviewer=item.reviewer, override=request.override)
         item.stage += 1
+        item.version += 1
         directory = directory or Directory(session)
         candidate = Candidate(item.kind, item.principal_key, item.resource_key, item.role,
                               members=[m["id"] for m in item.frozen.get("members", [])])
@@ -191,14 +242,14 @@ def apply_decision(session: Session, ctx: WriteContext, campaign: Campaign, requ
     item.status, item.decision, item.justification = "decided", request.decision, request.justification
     item.decided_by, item.decided_at, item.automated_rule = ctx.actor, ctx.now, None
     item.overridden = item.overridden or request.override
+    item.version += 1
     record(session, ctx, item, kind, decision=request.decision, previous=previous,
            justification=request.justification, override=request.override)
 
 
-def decide(session: Session, ctx: WriteContext, item: ReviewItem, decision: str, justification: str | None,
-           override: bool) -> dict[str, Any]:
-    campaign = get_campaign(session, item.campaign_id)
-    request = DecisionRequest(item, decision, justification, override)
+def decide(session: Session, ctx: WriteContext, campaign: Campaign, request: DecisionRequest) -> dict[str, Any]:
+    """One decision on an item locked with its open campaign by :func:`lock_for_change`."""
+    item = request.item
     problem = check_decision(campaign, request)
     if problem:
         raise problem
@@ -212,6 +263,7 @@ def decide_many(session: Session, ctx: WriteContext, campaign: Campaign,
                 requests: list[DecisionRequest]) -> dict[str, Any]:
     """All or nothing: every decision is checked first; one bad one and nothing is written."""
     errors = []
+    changed_since = False
     seen: set[int] = set()
     for index, request in enumerate(requests):
         problem = check_decision(campaign, request)
@@ -223,9 +275,12 @@ def decide_many(session: Session, ctx: WriteContext, campaign: Campaign,
         if problem:
             errors.append({"index": index, "item": request.item.id, "code": problem.code, "field": problem.field,
                            "message": problem.message})
+            changed_since = changed_since or isinstance(problem, Conflict)
     if errors:
-        raise Unprocessable(f"{len(errors)} decision(s) refused; nothing was written", field="decisions",
-                            code="invalid_decisions", errors=errors)
+        message = f"{len(errors)} decision(s) refused; nothing was written"
+        if changed_since:  # items changed since the client saw them: a conflict, not a bad request
+            raise Conflict(message, field="decisions", code="stale_items", errors=errors)
+        raise Unprocessable(message, field="decisions", code="invalid_decisions", errors=errors)
     directory = Directory(session) if any(r.decision == "keep" for r in requests) and campaign.settings.get("stages") \
         else None
     for request in requests:
@@ -236,17 +291,21 @@ def decide_many(session: Session, ctx: WriteContext, campaign: Campaign,
 
 
 def reassign(session: Session, ctx: WriteContext, item: ReviewItem, to: str, reason: str, *,
-             delegated: bool, may_review: Callable[[str], bool], members: Iterable[str] = ()) -> dict[str, Any]:
-    """Hand the item on to ``to``; ``may_review`` is the policy's word on whether ``to`` could decide
-    it, and ``members`` the reviewed group's members now (those it had at launch are on the item)."""
-    campaign = get_campaign(session, item.campaign_id)
-    _require_open(campaign)
+             delegated: bool, may_review: Callable[[str], bool], members: Iterable[str] = (),
+             seen_version: int | None = None) -> dict[str, Any]:
+    """Hand on an item locked (with its open campaign) by :func:`lock_for_change` to ``to``;
+    ``may_review`` is the policy's word on whether ``to`` could decide it, and ``members`` the
+    reviewed group's members now (those it had at launch are on the item)."""
+    problem = stale(item, seen_version)
+    if problem:
+        raise problem
     if item.status != "pending":
         raise Conflict(f"review item {item.id} is already decided", code="already_decided", field="id")
     _require_reviewer(session, item, to, may_review, set(members))
     previous = item.reviewer
     item.reviewer = to
     item.assignment_note = reason
+    item.version += 1
     record(session, ctx, item, "delegated" if delegated else "reassigned", from_reviewer=previous, to_reviewer=to,
            reason=reason)
     session.flush()
@@ -316,16 +375,23 @@ def close_step(run: jobs.JobRun) -> None:
     applied = apply_no_response(session, ctx, campaign, limit=CLOSE_CHUNK)
     outcomes.update(applied)
     run.advance("apply", done=sum(outcomes.values()), outcomes=dict(outcomes))
-    if sum(applied.values()) < CLOSE_CHUNK:
+    left = session.scalar(select(ReviewItem.id).where(ReviewItem.campaign_id == campaign.id,
+                                                      ReviewItem.status == "pending").limit(1))
+    if left is None:
         finish_close(session, ctx, campaign, job.params["reason"], outcomes)
         run.finish(campaign=campaign.id, automated=dict(outcomes))
 
 
 def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None) -> Counter[str]:
-    """Give up to ``limit`` undecided items the campaign's on_no_response outcome, as automated decisions."""
+    """Give up to ``limit`` undecided items the campaign's on_no_response outcome, as automated decisions.
+
+    The items are locked as they are chosen (in id order, as decisions lock them): one that a decision
+    is changing is waited for and, decided by then, left out; and each UPDATE still asks that the
+    item be pending, so an automated outcome never replaces a person's decision."""
     rule = campaign.settings["on_no_response"]
     pending = select(ReviewItem.id, ReviewItem.recommendation).where(
-        ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending").order_by(ReviewItem.id)
+        ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending").order_by(ReviewItem.id) \
+        .with_for_update(of=ReviewItem)
     if limit is not None:
         pending = pending.limit(limit)
     chosen_ids: dict[str, list[int]] = {}
@@ -337,13 +403,12 @@ def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, l
     for chosen, ids in chosen_ids.items():
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            session.execute(
+            outcomes[chosen] += session.execute(
                 update(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.status == "pending")
                 .values(status="decided", decision=chosen, decided_by="system:accessreview", decided_at=ctx.now,
-                        automated_rule=f"on_no_response:{rule}",
+                        automated_rule=f"on_no_response:{rule}", version=ReviewItem.version + 1,
                         justification=f"no decision by the due date; on_no_response={rule}"),
-                execution_options={"synchronize_session": False})
-            outcomes[chosen] += len(chunk)
+                execution_options={"synchronize_session": False}).rowcount
     return outcomes
 
 

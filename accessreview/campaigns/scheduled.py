@@ -220,6 +220,7 @@ def _escalate(session: Session, ctx: WriteContext, campaign: Campaign, config) -
             subjects = {item.principal_key, *(m["id"] for m in item.frozen.get("members", []))}
             chosen = target if target not in subjects else campaign.settings["fallback_reviewer"]
             item.reviewer, item.escalated_at = chosen, ctx.now
+            item.version += 1
             record(session, ctx, item, "escalated", from_reviewer=reviewer, to_reviewer=chosen,
                    reason=f"overdue by {rule['after_days_overdue']}+ day(s)")
             moved += 1

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 
 from ..directory.schemas import PrincipalKey, ResourceKey, Role
 from ..models import Campaign, CampaignDefinition, Resource, ReviewItem
-from ..validation import Moment, RowId, Strict, column_text
+from ..validation import INTEGER_RANGE, Moment, RowId, Strict, column_text
 
 TypeKey = column_text(Resource.type, pattern=r"^[a-z][a-z0-9_]{0,62}$")
 Reason = column_text(ReviewItem.assignment_note, min_length=1)
@@ -144,9 +144,15 @@ class DefinitionPatch(Strict):
     enabled: bool | None = None
 
 
+# The version of a review item that a client saw (review items say theirs): sent with a change, it
+# makes the change refused with 409 stale_item if the item changed since.
+ItemVersion = Annotated[int, Field(ge=1, le=INTEGER_RANGE.stop - 1)]
+
+
 class DecisionBody(Strict):
     decision: Literal["keep", "revoke"]
     justification: JustificationText | None = None
+    version: ItemVersion | None = None
 
 
 class BulkDecision(DecisionBody):
@@ -160,6 +166,7 @@ class BulkDecisions(Strict):
 class ReassignBody(Strict):
     to: PrincipalKey
     reason: Reason
+    version: ItemVersion | None = None
 
 
 class SignOffBody(Strict):

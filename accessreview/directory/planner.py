@@ -73,8 +73,11 @@ class Plan:
         return out
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {section: {kind: len(entries) for kind, entries in kinds.items()}
-                for section, kinds in self.diff().items()}
+        counted = {section: {"added": 0, "changed": 0, "removed": 0} for section in ("principals", "resources", "grants")}
+        for section in counted:
+            for change in getattr(self, section):
+                counted[section][change.kind] += 1
+        return counted
 
 
 def _diff_entry(change: Change) -> Any:

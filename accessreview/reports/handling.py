@@ -9,7 +9,6 @@ from typing import Any
 from flask import current_app, send_file
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..audit import append_event
 from ..authz.engine import get_engine
 from ..clock import as_utc
 from ..db import get_session
@@ -18,6 +17,7 @@ from ..errors import BadRequest
 from ..guard import unit_of_work
 from ..validation import Moment, Strict
 from . import get_signer, service
+from .verify_report import Verification, load_public_key, verify
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -43,16 +43,38 @@ def _reports_dir():
     return current_app.config["REPORTS_DIR"]
 
 
+MIMETYPES = {"workbook": XLSX, "signature": "application/json", "raw_signature": "application/octet-stream"}
+
+
 def send_report(actor: str, report_id: int, what: str):
-    """The workbook (``what="workbook"``) or its signature as a download, recorded in the audit trail."""
-    report = service.get_report(get_session(), report_id)
-    name = report.file_name if what == "workbook" else f"{report.file_name}.sig.json"
-    path = service.store_path(_reports_dir(), name)
-    with unit_of_work(actor) as (session, ctx):
-        append_event(session, ctx, "report.downloaded", f"report:{report.id}", None,
-                     {"file": report.file_name, "what": what, "sha256": report.sha256})
-    return send_file(path, mimetype=XLSX if what == "workbook" else "application/json", as_attachment=True,
-                     download_name=path.name)
+    """The workbook, its signature document or its raw signature (``what``) as a download, recorded in the
+    audit trail with the hash of the bytes sent; a stored file that no longer matches the record is refused
+    (and that is recorded too)."""
+    session = get_session()
+    report = service.get_report(session, report_id)
+    try:
+        download = service.open_download(_reports_dir(), session, get_signer(), report, what)
+    except service.StoredReportChanged as refused:
+        with unit_of_work(actor) as (session, ctx):
+            service.record_refusal(session, ctx, refused)
+        raise
+    try:
+        with unit_of_work(actor) as (session, ctx):
+            service.record_download(session, ctx, report_id, what, download)
+    except BaseException:
+        download.file.close()
+        raise
+    response = send_file(download.file, mimetype=MIMETYPES[what], as_attachment=True,
+                         download_name=download.name, etag=download.sha256, conditional=False)
+    response.content_length = download.size
+    return response
+
+
+def verify_against_published_keys(workbook: bytes, signature: bytes, raw_signature: bytes | None) -> Verification:
+    """Check an uploaded report with this service's own keys as the trusted ones (a convenience for people
+    who trust the service; auditors verify offline with the fingerprint published out of band)."""
+    keys = [load_public_key(k["public_key"]) for k in service.published_keys(get_session(), get_signer())]
+    return verify(workbook, signature, public_keys=keys, raw_signature=raw_signature)
 
 
 def make_access_report(actor: str, data: AccessReportBody) -> dict[str, Any]:
@@ -67,6 +89,6 @@ def make_access_report(actor: str, data: AccessReportBody) -> dict[str, Any]:
 
 def make_decisions_report(actor: str, data: DecisionsReportBody) -> dict[str, Any]:
     """Sign a report of the decision log from ``since`` to ``until``."""
-    current_app.extensions["decisions"].flush()
+    current_app.extensions["decisions"].catch_up()
     with unit_of_work(actor) as (session, ctx):
         return service.decisions_report(session, ctx, get_signer(), _reports_dir(), data.since, data.until)

@@ -30,7 +30,7 @@ class AccessQuery(Strict):
 
 @bp.get("/access")
 def access_explorer():
-    authorize("read_directory")
+    authorize("explain_access")
     snapshot = get_engine().snapshot()
     typed = {key: value.strip() for key, value in request.args.items() if value.strip()}
     q, found_problems = problems(AccessQuery, typed)

@@ -19,12 +19,12 @@ from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
-from ..guard import clock_now, public, unit_of_work
+from ..guard import PAGES, clock_now, may_open_pages, public, unit_of_work
 from ..models import Principal
 from ..notify import Message
 from ..outbox import enqueue
-from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, active_user_with_email, end_session, issue_link, link_holder,
-                      redeem_link)
+from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, LinkStatus, Redemption, active_user_with_email, end_session,
+                      is_link_token, issue_link, link_status, redeem_link)
 from ..tokens import TOKEN_PREFIX, live_token
 from ..validation import NUL, column_length
 from .blueprint import bp, to_sign_in
@@ -81,6 +81,10 @@ def _sign_in_required():
     principal = _principal_of(token) if token else None
     if principal is None:
         return to_sign_in()
+    if not may_open_pages(principal):
+        g.authorization_decision = ("open", PAGES, False)
+        raise Forbidden(f"{principal} may not use these pages: they are for active people; programs use the API",
+                        field=None)
     g.caller, g.web_token = principal, token
     if request.method == "POST" and not hmac.compare_digest(request.form.get("form_token", ""), form_token(token)):
         g.authorization_decision = ("submit", "web", False)
@@ -114,7 +118,8 @@ def _signed_in(response: Response, token: str, max_age: int | None) -> Response:
 def sign_in():
     next_page = safe_next(request.args.get("next"))
     token = request.cookies.get(COOKIE)
-    if token and _principal_of(token):
+    principal = _principal_of(token) if token else None
+    if principal and may_open_pages(principal):
         return redirect(next_page)
     return render_template("sign_in.html", next=next_page, error=None, email="")
 
@@ -151,8 +156,10 @@ def _queue_link(session, ctx: WriteContext, principal: str, address: str, token:
                                               {"event": "sign_in_link", "to": principal}), keep_text=False)
 
 
-def _expired_link():
-    return render_template("link_expired.html", minutes=int(LINK_LIFETIME.total_seconds() // 60)), 410
+def _refused_link(status: LinkStatus):
+    """The page for a link that signs nobody in, saying why: used (and when), or no longer valid."""
+    return render_template("link_expired.html", minutes=int(LINK_LIFETIME.total_seconds() // 60),
+                           reason=status.refused, used_at=status.used_at), 410
 
 
 @bp.get("/sign-in/link")
@@ -160,23 +167,23 @@ def _expired_link():
 def open_link():
     """Ask before using the link up: mail scanners open links, and must not spend them."""
     token = request.args.get("token", "")
-    session = get_session()
-    holder = link_holder(session, WriteContext("web:sign-in", clock_now()), current_app.config["SECRET_KEY"], token)
-    if holder is None:
-        return _expired_link()
-    return render_template("link_confirm.html", holder=holder, token=token,
+    status = link_status(get_session(), WriteContext("web:sign-in", clock_now()), current_app.config["SECRET_KEY"],
+                         token)
+    if status.holder is None:
+        return _refused_link(status)
+    return render_template("link_confirm.html", holder=status.holder, token=token,
                            next=safe_next(request.args.get("next")))
 
 
 @bp.post("/sign-in/link")
 @public
 def use_link():
-    with unit_of_work("web:sign-in") as (session, ctx):
+    with unit_of_work("web:sign-in") as (session, ctx):  # a refused link is audited: committed too
         redeemed = redeem_link(session, ctx, current_app.config["SECRET_KEY"], request.form.get("token", ""))
-    if redeemed is None:
-        return _expired_link()
+    if not isinstance(redeemed, Redemption):
+        return _refused_link(redeemed)
     response = redirect(safe_next(request.form.get("next")))
-    return _signed_in(response, redeemed[1], int(SESSION_LIFETIME.total_seconds()))
+    return _signed_in(response, redeemed.session_token, int(SESSION_LIFETIME.total_seconds()))
 
 
 @bp.post("/sign-in/token")
@@ -184,9 +191,17 @@ def use_link():
 def paste_token():
     next_page = safe_next(request.form.get("next"))
     token = request.form.get("token", "").strip()
-    if not token or _principal_of(token) is None:
+    principal = _principal_of(token) if token else None
+    if principal is None:
+        message = "That token is unknown, revoked or expired."
+        if token and is_link_token(get_session(), current_app.config["SECRET_KEY"], token):
+            message = ("That is a sign-in link's token: it works only by opening its link, once. Open the link "
+                       "from your e-mail, or ask for a new one.")
+        return render_template("sign_in.html", next=next_page, email="", error=("token", message)), 401
+    if not may_open_pages(principal):
         return render_template("sign_in.html", next=next_page, email="", error=(
-            "token", "That token is unknown, revoked or expired.")), 401
+            "token", f"That token is {principal}'s, who may not use these pages: they are for active people; "
+            "programs use the API.")), 403
     return _signed_in(redirect(next_page), token, None)
 
 

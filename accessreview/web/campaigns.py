@@ -150,8 +150,10 @@ def launch(definition_id: int):
 
 @bp.get("/jobs/<int:job_id>")
 def job_page(job_id: int):
-    """Where a long piece of work stands; the page reloads itself while the job runs."""
-    authorize("view_campaigns")
+    """Where a long piece of work stands; the page reloads itself while the job runs. Who may follow the
+    job's kind may look, as through the API."""
+    found = get_session().get(Job, job_id)
+    authorize(jobs.follow_permission(found.kind if found is not None else "launch"))
     job = jobs.job_state(get_or_404(get_session(), Job, job_id, "job"))
     return render_template("job.html", job=job, running=job["state"] in ("queued", "running"))
 

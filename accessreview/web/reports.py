@@ -1,20 +1,22 @@
 """An auditor's page: the signed reports, their downloads (audited, as through the API), the public
-keys that signed them, a form that verifies a workbook against its signature, and forms that sign
-ad-hoc evidence (who has what now; the decision log over some days)."""
+keys that signed them with their fingerprints, how to verify a report with a trusted key (the
+standalone verifier, openssl), a form that verifies a workbook against its signature, and forms that
+sign ad-hoc evidence (who has what now; the decision log over some days)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from flask import redirect, render_template, request, url_for
+from pathlib import Path
+
+from flask import Response, redirect, render_template, request, url_for
 
 from ..guard import authorize
 from ..reports.handling import (AccessReportBody, DecisionsReportBody, make_access_report, make_decisions_report,
-                               send_report)
+                               send_report, verify_against_published_keys)
 from ..db import get_session
-from ..errors import ApiError, BadRequest
-from ..reports import get_signer, service
-from ..reports.signing import verify
+from ..errors import ApiError, BadRequest, NotFound
+from ..reports import get_signer, service, verify_report
 from ..validation import parse_query
 from .blueprint import bp
 
@@ -27,9 +29,11 @@ def reports():
 
 def _render_reports(verdict=None, problem: str | None = None, status: int = 200, error: ApiError | None = None):
     session = get_session()
+    signer = get_signer()
     return render_template("reports.html", reports=list(reversed(service.list_reports(session))),
-                           keys=service.signing_keys(session), current_key=get_signer().key_id,
-                           verdict=verdict, problem=problem, error=error, form=request.form), status
+                           keys=service.published_keys(session, signer), current_key=signer.key_id,
+                           current_fingerprint=signer.fingerprint, verdict=verdict, problem=problem, error=error,
+                           form=request.form), status
 
 
 @bp.get("/reports/<int:report_id>/workbook")
@@ -42,6 +46,30 @@ def signature(report_id: int):
     return send_report(authorize("read_reports"), report_id, "signature")
 
 
+@bp.get("/reports/<int:report_id>/signature.bin")
+def raw_signature(report_id: int):
+    return send_report(authorize("read_reports"), report_id, "raw_signature")
+
+
+@bp.get("/reports/keys/<key_id>.pem")
+def public_key(key_id: str):
+    """A signing key's public half, as a file for openssl or the verifier (check its fingerprint first)."""
+    authorize("read_reports")
+    key = next((k for k in service.published_keys(get_session(), get_signer()) if k["key_id"] == key_id), None)
+    if key is None:
+        raise NotFound(f"no signing key {key_id!r}", field="key_id")
+    return Response(key["public_key"], mimetype="application/x-pem-file",
+                    headers={"Content-Disposition": f"attachment; filename=accessreview-{key_id}.pem"})
+
+
+@bp.get("/reports/verify_report.py")
+def verifier():
+    """The standalone verifier (the standard library and cryptography only), to run where the auditor works."""
+    authorize("read_reports")
+    return Response(Path(verify_report.__file__).read_bytes(), mimetype="text/x-python",
+                    headers={"Content-Disposition": "attachment; filename=verify_report.py"})
+
+
 @bp.post("/reports/verify")
 def verify_upload():
     authorize("read_reports")
@@ -49,8 +77,9 @@ def verify_upload():
     if not workbook_file or not workbook_file.filename or not signature_file or not signature_file.filename:
         return _render_reports(problem="Choose both files: the workbook (.xlsx) and its signature (.sig.json).",
                                status=400)
-    keys = {k["key_id"]: k["public_key"] for k in service.signing_keys(get_session())}
-    return _render_reports(verdict=verify(workbook_file.read(), signature_file.read(), keys))
+    raw_file = request.files.get("raw_signature")
+    raw = raw_file.read() if raw_file and raw_file.filename else None
+    return _render_reports(verdict=verify_against_published_keys(workbook_file.read(), signature_file.read(), raw))
 
 
 @bp.post("/reports/access")

@@ -104,6 +104,11 @@ def _ticked(form) -> list[int]:
     return sorted({int(value) for value in form.getlist("items") if value.isdigit()})
 
 
+def _versions(ticked: list[int]) -> dict[int, str | None]:
+    """The version of each ticked item the page showed (a change since then stops the decision)."""
+    return {item: request.form.get(f"version-{item}") or None for item in ticked}
+
+
 @bp.post("/reviews")
 def queue_form():
     """The queue is one form, so nothing typed is lost: a press of one item's button records that
@@ -125,7 +130,7 @@ def queue_form():
     if decision not in ("keep", "revoke"):
         return again(problems={"bulk": {"decision": "Choose keep or revoke for the ticked items."}}, status=400)
     justification = request.form.get("justification", "").strip() or None
-    saved, refused, status = decide_ticked(me, ticked, lambda item: (decision, justification))
+    saved, refused, status = decide_ticked(me, ticked, lambda item: (decision, justification), _versions(ticked))
     if refused:
         said = _bulk_problem(saved, refused)
         for found in refused.values():  # the one justification was for all of them: said beside it
@@ -139,7 +144,8 @@ def _record_one(item_id: int, drafts, back: str, again):
     submitted = drafts.get(item_id, {})
     target = decision_target(item_id)
     body, found = problems(DecisionBody, {"decision": submitted.get("decision"),
-                                          "justification": (submitted.get("justification") or "").strip() or None})
+                                          "justification": (submitted.get("justification") or "").strip() or None,
+                                          "version": request.form.get(f"version-{item_id}") or None})
     if not found:
         try:
             record_decision(target, body)
@@ -158,7 +164,8 @@ def _bulk_problem(saved: int, refused: dict[int, dict[str, str]]) -> dict[str, s
     return {"form": said + (f"; the other {saved} were saved." if saved else "; nothing was saved.")}
 
 
-def decide_ticked(me: str, ticked: list[int], outcome) -> tuple[int, dict[int, dict[str, str]], int]:
+def decide_ticked(me: str, ticked: list[int], outcome,
+                  versions: dict[int, str | None]) -> tuple[int, dict[int, dict[str, str]], int]:
     """Decide the ticked items, each campaign's at once (all or nothing within a campaign, as the
     API's bulk decisions): ``outcome(item)`` gives the decision and justification. Returns how
     many were saved, the problems of the refused ones by item, and the status that fits them."""
@@ -171,8 +178,8 @@ def decide_ticked(me: str, ticked: list[int], outcome) -> tuple[int, dict[int, d
     for item in items:
         by_campaign.setdefault(item.campaign_id, []).append(item)
     for campaign_id, group in sorted(by_campaign.items()):
-        decisions = [{"item": item.id, "decision": outcome(item)[0], "justification": outcome(item)[1]}
-                     for item in group]
+        decisions = [{"item": item.id, "decision": outcome(item)[0], "justification": outcome(item)[1],
+                      "version": versions.get(item.id)} for item in group]
         try:
             saved += decide_many(me, campaign_id, parse_query(BulkDecisions, {"decisions": decisions}))["decided"]
         except ApiError as error:
@@ -223,7 +230,8 @@ def accept_recommendations():
         return _render_queue(me, MultiDict(parse_qsl(urlsplit(back).query)), problems={"bulk": {
             "items": "None of those items has a recommendation left to accept."}}, status=409)
     saved, refused, status = decide_ticked(me, acceptable,
-                                           lambda item: (item.recommendation, item.recommendation_reason))
+                                           lambda item: (item.recommendation, item.recommendation_reason),
+                                           _versions(acceptable))
     if refused:
         return _render_queue(me, MultiDict(parse_qsl(urlsplit(back).query)), ticked=set(ticked),
                              problems={"bulk": _bulk_problem(saved, refused), **refused}, status=status)
@@ -266,7 +274,7 @@ def decide(item_id: int):
     target = decision_target(item_id)
     submitted = {"decision": request.form.get("decision") or None,
                  "justification": request.form.get("justification", "").strip() or None}
-    body, found = problems(DecisionBody, submitted)
+    body, found = problems(DecisionBody, {**submitted, "version": request.form.get("version") or None})
     try:
         if found:
             raise as_error(found, errors=found)
@@ -284,7 +292,8 @@ def reassign(item_id: int):
     item, principal = item_or_404(item_id, "reassign")
     submitted = {"to": request.form.get("to", "").strip(), "reason": request.form.get("reason", "").strip()}
     try:
-        reassign_item(item, principal, parse_query(ReassignBody, submitted))
+        reassign_item(item, principal, parse_query(ReassignBody, {**submitted,
+                                                                  "version": request.form.get("version") or None}))
     except ApiError as error:
         return _render_item(item, error, submitted, error.status)
     return redirect(_with(url_for("web.queue", campaign=item.campaign_id), "done", item_id))

@@ -67,3 +67,41 @@ def test_review_queues(ask):
     assert ask("user:lead", "view", "review_queue") and ask("user:aud", "view", "review_queue")
     assert not ask("user:portal", "view", "review_queue")
     assert not ask("user:off", "view", "review_queue", reviewer="user:off")
+
+
+# -- the web pages: people open them, programs do not -------------------------------------------------
+
+@pytest.fixture
+def may_open(policy):
+    people = {"user:rita": "active", "user:off": "disabled", "service:portal": "active", "service:ops": "active",
+              "user:lead": "active", "user:aud": "active", "user:root": "active", "user:admin-off": "disabled"}
+    roles = {"service:portal": "portal_client", "service:ops": "admin", "user:lead": "security_lead",
+             "user:aud": "auditor", "user:root": "admin", "user:admin-off": "admin"}
+    index = DirectoryIndex([PrincipalRecord(k, k.split(":")[0], s) for k, s in people.items()],
+                           [ResourceRecord(SYSTEM, "system")],
+                           [GrantRecord(n, k, r, SYSTEM) for n, (k, r) in enumerate(roles.items())], [])
+
+    def may_open(actor: str) -> bool:
+        key = "pages:ui"
+        return policy.is_allowed(index, NOW, actor, "open", key, {key: (ResourceRecord(key, "pages", SYSTEM), {})})
+
+    return may_open
+
+
+@pytest.mark.parametrize("person", ["user:rita", "user:lead", "user:aud", "user:root"])
+def test_an_active_person_opens_the_pages_whatever_their_roles(may_open, person):
+    assert may_open(person)
+
+
+@pytest.mark.parametrize("program", ["service:portal", "service:ops"])
+def test_a_program_opens_no_page_even_as_admin(may_open, program):
+    assert not may_open(program)
+
+
+@pytest.mark.parametrize("disabled", ["user:off", "user:admin-off"])
+def test_a_disabled_person_opens_no_page(may_open, disabled):
+    assert not may_open(disabled)
+
+
+def test_nobody_unknown_opens_the_pages(may_open):
+    assert not may_open("user:ghost")

@@ -15,7 +15,7 @@ from accessreview.authz.policy import Policy, PolicyFile
 SYSTEM = "system:accessreview"
 
 ALL_PERMISSIONS = {
-    "check", "sync_directory", "read_directory", "read_audit", "read_decisions",
+    "check", "sync_directory", "read_directory", "explain_access", "read_audit", "read_decisions",
     "read_reports", "manage_campaigns", "view_campaigns", "manage_tokens", "reload_policy",
 }
 
@@ -27,6 +27,7 @@ LINES = [
     ("portal_client", "sync_directory", "security_lead"),
     ("portal_client", "read_directory", None),
     ("security_lead", "read_directory", None),
+    ("security_lead", "explain_access", "portal_client"),
     ("security_lead", "manage_campaigns", "auditor"),
     ("security_lead", "view_campaigns", "portal_client"),
     ("auditor", "view_campaigns", "portal_client"),
@@ -34,6 +35,7 @@ LINES = [
     ("security_lead", "read_decisions", "portal_client"),
     ("security_lead", "read_audit", "portal_client"),
     ("auditor", "read_directory", None),
+    ("auditor", "explain_access", "portal_client"),
     ("auditor", "read_audit", "portal_client"),
     ("auditor", "read_decisions", "portal_client"),
     ("auditor", "read_reports", "portal_client"),
@@ -43,9 +45,9 @@ LINES = [
 
 EXACT = {
     "portal_client": {"check", "sync_directory", "read_directory"},
-    "security_lead": {"read_directory", "manage_campaigns", "view_campaigns", "read_reports", "read_decisions",
-                      "read_audit"},
-    "auditor": {"read_directory", "read_audit", "read_decisions", "read_reports", "view_campaigns"},
+    "security_lead": {"read_directory", "explain_access", "manage_campaigns", "view_campaigns", "read_reports",
+                      "read_decisions", "read_audit"},
+    "auditor": {"read_directory", "explain_access", "read_audit", "read_decisions", "read_reports", "view_campaigns"},
     "admin": ALL_PERMISSIONS,
 }
 
@@ -110,7 +112,8 @@ def test_auditor_is_read_only(world, permission):
 
 
 @pytest.mark.parametrize(
-    "permission", ["read_audit", "read_decisions", "read_reports", "manage_campaigns", "manage_tokens", "reload_policy"]
+    "permission", ["explain_access", "read_audit", "read_decisions", "read_reports", "view_campaigns",
+                   "manage_campaigns", "manage_tokens", "reload_policy"]
 )
 def test_portal_client_only_checks_and_syncs(world, permission):
     authz = world(f"service:portal portal_client {SYSTEM}")
