@@ -700,6 +700,13 @@ def test_recording_one_item_keeps_the_drafts_of_the_others(client, lead, campaig
     assert saved.status_code == 200 and f"Saved for item {ann}." in body and ">half-typed for ben</textarea>" in body
     assert re.search(rf'name="decision-{ben}" value="keep"\s+checked', body)
     assert client.get(f"/v1/review-items/{ann}", headers=lead).get_json()["decision"] == "revoke"
+    nul = client.post("/ui/reviews", data={"record": ben, f"decision-{ben}": "keep", f"justification-{ben}": "a\x00b",
+                                           "next": "/ui/reviews", "form_token": form_token(page)})
+    assert nul.status_code == 400 and "\x00" not in text(nul) and ">ab</textarea>" in text(nul)
+    assert re.search(rf'id="justification-{ben}"[^>]*aria-invalid="true"', text(nul)), "said beside the field"
+    too_many = client.post("/ui/reviews", data={"items": [str(i) for i in range(1, 1002)], "bulk": "decide",
+                                                "decision": "keep", "next": "/ui/reviews", "form_token": form_token(page)})
+    assert too_many.status_code == 413 and "Tick at most 1,000 items at once." in text(too_many)
     alone = client.post("/ui/reviews", data={"record": ben, f"decision-{ben}": "keep", "next": "/ui/reviews?status=all",
                                              "form_token": form_token(page)})
     assert alone.status_code == 302 and alone.headers["Location"] == f"/ui/reviews?status=all&done={ben}#item-{ben}"

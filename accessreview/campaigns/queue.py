@@ -29,11 +29,11 @@ def _contains(column, text: str):
     return func.lower(column).contains(text.lower(), autoescape=True)
 
 
-def _where(f: QueueFilter, *, with_status: bool = True) -> list[Any]:
+def _where(f: QueueFilter) -> list[Any]:
     where: list[Any] = [ReviewItem.reviewer == f.reviewer]
     if f.campaign is not None:
         where.append(ReviewItem.campaign_id == f.campaign)
-    if with_status and f.status:
+    if f.status:
         where.append(ReviewItem.status == f.status)
     if f.person:
         named = select(Principal.key).where(_contains(Principal.name, f.person))
@@ -73,7 +73,8 @@ def view(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[s
         matching = session.scalar(select(func.count()).select_from(ReviewItem).where(*_where(f))) or 0
     else:
         matching = sum(count for _, status, recommendation, role, count in chosen
-                       if (not f.status or status == f.status) and (not f.recommendation or recommendation == f.recommendation)
+                       if (not f.status or status == f.status)
+                       and (not f.recommendation or recommendation == f.recommendation)
                        and (not f.role or (role or "").lower() == f.role.lower()))
     pages = max(1, ceil(matching / per_page))
     number = min(max(1, number), pages)

@@ -77,7 +77,8 @@ def _why(reason: dict[str, Any]) -> str:
         chain = reason.get("chain") or []
         steps = "; ".join(f"{', '.join(step['roles'])} on {step['resource']}" for step in chain)
         return (f"Grant {reason['grant_id']} makes {reason['principal']}{through} {reason['role']} on "
-                f"{reason['resource']}, which gives {reason['permission']}" + (f" ({steps})." if len(chain) > 1 else "."))
+                f"{reason['resource']}, which gives {reason['permission']}"
+                + (f" ({steps})." if len(chain) > 1 else "."))
     if code == "role_insufficient":
         gives = ", ".join(reason.get("gives") or []) or "nothing"
         return (f"Grant {reason['grant_id']} makes {reason['principal']}{through} {reason['role']} on "

@@ -85,9 +85,16 @@ def _render_queue(me: str, args, *, drafts: dict[int, dict[str, str]] | None = N
         status = error.status
     session = get_session()
     found = queue_view(session, q.filter(me), q.page, page_limit(None))
-    return render_template("queue.html", found=found, query=q, drafts=drafts or {}, problems=problems or {},
-                           bulk=bulk or {}, ticked=ticked or set(), summary=found["summary"],
+    drafts = {item: {name: _shown(value) for name, value in typed.items()} for item, typed in (drafts or {}).items()}
+    bulk = {name: _shown(value) for name, value in (bulk or {}).items()}
+    return render_template("queue.html", found=found, query=q, drafts=drafts, problems=problems or {},
+                           bulk=bulk, ticked=ticked or set(), summary=found["summary"],
                            queues=found["queues"], roles=found["roles"], saved_item=saved_item or q.done), status
+
+
+def _shown(value: str | None) -> str | None:
+    """Typed text shown again in the page: as typed, but never a NUL (refused beside its field)."""
+    return value.replace("\x00", "") if value else value
 
 
 def _drafts(form) -> dict[int, dict[str, str]]:
@@ -118,12 +125,14 @@ def queue_form():
     back = _back_to(url_for("web.queue"))
     args = MultiDict(parse_qsl(urlsplit(back).query))
     drafts, ticked = _drafts(request.form), _ticked(request.form)
-    again = partial(_render_queue, me, args, drafts=drafts, ticked=set(ticked),
-                    bulk={"decision": request.form.get("decision"), "justification": request.form.get("justification", "")})
+    bulk = {"decision": request.form.get("decision"), "justification": request.form.get("justification", "")}
+    again = partial(_render_queue, me, args, drafts=drafts, ticked=set(ticked), bulk=bulk)
     if request.form.get("record", "").isdigit():
         return _record_one(int(request.form["record"]), drafts, back, again)
     if not ticked:
         return again(problems={"bulk": {"items": "Tick the items to decide first."}}, status=400)
+    if len(ticked) > MAX_TICKED:
+        return again(problems={"bulk": {"items": f"Tick at most {MAX_TICKED:,} items at once."}}, status=413)
     if request.form.get("bulk") == "accept":
         return _confirm_accept(me, ticked, back)
     decision = request.form.get("decision")
@@ -146,13 +155,14 @@ def _record_one(item_id: int, drafts, back: str, again):
     body, found = problems(DecisionBody, {"decision": submitted.get("decision"),
                                           "justification": (submitted.get("justification") or "").strip() or None,
                                           "version": request.form.get(f"version-{item_id}") or None})
+    status = 400  # what the form holds will not do; else what recording it answered
     if not found:
         try:
             record_decision(target, body)
         except ApiError as error:
-            found = beside(error)
+            found, status = beside(error), error.status
     if found:
-        return again(problems={item_id: _in_words(found)}, status=422)
+        return again(problems={item_id: _in_words(found)}, status=status)
     drafts.pop(item_id, None)
     if drafts:  # others are half-done: the queue again, as it was typed
         return again(saved_item=item_id)
@@ -170,7 +180,7 @@ def decide_ticked(me: str, ticked: list[int], outcome,
     API's bulk decisions): ``outcome(item)`` gives the decision and justification. Returns how
     many were saved, the problems of the refused ones by item, and the status that fits them."""
     session = get_session()
-    items = list(session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ticked[:MAX_TICKED]))))
+    items = list(session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ticked))))
     refused: dict[int, dict[str, str]] = {i: {"items": "This item is not yours to decide (or no longer exists)."}
                                          for i in set(ticked) - {item.id for item in items}}
     saved, status = 0, 404 if refused else 200
