@@ -109,7 +109,8 @@ ROWS = (
         "POST /v1/campaigns/{campaign_id}/follow-up", "POST /v1/holds/{hold_id}/lift", "POST /ui/holds/{hold_id}/lift",
         "GET /ui/campaign-definitions/new", "POST /ui/campaign-definitions",
         "POST /ui/campaign-definitions/{definition_id}/launch", "POST /ui/campaign-definitions/{definition_id}/schedule",
-        "POST /ui/campaigns/{campaign_id}/close", "POST /ui/campaigns/{campaign_id}/sign-off",
+        "GET /ui/campaigns/{campaign_id}/close", "POST /ui/campaigns/{campaign_id}/close",
+        "POST /ui/campaigns/{campaign_id}/sign-off",
         "POST /ui/campaigns/{campaign_id}/remediate", "POST /ui/campaign-definitions/{definition_id}",
         "POST /ui/campaigns/{campaign_id}/remind"), frozenset({LEAD, ADMIN})),
     Row("One's own queue (empty for who reviews nothing), and the start page", (
