@@ -671,6 +671,11 @@ def test_the_queue_summarizes_filters_and_pages_keeping_the_filter(app, client, 
     assert f"0 of {len(owens)}</strong> decided" in body
     revoke = sum(1 for i in owens.values() if i["recommendation"] == "revoke")
     assert f"{revoke} recommended revoke" in body
+    no_advice = [i for i in owens.values() if i["recommendation"] not in ("keep", "revoke")]
+    assert f"{len(no_advice)} no recommendation" in body
+    listed = text(client.get("/ui/reviews?recommendation=none"))
+    assert all(f'id="item-{i["id"]}"' in listed for i in no_advice) and listed.count('<article class="item"') == \
+        len(no_advice), "'no recommendation' lists the items with nothing to accept"
     only_ann = text(client.get("/ui/reviews?person=ANN"))
     assert "user:ann" in only_ann and "user:ben" not in only_ann
     assert "user:ann" not in text(client.get("/ui/reviews?person=%25"))

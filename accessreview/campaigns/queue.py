@@ -22,7 +22,14 @@ class QueueFilter:
     person: str | None = None  # part of the principal's key or name
     resource: str | None = None  # part of the resource's key
     role: str | None = None
-    recommendation: str | None = None  # keep | revoke | none
+    recommendation: str | None = None  # keep | revoke | none (anything else: nothing to accept)
+
+
+ACCEPTABLE = ("keep", "revoke")  # advice a reviewer can accept; the rest ("review", "none") is none
+
+
+def _advice(recommendation: str | None) -> str:
+    return recommendation if recommendation in ACCEPTABLE else "none"
 
 
 def _contains(column, text: str):
@@ -42,8 +49,10 @@ def _where(f: QueueFilter) -> list[Any]:
         where.append(_contains(ReviewItem.resource_key, f.resource))
     if f.role:
         where.append(func.lower(ReviewItem.role) == f.role.lower())
-    if f.recommendation:
+    if f.recommendation in ("keep", "revoke"):
         where.append(ReviewItem.recommendation == f.recommendation)
+    elif f.recommendation:
+        where.append(ReviewItem.recommendation.not_in(ACCEPTABLE))
     return where
 
 
@@ -67,14 +76,14 @@ def view(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[s
     recommended = {"keep": 0, "revoke": 0, "none": 0}
     for _, status, recommendation, _, count in chosen:
         if status == "pending":
-            recommended[recommendation if recommendation in recommended else "none"] += count
+            recommended[_advice(recommendation)] += count
     total = sum(count for *_, count in chosen)
     if f.person or f.resource:
         matching = session.scalar(select(func.count()).select_from(ReviewItem).where(*_where(f))) or 0
     else:
         matching = sum(count for _, status, recommendation, role, count in chosen
                        if (not f.status or status == f.status)
-                       and (not f.recommendation or recommendation == f.recommendation)
+                       and (not f.recommendation or _advice(recommendation) == f.recommendation)
                        and (not f.role or (role or "").lower() == f.role.lower()))
     pages = max(1, ceil(matching / per_page))
     number = min(max(1, number), pages)
