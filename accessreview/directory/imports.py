@@ -122,7 +122,10 @@ def _refusal(errors: list[RowError], positions: dict[str, list[int]] | None) -> 
     if positions:
         errors = [RowError(e.section, positions[e.section][e.index], e.field, e.code, e.message) for e in errors]
     refusal = service.InvalidRows(errors[:ERRORS_AT_MOST])
-    refusal.message = f"{len(errors)} invalid row(s); nothing was written"
+    # A batch found wrong after validation (a write made meanwhile, such as a group cycle) stops the
+    # job where it stands: what earlier batches applied stays, and says so.
+    refusal.message = (f"{len(errors)} invalid row(s) in a batch; earlier batches were applied, this one and "
+                       "the rest were not" if positions else f"{len(errors)} invalid row(s); nothing was written")
     refusal.details["invalid_rows"] = len(errors)
     return refusal
 
