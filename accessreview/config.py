@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -64,6 +65,17 @@ def _choice(*options: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _address_of(bind: str) -> str:
+    """Where a service bound to ``bind`` is reached, when no public address is set: the bound host
+    and port, or this machine's name for a wildcard (a link to 0.0.0.0 leads nowhere)."""
+    host, _, port = bind.rpartition(":")
+    if bind.startswith("unix:") or not port.isdigit():
+        return "http://localhost"
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
 
 
 def _seconds(value: str) -> float:
@@ -181,8 +193,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STALE_SYNC_ACTION", _choice("refuse", "flag"),
             "what a launch does with a stale source: refuse, or launch and flag the campaign",
             default=lambda s: "refuse"),
+    Setting("BIND", str, "the main server's address, host:port (gunicorn.conf.py binds to it)",
+            default=lambda s: "127.0.0.1:8000"),
     Setting("PUBLIC_URL", str, "the service's address as reviewers reach it, for links in e-mails",
-            default=lambda s: "http://127.0.0.1:8000"),
+            default=lambda s: _address_of(s["BIND"])),
     Setting("SMTP_HOST", str, "mail server for reminders and escalations (unset: e-mails are logged, not sent)",
             default=lambda s: None),
     Setting("SMTP_PORT", _positive_int, "mail server port", default=lambda s: 25),

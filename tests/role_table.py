@@ -98,10 +98,11 @@ ROWS = (
         "GET /v1/campaign-definitions", "GET /v1/campaign-definitions/{definition_id}", "GET /v1/campaigns",
         "GET /v1/campaigns/{campaign_id}", "GET /v1/campaigns/{campaign_id}/metrics", "GET /v1/metrics/reviews",
         "GET /v1/jobs/{job_id} (a campaign's)", "GET /v1/review-items", "GET /ui/campaigns",
-        "GET /ui/campaigns/{campaign_id}", "GET /ui/jobs/{job_id} (a campaign's)"), frozenset({LEAD, AUDITOR, ADMIN})),
+        "GET /ui/campaigns/{campaign_id}", "GET /ui/jobs/{job_id} (a campaign's)",
+        "GET /ui/campaign-definitions/{definition_id}"), frozenset({LEAD, AUDITOR, ADMIN})),
     Row("Jobs, listed: those of the kinds one follows (imports: the directory's sync; the rest: campaigns')", (
         "GET /v1/jobs",), frozenset({PORTAL, LEAD, AUDITOR, ADMIN})),
-    Row("Running campaigns: define, launch, pause, close, sign off, remediate, follow up, lift holds", (
+    Row("Running campaigns: define and edit, launch, pause, remind, close, sign off, remediate, follow up, lift holds", (
         "POST /v1/campaign-definitions", "PATCH /v1/campaign-definitions/{definition_id}",
         "POST /v1/campaign-definitions/{definition_id}/launch", "POST /v1/campaigns/{campaign_id}/close",
         "POST /v1/campaigns/{campaign_id}/sign-off", "POST /v1/campaigns/{campaign_id}/remediate",
@@ -110,9 +111,11 @@ ROWS = (
         "POST /ui/campaign-definitions/{definition_id}/launch", "POST /ui/campaign-definitions/{definition_id}/schedule",
         "GET /ui/campaigns/{campaign_id}/close", "POST /ui/campaigns/{campaign_id}/close",
         "POST /ui/campaigns/{campaign_id}/sign-off",
-        "POST /ui/campaigns/{campaign_id}/remediate"), frozenset({LEAD, ADMIN})),
+        "POST /ui/campaigns/{campaign_id}/remediate", "POST /ui/campaign-definitions/{definition_id}",
+        "POST /ui/campaigns/{campaign_id}/remind"), frozenset({LEAD, ADMIN})),
     Row("One's own queue (empty for who reviews nothing), and the start page", (
-        "GET /v1/review-items?reviewer=me", "GET /ui/", "GET /ui/reviews"), PEOPLE, hidden=True),
+        "GET /v1/review-items?reviewer=me", "GET /ui/", "GET /ui/reviews", "POST /ui/reviews/accept"), PEOPLE,
+        hidden=True),
     Row("A reviewer's queue (the reviewer's own, or anyone's)", (
         "GET /v1/review-items?reviewer={principal}",), frozenset({LEAD, AUDITOR, ADMIN, REVIEWER}), hidden=True),
     Row("A review item and its history (the reviewer's own, or any)", (
@@ -121,11 +124,12 @@ ROWS = (
     Row("Deciding and handing on items (the reviewer's own; a security lead overrides and reassigns)", (
         "POST /v1/review-items/{item_id}/decision", "POST /v1/review-items/{item_id}/reassign",
         "POST /v1/campaigns/{campaign_id}/decisions", "POST /ui/review-items/{item_id}/decision",
-        "POST /ui/review-items/{item_id}/reassign", "POST /ui/campaigns/{campaign_id}/decisions"),
+        "POST /ui/review-items/{item_id}/reassign", "POST /ui/reviews"),
         frozenset({LEAD, ADMIN, REVIEWER}), hidden=True),
     Row("Policy reload", ("POST /v1/policy/reload",), frozenset({ADMIN})),
     Row("Bearer tokens: list, make, revoke", (
-        "GET /ui/tokens", "POST /ui/tokens", "POST /ui/tokens/{token_id}/revoke"), frozenset({ADMIN})),
+        "GET /ui/tokens", "POST /ui/tokens", "GET /ui/tokens/{token_id}/revoke", "POST /ui/tokens/{token_id}/revoke"),
+        frozenset({ADMIN})),
     Row("Signing in with a pasted token", ("POST /ui/sign-in/token",), PEOPLE, without_token=UNAUTHENTICATED),
     Row("Signing in by e-mail and out; the stylesheet", (
         "GET /ui/sign-in", "POST /ui/sign-in/email", "GET /ui/sign-in/link", "POST /ui/sign-in/link",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
@@ -60,6 +61,13 @@ def served(app):
     thread.join()
 
 
+def centred(browser, element):
+    """The element scrolled to the middle of the window: the queue's ticked-items bar sits at the
+    bottom of the window, where a click of Selenium's (which scrolls no further than needed) lands."""
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    return element
+
+
 def press(browser, button) -> None:
     """Click a form's button and wait for the page it leads to (a click returns before that loads).
 
@@ -71,7 +79,7 @@ def press(browser, button) -> None:
     from selenium.webdriver.support.wait import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
-    button.click()
+    centred(browser, button).click()
     WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
         expected_conditions.staleness_of(page))
 
@@ -93,8 +101,8 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
 
     cat = owen_items(client, lead, campaign)[("user:cat", "member", "organization:acme")]
     item = browser.find_element(By.ID, f"item-{cat['id']}")
-    item.find_element(By.CSS_SELECTOR, "input[value=revoke]").click()
-    item.find_element(By.NAME, "justification").send_keys("left in January")
+    centred(browser, item.find_element(By.CSS_SELECTOR, "input[value=revoke]")).click()
+    item.find_element(By.NAME, f"justification-{cat['id']}").send_keys("left in January")
     press(browser, item.find_element(By.XPATH, ".//button[text()='Record decision']"))
     assert f"Saved for item {cat['id']}." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     state = client.get(f"/v1/review-items/{cat['id']}", headers=lead).get_json()
@@ -103,9 +111,9 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
     owens = owen_items(client, lead, campaign)
     ticked = [owens[("user:ann", "editor", "project:p1")]["id"], owens[("group:team", "viewer", "project:p1")]["id"]]
     for item_id in ticked:  # boxes in each item's card, sent by the one form below them (form="bulk")
-        browser.find_element(By.CSS_SELECTOR, f"#item-{item_id} input[name=items]").click()
+        centred(browser, browser.find_element(By.CSS_SELECTOR, f"#item-{item_id} input[name=items]")).click()
     bulk = browser.find_element(By.ID, "bulk")
-    bulk.find_element(By.CSS_SELECTOR, "input[value=keep]").click()
+    centred(browser, bulk.find_element(By.CSS_SELECTOR, "input[value=keep]")).click()
     press(browser, bulk.find_element(By.XPATH, ".//button[text()='Decide the ticked items']"))
     assert "Saved 2 decisions." in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     assert {client.get(f"/v1/review-items/{i}", headers=lead).get_json()["decision"] for i in ticked} == {"keep"}
@@ -119,3 +127,114 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
     assert "/ui/sign-in" in browser.current_url
     browser.get(queue)
     assert "/ui/sign-in" in browser.current_url, "signed out: the queue asks to sign in again"
+
+
+# -- each persona's journey, at a desk and on a phone ----------------------------------------------------
+
+WIDTHS = (1366, 390)
+
+
+@pytest.fixture
+def screenshots(tmp_path_factory):
+    """Where the walks leave their screenshots: ACCESSREVIEW_SCREENSHOTS_DIR (which CI keeps), else a
+    folder under pytest's own temporary directory."""
+    folder = os.environ.get("ACCESSREVIEW_SCREENSHOTS_DIR")
+    path = Path(folder) if folder else tmp_path_factory.getbasetemp() / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def paste_token(browser, served, headers) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{served}/ui/sign-in")
+    browser.find_element(By.ID, "token").send_keys(headers["Authorization"].split()[1])
+    press(browser, browser.find_element(By.XPATH, "//form[contains(@action, '/sign-in/token')]//button"))
+
+
+def look(browser, folder: Path, name: str) -> None:
+    """The page at each width, saved; on a phone it must not scroll sideways."""
+    for width in WIDTHS:
+        browser.set_window_size(width, 900)
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(folder / f"{name}-{width}.png"))
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow} px at {width} px wide"
+    browser.set_window_size(1366, 900)
+
+
+def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(client, lead, campaign, token_for, served, browser,  # noqa: F811
+                                                         screenshots):
+    from selenium.webdriver.common.by import By
+
+    paste_token(browser, served, token_for("user:owen"))
+    browser.get(f"{served}/ui/reviews")
+    look(browser, screenshots, "reviewer-queue")
+    browser.set_window_size(390, 900)
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight / 2)")
+    browser.save_screenshot(str(screenshots / "reviewer-queue-middle-390.png"))
+    browser.set_window_size(1366, 900)
+    owens = owen_items(client, lead, campaign)
+    ann = owens[("user:ann", "editor", "project:p1")]
+    card = browser.find_element(By.ID, f"item-{ann['id']}")
+    assert card.find_element(By.NAME, "items").get_attribute("aria-label").startswith(f"Tick item {ann['id']}: user:ann")
+    centred(browser, card.find_element(By.CSS_SELECTOR, "input[value=revoke]")).click()
+    press(browser, card.find_element(By.CSS_SELECTOR, "button[name=record]"))
+    field = browser.find_element(By.ID, f"justification-{ann['id']}")
+    assert field.get_attribute("aria-invalid") == "true"
+    beside = field.find_element(By.XPATH, "following-sibling::*[1]")
+    assert "a justification is required to revoke" in beside.text, "the problem is shown beside its field"
+    look(browser, screenshots, "reviewer-error")
+
+    browser.get(f"{served}/ui/reviews")
+    press(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "Tick all"))
+    ticked = browser.find_elements(By.CSS_SELECTOR, "input[name=items]:checked")
+    assert len(ticked) == len(owens)
+    press(browser, browser.find_element(By.XPATH, "//button[starts-with(text(), 'Accept the recommendation')]"))
+    look(browser, screenshots, "reviewer-accept-confirm")
+    acceptable = [i for i in owens.values() if i["recommendation"] in ("keep", "revoke")]
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith(f"Accept the recommendation for {len(acceptable)} item")
+    press(browser, browser.find_element(By.XPATH, "//main//button[starts-with(text(), 'Accept ')]"))
+    assert f"Saved {len(acceptable)} decision" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    for item in acceptable:
+        state = client.get(f"/v1/review-items/{item['id']}", headers=lead).get_json()
+        assert (state["decision"], state["justification"]) == (item["recommendation"], item["recommendation_reason"])
+    browser.get(f"{served}/ui/review-items/{ann['id']}")
+    look(browser, screenshots, "reviewer-item")
+
+
+def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, campaign, served, browser, auditor,  # noqa: F811
+                                                                  admin, screenshots):
+    from selenium.webdriver.common.by import By
+
+    paste_token(browser, served, lead)
+    item = next(iter(owen_items(client, lead, campaign).values()))
+    for name, path in (("lead-campaigns", "/ui/campaigns"), ("lead-campaign", f"/ui/campaigns/{campaign['id']}"),
+                       ("lead-item", f"/ui/review-items/{item['id']}"), ("lead-holds", "/ui/holds"),
+                       ("lead-access", "/ui/access?resource=project:p1"),
+                       ("lead-definition-new", "/ui/campaign-definitions/new"),
+                       ("lead-definition", f"/ui/campaign-definitions/{campaign['definition_id']}"),
+                       ("lead-audit", "/ui/audit"), ("lead-decisions", "/ui/decisions")):
+        browser.get(served + path)
+        look(browser, screenshots, name)
+    browser.get(f"{served}/ui/campaigns/{campaign['id']}")
+    press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label^='Remind user:owen now']"))
+    assert "Reminder to user:owen put in the outbox" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    browser.get(f"{served}/ui/campaigns")
+    press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label$=' now']"))
+    assert "already reviews some of the same grants" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    look(browser, screenshots, "lead-launch-confirm")
+    paste_token(browser, served, auditor)
+    for name, path in (("auditor-reports", "/ui/reports"), ("auditor-audit", "/ui/audit"),
+                       ("auditor-decisions", "/ui/decisions")):
+        browser.get(served + path)
+        look(browser, screenshots, name)
+    paste_token(browser, served, admin)
+    browser.get(served + "/ui/tokens")
+    look(browser, screenshots, "admin-tokens")
+    own = admin["Authorization"].split()[1].split("_")[1]
+    browser.get(f"{served}/ui/tokens/{own}/revoke")
+    assert "This is the token you are signed in with." in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    look(browser, screenshots, "admin-token-revoke")

@@ -77,11 +77,23 @@ def test_definitions_are_validated_and_editable(client, lead, directory):
         "name": "x", "reviewer": {"rule": "manager"}, "fallback_reviewer": "user:ghost", "duration_days": 7,
         "on_no_response": "keep"}, headers=lead)
     assert ghost.status_code == 422
+    for part in ("subtrees", "resources"):
+        nowhere = client.post("/v1/campaign-definitions", json={
+            "name": "x", "scope": {part: ["organization:acme", "project:does-not-exist"]},
+            "reviewer": {"rule": "manager"}, "fallback_reviewer": "user:lena", "duration_days": 7,
+            "on_no_response": "keep"}, headers=lead)
+        error = nowhere.get_json()["error"]
+        assert nowhere.status_code == 422 and (error["code"], error["field"]) == ("unknown_reference", f"scope.{part}")
+        assert error["message"] == "project:does-not-exist is not in the directory"
+    assert client.get("/v1/campaign-definitions", headers=lead).get_json()["items"] == [], "nothing was made"
     definition_id = definition(client, lead, schedule={"cron": "0 9 1 */3 *", "timezone": "Europe/Paris"})
     patched = client.patch(f"/v1/campaign-definitions/{definition_id}", json={"duration_days": 21}, headers=lead)
     assert patched.status_code == 200 and patched.get_json()["duration_days"] == 21
     assert patched.get_json()["schedule"]["timezone"] == "Europe/Paris"
     assert client.get("/v1/campaign-definitions", headers=lead).get_json()["items"][0]["id"] == definition_id
+    moved = client.patch(f"/v1/campaign-definitions/{definition_id}",
+                         json={"scope": {"subtrees": ["project:does-not-exist"]}}, headers=lead)
+    assert moved.status_code == 422 and moved.get_json()["error"]["field"] == "scope.subtrees"
     for needed in ("justification", "reminders", "on_no_response"):  # a definition cannot do without them
         nulled = client.patch(f"/v1/campaign-definitions/{definition_id}", json={needed: None}, headers=lead)
         assert nulled.status_code == 400 and nulled.get_json()["error"]["field"] == needed, nulled.get_json()

@@ -142,3 +142,17 @@ def test_openapi_says_what_the_api_refuses(client, lead, portal, admin):
         if "{" in path:
             for method, operation in operations.items():
                 assert "404" in operation["responses"], f"{method.upper()} {path}"
+
+
+def test_e_mailed_links_default_to_the_address_the_service_is_bound_to():
+    import socket
+
+    from accessreview.config import load_config
+
+    assert load_config(environ={})["PUBLIC_URL"] == "http://127.0.0.1:8000"
+    assert load_config(environ={"ACCESSREVIEW_BIND": "127.0.0.1:8611"})["PUBLIC_URL"] == "http://127.0.0.1:8611"
+    assert load_config(environ={"ACCESSREVIEW_BIND": "0.0.0.0:8611"})["PUBLIC_URL"] == \
+        f"http://{socket.gethostname()}:8611", "a wildcard address is no place to send anyone"
+    assert load_config(environ={"ACCESSREVIEW_BIND": "127.0.0.1:8611",
+                                "ACCESSREVIEW_PUBLIC_URL": "https://review.example"})["PUBLIC_URL"] == \
+        "https://review.example"

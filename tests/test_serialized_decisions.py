@@ -207,10 +207,10 @@ def test_a_ticked_item_that_changed_meanwhile_stops_the_whole_page_of_decisions(
     page = client.get(f"/ui/reviews?campaign={campaign['id']}")
     assert all(hidden(page, f"version-{i['id']}") == "1" for i in mine)
     assert client.post(f"/v1/review-items/{mine[2]['id']}/decision", json=REVOKE, headers=lead).status_code == 200
-    sent = client.post(f"/ui/campaigns/{campaign['id']}/decisions", data={
-        "items": [str(i["id"]) for i in mine[:3]], "decision": "keep", "form_token": form_token(page),
+    sent = client.post("/ui/reviews", data={
+        "items": [str(i["id"]) for i in mine[:3]], "bulk": "decide", "decision": "keep", "form_token": form_token(page),
         **{f"version-{i['id']}": "1" for i in mine}})
-    assert sent.status_code == 409 and "nothing was written" in text(sent)
+    assert sent.status_code == 409 and "nothing was saved" in text(sent)
     assert [item_of(client, lead, i["id"])["decided_by"] for i in mine[:3]] == [None, None, "user:lena"]
 
 

@@ -156,7 +156,7 @@ def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, t
     token = form_token(client.get(f"/ui/review-items/{ann['id']}"))
     with unchanged():
         missing = client.post(url, data={"decision": "keep"})
-        assert missing.status_code == 400 and "reload the page" in text(missing)
+        assert missing.status_code == 400 and "nothing was saved" in text(missing)
         forged = client.post(url, data={"decision": "keep", "form_token": "0" * 64})
         assert forged.status_code == 400
         cross_site = client.post(url, data={"decision": "keep", "form_token": token},
@@ -169,6 +169,101 @@ def test_a_form_needs_its_session_token_and_our_origin(client, lead, campaign, t
     # Behind a proxy that sends a Host of its own, the public address is ours too.
     assert client.post(url, data={"decision": "revoke", "justification": "moved", "form_token": token},
                        headers={"Origin": PUBLIC_URL, "Host": "app-1.internal:8000"}).status_code == 302
+
+
+def test_a_stale_form_is_offered_again_with_what_was_typed_and_a_fresh_token(client, lead, campaign, token_for,
+                                                                            unchanged):
+    sign_in(client, token_for("user:owen"))
+    ben = owen_items(client, lead, campaign)[("user:ben", "editor", "project:p1")]
+    with unchanged():
+        stale = client.post("/ui/reviews", data={"record": ben["id"], f"decision-{ben['id']}": "revoke",
+                                                 f"justification-{ben['id']}": "moved to <sales>",
+                                                 "next": "/ui/reviews", "form_token": "0" * 64})
+    body = text(stale)
+    assert stale.status_code == 400 and "Send the form again" in body
+    assert ">moved to &lt;sales&gt;</textarea>" in body, "what was typed is kept"
+    fresh = form_token(stale)
+    assert fresh != "0" * 64 and fresh == form_token(client.get("/ui/reviews"))
+    sent = client.post("/ui/reviews", data={"record": hidden(stale, "record"), f"decision-{ben['id']}":
+                                            hidden(stale, f"decision-{ben['id']}"),
+                                            f"justification-{ben['id']}": "moved to <sales>",
+                                            "next": hidden(stale, "next"), "form_token": fresh})
+    assert sent.status_code == 302
+    state = client.get(f"/v1/review-items/{ben['id']}", headers=lead).get_json()
+    assert (state["decision"], state["justification"]) == ("revoke", "moved to <sales>")
+
+
+def test_a_security_lead_sees_who_is_behind_and_reminds_them_now(client, lead, campaign, token_for, mail, clock,
+                                                                  auditor):
+    sign_in(client, token_for("user:owen"))
+    page = client.get("/ui/reviews")
+    ann = owen_items(client, lead, campaign)[("user:ann", "editor", "project:p1")]
+    client.post("/ui/reviews", data={"record": ann["id"], f"decision-{ann['id']}": "keep", "next": "/ui/reviews",
+                                     "form_token": form_token(page)})
+    clock.advance(days=15)  # a day past due
+    sign_in(client, lead)
+    url = f"/ui/campaigns/{campaign['id']}"
+    body = text(client.get(url))
+    owen_row = body.split(">user:owen</a>")[1].split("</tr>")[0]
+    assert '<span class="badge warn">overdue</span>' in owen_row and "2026-03-02" in owen_row, "last decided"
+    assert 'aria-label="Remind user:owen now of 4 items"' in owen_row
+    mail.clear()
+    reminded = client.post(f"{url}/remind", data={"reviewer": "user:owen", "form_token": form_token(client.get(url))})
+    assert reminded.status_code == 302 and reminded.headers["Location"].endswith("reminded=user:owen#reviewers")
+    after = text(client.get(reminded.headers["Location"]))
+    assert "Reminder to user:owen put in the outbox" in after
+    [(to, message)] = [m for m in mail if m[0] == ["owen@example.com"]]
+    assert "4 access review item(s) to decide" in message and "overdue by 1 day(s)" in message
+    assert f"{PUBLIC_URL}/ui/reviews?campaign={campaign['id']}" in message
+    nobody = client.post(f"{url}/remind", data={"reviewer": "user:ann", "form_token": form_token(client.get(url))})
+    assert nobody.status_code == 409 and "user:ann has nothing left to decide" in text(nobody)
+    sign_in(client, auditor)
+    assert "Remind now" not in text(client.get(url))
+    assert client.post(f"{url}/remind", data={"reviewer": "user:owen",
+                                              "form_token": form_token(client.get("/ui/reports"))}).status_code == 403
+
+
+def test_launching_over_grants_already_in_an_open_campaign_warns_and_asks(client, lead, campaign, clock, unchanged):
+    sign_in(client, lead)
+    token = form_token(client.get("/ui/campaigns"))
+    url = f"/ui/campaign-definitions/{campaign['definition_id']}/launch"
+    clock.advance(minutes=5)
+    with unchanged():
+        asked = client.post(url, data={"form_token": token})
+        body = text(asked)
+        assert asked.status_code == 200 and "already reviews some of the same grants" in body
+        assert f"{campaign['name']}</a>: 6 items still to decide" in body and "launched from this same definition" in body
+    launched = client.post(url, data={"form_token": token, "confirmed": "yes"})
+    assert launched.status_code == 302
+    assert len(client.get("/v1/campaigns", headers=lead).get_json()["items"]) == 2
+
+
+def test_a_definition_has_a_page_to_read_and_change_it(client, lead, campaign, auditor, unchanged):
+    sign_in(client, lead)
+    url = f"/ui/campaign-definitions/{campaign['definition_id']}"
+    assert f'href="{url}"' in text(client.get("/ui/campaigns"))
+    page = client.get(url)
+    body = text(page)
+    before = client.get(f"/v1/campaign-definitions/{campaign['definition_id']}", headers=lead).get_json()
+    assert page.status_code == 200 and "Save the changes" in body and f'value="{before["name"]}"' in body
+    form = {name: value for name, value in re.findall(r'<input id="[^"]+" name="([a-z_]+)"[^>]*value="([^"]*)"', body)}
+    form.update({"form_token": form_token(page), "subtrees": "\n".join(before["scope"].get("subtrees") or []),
+                 "reviewer_rule": before["reviewer"]["rule"], "on_no_response": before["on_no_response"],
+                 "schedule": "none", "principal_kinds": before["scope"].get("principal_kinds") or [],
+                 "justify_revoke": "on", "on_due_day": "on", "daily_overdue": "on"})
+    with unchanged():
+        nowhere = client.post(url, data={**form, "subtrees": "project:does-not-exist"})
+        assert nowhere.status_code == 422 and "project:does-not-exist is not in the directory" in text(nowhere)
+        assert "project:does-not-exist</textarea>" in text(nowhere), "what was typed is kept"
+    saved = client.post(url, data={**form, "duration_days": "30"})
+    assert saved.status_code == 302 and "Saved." in text(client.get(saved.headers["Location"]))
+    after = client.get(f"/v1/campaign-definitions/{campaign['definition_id']}", headers=lead).get_json()
+    assert after["duration_days"] == 30
+    assert {k: v for k, v in after.items() if k not in ("duration_days", "updated_at")} == \
+        {k: v for k, v in before.items() if k not in ("duration_days", "updated_at")}, "the rest unchanged"
+    sign_in(client, auditor)
+    read_only = text(client.get(url))
+    assert "Save the changes" not in read_only and "disabled" in read_only
 
 
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
@@ -237,7 +332,7 @@ def test_forms_and_filters_with_nul_are_refused_on_their_page(client, lead, camp
     for url in ("/ui/audit?actor=%00", "/ui/decisions?actor=a%00", "/ui/access?principal=user:a%00",
                 f"/ui/audit?target={'t' * 256}", "/ui/decisions?cursor=" + "c" * 2000):
         response = client.get(url)  # the log and access filters say it above their form
-        assert response.status_code == 400 and 'class="filters"' in text(response), url
+        assert response.status_code == 400 and 'class="filters' in text(response), url
         assert "NUL" in text(response) or "at most" in text(response) or "cursor" in text(response), url
     for url in (f"/ui/campaigns/{campaign['id']}?reviewer=%00", "/ui/tokens?principal=%00", "/ui/reviews?cursor=%00"):
         response = client.get(url)
@@ -263,7 +358,8 @@ def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, l
     assert url in text(listing) and "Launch now" in text(listing)
     page = client.get(url)
     assert "0 of 6 decided" in text(page) and "Close now" in text(page) and "Sign off" not in text(page)
-    assert re.search(r'>user:owen</a></td><td class="num">5</td><td class="num">0</td>', text(page))
+    assert re.search(r'>user:owen</a></td>\s*<td class="num" data-label="To decide">5</td>\s*'
+                     r'<td class="num" data-label="Decided">0</td>', text(page))
     owens = text(client.get(f"{url}?reviewer=user:owen&status=pending"))
     assert "Items of user:owen" in owens and owens.count("<td>user:owen</td>") == 5 and "<td>user:lena</td>" not in owens
     confirm = client.get(f"{url}/close")
@@ -309,6 +405,7 @@ def test_an_auditor_downloads_and_verifies_a_report(client, lead, campaign, audi
 
     valid = verify(workbook, signature)
     assert valid.status_code == 200 and "<strong>Valid:</strong>" in text(valid)
+    assert text(valid).index("<strong>Valid:</strong>") < text(valid).index("<table"), "the verdict is at the top"
     altered = verify(workbook[:-1] + bytes([workbook[-1] ^ 1]), signature)
     assert "<strong>Not valid:</strong>" in text(altered)
     assert verify(workbook, None).status_code == 400
@@ -375,7 +472,7 @@ def test_signing_in_never_sends_anyone_to_another_site(client, token_for):
 def test_bad_addresses_get_a_page_that_says_so(client, lead, campaign):
     sign_in(client, lead)
     for url, status in (("/ui/reviews?campaign=abc", 400), ("/ui/reviews?status=everything", 400),
-                        ("/ui/reviews?cursor=made-up", 400), (f"/ui/campaigns/{campaign['id']}?cursor=x", 400),
+                        ("/ui/reviews?page=made-up", 400), (f"/ui/campaigns/{campaign['id']}?cursor=x", 400),
                         ("/ui/review-items/99999999999", 404), ("/ui/campaigns/424242", 404),
                         ("/ui/reports/424242/workbook", 404)):
         response = client.get(url)
@@ -408,7 +505,14 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
         assert ghost.status_code == 422 and "user:ghost is not a known principal" in text(ghost)
         undecided = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "on_no_response": "",
                                                                   "form_token": token})
-        assert undecided.status_code == 400 and "on no response" in text(undecided)
+        assert undecided.status_code == 400
+        assert re.search(r'id="on_no_response"[^>]*aria-invalid="true"[\s\S]*?</select>\s*<p class="field-error">'
+                         r"Please fill this in.", text(undecided)), "said beside the field"
+        several = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "name": "", "duration_days": "0",
+                                                                "cron": "every tuesday", "form_token": token})
+        body = text(several)
+        assert several.status_code == 400 and "Not saved: 3 problems" in body and body.count('class="field-error"') == 3
+        assert "Please fill this in." in body and "^" not in body.split("<main")[1], "in words, all at once"
     created = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "form_token": token})
     assert created.status_code == 302
     [definition] = client.get("/v1/campaign-definitions", headers=lead).get_json()["items"]
@@ -497,27 +601,123 @@ def test_a_reviewer_decides_ticked_items_at_once_all_or_nothing(client, lead, ca
     page = client.get(queue)
     owens = owen_items(client, lead, campaign)
     ticked = [owens[("user:ann", "editor", "project:p1")]["id"], owens[("user:ben", "editor", "project:p1")]["id"]]
-    assert all(f'name="items" value="{i}" form="bulk"' in text(page) for i in ticked)
-    url = f"/ui/campaigns/{campaign['id']}/decisions"
+    assert all(f'name="items" value="{i}" aria-label="Tick item {i}:' in text(page) for i in ticked)
     lena_item = next(i for i in items(client, lead, campaign["id"]).values() if i["reviewer"] == "user:lena")
     with unchanged():
-        unjustified = client.post(url, data={"items": ticked, "decision": "revoke", "next": queue,
-                                             "form_token": form_token(page)})
-        assert unjustified.status_code == 422 and "nothing was written" in text(unjustified)
-        assert 'form="bulk"' in text(unjustified), "the queue is shown again"
-        nothing = client.post(url, data={"decision": "keep", "next": queue, "form_token": form_token(page)})
-        assert nothing.status_code == 400 and "tick the items" in text(nothing)
-        not_owens = client.post(url, data={"items": [*ticked, lena_item["id"]], "decision": "keep", "next": queue,
-                                           "form_token": form_token(page)})
-        assert not_owens.status_code == 404
-    decided = client.post(url, data={"items": ticked, "decision": "revoke", "justification": "project over",
-                                     "next": queue, "form_token": form_token(page)})
+        unjustified = client.post("/ui/reviews", data={"items": ticked, "bulk": "decide", "decision": "revoke",
+                                                       "next": queue, "form_token": form_token(page)})
+        body = text(unjustified)
+        assert unjustified.status_code == 422 and "nothing was saved" in body
+        assert re.search(r'bulk-justification"[^>]*aria-invalid="true"', body), "marked at the bulk justification"
+        assert body.index("bulk-justification") < body.index("a justification is required to revoke") \
+            < body.index(f'id="item-{ticked[0]}"'), "the problem is said beside the field, above the items"
+        assert all(f'value="{i}" aria-label="Tick item {i}:' in body and "checked" in body for i in ticked)
+        nothing = client.post("/ui/reviews", data={"bulk": "decide", "decision": "keep", "next": queue,
+                                                   "form_token": form_token(page)})
+        assert nothing.status_code == 400 and "Tick the items to decide first." in text(nothing)
+        undecided = client.post("/ui/reviews", data={"items": ticked, "bulk": "decide", "next": queue,
+                                                     "justification": "kept text", "form_token": form_token(page)})
+        assert undecided.status_code == 400 and "Choose keep or revoke for the ticked items." in text(undecided)
+        assert ">kept text</textarea>" in text(undecided), "what was typed is kept"
+        not_owens = client.post("/ui/reviews", data={"items": [*ticked, lena_item["id"]], "bulk": "decide",
+                                                     "decision": "keep", "next": queue,
+                                                     "form_token": form_token(page)})
+        assert not_owens.status_code == 404 and "nothing was saved" in text(not_owens)
+    decided = client.post("/ui/reviews", data={"items": ticked, "bulk": "decide", "decision": "revoke",
+                                               "justification": "project over", "next": queue,
+                                               "form_token": form_token(page)})
     assert decided.status_code == 302 and decided.headers["Location"] == f"{queue}&saved=2"
     assert "Saved 2 decisions." in text(client.get(decided.headers["Location"]))
     for item in ticked:
         state = client.get(f"/v1/review-items/{item}", headers=lead).get_json()
         assert (state["decision"], state["justification"], state["decided_by"]) == ("revoke", "project over",
                                                                                      "user:owen")
+
+
+def test_accepting_the_recommendations_shows_each_outcome_first_then_records_each_reason(
+        client, lead, campaign, token_for, unchanged):
+    sign_in(client, token_for("user:owen"))
+    page = client.get("/ui/reviews")
+    owens = owen_items(client, lead, campaign)
+    ticked = [item["id"] for item in owens.values()]
+    with unchanged():
+        confirm = client.post("/ui/reviews", data={"items": ticked, "bulk": "accept", "next": "/ui/reviews",
+                                                   "form_token": form_token(page)})
+        body = text(confirm)
+        assert confirm.status_code == 200 and "Nothing is saved until you confirm" in body
+    acceptable = [i for i in owens.values() if i["recommendation"] in ("keep", "revoke")]
+    assert acceptable, "the fixture has recommendations"
+    for item in acceptable:
+        assert f'name="items" value="{item["id"]}"' in body and item["recommendation_reason"] in body
+    for item in owens.values():
+        if item not in acceptable:
+            assert f"Item {item['id']} (" in body and "no recommendation to accept" in body
+    done = client.post("/ui/reviews/accept", data={"items": [i["id"] for i in acceptable], "next": "/ui/reviews",
+                                                   "form_token": form_token(page)})
+    assert done.status_code == 302 and done.headers["Location"] == f"/ui/reviews?saved={len(acceptable)}"
+    for item in acceptable:
+        state = client.get(f"/v1/review-items/{item['id']}", headers=lead).get_json()
+        assert (state["decision"], state["justification"], state["decided_by"]) == (
+            item["recommendation"], item["recommendation_reason"], "user:owen")
+    again = client.post("/ui/reviews/accept", data={"items": [acceptable[0]["id"]], "next": "/ui/reviews",
+                                                    "form_token": form_token(page)})
+    assert again.status_code == 409 and "None of those items has a recommendation left to accept." in text(again)
+
+
+def test_the_queue_summarizes_filters_and_pages_keeping_the_filter(app, client, lead, campaign, token_for):
+    sign_in(client, token_for("user:owen"))
+    owens = owen_items(client, lead, campaign)
+    body = text(client.get("/ui/reviews"))
+    assert f"0 of {len(owens)}</strong> decided" in body
+    revoke = sum(1 for i in owens.values() if i["recommendation"] == "revoke")
+    assert f"{revoke} recommended revoke" in body
+    no_advice = [i for i in owens.values() if i["recommendation"] not in ("keep", "revoke")]
+    assert f"{len(no_advice)} no recommendation" in body
+    listed = text(client.get("/ui/reviews?recommendation=none"))
+    assert all(f'id="item-{i["id"]}"' in listed for i in no_advice) and listed.count('<article class="item"') == \
+        len(no_advice), "'no recommendation' lists the items with nothing to accept"
+    only_ann = text(client.get("/ui/reviews?person=ANN"))
+    assert "user:ann" in only_ann and "user:ben" not in only_ann
+    assert "user:ann" not in text(client.get("/ui/reviews?person=%25"))
+    assert "project:p1" in text(client.get("/ui/reviews?resource=p1&role=editor"))
+    app.config["PAGE_SIZE"] = 1
+    first = text(client.get("/ui/reviews?resource=p1"))
+    matching = sum(1 for key in owens if key[2] == "project:p1")
+    assert f"Page 1 of {matching}" in first and "Previous page" not in first
+    assert 'href="/ui/reviews?status=pending&amp;resource=p1&amp;page=2" rel="next"' in first, "the next page keeps the filter"
+    last = text(client.get(f"/ui/reviews?resource=p1&page={matching + 5}"))
+    assert f"Page {matching} of {matching}" in last and "Next page" not in last and "Previous page" in last
+
+
+def test_recording_one_item_keeps_the_drafts_of_the_others(client, lead, campaign, token_for):
+    sign_in(client, token_for("user:owen"))
+    page = client.get("/ui/reviews")
+    owens = owen_items(client, lead, campaign)
+    ann, ben = owens[("user:ann", "editor", "project:p1")]["id"], owens[("user:ben", "editor", "project:p1")]["id"]
+    refused = client.post("/ui/reviews", data={
+        "record": ann, f"decision-{ann}": "revoke", f"decision-{ben}": "keep",
+        f"justification-{ben}": "half-typed for ben", "next": "/ui/reviews", "form_token": form_token(page)})
+    body = text(refused)
+    assert refused.status_code == 422 and "a justification is required to revoke" in body
+    assert re.search(rf'id="justification-{ann}"[^>]*aria-invalid="true"', body)
+    assert ">half-typed for ben</textarea>" in body
+    saved = client.post("/ui/reviews", data={
+        "record": ann, f"decision-{ann}": "revoke", f"justification-{ann}": "left", f"decision-{ben}": "keep",
+        f"justification-{ben}": "half-typed for ben", "next": "/ui/reviews", "form_token": form_token(page)})
+    body = text(saved)
+    assert saved.status_code == 200 and f"Saved for item {ann}." in body and ">half-typed for ben</textarea>" in body
+    assert re.search(rf'name="decision-{ben}" value="keep"\s+checked', body)
+    assert client.get(f"/v1/review-items/{ann}", headers=lead).get_json()["decision"] == "revoke"
+    nul = client.post("/ui/reviews", data={"record": ben, f"decision-{ben}": "keep", f"justification-{ben}": "a\x00b",
+                                           "next": "/ui/reviews", "form_token": form_token(page)})
+    assert nul.status_code == 400 and "\x00" not in text(nul) and ">ab</textarea>" in text(nul)
+    assert re.search(rf'id="justification-{ben}"[^>]*aria-invalid="true"', text(nul)), "said beside the field"
+    too_many = client.post("/ui/reviews", data={"items": [str(i) for i in range(1, 1002)], "bulk": "decide",
+                                                "decision": "keep", "next": "/ui/reviews", "form_token": form_token(page)})
+    assert too_many.status_code == 413 and "Tick at most 1,000 items at once." in text(too_many)
+    alone = client.post("/ui/reviews", data={"record": ben, f"decision-{ben}": "keep", "next": "/ui/reviews?status=all",
+                                             "form_token": form_token(page)})
+    assert alone.status_code == 302 and alone.headers["Location"] == f"/ui/reviews?status=all&done={ben}#item-{ben}"
 
 
 def test_an_auditor_pages_through_the_decision_log(client, auditor, portal, campaign, token_for):
@@ -557,8 +757,16 @@ def test_a_security_lead_explores_who_has_access_and_why(client, lead, directory
     assert "denied</span>" in why and "principal disabled" in why
     why = text(client.get("/ui/access?principal=user:ann&resource=document:d1&action=edit"))
     assert "allowed</span>" in why and "granted" in why
-    assert client.get("/ui/access?resource=project:nowhere").status_code == 404
-    assert client.get("/ui/access?resource=not-a-key").status_code == 400
+    typo = client.get("/ui/access?resource=project:nowhere&principal=user:ann&action=read")
+    assert typo.status_code == 404, "said on the explorer's own page, the form kept"
+    assert re.search(r'id="resource" name="resource" value="project:nowhere"[^>]*aria-invalid="true"', text(typo))
+    assert 'id="resource-problem">project:nowhere is not in the directory' in text(typo)
+    assert 'value="user:ann"' in text(typo) and 'value="read"' in text(typo)
+    both = client.get("/ui/access?resource=not-a-key&principal=nobody")
+    assert both.status_code == 400 and text(both).count('class="field-error"') == 2, "every problem at once"
+    assert "^" not in text(both).split("<main")[1], "in words, not a pattern"
+    denied = text(client.get("/ui/access?principal=user:ben&resource=organization:acme&action=read"))
+    assert "denied</span>" in denied and "would allow it" in denied and "{" not in denied.split("<main")[1]
     sign_in(client, token_for("user:owen"))
     assert client.get("/ui/access?resource=project:p1").status_code == 403
 
@@ -581,9 +789,20 @@ def test_an_admin_makes_lists_and_revokes_tokens(client, admin, lead, make_princ
 
     [lenas] = db.scalars(select(ServiceToken.id).where(ServiceToken.principal_key == "user:lena")).all()
     assert f"/ui/tokens/{lenas}/revoke" in text(client.get("/ui/tokens?principal=user:lena"))
+    asked = text(client.get(f"/ui/tokens/{lenas}/revoke"))
+    assert f"Revoke token <code>{lenas}</code> of user:lena?" in asked and "is refused from then on" in asked
+    assert "the token you are signed in with" not in asked
     assert client.post(f"/ui/tokens/{lenas}/revoke", data={"form_token": token}).status_code == 302
     assert client.get("/v1/campaigns", headers=lead).status_code == 401, "revoked: it stops at once"
     assert "user:lena" not in text(client.get("/ui/tokens?principal=user:lena")).split("<tbody>")[1]
     assert "user:lena" in text(client.get("/ui/tokens?principal=user:lena&all=true")).split("<tbody>")[1]
     sign_in(client, token_for("user:lena", "security_lead"))
     assert client.get("/ui/tokens").status_code == 403, "admins only"
+    sign_in(client, admin)
+    [adas] = db.scalars(select(ServiceToken.id).where(ServiceToken.principal_key == "user:ada")).all()
+    own = text(client.get(f"/ui/tokens/{adas}/revoke"))
+    assert "This is the token you are signed in with." in own and "Revoke it and sign me out" in own
+    out = client.post(f"/ui/tokens/{adas}/revoke", data={"form_token": form_token(client.get("/ui/tokens"))})
+    assert out.status_code == 302 and out.headers["Location"] == "/ui/sign-in?revoked=own"
+    assert "you are signed out" in text(client.get(out.headers["Location"]))
+    assert "/ui/sign-in" in client.get("/ui/tokens").headers["Location"]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
 from ..clock import as_utc
 from ..db import get_or_404
 from ..errors import Unprocessable
-from ..models import CampaignDefinition, Principal
+from ..models import Campaign, CampaignDefinition, Principal, Resource, ReviewItem
 from ..validation import refusal
 from .schemas import DefinitionBody, DefinitionPatch, HoldSettings
 
@@ -45,6 +45,21 @@ def _check_references(session: Session, values: dict[str, Any], declared_types: 
     if unknown:
         raise Unprocessable(f"resource types {sorted(unknown)} are not declared by the policy",
                             field="scope.resource_types", code="unknown_type")
+    for part in ("subtrees", "resources"):
+        named = sorted(set((values.get("scope") or {}).get(part) or ()))
+        missing = _not_in_directory(session, named)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise Unprocessable(f"{shown} {'is' if len(missing) == 1 else 'are'} not in the directory",
+                                field=f"scope.{part}", code="unknown_reference", missing=missing[:100])
+
+
+def _not_in_directory(session: Session, keys: list[str], chunk: int = 500) -> list[str]:
+    """The keys no resource has, looked up a bounded chunk at a time."""
+    found: set[str] = set()
+    for start in range(0, len(keys), chunk):
+        found.update(session.scalars(select(Resource.key).where(Resource.key.in_(keys[start:start + chunk]))))
+    return [key for key in keys if key not in found]
 
 
 def _columns(values: dict[str, Any]) -> dict[str, Any]:
@@ -94,3 +109,26 @@ def patch_definition(session: Session, ctx: WriteContext, definition_id: int, bo
     after = definition_state(definition)
     append_event(session, ctx, "campaign_definition.updated", f"campaign_definition:{definition.id}", before, after)
     return after
+
+
+def open_campaigns_over(session: Session, definition: CampaignDefinition,
+                        ancestors: Callable[[str], list[str]]) -> list[dict[str, Any]]:
+    """The open campaigns a launch of ``definition`` would review the same grants as: those of the
+    same definition, and those whose scope shares a part of the resource tree with its scope (a
+    scope naming no resource covers the whole tree), each with its items still to decide."""
+    def roots(scope: dict[str, Any] | None) -> set[str]:
+        return set((scope or {}).get("subtrees") or ()) | set((scope or {}).get("resources") or ())
+
+    def meet(a: set[str], b: set[str]) -> bool:
+        return not a or not b or any(x in ancestors(y) or y in ancestors(x) for x in a for y in b)
+
+    mine = roots(definition.scope)
+    found = []
+    for campaign in session.scalars(select(Campaign).where(Campaign.status == "open").order_by(Campaign.id)):
+        other = session.get(CampaignDefinition, campaign.definition_id) if campaign.definition_id else None
+        if campaign.definition_id == definition.id or meet(mine, roots(other.scope if other else None)):
+            pending = session.scalar(select(func.count()).select_from(ReviewItem).where(
+                ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending")) or 0
+            found.append({"id": campaign.id, "name": campaign.name, "due_at": campaign.due_at, "pending": pending,
+                          "same_definition": campaign.definition_id == definition.id})
+    return found

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -86,10 +86,25 @@ def queue_summary(session: Session, reviewer: str) -> list[dict[str, Any]]:
 
 
 def reviewer_progress(session: Session, campaign_id: int) -> list[dict[str, Any]]:
-    """Per current reviewer of a campaign: items pending and decided, most pending first."""
-    counts = _status_counts(session, ReviewItem.reviewer, ReviewItem.campaign_id == campaign_id)
-    return sorted(({"reviewer": reviewer, "pending": c["pending"], "decided": c["decided"]}
-                   for reviewer, c in counts.items()), key=lambda r: (-r["pending"], r["reviewer"] or ""))
+    """Per current reviewer of a campaign: items pending and decided, when they last decided one of
+    them and when they were last reminded (one pass over the campaign's items); most pending first."""
+    found: dict[str | None, dict[str, Any]] = {}
+    for reviewer, status, count, decided_at, reminded_at in session.execute(
+            select(ReviewItem.reviewer, ReviewItem.status, func.count(),
+                   func.max(case((ReviewItem.decided_by == ReviewItem.reviewer, ReviewItem.decided_at))),
+                   func.max(ReviewItem.last_reminded_at))
+            .where(ReviewItem.campaign_id == campaign_id).group_by(ReviewItem.reviewer, ReviewItem.status)):
+        row = found.setdefault(reviewer, {"reviewer": reviewer, "pending": 0, "decided": 0, "last_activity": None,
+                                          "last_reminded": None})
+        row[status] = count
+        for key, moment in (("last_activity", decided_at), ("last_reminded", reminded_at)):
+            if moment is not None and (row[key] is None or _iso(moment) > row[key]):
+                row[key] = _iso(moment)
+    return sorted(found.values(), key=lambda r: (-r["pending"], r["reviewer"] or ""))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment else None
 
 
 def list_items(session: Session, *, campaign: int | None, reviewer: str | None, status: str | None,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from .. import jobs
 from ..audit import WriteContext, append_event
 from ..clock import as_utc
-from ..errors import ApiError
+from ..errors import ApiError, Conflict
 from ..models import Campaign, CampaignDefinition, Principal, ReviewItem
 from ..notify import Message
 from ..outbox import enqueue
@@ -147,24 +147,56 @@ def _remind(session: Session, ctx: WriteContext, campaign: Campaign, config) -> 
     for reviewer, items in sorted(_pending_by_reviewer(session, campaign).items()):
         if all(i.last_reminded_at and as_utc(i.last_reminded_at).date() == ctx.now.date() for i in items):
             continue  # already reminded today
-        person = session.get(Principal, reviewer)
-        link = queue_link(config, campaign)
-        outcome = enqueue(session, ctx.now, config, Message(
-            to=reviewer, address=person.email if person else None,
-            subject=f"[access review] {campaign.name}: {len(items)} item(s) to decide, {which}",
-            text=(f"You have {len(items)} access review item(s) to decide in \"{campaign.name}\", {which} "
-                  f"(due {as_utc(campaign.due_at):%Y-%m-%d %H:%M} UTC).\n\nYour queue: {link}\n"
-                  f"(Sign in there with this e-mail address; the JSON API has the same queue at "
-                  f"{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me&status=pending)\n"),
-            event={"event": "reminder", "campaign": campaign.id, "reviewer": reviewer, "pending": len(items),
-                   "when": which}))
-        for item in items:
-            item.last_reminded_at = ctx.now
-        append_event(session, ctx, "campaign.reminded", f"campaign:{campaign.id}", None,
-                     {"reviewer": reviewer, "pending": len(items), "when": which, **outcome})
+        remind(session, ctx, campaign, config, reviewer, items, which)
         sent += 1
     session.flush()
     return sent
+
+
+def due_phrase(due: datetime, now: datetime) -> str:
+    """How a reminder sent now puts the due date: due in N days, due today, overdue by N days."""
+    days_left = (due.date() - now.date()).days
+    if days_left > 0:
+        return f"due in {days_left} day(s)"
+    return "due today" if days_left == 0 else f"overdue by {-days_left} day(s)"
+
+
+def remind_now(session: Session, ctx: WriteContext, campaign: Campaign, config, reviewer: str) -> dict[str, Any]:
+    """A security lead's reminder to one reviewer, whatever the schedule: their items still to decide,
+    put into the outbox like the scheduled ones (409 if the campaign is not open or nothing is left)."""
+    if campaign.status != "open":
+        raise Conflict(f"campaign {campaign.id} is {campaign.status}; nobody is reminded", field="campaign",
+                       code="campaign_closed")
+    items = list(session.scalars(select(ReviewItem).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.reviewer == reviewer, ReviewItem.status == "pending")
+        .order_by(ReviewItem.id)))
+    if not items:
+        raise Conflict(f"{reviewer} has nothing left to decide in campaign {campaign.id}", field="reviewer",
+                       code="nothing_pending")
+    outcome = remind(session, ctx, campaign, config, reviewer, items, due_phrase(as_utc(campaign.due_at), ctx.now))
+    session.flush()
+    return {"reviewer": reviewer, "pending": len(items), **outcome}
+
+
+def remind(session: Session, ctx: WriteContext, campaign: Campaign, config, reviewer: str,
+           items: list[ReviewItem], which: str) -> dict[str, Any]:
+    """One reviewer's reminder of their ``items``, into the outbox (sent after commit) and the trail."""
+    person = session.get(Principal, reviewer)
+    link = queue_link(config, campaign)
+    outcome = enqueue(session, ctx.now, config, Message(
+        to=reviewer, address=person.email if person else None,
+        subject=f"[access review] {campaign.name}: {len(items)} item(s) to decide, {which}",
+        text=(f"You have {len(items)} access review item(s) to decide in \"{campaign.name}\", {which} "
+              f"(due {as_utc(campaign.due_at):%Y-%m-%d %H:%M} UTC).\n\nYour queue: {link}\n"
+              f"(Sign in there with this e-mail address; the JSON API has the same queue at "
+              f"{config['PUBLIC_URL']}/v1/review-items?campaign={campaign.id}&reviewer=me&status=pending)\n"),
+        event={"event": "reminder", "campaign": campaign.id, "reviewer": reviewer, "pending": len(items),
+               "when": which}))
+    for item in items:
+        item.last_reminded_at = ctx.now
+    append_event(session, ctx, "campaign.reminded", f"campaign:{campaign.id}", None,
+                 {"reviewer": reviewer, "pending": len(items), "when": which, **outcome})
+    return outcome
 
 
 def queue_link(config, campaign: Campaign) -> str:

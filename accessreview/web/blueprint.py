@@ -46,16 +46,36 @@ def to_sign_in():
     return redirect(url_for("web.sign_in", next=back))
 
 
+# What people type into forms, shown again (editable) when a stale form is offered afresh.
+TYPED = ("justification", "reason", "statement", "description")
+
+
 @bp.errorhandler(ApiError)
 def _error_page(error: ApiError):
     if error.status == 401:
         return to_sign_in()
+    if error.code == "stale_form" and g.get("web_token"):
+        return _offer_again(error)
     return render_template("error.html", error=error), error.status
+
+
+def _offer_again(error: ApiError):
+    """A form from before this session (signed in again, or on another tab), offered again with a
+    fresh token: what was typed is kept, and nothing happens until it is sent again."""
+    fields = [(key, value) for key, value in request.form.items(multi=True) if key != "form_token"]
+    typed = [(key, value) for key, value in fields if key.split("-")[0] in TYPED and value.strip()]
+    hidden = [(key, value) for key, value in fields if (key, value) not in typed]
+    return render_template("stale_form.html", error=error, action=request.path, typed=typed, hidden=hidden), \
+        error.status
 
 
 def page_query(model: type[M]) -> M:
     """The query of a page whose filter form sends every field: an empty one means no filter."""
-    return parse_query(model, {key: value for key, value in request.args.items() if value})
+    return page_query_of(model, request.args)
+
+
+def page_query_of(model: type[M], args) -> M:
+    return parse_query(model, {key: value.strip() for key, value in args.items() if value.strip()})
 
 
 @bp.get("/style.css")

@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import jobs
 from ..authz.engine import get_engine
-from ..campaigns import definitions, flows, review
+from ..campaigns import definitions, flows, review, scheduled
 from ..campaigns.deciding import declared_types
 from ..campaigns.measures import campaign_measures
 from ..campaigns.schemas import DefinitionBody, DefinitionPatch, SignOffBody
@@ -28,12 +28,15 @@ from ..pagination import Cursor
 from ..reports import service as reports
 from ..validation import column_text, parse_query
 from .blueprint import bp, page_query
+from .forms import as_error, beside, problems
 
 
 class ItemsQuery(BaseModel):
     status: Literal["pending", "decided", "all"] = "all"
     reviewer: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # one reviewer's, to chase
     cursor: Cursor | None = None
+    overridden: int | None = None  # the item a security lead just decided in its reviewer's stead
+    reminded: column_text(ReviewItem.reviewer) | None = None  # type: ignore[valid-type]  # just reminded
 
 
 @bp.get("/campaigns")
@@ -62,7 +65,7 @@ def _render_campaign(campaign_id: int, error: ApiError | None = None, statement:
     q = page_query(ItemsQuery)
     items = review.list_items(session, campaign=campaign_id, reviewer=q.reviewer,
                               status=None if q.status == "all" else q.status, cursor=q.cursor, limit=page_limit(None))
-    return render_template("campaign.html", campaign=review.campaign_state(campaign),
+    return render_template("campaign.html", campaign=review.campaign_state(campaign), now=clock_now(),
                            measures=campaign_measures(session, campaign, clock_now()),
                            reviewers=review.reviewer_progress(session, campaign_id), items=items, query=q,
                            reports=reports.list_reports(session, campaign_id), error=error,
@@ -90,6 +93,20 @@ def _after(outcome: flows.Outcome, campaign_id: int | None):
     if not outcome.done:
         return redirect(url_for("web.job_page", job_id=outcome.job["id"]))
     return redirect(url_for("web.campaign_page", campaign_id=campaign_id or outcome.state["id"]))
+
+
+@bp.post("/campaigns/<int:campaign_id>/remind")
+def remind_reviewer(campaign_id: int):
+    """Remind one reviewer now of what they have left (through the outbox, like the scheduled ones)."""
+    actor = authorize("manage_campaigns")
+    reviewer = request.form.get("reviewer", "").strip()
+    try:
+        with unit_of_work(actor) as (session, ctx):
+            sent = scheduled.remind_now(session, ctx, review.get_campaign(session, campaign_id), current_app.config,
+                                        reviewer)
+    except ApiError as error:
+        return _render_campaign(campaign_id, error, status=error.status)
+    return redirect(url_for("web.campaign_page", campaign_id=campaign_id, reminded=sent["reviewer"]) + "#reviewers")
 
 
 class PreviewQuery(BaseModel):
@@ -152,7 +169,17 @@ def remediate(campaign_id: int):
 
 @bp.post("/campaign-definitions/<int:definition_id>/launch")
 def launch(definition_id: int):
+    """Launch now; first, if open campaigns already review the same grants, say which and ask."""
     actor = authorize("manage_campaigns")
+    if request.form.get("confirmed") != "yes":
+        session = get_session()
+        definition = definitions.get_definition(session, definition_id)
+        index = get_engine().snapshot().index
+        overlapping = definitions.open_campaigns_over(session, definition,
+                                                      lambda key: [node.key for node in index.ancestors(key)])
+        if overlapping:
+            return render_template("launch_confirm.html", definition=definitions.definition_state(definition),
+                                   overlapping=overlapping)
     try:
         outcome = flows.launch(current_app, write_context(actor), definition_id)
     except ApiError as error:
@@ -199,7 +226,9 @@ def new_definition():
 def create_definition():
     actor = authorize("manage_campaigns")
     try:
-        data = parse_query(DefinitionBody, definition_from_form(request.form))
+        data, found = problems(DefinitionBody, definition_from_form(request.form))
+        if found:
+            raise as_error(found, errors=found)
         with unit_of_work(actor) as (session, ctx):
             definitions.create_definition(session, ctx, data, declared_types())
     except ApiError as error:
@@ -207,9 +236,69 @@ def create_definition():
     return redirect(url_for("web.campaigns"))
 
 
-def _render_definition_form(form: MultiDict, error: ApiError | None = None, status: int = 200):
-    return render_template("definition_form.html", form=form, error=error,
+@bp.get("/campaign-definitions/<int:definition_id>")
+def definition_page(definition_id: int):
+    """A definition as its form, to read (auditors too) and, for those who manage campaigns, to change."""
+    authorize("view_campaigns")
+    state = definitions.definition_state(definitions.get_definition(get_session(), definition_id))
+    return _render_definition_form(form_from_definition(state), definition=state,
+                                   saved=request.args.get("saved") == "1")
+
+
+@bp.post("/campaign-definitions/<int:definition_id>")
+def edit_definition(definition_id: int):
+    """What the form holds replaces the definition (its holds settings, not on the form, stay)."""
+    actor = authorize("manage_campaigns")
+    state = definitions.definition_state(definitions.get_definition(get_session(), definition_id))
+    body = {"stages": [], "escalation": None, "schedule": None, **definition_from_form(request.form)}
+    try:
+        data, found = problems(DefinitionPatch, body)
+        if found:
+            raise as_error(found, errors=found)
+        with unit_of_work(actor) as (session, ctx):
+            definitions.patch_definition(session, ctx, definition_id, data, declared_types())
+    except ApiError as error:
+        return _render_definition_form(request.form, error, error.status, definition=state)
+    return redirect(url_for("web.definition_page", definition_id=definition_id, saved=1))
+
+
+def _render_definition_form(form: MultiDict, error: ApiError | None = None, status: int = 200,
+                            definition: dict[str, Any] | None = None, saved: bool = False):
+    return render_template("definition_form.html", form=form, error=error, found=beside(error),
+                           definition=definition, saved=saved,
                            types=directory_types(get_engine().policy.declarations)), status
+
+
+def form_from_definition(d: dict[str, Any]) -> MultiDict:
+    """The form's fields from a definition: what :func:`definition_from_form` reads back."""
+    scope, reminders, justification = d["scope"] or {}, d["reminders"] or {}, d["justification"] or {}
+    fields: list[tuple[str, Any]] = [
+        ("name", d["name"]), ("description", d["description"] or ""),
+        ("subtrees", "\n".join(scope.get("subtrees") or [])), ("resources", "\n".join(scope.get("resources") or [])),
+        ("roles", " ".join(scope.get("roles") or [])),
+        *(("resource_types", t) for t in scope.get("resource_types") or []),
+        *(("principal_kinds", k) for k in scope.get("principal_kinds") or []),
+        ("reviewer_rule", d["reviewer"]["rule"]), ("reviewer_principal", d["reviewer"].get("principal") or ""),
+        ("fallback_reviewer", d["fallback_reviewer"]), ("duration_days", str(d["duration_days"])),
+        ("days_before_due", " ".join(str(n) for n in reminders.get("days_before_due") or [])),
+        ("on_no_response", d["on_no_response"]), ("on_no_response_fallback", d.get("on_no_response_fallback") or "keep"),
+        ("unused_days", str((d["recommendation"] or {}).get("unused_days", ""))),
+    ]
+    fields += [(name, "on") for name, on in (("on_due_day", reminders.get("on_due_day")),
+                                             ("daily_overdue", reminders.get("daily_overdue")),
+                                             ("justify_revoke", justification.get("revoke")),
+                                             ("justify_keep", justification.get("keep"))) if on]
+    if d["stages"]:
+        fields += [("stage_rule", d["stages"][0]["rule"]), ("stage_principal", d["stages"][0].get("principal") or "")]
+    if d["escalation"]:
+        fields += [("escalate_after", str(d["escalation"]["after_days_overdue"])),
+                   ("escalate_to", d["escalation"].get("to", "manager"))]
+    schedule = d["schedule"] or {}
+    kind = "cron" if schedule.get("cron") else "interval_days" if schedule.get("interval_days") else "none"
+    fields += [("schedule", kind), ("timezone", schedule.get("timezone") or "UTC")]
+    if kind != "none":
+        fields.append((kind, str(schedule[kind])))
+    return MultiDict(fields)
 
 
 def _lines(text: str) -> list[str]:

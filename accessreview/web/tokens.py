@@ -6,15 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, render_template, request, url_for
 
 from ..clock import as_utc
-from ..db import get_session
+from ..db import get_or_404, get_session
 from ..directory.schemas import PrincipalKey
 from ..errors import ApiError
 from ..guard import authorize, clock_now, unit_of_work
-from ..tokens import TokenRequest, create_token, list_tokens, revoke_token
+from ..models import ServiceToken
+from ..tokens import TokenRequest, create_token, list_tokens, revoke_token, token_state
 from ..validation import Strict, parse_query
+from .auth import COOKIE
 from .blueprint import bp, page_query
 
 
@@ -57,6 +59,23 @@ def make_token():
     return _render_tokens(made=token)
 
 
+def _own_session(token_id: str) -> bool:
+    """Whether ``token_id`` is the token this page's session stands on (``ar_<id>_<secret>``)."""
+    parts = (g.get("web_token") or "").split("_")
+    return len(parts) >= 3 and parts[1] == token_id
+
+
+@bp.get("/tokens/<token_id>/revoke")
+def confirm_revoke(token_id: str):
+    """What revoking does, said before it is done; the more plainly when it is one's own session."""
+    authorize("manage_tokens")
+    token = token_state(get_or_404(get_session(), ServiceToken, token_id, "token"))
+    return render_template("token_revoke.html", token=token, own=_own_session(token_id),
+                           seconds=current_app.config["REFRESH_INTERVAL"],
+                           back=request.args.get("next") if (request.args.get("next") or "").startswith("/ui/tokens")
+                           else url_for("web.tokens"))
+
+
 @bp.post("/tokens/<token_id>/revoke")
 def revoke(token_id: str):
     actor = authorize("manage_tokens")
@@ -65,5 +84,9 @@ def revoke(token_id: str):
             revoke_token(session, ctx, token_id)
     except ApiError as error:
         return _render_tokens(error=error, status=error.status)
+    if _own_session(token_id):  # signed out by it: say so on the sign-in page
+        response = redirect(url_for("web.sign_in", revoked="own"))
+        response.delete_cookie(COOKIE, path="/ui")
+        return response
     return redirect(request.form.get("next") if (request.form.get("next") or "").startswith("/ui/tokens")
                     else url_for("web.tokens"))
