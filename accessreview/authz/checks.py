@@ -57,11 +57,12 @@ def snapshot_for(engine: AuthzEngine, at_least: int | None) -> Snapshot:
 
 
 def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[str, str, str]],
-           deadline: Deadline | None = None) -> list[tuple[bool, str]]:
+           deadline: Deadline | None = None, until: bool | None = None) -> list[tuple[bool, str]]:
     """Decide ``checks`` (actor, action, resource) against one snapshot, within ``deadline`` if given,
     then keep them all in the decision log (memory and spool): a request that fails part way leaves
-    no decisions its caller never received. Returns (allowed, decision id) for each, in order. One
-    loop for the whole request: at ~10 µs a check, per-check calls and lookups count."""
+    no decisions its caller never received. Returns (allowed, decision id) for each, in order, up to
+    and including the first whose outcome is ``until`` (None: all). One loop for the whole request:
+    at ~10 µs a check, per-check calls and lookups count."""
     log = app.extensions["decisions"]
     now = app.config["CLOCK"].now()
     stamp, version, revision = log.stamp(now), snapshot.policy.version, snapshot.revision
@@ -84,6 +85,8 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
         rows.append((decision_id, stamp, caller, actor, action, resource, allowed_values[decision.allowed],
                      version, revision, latency_us, grant_ids_json(grants) if grants else no_grants))
         answers.append((decision.allowed, decision_id))
+        if decision.allowed is until:
+            break
     log.record(rows, stamp, used)
     return answers
 
