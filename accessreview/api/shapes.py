@@ -260,6 +260,7 @@ class AuthzenItemError(BaseModel):
     code: str
     message: str
     field: str | None = None
+    errors: list[ErrorDetail] | None = None
 
 
 class AuthzenDecisionContext(BaseModel):

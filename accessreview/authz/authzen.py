@@ -249,7 +249,8 @@ def _evaluate_in_order(app: Flask, caller: str, snapshot: Snapshot, checks: list
         if end < len(checks):
             error: ApiError = checks[end]  # type: ignore[assignment]
             answers.append({"decision": False, "context": {"error": {
-                "status": error.status, "code": error.code, "message": error.message, "field": error.field}}})
+                "status": error.status, "code": error.code, "message": error.message, "field": error.field,
+                **error.details}}})
             if until is False:
                 return answers
         start = end + 1
@@ -270,10 +271,11 @@ def _parse_evaluations(raw: bytes) -> tuple[Evaluations, dict[int, ApiError]]:
         try:
             items.append(Item.model_validate(item))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            path = ("evaluations", number, *first["loc"])
-            malformed[number] = BadRequest(describe({**first, "loc": path}), field=field_path(path),
-                                           code=error_code(first))
+            errors = [{**e, "loc": ("evaluations", number, *e["loc"])} for e in exc.errors()[:50]]
+            first = errors[0]
+            malformed[number] = BadRequest(describe(first), field=field_path(first["loc"]), code=error_code(first),
+                                           errors=[{"code": error_code(e), "field": field_path(e["loc"]),
+                                                    "message": describe(e)} for e in errors])
             items.append(None)
     return Evaluations.model_construct(**{**request.__dict__, "evaluations": items}), malformed
 
