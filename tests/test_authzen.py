@@ -360,3 +360,15 @@ def test_bad_searches_name_the_field(client, portal, world, kind, body, field):
     response = search(client, portal, kind, body)
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["error"]["field"] == field
+
+
+def test_a_type_and_id_too_long_together_are_refused_by_name(client, portal, world):
+    long_id = "x" * (255 - len("document:") + 1)  # each part fits; type:id does not
+    response = post(client, EVALUATION, ask("user:bob", "edit", "document:" + long_id), portal)
+    assert response.status_code == 400
+    assert (response.get_json()["error"]["field"], response.get_json()["error"]["code"]) == ("resource.id", "too_long")
+    body = {"subject": entity("user:bob"), "action": {"name": "edit"},
+            "evaluations": [{"resource": entity("document:" + long_id)}, {"resource": entity("document:d2")}]}
+    answers = post(client, EVALUATIONS, body, portal).get_json()["evaluations"]
+    assert [a["decision"] for a in answers] == [False, True]
+    assert answers[0]["context"]["error"]["field"] == "evaluations.0.resource.id"

@@ -22,20 +22,22 @@ import json
 from typing import Annotated, Any, Literal
 
 from flask import Flask
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
 from ..errors import ApiError, BadRequest
 from ..guard import require_permission
 from ..pagination import decode_cursor, encode_cursor
-from ..validation import LONG_TEXT, Text, describe, error_code, field_path, parse_json
+from ..validation import LONG_TEXT, describe, error_code, field_path, parse_json
 from .checks import ACTION_LENGTH, RESOURCE_LENGTH, decide, refuse_oversized_batch, snapshot_for
 from .deadline import Deadline
 from .engine import Snapshot
 
 KEY_LENGTH = RESOURCE_LENGTH  # type:id, as the decision log and the directory hold a key
-Part = Text(KEY_LENGTH - 1)
-ActionName = Text(ACTION_LENGTH)
+# Text here has no validator of its own for NUL: parse_json refuses a NUL anywhere in the body before
+# the model reads it (naming its field), and plain constraints keep parsing out of Python.
+Part = Annotated[str, StringConstraints(min_length=1, max_length=KEY_LENGTH - 1)]
+ActionName = Annotated[str, StringConstraints(min_length=1, max_length=ACTION_LENGTH)]
 
 
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
@@ -67,14 +69,6 @@ class Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
-def _fits_a_key(value: str, info: ValidationInfo) -> str:
-    kind = info.data.get("type")
-    if kind is not None and len(kind) + 1 + len(value) > KEY_LENGTH:
-        raise PydanticCustomError("too_long", "type and id together (type:id) hold at most {most} characters",
-                                  {"most": KEY_LENGTH})
-    return value
-
-
 class Entity(Lenient):
     """A subject or resource of an evaluation."""
 
@@ -82,14 +76,14 @@ class Entity(Lenient):
     id: Part
     properties: JsonObject | None = None
 
-    @field_validator("id")
-    @classmethod
-    def _fits_a_key(cls, value: str, info: ValidationInfo) -> str:
-        return _fits_a_key(value, info)
 
-    @property
-    def key(self) -> str:
-        return f"{self.type}:{self.id}"
+def _key(entity: Entity, field: str) -> str:
+    """The directory's key of a subject or resource: type:id, no longer than a key column holds."""
+    key = f"{entity.type}:{entity.id}"
+    if len(key) > KEY_LENGTH:
+        raise BadRequest(f"{field}.id: type and id together (type:id) hold at most {KEY_LENGTH} characters",
+                         field=f"{field}.id", code="too_long")
+    return key
 
 
 class Searched(Lenient):
@@ -181,12 +175,12 @@ class ActionSearch(Lenient):
 def evaluation(app: Flask, caller: str, raw: bytes) -> str:
     """POST /access/v1/evaluation: one decision."""
     request = parse_json(Evaluation, raw)
-    _refuse_large_properties(app, request)
+    _refuse_large_properties(app, request, raw)
     options = request.options
     if options is not None and options.include_reasons:
         _may_explain(app, caller)
     snapshot = snapshot_for(app.extensions["authz"], options.at_least_revision if options else None)
-    check = (request.subject.key, request.action.name, request.resource.key)
+    check = (_key(request.subject, "subject"), request.action.name, _key(request.resource, "resource"))
     [(allowed, decision_id)] = decide(app, snapshot, caller, [check])
     if options is not None and options.include_reasons:
         return _encode(_decision(allowed, decision_id, snapshot, _reasons(app, caller, snapshot, check)))
@@ -196,7 +190,7 @@ def evaluation(app: Flask, caller: str, raw: bytes) -> str:
 def evaluations(app: Flask, caller: str, raw: bytes) -> str:
     """POST /access/v1/evaluations: many decisions, with defaults and a semantic. Without items, one."""
     request, malformed = _parse_evaluations(raw)
-    _refuse_large_properties(app, request)
+    _refuse_large_properties(app, request, raw)
     options = request.options or EvaluationsOptions()
     items = request.evaluations
     if not items:
@@ -220,7 +214,14 @@ def evaluations(app: Flask, caller: str, raw: bytes) -> str:
             if value is None:
                 raise BadRequest(f"evaluations.{number}.{name}: required, in the evaluation or as a default",
                                  field=f"evaluations.{number}.{name}", code="missing_field")
-        checks.append((subject.key, action.name, resource.key))  # type: ignore[union-attr]
+        try:
+            checks.append((_key(subject, "subject"), action.name, _key(resource, "resource")))  # type: ignore[arg-type,union-attr]
+        except BadRequest as refused:
+            where = "subject" if refused.field == "subject.id" else "resource"
+            at = f"evaluations.{number}.{where}.id" if getattr(item, where) is not None else refused.field
+            malformed[number] = BadRequest(refused.message.replace(refused.field or "", at, 1), field=at,
+                                           code="too_long")
+            checks.append(malformed[number])
     snapshot = snapshot_for(app.extensions["authz"], options.at_least_revision)
     if options.evaluations_semantic == "execute_all" and not malformed and not options.include_reasons:
         decided = decide(app, snapshot, caller, checks, Deadline(app.config["EVALUATION_TIMEOUT"]))  # type: ignore[arg-type]
@@ -280,8 +281,10 @@ def _parse_evaluations(raw: bytes) -> tuple[Evaluations, dict[int, ApiError]]:
     return Evaluations.model_construct(**{**request.__dict__, "evaluations": items}), malformed
 
 
-def _refuse_large_properties(app: Flask, request: BaseModel) -> None:
+def _refuse_large_properties(app: Flask, request: BaseModel, raw: bytes) -> None:
     """Properties and context past AUTHZEN_MAX_PROPERTIES_BYTES (as JSON) are refused: 413."""
+    if b'"properties"' not in raw and b'"context"' not in raw:  # the portal's usual request: nothing to weigh
+        return
     most = app.config["AUTHZEN_MAX_PROPERTIES_BYTES"]
     for path, value in _objects(request):
         if len(json.dumps(value, separators=(",", ":"))) > most:
@@ -347,10 +350,10 @@ def _encode(payload: dict[str, Any]) -> str:
 def search_subject(app: Flask, caller: str, raw: bytes) -> str:
     """Every subject of the type that may do the action on the resource, through groups and parents."""
     request = parse_json(SubjectSearch, raw)
-    _refuse_large_properties(app, request)
+    _refuse_large_properties(app, request, raw)
     snapshot = app.extensions["authz"].snapshot()
     wanted, action = f"{request.subject.type}:", request.action.name
-    holders = snapshot.evaluator.access(request.resource.key, app.config["CLOCK"].now(), _deadline(app))
+    holders = snapshot.evaluator.access(_key(request.resource, "resource"), app.config["CLOCK"].now(), _deadline(app))
     keys = [entry["principal"] for entry in holders
             if entry["principal"].startswith(wanted) and action in entry["permissions"]]
     return _search_page(app, raw, request.page, keys, _entity)
@@ -359,12 +362,12 @@ def search_subject(app: Flask, caller: str, raw: bytes) -> str:
 def search_resource(app: Flask, caller: str, raw: bytes) -> str:
     """Every resource of the type on which the subject may do the action."""
     request = parse_json(ResourceSearch, raw)
-    _refuse_large_properties(app, request)
+    _refuse_large_properties(app, request, raw)
     snapshot = app.extensions["authz"].snapshot()
     kind = request.resource.type
     if kind not in snapshot.policy.declarations.resource_types:
         raise BadRequest(f"{kind!r} is not a resource type of the policy", field="resource.type", code="unknown_type")
-    keys = snapshot.evaluator.resources_for(request.subject.key, request.action.name, kind,
+    keys = snapshot.evaluator.resources_for(_key(request.subject, "subject"), request.action.name, kind,
                                             app.config["CLOCK"].now(), _deadline(app))
     return _search_page(app, raw, request.page, keys, _entity)
 
@@ -373,14 +376,15 @@ def search_action(app: Flask, caller: str, raw: bytes) -> str:
     """Every action of the resource's type that the subject may do on it (none for a type the policy
     does not declare)."""
     request = parse_json(ActionSearch, raw)
-    _refuse_large_properties(app, request)
+    _refuse_large_properties(app, request, raw)
     snapshot = app.extensions["authz"].snapshot()
     declared = snapshot.policy.declarations.resource_types.get(request.resource.type)
     now, deadline = app.config["CLOCK"].now(), _deadline(app)
+    subject, resource = _key(request.subject, "subject"), _key(request.resource, "resource")
     allowed = []
     for action in sorted(declared.permissions) if declared is not None else ():
         deadline.check()
-        if snapshot.evaluator.check(request.subject.key, action, request.resource.key, now).allowed:
+        if snapshot.evaluator.check(subject, action, resource, now).allowed:
             allowed.append(action)
     return _search_page(app, raw, request.page, allowed, lambda name: {"name": name})
 
