@@ -454,11 +454,26 @@ def campaign_launch(definition_id: int) -> None:
 
 @campaign_group.command("close", help="Close a campaign now (undecided items get its no-response outcome).")
 @click.argument("campaign_id", type=int)
+@click.option("--dry-run", is_flag=True, help="print what closing would do, per rule and item; change nothing")
 @with_appcontext
-def campaign_close(campaign_id: int) -> None:
-    from .campaigns import flows
+def campaign_close(campaign_id: int, dry_run: bool) -> None:
+    from .campaigns import flows, review
 
-    _run_flow(lambda app, ctx: flows.close(app, ctx, campaign_id))
+    if not dry_run:
+        _run_flow(lambda app, ctx: flows.close(app, ctx, campaign_id))
+        return
+    with cli_read_session() as session:
+        try:
+            campaign = review.get_campaign(session, campaign_id)
+            preview = review.close_preview(session, campaign, None, 1000)
+            cursor = preview.pop("next_cursor")
+            while cursor:  # every item, a page at a time
+                following = review.close_preview(session, campaign, cursor, 1000)
+                preview["items"] += following["items"]
+                cursor = following["next_cursor"]
+        except ApiError as error:
+            report_api_error(error)
+    click.echo(json.dumps(preview, indent=2, default=str))
 
 
 @campaign_group.command("sign-off", help="Sign a closed campaign off; its reports and revocations follow.")

@@ -52,6 +52,7 @@ def _bearer_token(app: Flask, snapshot: Snapshot, authorization: str, now: datet
     if record is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired", field="Authorization",
                               code="invalid_token")
+    app.extensions["decisions"].token_used(record.token_hash, now)
     return record
 
 
@@ -79,9 +80,10 @@ def permitted_caller(app: Flask, authorization: str, permission: str) -> str:
     """
     snapshot = app.extensions["authz"].snapshot()
     remembered = snapshot.callers.get((authorization, permission))
-    if remembered is not None and (remembered[1] is None or app.config["CLOCK"].now() < remembered[1]):
-        return remembered[0]
     now = app.config["CLOCK"].now()
+    if remembered is not None and (remembered[1] is None or now < remembered[1]):
+        app.extensions["decisions"].token_used(remembered[2], now)
+        return remembered[0]
     token = _bearer_token(app, snapshot, authorization, now)
     decision = snapshot.evaluator.check(token.principal, permission, SERVICE_RESOURCE, now)
     if not decision.allowed:
@@ -89,7 +91,8 @@ def permitted_caller(app: Flask, authorization: str, permission: str) -> str:
     # An answer oso gave names no grants, so nothing tells when it would change: not remembered.
     if decision.grants and len(snapshot.callers) < CALLERS_REMEMBERED:
         snapshot.callers[(authorization, permission)] = (token.principal,
-                                                        _good_until(snapshot, token, decision.grants))
+                                                        _good_until(snapshot, token, decision.grants),
+                                                        token.token_hash)
     return token.principal
 
 

@@ -177,6 +177,9 @@ class ServiceToken(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     used_at: Mapped[datetime | None]  # when a sign-in link was redeemed
+    # Written by the decision log's writer, at most once a minute per token per process: a service's
+    # grants on the service itself are used by calling it, which no check in the log shows.
+    last_used_at: Mapped[datetime | None]
 
     principal: Mapped[Principal] = relationship(lazy="joined")
 
@@ -243,6 +246,10 @@ class CampaignDefinition(Base):
     reminders: Mapped[dict[str, Any]] = mapped_column(JSON)
     escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     on_no_response: Mapped[str] = mapped_column(String(16))
+    # What an undecided item gets under on_no_response=recommendation when its advice did not rest on
+    # complete data (keep | revoke).
+    on_no_response_fallback: Mapped[str] = mapped_column(String(16), default="keep",
+                                                         server_default="keep")
     justification: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"revoke": true, "keep": false}
     recommendation: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"unused_days": 90}
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"cron"|"interval", "timezone"}
@@ -297,8 +304,11 @@ class ReviewItem(Base):
     effective_permissions: Mapped[dict[str, Any]] = mapped_column(JSON)
     explanation: Mapped[list[Any]] = mapped_column(JSON)
     last_used_at: Mapped[datetime | None]
-    recommendation: Mapped[str] = mapped_column(String(16))  # keep | revoke | none
+    recommendation: Mapped[str] = mapped_column(String(16))  # keep | revoke | review (nothing to advise)
     recommendation_reason: Mapped[str] = mapped_column(Text)
+    # complete: the advice rests on all the data it needs; incomplete (or unknown, on items made before
+    # it was recorded): it does not, and on_no_response never applies it.
+    recommendation_confidence: Mapped[str | None] = mapped_column(String(16))
     stage: Mapped[int] = mapped_column(Integer, default=0)
     reviewer_of_record: Mapped[str | None] = mapped_column(String(255))
     reviewer: Mapped[str | None] = mapped_column(String(255), index=True)

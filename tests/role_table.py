@@ -112,7 +112,8 @@ ROWS = (
         "POST /v1/campaigns/{campaign_id}/follow-up", "POST /v1/holds/{hold_id}/lift", "POST /ui/holds/{hold_id}/lift",
         "GET /ui/campaign-definitions/new", "POST /ui/campaign-definitions",
         "POST /ui/campaign-definitions/{definition_id}/launch", "POST /ui/campaign-definitions/{definition_id}/schedule",
-        "POST /ui/campaigns/{campaign_id}/close", "POST /ui/campaigns/{campaign_id}/sign-off",
+        "GET /ui/campaigns/{campaign_id}/close", "POST /ui/campaigns/{campaign_id}/close",
+        "POST /ui/campaigns/{campaign_id}/sign-off",
         "POST /ui/campaigns/{campaign_id}/remediate"), frozenset({LEAD, ADMIN})),
     Row("One's own queue (empty for who reviews nothing), and the start page", (
         "GET /v1/review-items?reviewer=me", "GET /ui/", "GET /ui/reviews"), PEOPLE, hidden=True),

@@ -119,7 +119,10 @@ def test_recommendations_say_why(client, lead, directory, portal):
     assert redundant["recommendation"] == "revoke" and "already given by grant" in redundant["recommendation_reason"]
     used = found[("user:ann", "editor", "project:p1")]
     assert used["recommendation"] == "keep" and "used by an allowed decision" in used["recommendation_reason"]
-    assert found[("user:owen", "admin", "organization:acme")]["recommendation"] == "revoke"  # never used
+    assert used["recommendation_confidence"] == "complete"
+    unused = found[("user:owen", "admin", "organization:acme")]  # not used, but the log is hours old
+    assert unused["recommendation"] == "review" and unused["recommendation_confidence"] == "incomplete"
+    assert unused["recommendation_reason"] == "no usage data yet (the log covers 0 of 90 days)"
 
 
 GROUP_COVER = {

@@ -3,6 +3,7 @@ security lead lifts its hold; the hold names the campaign, item and decision, an
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -191,3 +192,28 @@ def test_the_holds_pages_list_and_lift_after_stating_the_effect(app, client, por
     lifted = leads.post(f"/ui/holds/{hold['id']}/lift", data={"form_token": token, "justification": "back on it"})
     assert lifted.status_code == 302
     assert client.get(f"/v1/holds/{hold['id']}", headers=lead).get_json()["lifted"]["justification"] == "back on it"
+
+
+def test_holds_from_the_shell(app, client, portal, lead, directory, token_for):
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from accessreview.cli import cli
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+    campaign, _ = revoke_and_remediate(client, lead, token_for, [("user:ann", "editor", "project:p1")])
+    listed = run("holds", "list", "--campaign", str(campaign["id"]))
+    assert listed.exit_code == 0, listed.output
+    hold_id, state, principal, role, resource = listed.output.split("\t")[:5]
+    assert (state, principal, role, resource) == ("active", "user:ann", "editor", "project:p1")
+    empty = run("holds", "lift", hold_id, "--justification", "")
+    assert empty.exit_code != 0
+    lifted = run("holds", "lift", hold_id, "--justification", "rejoined", "--until", "2099-01-01T00:00:00Z")
+    assert lifted.exit_code == 0, lifted.output
+    assert json.loads(lifted.output)["lifted"]["until"].startswith("2099-01-01")
+    assert run("holds", "list").output == "", "no active hold left"
+    assert "lifted" in run("holds", "list", "--all").output
+    again = run("holds", "lift", hold_id, "--justification", "again")
+    assert again.exit_code == 1 and "not active" in again.output

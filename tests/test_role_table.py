@@ -130,7 +130,8 @@ def _ids(route: str, setting: Setting) -> dict[str, Any]:
     return {
         "{principal}": "user:ann", "{type}": "document", "{id}": "d1", "{definition_id}": ids["definition"],
         # The steps that end a campaign go to the one already signed off; the rest to the open one.
-        "{campaign_id}": ids["done"] if ending in ("close", "sign-off", "remediate", "follow-up") else ids["campaign"],
+        "{campaign_id}": ids["done"] if ending in ("close", "sign-off", "remediate", "follow-up")
+        and method_of(route) == "POST" else ids["campaign"],  # the close's preview page: of the open one
         "{item_id}": ids["items"][0], "{job_id}": ids["import"] if "an import's" in route else ids["job"], "{report_id}": ids["report"],
         "{grant_id}": setting.fresh_grant() if method_of(route) == "DELETE" else ids["grant"],
         "{token_id}": setting.fresh_token_id() if "{token_id}" in route else None, "{hold_id}": ids["hold"],

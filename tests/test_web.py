@@ -266,10 +266,13 @@ def test_a_security_lead_closes_signs_off_and_downloads_from_the_pages(client, l
     assert re.search(r'>user:owen</a></td><td class="num">5</td><td class="num">0</td>', text(page))
     owens = text(client.get(f"{url}?reviewer=user:owen&status=pending"))
     assert "Items of user:owen" in owens and owens.count("<td>user:owen</td>") == 5 and "<td>user:lena</td>" not in owens
-    token = form_token(page)
+    confirm = client.get(f"{url}/close")
+    token = form_token(confirm)
     early = client.post(f"{url}/sign-off", data={"statement": "all good", "form_token": token})
     assert early.status_code == 409 and "still open" in text(early)
-    assert client.post(f"{url}/close", data={"form_token": token}).status_code == 302
+    assert "Close: keep 0, revoke 6" in text(confirm)
+    assert client.post(f"{url}/close", data={"form_token": token, "confirm": "close",
+                                             "expected": hidden(confirm, "expected")}).status_code == 302
     closed = client.get(url)
     assert "6 of 6 decided" in text(closed) and "Sign-off statement" in text(closed)
     empty = client.post(f"{url}/sign-off", data={"statement": "  ", "form_token": token})

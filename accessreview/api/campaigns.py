@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 from pydantic import BaseModel
 
 from ..campaigns import definitions, flows, review
 from ..campaigns.deciding import (decide_many, decision_target, declared_types, item_or_404, reassign_item,
                                   record_decision)
 from ..campaigns.measures import campaign_measures, review_measures
-from ..campaigns.schemas import (BulkDecisions, DecisionBody, DefinitionBody, DefinitionPatch, ReassignBody,
-                                 SignOffBody)
+from ..campaigns.schemas import (BulkDecisions, CloseBody, DecisionBody, DefinitionBody, DefinitionPatch,
+                                 ReassignBody, SignOffBody)
 from ..db import get_session
 from ..guard import (authorize, authorize_object, body, caller, clock_now, page_limit, query, unit_of_work,
                      write_context)
@@ -110,10 +110,17 @@ def bulk_decisions(campaign_id: int):
 
 
 @bp.post("/campaigns/<int:campaign_id>/close")
-@documented("Close now: undecided items get the on_no_response outcome (202 with the job when it takes longer)",
-            tag="campaigns", responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
+@documented("Close now: undecided items get the on_no_response outcome (202 with the job when it takes longer). "
+            "With dry_run: what the close would do, per rule and item, and nothing changes",
+            body=CloseBody, body_optional=True, tag="campaigns",
+            responses={200: OBJECT, 202: OBJECT, 409: shapes.ErrorOut, **ERRORS})
 def close_campaign(campaign_id: int):
     actor = authorize("manage_campaigns")
+    options = body(CloseBody) if request.get_data(cache=True).strip() else CloseBody()
+    if options.dry_run:
+        session = get_session()
+        return json_response(review.close_preview(session, review.get_campaign(session, campaign_id),
+                                                  options.cursor, page_limit(options.limit)))
     return flow_response(flows.close(current_app, write_context(actor), campaign_id))
 
 

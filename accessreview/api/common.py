@@ -13,12 +13,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def documented(summary: str, *, body: type[BaseModel] | Media | None = None, query: type[BaseModel] | None = None,
-               responses: dict[int, Any] | None = None, tag: str | None = None) -> Callable[[F], F]:
+               responses: dict[int, Any] | None = None, tag: str | None = None,
+               body_optional: bool = False) -> Callable[[F], F]:
     """Attach what the OpenAPI document says about an endpoint."""
 
     def decorate(view: F) -> F:
         view.openapi = {"summary": summary, "body": body, "query": query,  # type: ignore[attr-defined]
-                        "responses": responses or {}, "tag": tag}
+                        "responses": responses or {}, "tag": tag, "body_optional": body_optional}
         return view
 
     return decorate

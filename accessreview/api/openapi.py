@@ -77,7 +77,8 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             if not getattr(view, "is_public", False):
                 operation["security"] = [{"bearer": []}]
             if doc.get("body") is not None:
-                operation["requestBody"] = {"required": True, "content": schemas.content(doc["body"], "validation")}
+                operation["requestBody"] = {"required": not doc.get("body_optional"),
+                                            "content": schemas.content(doc["body"], "validation")}
             paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

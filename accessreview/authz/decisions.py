@@ -3,7 +3,7 @@
 Checks append to a bounded in-memory buffer and to their process's spool on local disk (see
 :mod:`.spool`) before they answer; a background thread per process writes the buffer every
 ``DECISION_FLUSH_INTERVAL`` seconds, or sooner once it is half full (and at exit), records when
-each grant was last used, and prunes old decisions and change notes. A process that dies leaves its
+each grant and each token was last used, and prunes old decisions and change notes. A process that dies leaves its
 spool, which the next sweep writes. A row the database refuses is set aside alone, the rest of its
 batch is kept. What does not fit in the buffer, or is refused, is counted in
 ``accessreview_decisions_dropped_total`` and logged, never dropped silently.
@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..models import Decision, DirectoryChange
+from ..models import Decision, DirectoryChange, ServiceToken
 from . import spool as spooling
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ WRITTEN = Counter("accessreview_decisions_written_total", "Decisions written to 
 BUFFERED = Gauge("accessreview_decisions_buffered", "Decisions waiting to be written", multiprocess_mode="livesum")
 
 CHANGE_NOTES_KEPT = timedelta(days=1)
+# A token's use is noted at most this often per process: its last use is advice for reviews (a
+# service's grants on the service itself), where a minute is exact enough, and the portal sends the
+# same token with thousands of checks a second.
+TOKEN_USE_EVERY = timedelta(minutes=1)
 
 
 class DatabaseUnavailable(Exception):
@@ -66,6 +70,8 @@ class DecisionLog:
         self._buffer: deque[tuple] = deque()
         self._used: deque[tuple[Any, list[int]]] = deque()  # (stamp, grants) of each request's allows
         self._unspooled = 0  # decisions in the buffer that are not in the spool
+        self._token_due: dict[str, datetime] = {}  # token hash -> when its use is next noted
+        self._token_used: dict[str, datetime] = {}  # token hash -> its last use not yet written
         # Serializes a request's spool record and buffer entry against the writer's swap of both, so
         # that a segment holds exactly the decisions of the buffer it was swapped with.
         self._lock = threading.Lock()
@@ -138,6 +144,40 @@ class DecisionLog:
             if len(buffer) > self.capacity >> 1:
                 self._wanted.set()
 
+    def token_used(self, token_hash: str, now: datetime) -> None:
+        """Note a token's use (memory only; at most once a ``TOKEN_USE_EVERY`` per token): the next
+        flush records it as the token's ``last_used_at``."""
+        due = self._token_due.get(token_hash)
+        if due is not None and now < due:
+            return
+        if not self._started:
+            self._start()
+        self._token_due[token_hash] = now + TOKEN_USE_EVERY
+        self._token_used[token_hash] = now
+
+    def _forget_passed_dues(self) -> None:
+        """Keep the per-token memory to the tokens used this last minute (sign-ins make new ones)."""
+        now = self.clock.now()
+        for token_hash, due in list(self._token_due.items()):
+            if due <= now:
+                self._token_due.pop(token_hash, None)
+
+    def _write_token_uses(self, tokens: dict[str, datetime]) -> None:
+        """Advice for reviews, not evidence: written apart from the decisions, and on a failure kept
+        for the next flush (the latest use of each token wins)."""
+        session = self.sessions()
+        try:
+            session.connection().execute(_TOKEN_LAST_USED, [{"hash": h, "at": t} for h, t in sorted(tokens.items())])
+            session.commit()
+        except Exception:
+            session.rollback()
+            for token_hash, at in tokens.items():
+                kept = self._token_used.get(token_hash)
+                self._token_used[token_hash] = at if kept is None else max(kept, at)
+            log.exception("could not note the last use of %d tokens; tried again at the next flush", len(tokens))
+        finally:
+            session.close()
+
     def spooled(self, rows: list[tuple], stamp: Any, used: list[int]) -> bytes:
         """One request's spool record. marshal takes text, numbers and None, not datetimes, so
         PostgreSQL's stamp is carried as ISO text (see :meth:`unspooled`)."""
@@ -167,6 +207,7 @@ class DecisionLog:
         self._unspooled = 0
         self._pending = []
         self._lock = threading.Lock()
+        self._token_due, self._token_used = {}, {}
         if self.spool is not None:
             self.spool.fresh()
         self._wanted = threading.Event()
@@ -225,6 +266,10 @@ class DecisionLog:
                 unspooled, self._unspooled = self._unspooled, 0
                 segment = self.spool.rotate() if self.spool is not None else None
             BUFFERED.set(0)
+            tokens = _take_all(self._token_used)
+            self._forget_passed_dues()
+            if tokens:
+                self._write_token_uses(tokens)
             if not batch:
                 if segment is not None:
                     segment.discard()
@@ -398,6 +443,25 @@ class DecisionLog:
         if self._pending:
             state["waiting_for_database"] = len(self._pending)
         return state
+
+
+# One token's last use, never moved back (another process may have written a later one).
+_TOKEN_LAST_USED = (update(ServiceToken.__table__)
+                    .where(ServiceToken.__table__.c.token_hash == bindparam("hash"),
+                           or_(ServiceToken.__table__.c.last_used_at.is_(None),
+                               ServiceToken.__table__.c.last_used_at < bindparam("at")))
+                    .values(last_used_at=bindparam("at")))
+
+
+def _take_all(noted: dict[str, datetime]) -> dict[str, datetime]:
+    """Empty ``noted`` item by item (``popitem`` is atomic: a use noted meanwhile is never lost)."""
+    taken = {}
+    while True:
+        try:
+            key, value = noted.popitem()
+        except KeyError:
+            return taken
+        taken[key] = value
 
 
 # How the background writer paces a flush (see DecisionLog.flush): slices of PACE_ROWS decisions

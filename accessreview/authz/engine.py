@@ -48,8 +48,8 @@ class Snapshot:
     model: CompiledModel
     index: DirectoryIndex
     evaluator: Evaluator
-    # (Authorization header, permission) -> (caller, good until): see guard.permitted_caller.
-    callers: dict[tuple[str, str], tuple[str, datetime | None]] = field(
+    # (Authorization header, permission) -> (caller, good until, token hash): see guard.permitted_caller.
+    callers: dict[tuple[str, str], tuple[str, datetime | None, str]] = field(
         default_factory=dict, compare=False, repr=False)
 
     @property

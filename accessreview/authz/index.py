@@ -47,6 +47,7 @@ class GrantRecord:
 class TokenRecord:
     principal: str
     expires_at: datetime | None
+    token_hash: str = ""  # its key, by which its use is recorded
 
 
 _EMPTY: tuple = ()
@@ -232,9 +233,10 @@ def _reread(session: Session, records: dict, keys, columns, make) -> dict:
 def _load_tokens(session: Session) -> dict[str, TokenRecord]:
     """The live bearer tokens. A sign-in link's token is left out: it is never a bearer token, only
     good for redeeming its link (which reads the database), so neither the API nor a page accepts it."""
-    return {token_hash: TokenRecord(principal, expires_at) for token_hash, principal, expires_at in session.execute(
+    rows = session.execute(
         select(models.ServiceToken.token_hash, models.ServiceToken.principal_key, models.ServiceToken.expires_at)
-        .where(models.ServiceToken.revoked_at.is_(None), models.ServiceToken.purpose != models.SIGN_IN_LINK))}
+        .where(models.ServiceToken.revoked_at.is_(None), models.ServiceToken.purpose != models.SIGN_IN_LINK))
+    return {token_hash: TokenRecord(principal, expires_at, token_hash) for token_hash, principal, expires_at in rows}
 
 
 def _chunks(items: list, size: int = 500):

@@ -17,7 +17,8 @@ from ..validation import refusal
 from .schemas import DefinitionBody, DefinitionPatch, HoldSettings
 
 FIELDS = ("name", "description", "scope", "reviewer", "stages", "fallback_reviewer", "duration_days", "reminders",
-          "escalation", "on_no_response", "justification", "recommendation", "schedule", "holds", "enabled")
+          "escalation", "on_no_response", "on_no_response_fallback", "justification", "recommendation", "schedule",
+          "holds", "enabled")
 
 
 def definition_state(d: CampaignDefinition) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def definition_state(d: CampaignDefinition) -> dict[str, Any]:
         "id": d.id, "name": d.name, "description": d.description, "scope": d.scope,
         "reviewer": d.reviewer_rule, "stages": d.stages, "fallback_reviewer": d.fallback_reviewer,
         "duration_days": d.duration_days, "reminders": d.reminders, "escalation": d.escalation,
-        "on_no_response": d.on_no_response, "justification": d.justification, "recommendation": d.recommendation,
+        "on_no_response": d.on_no_response, "on_no_response_fallback": d.on_no_response_fallback,
+        "justification": d.justification, "recommendation": d.recommendation,
         "schedule": d.schedule, "holds": d.holds or HoldSettings().model_dump(), "enabled": d.enabled,
         "created_by": d.created_by,
         "created_at": as_utc(d.created_at).isoformat(), "updated_at": as_utc(d.updated_at).isoformat(),

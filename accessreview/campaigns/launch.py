@@ -22,10 +22,10 @@ from ..authz.engine import AuthzEngine
 from ..clock import as_utc
 from ..directory.service import current_revision
 from ..errors import Conflict
-from ..models import (Campaign, CampaignDefinition, Grant, GrantUsage, Job, Principal, Resource,
-                      ReviewItem, SourceSync)
+from ..models import (Campaign, CampaignDefinition, Decision, Grant, GrantUsage, Job, Principal, Resource,
+                      ReviewItem, ServiceToken, SourceSync)
 from .definitions import definition_state
-from .population import Candidate, effective, in_scope, population_hash, recommend
+from .population import Candidate, UsageData, effective, in_scope, population_hash, recommend, usage_since
 
 
 INSERT_BATCH = 1000  # rows a statement: well under PostgreSQL's 65,535 parameters
@@ -162,6 +162,7 @@ class Population:
     candidates: list[Candidate]
     directory: Directory
     last_used: dict[int, datetime]
+    token_used: dict[str, datetime]  # principal -> the last use of any of its tokens
 
 
 def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempts: int = 5) -> Population:
@@ -176,11 +177,28 @@ def freeze(session: Session, engine: AuthzEngine, scope: dict[str, Any], attempt
         directory = Directory(session)
         directory.grants  # noqa: B018 - read now, at this revision
         last_used = _last_used(session, [c.grant.id for c in candidates if c.grant])
+        token_used = {principal: as_utc(at) for principal, at in session.execute(
+            select(ServiceToken.principal_key, func.max(ServiceToken.last_used_at))
+            .where(ServiceToken.last_used_at.is_not(None)).group_by(ServiceToken.principal_key))}
         if current_revision(session) == revision:
-            return Population(snapshot, candidates, directory, last_used)
+            return Population(snapshot, candidates, directory, last_used, token_used)
         session.rollback()
     lock_state(session)  # writes keep coming: read under the lock this once
     return freeze(session, engine, scope, attempts=1)
+
+
+def usage_window(session: Session, now: datetime, window_days: int, retention_days: int) -> dict[str, Any]:
+    """What the advice of a launch rests on, fixed once for all its chunks: the time it is given at,
+    the look-back window, and from when the decision log is complete (see UsageData)."""
+    first = session.scalar(select(Decision.decided_at).order_by(Decision.decided_at).limit(1))
+    since = usage_since(first and as_utc(first), now, retention_days)
+    return {"at": now.isoformat(), "window_days": window_days, "since": since and since.isoformat()}
+
+
+def _usage(advice: dict[str, Any], population: "Population") -> UsageData:
+    return UsageData(datetime.fromisoformat(advice["at"]), advice["window_days"],
+                     advice["since"] and datetime.fromisoformat(advice["since"]), population.last_used,
+                     population.token_used)
 
 
 def _last_used(session: Session, grant_ids: list[int]) -> dict[int, datetime]:
@@ -238,8 +256,10 @@ def _prepare(run: jobs.JobRun, definition: CampaignDefinition) -> None:
                  {"definition": definition.id, "period": campaign.period, "revision": campaign.revision,
                   "population_count": campaign.population_count, "job": job.id}, state=state)
     run.memory["population"] = population
+    advice = usage_window(session, ctx.now, settings["recommendation"]["unused_days"],
+                          run.config["DECISION_RETENTION_DAYS"])
     run.advance("items", done=0, total=len(candidates), campaign=campaign.id, revision=snapshot.revision,
-                settings=settings, next=0)
+                settings=settings, next=0, advice=advice)
     job.result = {"campaign": campaign.id}
 
 
@@ -248,11 +268,15 @@ def _write_items(run: jobs.JobRun, definition: CampaignDefinition) -> None:
     population: Population = run.memory["population"]
     settings, start = job.cursor["settings"], job.cursor["next"]
     chunk = population.candidates[start:start + LAUNCH_CHUNK]
+    if "advice" not in job.cursor:  # a launch recorded before advice was fixed at its start
+        run.advance("items", advice=usage_window(session, ctx.now, settings["recommendation"]["unused_days"],
+                                                 run.config["DECISION_RETENTION_DAYS"]))
+    usage = _usage(job.cursor["advice"], population)
     rows = []
     for candidate in chunk:
         effective(population.snapshot, candidate)
-        recommend(population.snapshot, candidate, ctx.now, settings["recommendation"]["unused_days"],
-                  population.last_used)
+        granted = population.directory.grants[candidate.grant.id].granted_at if candidate.grant else None
+        recommend(population.snapshot, candidate, usage, granted and as_utc(granted))
         members = set(candidate.members)
         reviewer, note = resolve_reviewer(population.directory, settings["reviewer"], candidate,
                                           settings["fallback_reviewer"], members)
@@ -262,7 +286,8 @@ def _write_items(run: jobs.JobRun, definition: CampaignDefinition) -> None:
             "role": candidate.role, "resource_key": candidate.resource,
             "frozen": population.directory.frozen(candidate), "effective_permissions": candidate.effective,
             "explanation": candidate.explanation, "last_used_at": candidate.last_used_at,
-            "recommendation": candidate.recommendation, "recommendation_reason": candidate.reason, "stage": 0,
+            "recommendation": candidate.recommendation, "recommendation_reason": candidate.reason,
+            "recommendation_confidence": candidate.confidence, "stage": 0,
             "reviewer_of_record": reviewer, "reviewer": reviewer, "assignment_note": note, "status": "pending",
             "overridden": False, "remediation_attempts": 0})
     for offset in range(0, len(rows), INSERT_BATCH):

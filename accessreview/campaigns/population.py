@@ -9,7 +9,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..authz.engine import Snapshot
+from ..authz.engine import SERVICE_RESOURCE, Snapshot
 from ..authz.index import GrantRecord
 
 
@@ -25,8 +25,9 @@ class Candidate:
     effective: dict[str, list[str]] = field(default_factory=dict)
     explanation: list[dict[str, Any]] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
-    recommendation: str = "none"
+    recommendation: str = "review"
     reason: str = ""
+    confidence: str = "incomplete"  # complete: the advice rests on all the data it needs
     last_used_at: datetime | None = None
 
     def identity(self) -> list[Any]:
@@ -112,44 +113,100 @@ def _type_effect(model, role: str, resource_type: str) -> tuple[dict[str, list[s
     return given, steps
 
 
-def recommend(snapshot: Snapshot, candidate: Candidate, now: datetime, unused_days: int,
-              last_used: dict[int, datetime]) -> None:
-    """Advice with its reason: revoke what is dead, unused or redundant; keep what is in use."""
-    index = snapshot.index
-    principal = index.principals.get(candidate.principal)
+@dataclass(frozen=True)
+class UsageData:
+    """What a launch can know about use, and since when.
+
+    The decision log says a grant was unused only for the time it covers: from its first decision,
+    and no further back than its retention keeps decisions (``since``; None while it holds none).
+    The service's own grants (on ``system:accessreview``) are used by calling the service, which no
+    check shows: their holder's tokens' last use (``token_used``, per principal) stands for it.
+    """
+
+    now: datetime
+    window_days: int
+    since: datetime | None
+    last_used: dict[int, datetime] = field(default_factory=dict)  # grant id -> last allowed decision
+    token_used: dict[str, datetime] = field(default_factory=dict)  # principal -> its tokens' last use
+
+    @property
+    def horizon(self) -> datetime:
+        return self.now - timedelta(days=self.window_days)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the log covers the whole look-back window."""
+        return self.since is not None and self.since <= self.horizon
+
+    @property
+    def covered_days(self) -> int:
+        if self.since is None:
+            return 0
+        return max(0, min(self.window_days, (self.now - self.since).days))
+
+
+def usage_since(first_decision: datetime | None, now: datetime, retention_days: int) -> datetime | None:
+    """From when the decision log is complete: its first decision, bounded by what it keeps."""
+    if first_decision is None:
+        return None
+    return max(first_decision, now - timedelta(days=retention_days))
+
+
+def recommend(snapshot: Snapshot, candidate: Candidate, usage: UsageData, granted_at: datetime | None) -> None:
+    """Advice with its reason and its confidence: revoke what is dead, unused or redundant; keep what is
+    in use; recommend nothing (``review``) where the data to tell is not there."""
+    principal = snapshot.index.principals.get(candidate.principal)
     grant = candidate.grant
     if principal is not None and principal.status != "active":
-        candidate.recommendation, candidate.reason = "revoke", f"{candidate.principal} is disabled"
-        return
+        return _advise(candidate, "revoke", f"{candidate.principal} is disabled")
     if candidate.kind == "membership":
-        candidate.recommendation, candidate.reason = "none", "group membership: no usage data"
-        return
+        return _advise(candidate, "review", "group membership: no usage data", complete=False)
     assert grant is not None
-    candidate.last_used_at = last_used.get(grant.id)
+    now, days = usage.now, usage.window_days
+    candidate.last_used_at = usage.last_used.get(grant.id)
     if grant.expired_at(now):
-        candidate.recommendation = "revoke"
-        candidate.reason = f"the grant expired on {grant.expires_at.date().isoformat()}"
-        return
+        return _advise(candidate, "revoke", f"the grant expired on {grant.expires_at.date().isoformat()}")
     redundant = _covered_by_other_grant(snapshot, candidate, now)
     if redundant is not None:
-        candidate.recommendation = "revoke"
-        candidate.reason = (f"the same access is already given by grant {redundant.id} "
-                            f"({redundant.role} on {redundant.resource} to {redundant.principal}")
+        reason = (f"the same access is already given by grant {redundant.id} "
+                  f"({redundant.role} on {redundant.resource} to {redundant.principal}")
         if redundant.principal != grant.principal:
-            candidate.reason += f", of which {grant.principal} is a member"
-        candidate.reason += ")"
-        return
-    horizon = now - timedelta(days=unused_days)
-    if candidate.last_used_at is not None and candidate.last_used_at >= horizon:
-        candidate.recommendation = "keep"
-        candidate.reason = f"used by an allowed decision on {candidate.last_used_at.date().isoformat()}"
-    elif candidate.last_used_at is not None:
-        candidate.recommendation = "revoke"
-        candidate.reason = (f"not used by any allowed decision in {unused_days} days "
-                            f"(last on {candidate.last_used_at.date().isoformat()})")
-    else:
-        candidate.recommendation = "revoke"
-        candidate.reason = f"never used by an allowed decision (none in the log; {unused_days}-day rule)"
+            reason += f", of which {grant.principal} is a member"
+        return _advise(candidate, "revoke", reason + ")")
+    last = candidate.last_used_at
+    if last is not None and last >= usage.horizon:
+        return _advise(candidate, "keep", f"used by an allowed decision on {last.date().isoformat()}")
+    if grant.resource == SERVICE_RESOURCE:
+        return _advise_service_grant(candidate, usage)
+    if not usage.complete:
+        reason = f"no usage data yet (the log covers {usage.covered_days} of {days} days)"
+        if last is not None:
+            reason += f"; last used on {last.date().isoformat()}"
+        return _advise(candidate, "review", reason, complete=False)
+    if granted_at is not None and granted_at > usage.horizon:
+        return _advise(candidate, "review", f"granted on {granted_at.date().isoformat()}, less than {days} days ago: "
+                       "too recent to call unused", complete=False)
+    if last is not None:
+        return _advise(candidate, "revoke", f"not used by any allowed decision in {days} days "
+                       f"(last on {last.date().isoformat()})")
+    return _advise(candidate, "revoke", f"not used by any allowed decision in {days} days (none in the log, "
+                   f"which covers them all)")
+
+
+def _advise_service_grant(candidate: Candidate, usage: UsageData) -> None:
+    used = usage.token_used.get(candidate.principal)
+    if used is not None and used >= usage.horizon:
+        return _advise(candidate, "keep", f"a grant on the service itself, used by calling it: a token of "
+                       f"{candidate.principal} was last used on {used.date().isoformat()}")
+    seen = (f"a token of {candidate.principal} was last used on {used.date().isoformat()}" if used
+            else f"no use of a token of {candidate.principal} is recorded")
+    return _advise(candidate, "review", f"a grant on the service itself, used by calling it, which no check shows; "
+                   f"{seen}", complete=False)
+
+
+def _advise(candidate: Candidate, recommendation: str, reason: str, complete: bool = True) -> None:
+    candidate.recommendation, candidate.reason = recommendation, reason
+    candidate.confidence = "complete" if complete else "incomplete"
 
 
 def _covered_by_other_grant(snapshot: Snapshot, candidate: Candidate, now: datetime) -> GrantRecord | None:

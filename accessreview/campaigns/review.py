@@ -42,6 +42,7 @@ def item_state(i: ReviewItem) -> dict[str, Any]:
         "effective_permissions": i.effective_permissions, "explanation": i.explanation,
         "last_used_at": i.last_used_at and as_utc(i.last_used_at).isoformat(),
         "recommendation": i.recommendation, "recommendation_reason": i.recommendation_reason,
+        "recommendation_confidence": i.recommendation_confidence or "incomplete",
         "stage": i.stage, "reviewer_of_record": i.reviewer_of_record, "reviewer": i.reviewer,
         "assignment_note": i.assignment_note, "status": i.status, "decision": i.decision,
         "justification": i.justification, "decided_by": i.decided_by,
@@ -367,34 +368,93 @@ def close_step(run: jobs.JobRun) -> None:
         run.finish(campaign=campaign.id, automated=dict(outcomes))
 
 
+@dataclass(frozen=True)
+class NoResponse:
+    """What an undecided item gets at the close, by which rule, and why."""
+
+    decision: str  # keep | revoke
+    rule: str  # as the item's automated_rule
+    why: str
+
+
+def no_response_outcome(settings: dict[str, Any], recommendation: str, confidence: str | None) -> NoResponse:
+    """The one answer to "what does the close give this undecided item?", which the close and its
+    preview both ask: a recommendation is followed only when it rests on complete data."""
+    rule = settings["on_no_response"]
+    if rule != "recommendation":
+        return NoResponse(rule, f"on_no_response:{rule}", f"on_no_response={rule}")
+    if confidence == "complete" and recommendation in ("keep", "revoke"):
+        return NoResponse(recommendation, "on_no_response:recommendation",
+                          f"on_no_response=recommendation: {recommendation}, recommended on complete data")
+    fallback = settings.get("on_no_response_fallback", "keep")
+    return NoResponse(fallback, f"on_no_response_fallback:{fallback}",
+                      f"on_no_response_fallback={fallback}: the recommendation ({recommendation}) does not rest on "
+                      "complete data")
+
+
+def _pending(campaign: Campaign) -> tuple:
+    return ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending"
+
+
 def apply_no_response(session: Session, ctx: WriteContext, campaign: Campaign, limit: int | None) -> Counter[str]:
-    """Give up to ``limit`` undecided items the campaign's on_no_response outcome, as automated decisions.
+    """Give up to ``limit`` undecided items their no-response outcome, as automated decisions.
 
     The items are locked as they are chosen (in id order, as decisions lock them): one that a decision
     is changing is waited for and, decided by then, left out; and each UPDATE still asks that the
     item be pending, so an automated outcome never replaces a person's decision."""
-    rule = campaign.settings["on_no_response"]
-    pending = select(ReviewItem.id, ReviewItem.recommendation).where(
-        ReviewItem.campaign_id == campaign.id, ReviewItem.status == "pending").order_by(ReviewItem.id) \
-        .with_for_update(of=ReviewItem)
+    pending = select(ReviewItem.id, ReviewItem.recommendation, ReviewItem.recommendation_confidence).where(
+        *_pending(campaign)).order_by(ReviewItem.id).with_for_update(of=ReviewItem)
     if limit is not None:
         pending = pending.limit(limit)
-    chosen_ids: dict[str, list[int]] = {}
-    for item_id, recommendation in session.execute(pending):
-        # keep/revoke apply as they are; "recommendation" follows each item's advice (none → keep).
-        chosen = ({"revoke": "revoke"}.get(recommendation, "keep")) if rule == "recommendation" else rule
-        chosen_ids.setdefault(chosen, []).append(item_id)
+    chosen_ids: dict[NoResponse, list[int]] = {}
+    for item_id, recommendation, confidence in session.execute(pending):
+        chosen_ids.setdefault(no_response_outcome(campaign.settings, recommendation, confidence), []).append(item_id)
     outcomes: Counter[str] = Counter()
     for chosen, ids in chosen_ids.items():
         for start in range(0, len(ids), 1000):
             chunk = ids[start:start + 1000]
-            outcomes[chosen] += session.execute(
+            outcomes[chosen.decision] += session.execute(
                 update(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.status == "pending")
-                .values(status="decided", decision=chosen, decided_by="system:accessreview", decided_at=ctx.now,
-                        automated_rule=f"on_no_response:{rule}", version=ReviewItem.version + 1,
-                        justification=f"no decision by the due date; on_no_response={rule}"),
+                .values(status="decided", decision=chosen.decision, decided_by="system:accessreview",
+                        decided_at=ctx.now, automated_rule=chosen.rule, version=ReviewItem.version + 1,
+                        justification=f"no decision by the due date; {chosen.why}"),
                 execution_options={"synchronize_session": False}).rowcount
     return outcomes
+
+
+def close_preview(session: Session, campaign: Campaign, cursor: str | None, limit: int) -> dict[str, Any]:
+    """What closing now would do, changing nothing: per rule, how many undecided items it would keep
+    and revoke, and a page of those items with their outcome and why (from :func:`no_response_outcome`,
+    as the close's own)."""
+    if campaign.status != "closing":
+        _require_open(campaign)
+    rules: dict[str, dict[str, Any]] = {}
+    for recommendation, confidence, count in session.execute(
+            select(ReviewItem.recommendation, ReviewItem.recommendation_confidence, func.count())
+            .where(*_pending(campaign)).group_by(ReviewItem.recommendation, ReviewItem.recommendation_confidence)):
+        outcome = no_response_outcome(campaign.settings, recommendation, confidence)
+        counted = rules.setdefault(outcome.rule, {"rule": outcome.rule, "keep": 0, "revoke": 0})
+        counted[outcome.decision] += count
+    decided = dict(session.execute(select(ReviewItem.decision, func.count()).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.status == "decided").group_by(ReviewItem.decision)).all())
+
+    def listed(item: ReviewItem) -> dict[str, Any]:
+        outcome = no_response_outcome(campaign.settings, item.recommendation, item.recommendation_confidence)
+        return {"id": item.id, "principal": item.principal_key, "role": item.role, "resource": item.resource_key,
+                "reviewer": item.reviewer, "recommendation": item.recommendation,
+                "recommendation_reason": item.recommendation_reason,
+                "recommendation_confidence": item.recommendation_confidence or "incomplete",
+                "decision": outcome.decision, "rule": outcome.rule, "why": outcome.why}
+
+    page = paginate(session, select(ReviewItem).where(*_pending(campaign)), ReviewItem.id, cursor, limit)
+    ordered = sorted(rules.values(), key=lambda r: r["rule"])
+    return {"campaign": campaign.id, "dry_run": True, "status": campaign.status,
+            "on_no_response": campaign.settings["on_no_response"],
+            "on_no_response_fallback": campaign.settings.get("on_no_response_fallback", "keep"),
+            "pending": sum(r["keep"] + r["revoke"] for r in ordered),
+            "keep": sum(r["keep"] for r in ordered), "revoke": sum(r["revoke"] for r in ordered),
+            "rules": ordered, "already_decided": {"keep": decided.get("keep", 0), "revoke": decided.get("revoke", 0)},
+            **page.map(listed).to_dict()}
 
 
 def finish_close(session: Session, ctx: WriteContext, campaign: Campaign, reason: str,

@@ -117,6 +117,8 @@ class DefinitionBody(Strict):
     reminders: Reminders = Field(default_factory=Reminders)
     escalation: Escalation | None = None
     on_no_response: Literal["keep", "revoke", "recommendation"]
+    # With on_no_response=recommendation: what an item gets whose advice did not rest on complete data.
+    on_no_response_fallback: Literal["keep", "revoke"] = "keep"
     justification: Justification = Field(default_factory=Justification)
     recommendation: Recommendation = Field(default_factory=Recommendation)
     schedule: Schedule | None = None
@@ -137,6 +139,7 @@ class DefinitionPatch(Strict):
     reminders: Reminders | None = None
     escalation: Escalation | None = None
     on_no_response: Literal["keep", "revoke", "recommendation"] | None = None
+    on_no_response_fallback: Literal["keep", "revoke"] | None = None
     justification: Justification | None = None
     recommendation: Recommendation | None = None
     schedule: Schedule | None = None
@@ -167,6 +170,15 @@ class ReassignBody(Strict):
     to: PrincipalKey
     reason: Reason
     version: ItemVersion | None = None
+
+
+class CloseBody(Strict):
+    """dry_run: say what the close would do (per rule, how many items it keeps and revokes, and a page
+    of them with why) and change nothing."""
+
+    dry_run: bool = False
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+    limit: int | None = Field(default=None, ge=1, le=1000)
 
 
 class SignOffBody(Strict):

@@ -45,7 +45,10 @@ def _principal_of(token: str) -> str | None:
     record = live_token(engine.snapshot().index.tokens, secret, token, now)
     if record is None and token.startswith(TOKEN_PREFIX):
         record = live_token(engine.refresh(timeout=engine.stale_wait).index.tokens, secret, token, now)
-    return record.principal if record is not None else None
+    if record is None:
+        return None
+    current_app.extensions["decisions"].token_used(record.token_hash, now)
+    return record.principal
 
 
 def form_token(session_token: str) -> str:

@@ -92,8 +92,47 @@ def _after(outcome: flows.Outcome, campaign_id: int | None):
     return redirect(url_for("web.campaign_page", campaign_id=campaign_id or outcome.state["id"]))
 
 
+class PreviewQuery(BaseModel):
+    cursor: str | None = None
+
+
+@bp.get("/campaigns/<int:campaign_id>/close")
+def close_preview(campaign_id: int):
+    """What closing would do, item by item, and the form that confirms it with those counts."""
+    authorize("manage_campaigns")
+    return _render_close_preview(campaign_id)
+
+
+def _render_close_preview(campaign_id: int, changed: bool = False, status: int = 200):
+    session = get_session()
+    campaign = review.get_campaign(session, campaign_id)
+    try:
+        preview = review.close_preview(session, campaign, page_query(PreviewQuery).cursor, page_limit(None))
+    except ApiError as error:
+        return _render_campaign(campaign_id, error, status=error.status)
+    return render_template("close_confirm.html", campaign=review.campaign_state(campaign), preview=preview,
+                           expected=_expected(preview), changed=changed), status
+
+
+def _expected(preview: dict[str, Any]) -> str:
+    """The counts a confirmation was given for: the close goes ahead only if they still hold."""
+    return ";".join(f"{r['rule']}={r['keep']}/{r['revoke']}" for r in preview["rules"])
+
+
 @bp.post("/campaigns/<int:campaign_id>/close")
 def close(campaign_id: int):
+    """Close once confirmed, for the counts shown; without a confirmation, or when decisions made
+    meanwhile changed the counts, show what closing would do (again) instead."""
+    authorize("manage_campaigns")
+    expected = request.form.get("expected")
+    if request.form.get("confirm") != "close" or expected is None:
+        return _render_close_preview(campaign_id)
+    session = get_session()
+    campaign = review.get_campaign(session, campaign_id)
+    if campaign.status in ("open", "closing") and \
+            _expected(review.close_preview(session, campaign, None, 1)) != expected:
+        return _render_close_preview(campaign_id, changed=True, status=409)
+    session.rollback()  # end the reads: the close is its own unit of work
     return _act(campaign_id, lambda ctx: flows.close(current_app, ctx, campaign_id))
 
 
@@ -201,6 +240,8 @@ def definition_from_form(form: MultiDict) -> dict[str, Any]:
     }
     if form.get("on_no_response"):
         body["on_no_response"] = form["on_no_response"]
+    if form.get("on_no_response_fallback"):
+        body["on_no_response_fallback"] = form["on_no_response_fallback"]
     if form.get("stage_rule"):
         body["stages"] = [rule("stage")]
     if form.get("escalate_after", "").strip():
