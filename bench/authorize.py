@@ -106,7 +106,8 @@ def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> 
     for g in range(50):
         grant(f"group:g{g}", "editor", f"project:o{rng.randrange(ORGS)}-p{rng.randrange(PROJECTS)}")
     grant("service:portal", "portal_client", "system:accessreview")
-    grant("user:u0", "security_lead", "system:accessreview")  # who-has-access is a person's question
+    # Who-has-access is a person's question: an active one (user:u0 is among the disabled, every 97th).
+    grant("user:u2", "security_lead", "system:accessreview")
     with engine.begin() as connection:
         connection.execute(insert(Principal), _uniform(principals))
         connection.execute(insert(Resource), _uniform(resources))
@@ -118,7 +119,7 @@ def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> 
         session = app.extensions["db"].session()
         lock_state(session)
         token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "service:portal")
-        lead_token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "user:u0")
+        lead_token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "user:u2")
         session.commit()
         session.close()
     app.extensions["db"].dispose()
