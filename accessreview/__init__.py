@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests); otherwise ``ACCESSREVIEW_*`` variables apply."""
     from . import db, errors, guard, observability
     from . import reports, web
-    from .api import audit, authorize, campaigns, directory, holds, hotpath, jobs, ops, policy
+    from .api import audit, authorize, authzen, campaigns, directory, holds, hotpath, jobs, ops, policy
     from .api import reports as reports_api
     from .authz import engine
 
@@ -47,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     engine.init_app(app)
     observability.init_app(app)
     guard.init_guard(app)
-    for blueprint in (ops.bp, directory.bp, holds.bp, audit.bp, authorize.bp, policy.bp, campaigns.bp, jobs.bp,
+    for blueprint in (ops.bp, directory.bp, holds.bp, audit.bp, authorize.bp, authzen.bp, policy.bp, campaigns.bp, jobs.bp,
                       reports_api.bp):
         app.register_blueprint(blueprint)
     web.init_app(app)

@@ -1,7 +1,7 @@
 """The check server: the portal's checks on a port of their own, served by an event loop.
 
 ``gunicorn --config gunicorn_checks.conf.py checks:app`` answers ``POST /v1/authorize``,
-``/v1/authorize/batch`` and the health, readiness and metrics probes on ACCESSREVIEW_CHECK_BIND,
+``/v1/authorize/batch``, the AuthZEN ``/access/v1/evaluation`` and ``/access/v1/evaluations``, and the health, readiness and metrics probes on ACCESSREVIEW_CHECK_BIND,
 and nothing else (404). Its workers are gunicorn's asyncio (ASGI) workers: a connection that is
 idle, or that sends its request a byte at a time, costs a coroutine and a socket, never a worker,
 so idle browsers and slow or hostile clients cannot keep a check waiting, and no page, import,
@@ -10,7 +10,7 @@ launch or sign-off ever runs in these processes.
 A request, once read whole, is answered by the same WSGI hot path as on the main port (the same
 authentication, validation, errors, metrics and decision log), called directly: a check is a few
 µs of CPU, less than handing it to a thread would cost. A batch (up to ACCESSREVIEW_MAX_BATCH
-checks) runs on a small thread pool instead, so a large one does not hold the loop's other
+checks, or AuthZEN evaluations) runs on a small thread pool instead, so a large one does not hold the loop's other
 connections while it is evaluated.
 """
 
@@ -26,10 +26,12 @@ from flask import Flask
 
 from .errors import body_too_large
 
-CHECK_PATHS = frozenset({"/v1/authorize", "/v1/authorize/batch", "/healthz", "/readyz", "/metrics"})
-BATCH_PATH = "/v1/authorize/batch"
+CHECK_PATHS = frozenset({"/v1/authorize", "/v1/authorize/batch", "/access/v1/evaluation", "/access/v1/evaluations",
+                         "/healthz", "/readyz", "/metrics"})
+BATCH_PATHS = frozenset({"/v1/authorize/batch", "/access/v1/evaluations"})
 _NOT_HERE = (b'{"error":{"code":"not_found","field":null,"message":"this port answers authorization checks '
-             b'only (POST /v1/authorize, /v1/authorize/batch); everything else is on the main port"}}')
+             b'only (POST /v1/authorize, /v1/authorize/batch, /access/v1/evaluation, /access/v1/evaluations); '
+             b'everything else is on the main port"}}')
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -58,7 +60,7 @@ class CheckServer:
             await _respond(send, 413, [(b"content-type", b"application/json")], error)
             return
         environ = _environ(scope, body)
-        if path == BATCH_PATH:
+        if path in BATCH_PATHS:
             status, headers, payload = await asyncio.get_running_loop().run_in_executor(
                 self.batches, _call, self.wsgi, environ)
         else:

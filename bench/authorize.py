@@ -8,11 +8,11 @@ Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 doc
   - in-process check: median µs of the compiled path beside a bare oso.is_allowed on the same data,
     and of a whole single check and health probe through the hot path, in a loop;
   - the list endpoint (first page, a user who reaches 10,000 documents) and "who has access" for a
-    document of a 500-member organization, over HTTP;
+    document of a 500-member organization, over HTTP, and the first page of each AuthZEN search;
   - gunicorn (2 workers, as scripts/serve): the HTTP floor (GET /healthz, a constant JSON answer),
     the same floor asked with the checks' headers and bodies, the issue's floor (a plain Flask view
     answering a constant, bench/flask_floor.py, on the same gunicorn), single checks and batches of 100,
-    with wrk (1 thread) at 8 connections, and the CPU time per request of the workers and of wrk
+    and the same as AuthZEN single evaluations and evaluations of 100, with wrk (1 thread) at 8 connections, and the CPU time per request of the workers and of wrk
     itself: medians of interleaved rounds;
   - memory of each worker: resident, and its proportional share of the pages it shares with the master.
   - last, each of the issue's targets beside its figure, met or not.
@@ -106,7 +106,8 @@ def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> 
     for g in range(50):
         grant(f"group:g{g}", "editor", f"project:o{rng.randrange(ORGS)}-p{rng.randrange(PROJECTS)}")
     grant("service:portal", "portal_client", "system:accessreview")
-    grant("user:u0", "security_lead", "system:accessreview")  # who-has-access is a person's question
+    # Who-has-access is a person's question: an active one (user:u0 is among the disabled, every 97th).
+    grant("user:u2", "security_lead", "system:accessreview")
     with engine.begin() as connection:
         connection.execute(insert(Principal), _uniform(principals))
         connection.execute(insert(Resource), _uniform(resources))
@@ -118,7 +119,7 @@ def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> 
         session = app.extensions["db"].session()
         lock_state(session)
         token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "service:portal")
-        lead_token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "user:u0")
+        lead_token, _ = create_token(session, WriteContext("bench", NOW), SECRET, "user:u2")
         session.commit()
         session.close()
     app.extensions["db"].dispose()
@@ -245,6 +246,22 @@ def write_bodies(workdir: Path, rng: random.Random) -> tuple[Path, Path]:
     batch.write_text("\n".join(json.dumps({"checks": [{"actor": a, "action": x, "resource": r}
                                                       for a, x, r in triples(rng, 100)]})
                                for _ in range(200)) + "\n")
+    return single, batch
+
+
+def _entity(key: str) -> dict:
+    kind, _, ident = key.partition(":")
+    return {"type": kind, "id": ident}
+
+
+def write_authzen_bodies(workdir: Path, rng: random.Random) -> tuple[Path, Path]:
+    """The same kinds of requests as AuthZEN: 5,000 single evaluations, and 200 evaluations of 100."""
+    single, batch = workdir / "evaluation.jsonl", workdir / "evaluations.jsonl"
+    single.write_text("\n".join(json.dumps({"subject": _entity(a), "action": {"name": x}, "resource": _entity(r)})
+                                for a, x, r in triples(rng, 5000)) + "\n")
+    batch.write_text("\n".join(json.dumps({"evaluations": [
+        {"subject": _entity(a), "action": {"name": x}, "resource": _entity(r)} for a, x, r in triples(rng, 100)]})
+        for _ in range(200)) + "\n")
     return single, batch
 
 
@@ -385,6 +402,19 @@ def main() -> None:
         access = [get_json(port, "/v1/resources/document/o0-p3-d7/access?limit=100", built["lead_token"])
                   for _ in range(7)]
         list_ms, access_ms = (statistics.median(t for t, _ in answers[1:]) for answers in (lists, access))
+        searches = {
+            "resource": {"subject": _entity("user:u1"), "action": {"name": "read"}, "resource": {"type": "document"},
+                         "page": {"limit": 100}},
+            "subject": {"subject": {"type": "user"}, "action": {"name": "read"},
+                        "resource": _entity("document:o0-p3-d7"), "page": {"limit": 100}},
+            "action": {"subject": _entity("user:u1"), "resource": _entity("document:o0-p3-d7")},
+        }
+        search_ms = {kind: statistics.median([get_json(port, f"/access/v1/search/{kind}", token, "POST", body)[0]
+                                              for _ in range(7)][1:])
+                     for kind, body in searches.items()}
+        print("AuthZEN searches, first page: " + ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in search_ms.items())
+              + " median (resource: user:u1's 10,000 documents; subject and action: a document of the "
+                "500-member organization)")
         print(f"list endpoint, first page (user:u1 reaches 10,000 documents): "
               f"{list_ms:.1f} ms median; "
               f"who-has-access, a document of the 500-member organization: "
@@ -399,6 +429,7 @@ def main() -> None:
         wrk(f"{base}/healthz", 2, args.connections, args.threads)  # warm-up
         wrk(f"http://127.0.0.1:{flask_port}/healthz", 2, args.connections, args.threads)
         single_env = {"BENCH_BODIES": str(bodies_single), "BENCH_TOKEN": token}
+        evaluation_bodies, evaluations_bodies = write_authzen_bodies(workdir, rng)
 
         def settle() -> None:
             # The workers write the previous run's decisions in the background (a batch run leaves a
@@ -414,7 +445,8 @@ def main() -> None:
             result.update(written=after[0] - before[0], dropped=after[1] - before[1])
             runs[kind].append(result)
 
-        runs: dict[str, list[dict]] = {"floor": [], "shaped": [], "flask": [], "single": [], "batch": []}
+        runs: dict[str, list[dict]] = {"floor": [], "shaped": [], "flask": [], "single": [], "batch": [],
+                                       "evaluation": [], "evaluations": []}
         for _ in range(args.rounds):  # interleaved, so a slow spell of the machine hits every kind alike
             logged("floor", f"{base}/healthz")
             # The same floor, asked the way the checks are asked: the same Lua script, headers and bodies.
@@ -424,7 +456,14 @@ def main() -> None:
             logged("single", f"{base}/v1/authorize", script=script, env={**single_env, "BENCH_PATH": "/v1/authorize"})
             logged("batch", f"{base}/v1/authorize/batch", script=script,
                    env={"BENCH_BODIES": str(bodies_batch), "BENCH_TOKEN": token, "BENCH_PATH": "/v1/authorize/batch"})
-        floor, shaped, flask, single, batch = (_medians(runs[k]) for k in runs)
+            logged("evaluation", f"{base}/access/v1/evaluation", script=script,
+                   env={"BENCH_BODIES": str(evaluation_bodies), "BENCH_TOKEN": token,
+                        "BENCH_PATH": "/access/v1/evaluation"})
+            logged("evaluations", f"{base}/access/v1/evaluations", script=script,
+                   env={"BENCH_BODIES": str(evaluations_bodies), "BENCH_TOKEN": token,
+                        "BENCH_PATH": "/access/v1/evaluations"})
+        floor, shaped, flask, single, batch, evaluation, evaluations = (_medians(runs[k]) for k in runs)
+        evaluation_share = statistics.median(e["rps"] / s["rps"] for e, s in zip(runs["evaluation"], runs["single"]))
 
         def of(kind: str) -> float:
             """The single checks' throughput over a floor's: the median of the rounds' ratios."""
@@ -453,12 +492,18 @@ def main() -> None:
               f"{floor_tail * args.connections / 2 * 1000:,.0f} req/s at this tail")
         print(f"batches of 100: {batch['rps'] * 100:,.0f} checks/s ({batch['rps']:,.0f} req/s), "
               f"p50 {batch['p50']:.2f} ms, p99 {batch['p99']:.2f} ms, non-2xx {batch['non_2xx']}")
+        print(f"AuthZEN single evaluations: {evaluation['rps']:,.0f} req/s ({evaluation_share:.0%} of /v1/authorize's "
+              f"single checks, median of the rounds' ratios), p50 {evaluation['p50']:.2f} ms, "
+              f"p99 {evaluation['p99']:.2f} ms, non-2xx {evaluation['non_2xx']}; CPU {_cpu(evaluation)}")
+        print(f"AuthZEN evaluations of 100: {evaluations['rps'] * 100:,.0f} checks/s ({evaluations['rps']:,.0f} req/s; "
+              f"/v1/authorize/batch: {batch['rps'] * 100:,.0f}), p50 {evaluations['p50']:.2f} ms, "
+              f"p99 {evaluations['p99']:.2f} ms, non-2xx {evaluations['non_2xx']}")
         print("every round (req/s; p99 ms): " + "; ".join(
             f"{kind} " + ", ".join(f"{r['rps']:,.0f} ({r['p99']:.2f})" for r in results)
             for kind, results in runs.items()))
         print("decisions written / dropped by the decision log, per round: " + "; ".join(
             f"{kind} " + ", ".join(f"{r['written']:,.0f} / {r['dropped']:,.0f}" for r in results)
-            for kind, results in runs.items() if kind in ("single", "batch")))
+            for kind, results in runs.items() if kind in ("single", "batch", "evaluation", "evaluations")))
         memory = worker_memory_mb(server.pid)
         print(f"memory per worker (resident / proportional share): "
               f"{', '.join(f'{rss:.0f} / {pss:.0f} MB' for rss, pss in memory)}")
@@ -473,6 +518,12 @@ def main() -> None:
             ("in-process >= 50x bare oso", f"{local['oso_us'] / local['fast_us']:.0f}x",
              local["oso_us"] / local["fast_us"] >= 50),
             ("list / who-has-access < 100 ms", f"{list_ms:.1f} / {access_ms:.1f} ms", max(list_ms, access_ms) < 100),
+            ("AuthZEN single evaluations >= 95% of /v1/authorize's single checks", f"{evaluation_share:.0%}",
+             evaluation_share >= 0.95),
+            ("AuthZEN evaluations of 100 >= 150,000 checks/s", f"{evaluations['rps'] * 100:,.0f}",
+             evaluations["rps"] * 100 >= 150_000),
+            ("AuthZEN searches' first page < 100 ms", ", ".join(f"{k} {v:.1f} ms" for k, v in search_ms.items()),
+             max(search_ms.values()) < 100),
             ("memory per worker < 500 MB", f"{max(rss for rss, _ in memory):.0f} MB resident at most",
              max(rss for rss, _ in memory) < 500),
         ]:

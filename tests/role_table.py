@@ -66,10 +66,14 @@ def route_of_rule(method: str, rule: str) -> str:
 
 ROWS = (
     Row("Probes and the API description", (
-        "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"), EVERYONE, public=True),
+        "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json",
+        "GET /.well-known/authzen-configuration"), EVERYONE, public=True),
     Row("Checks: one, a batch, a principal's resources of a type", (
         "POST /v1/authorize", "POST /v1/authorize/batch", "GET /v1/principals/{principal}/resources"),
         frozenset({PORTAL, ADMIN})),
+    Row("AuthZEN 1.0: evaluation, evaluations, subject, resource and action search", (
+        "POST /access/v1/evaluation", "POST /access/v1/evaluations", "POST /access/v1/search/subject",
+        "POST /access/v1/search/resource", "POST /access/v1/search/action"), frozenset({PORTAL, ADMIN})),
     Row("Directory sync", (
         "PUT /v1/principals/{principal}", "PUT /v1/resources/{type}/{id}", "POST /v1/grants",
         "DELETE /v1/grants/{grant_id}", "POST /v1/directory/import", "GET /v1/jobs/{job_id} (an import's)"),

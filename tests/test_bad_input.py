@@ -340,6 +340,13 @@ def test_a_value_longer_than_its_column_is_400_naming_it(client, admin, review_w
             if "maxLength" not in schema:
                 continue
             response = _send(client, admin, method, url, review_world, _nest(path, "a" * (schema["maxLength"] + 1)))
+            if url == "/access/v1/evaluations" and path[0] == "evaluations":
+                # AuthZEN: one evaluation that cannot be read is a deny saying why; the others are answered.
+                item_error = response.get_json()["evaluations"][0]["context"]["error"]
+                listed = {(e["field"], e["code"]) for e in item_error["errors"]}
+                if response.status_code != 200 or (_field(path), "too_long") not in listed:
+                    failures.append(f"{method.upper()} {url} {_field(path)}: {response.get_json()}")
+                continue
             listed = {(e["field"], e["code"]) for e in response.get_json()["error"].get("errors", [])}
             if response.status_code != 400 or (_field(path), "too_long") not in listed:
                 failures.append(f"{method.upper()} {url} {_field(path)}: {response.status_code} "

@@ -44,6 +44,8 @@ DIRECTORY = {
     ],
 }
 CHECK = {"actor": "user:ann", "action": "read", "resource": "document:d1"}
+AUTHZEN = {"subject": {"type": "user", "id": "ann"}, "action": {"name": "read"},
+           "resource": {"type": "document", "id": "d1"}}
 
 
 def ok(response, *statuses: int) -> Any:
@@ -145,6 +147,11 @@ def _bodies(setting: Setting) -> dict[str, dict[str, Any]]:
     return {
         "POST /v1/authorize": {"json": CHECK},
         "POST /v1/authorize/batch": {"json": {"checks": [CHECK]}},
+        "POST /access/v1/evaluation": {"json": AUTHZEN},
+        "POST /access/v1/evaluations": {"json": {"evaluations": [AUTHZEN]}},
+        "POST /access/v1/search/subject": {"json": {**AUTHZEN, "subject": {"type": "user"}}},
+        "POST /access/v1/search/resource": {"json": {**AUTHZEN, "resource": {"type": "document"}}},
+        "POST /access/v1/search/action": {"json": AUTHZEN},
         "GET /v1/principals/{principal}/resources": {"query_string": {"action": "read", "type": "document"}},
         "PUT /v1/principals/{principal}": {"json": {"name": "Ann"}},
         "PUT /v1/resources/{type}/{id}": {"json": {"parent": "project:p1"}},

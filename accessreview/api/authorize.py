@@ -1,52 +1,33 @@
 """Authorization decisions: the portal's check, batch and list; who-has-access and explain for the people
 who investigate access (the access explorer's API); the decision log.
 
-A check touches memory only: the token table, the snapshot and the decision buffer. Anything that
-goes wrong while evaluating is a 5xx (the portal denies), never an allow.
+Checks are parsed, decided and recorded by accessreview.authz.checks; these views are its Flask
+transport. Anything that goes wrong while evaluating is a 5xx (the portal denies), never an allow.
 """
 
 from __future__ import annotations
 
 import bisect
-import time
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from pydantic import BaseModel, Field
 from werkzeug.exceptions import HTTPException
 
+from ..authz.checks import EVALUATION_FAILED, Batch, Check, check_batch, check_one, snapshot_for
 from ..authz.deadline import Deadline
-from ..authz.decisions import grant_ids_json
-from ..authz.engine import AuthzEngine, Snapshot, StaleError, get_engine
-from ..errors import ApiError, BadRequest, ServiceUnavailable, render_api_error, render_http_error
+from ..authz.engine import get_engine
+from ..errors import ApiError, BadRequest, render_api_error, render_http_error
 from ..guard import authorize, body, clock_now, page_limit, query
 from ..log_pages import DecisionQuery, decision_log_page
 from ..pagination import decode_cursor, encode_cursor
-from ..validation import Strict, Text, parse_json
 from . import shapes
 from .keys import principal_key, resource_key
 from .common import documented, json_response
 
 bp = Blueprint("authorize", __name__, url_prefix="/v1")
 
-# A check's text as the decision log's columns hold it (models.Decision): a value it could not store
-# is refused before it is decided, so that no answered decision is one the log must drop.
-Actor = Text(255)
-Action = Text(64)
-Resource = Text(255)
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
-
-
-class Check(Strict):
-    actor: Actor
-    action: Action
-    resource: Resource
-    at_least_revision: int | None = Field(default=None, ge=0)
-
-
-class Batch(Strict):
-    checks: list[Check] = Field(min_length=1)
-    at_least_revision: int | None = Field(default=None, ge=0)
 
 
 class ResourcesQuery(BaseModel):
@@ -61,10 +42,6 @@ class PageQuery(BaseModel):
     limit: int | None = None
 
 
-EVALUATION_FAILED = {"error": {"code": "evaluation_failed", "field": None,
-                               "message": "the decision could not be evaluated; treat it as a deny"}}
-
-
 @bp.errorhandler(Exception)
 def _evaluation_failed(error: Exception):
     """Fail closed: whatever broke while deciding, the answer is an error the portal treats as deny."""
@@ -75,65 +52,6 @@ def _evaluation_failed(error: Exception):
         return render_http_error(error)
     current_app.logger.exception("evaluation failed")
     return json_response(EVALUATION_FAILED, 500)
-
-
-def _snapshot(engine: AuthzEngine, at_least: int | None) -> Snapshot:
-    if at_least is None:
-        return engine.snapshot()
-    try:
-        return engine.wait_for(at_least)
-    except StaleError as exc:
-        raise ServiceUnavailable(str(exc), code="stale", field="at_least_revision") from None
-
-
-def _decide(app: Flask, snapshot: Snapshot, caller: str, checks: list[Check],
-            deadline: Deadline | None = None) -> list[dict[str, Any]]:
-    """Decide ``checks`` against one snapshot, within ``deadline`` if given, then keep them all in the
-    decision log (memory only): a request that fails part way leaves no decisions its caller never
-    received. One loop for the whole request: at ~10 µs a check, per-check calls and lookups count."""
-    log = app.extensions["decisions"]
-    now = app.config["CLOCK"].now()
-    stamp, version, revision = log.stamp(now), snapshot.policy.version, snapshot.revision
-    evaluate, clock = snapshot.evaluator.check, time.perf_counter_ns
-    allowed_values, no_grants = log.allowed_values, log.no_grants
-    prefix, numbers = log.id_source()
-    rows: list[tuple] = []
-    used: list[int] = []
-    answers: list[dict[str, Any]] = []
-    for check in checks:
-        if deadline is not None:
-            deadline.check()
-        decision_id = f"{prefix}{next(numbers):010x}"
-        started = clock()
-        decision = evaluate(check.actor, check.action, check.resource, now)
-        latency_us = (clock() - started) // 1000
-        grants = decision.grants
-        if grants:
-            used.extend(grants)
-        rows.append((decision_id, stamp, caller, check.actor, check.action, check.resource,
-                     allowed_values[decision.allowed], version, revision, latency_us,
-                     grant_ids_json(grants) if grants else no_grants))
-        answers.append({"allowed": decision.allowed, "decision_id": decision_id})
-    log.record(rows, stamp, used)
-    return answers
-
-
-def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
-    """Answer one check for ``caller``, who may check (see :func:`require_permission`)."""
-    check = parse_json(Check, raw)
-    snapshot = _snapshot(app.extensions["authz"], check.at_least_revision)
-    [answer] = _decide(app, snapshot, caller, [check])  # one check: oso's own query limit bounds it
-    return {**answer, "policy_version": snapshot.policy.version, "revision": snapshot.revision}
-
-
-def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
-    batch = parse_json(Batch, raw)
-    if len(batch.checks) > app.config["MAX_BATCH"]:
-        raise BadRequest(f"at most {app.config['MAX_BATCH']} checks per batch", field="checks", code="invalid_value")
-    wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
-    snapshot = _snapshot(app.extensions["authz"], max(wanted) if wanted else None)
-    results = _decide(app, snapshot, caller, batch.checks, Deadline(app.config["EVALUATION_TIMEOUT"]))
-    return {"results": results, "policy_version": snapshot.policy.version, "revision": snapshot.revision}
 
 
 # The portal's requests to these two are normally answered by accessreview.api.hotpath without
@@ -189,7 +107,7 @@ def access(type_: str, id_: str):
 def explain():
     authorize("explain_access")
     check = body(Check)
-    snapshot = _snapshot(get_engine(), check.at_least_revision)
+    snapshot = snapshot_for(get_engine(), check.at_least_revision)
     explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now())
     return json_response({**explained, "policy_version": snapshot.policy.version, "revision": snapshot.revision})
 

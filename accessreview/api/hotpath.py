@@ -2,9 +2,10 @@
 
 The portal asks for a check on every page it renders, and load balancers probe ``/healthz`` all
 day. For such small requests, Flask's request context, URL map, hooks and response objects cost
-more than the check itself, so these three are answered here:
+more than the check itself, so these are answered here:
 
     POST /v1/authorize    POST /v1/authorize/batch    GET /healthz
+    POST /access/v1/evaluation    POST /access/v1/evaluations    (AuthZEN)
 
 Everything else the API promises is kept, through the same functions Flask's views call: the
 caller's token and the policy's "check" permission first, then the body through the same models,
@@ -26,10 +27,12 @@ from typing import Any, Callable, Iterable
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
+from ..authz import authzen
+from ..authz.checks import EVALUATION_FAILED, answer_json, batch_answer_json, check_batch, check_one
 from ..errors import ApiError, body_too_large
 from ..guard import permitted_caller
 from ..observability import record_request, request_id
-from .authorize import EVALUATION_FAILED, check_batch, check_one
+from .authzen import EVALUATION_PATH, EVALUATIONS_PATH
 from .ops import HEALTHY
 
 log = logging.getLogger(__name__)
@@ -54,23 +57,6 @@ def _compact_encoder() -> Callable[[Any], str]:
 _encode = _compact_encoder()
 
 
-# Checks' answers as :data:`_encode` writes them, at a third of the cost: their only strings are
-# decision ids and policy versions, hex digits that JSON writes as they are.
-_BOOLEANS = ("false", "true")
-
-
-def _answer_json(answer: dict[str, Any]) -> str:
-    return (f'{{"allowed":{_BOOLEANS[answer["allowed"]]},"decision_id":"{answer["decision_id"]}",'
-            f'"policy_version":"{answer["policy_version"]}","revision":{answer["revision"]}}}')
-
-
-def _batch_answer_json(answer: dict[str, Any]) -> str:
-    results = ",".join([f'{{"allowed":{_BOOLEANS[r["allowed"]]},"decision_id":"{r["decision_id"]}"}}'
-                        for r in answer["results"]])
-    return (f'{{"results":[{results}],"policy_version":"{answer["policy_version"]}",'
-            f'"revision":{answer["revision"]}}}')
-
-
 class _Exchange:
     """What the request log wants to know about one request, filled in as it is answered."""
 
@@ -90,6 +76,8 @@ class HotPath:
             ("POST", "/v1/authorize"): ("/v1/authorize", "authorize.authorize_one", self._check_one),
             ("POST", "/v1/authorize/batch"): ("/v1/authorize/batch", "authorize.authorize_batch",
                                               self._check_batch),
+            ("POST", EVALUATION_PATH): (EVALUATION_PATH, "authzen.evaluation", self._evaluation),
+            ("POST", EVALUATIONS_PATH): (EVALUATIONS_PATH, "authzen.evaluations", self._evaluations),
             ("GET", "/healthz"): ("/healthz", "ops.healthz", self._healthz),
         }
 
@@ -122,10 +110,16 @@ class HotPath:
         return [body]
 
     def _check_one(self, environ: dict, exchange: _Exchange) -> str:
-        return _answer_json(check_one(self.app, self._checker(environ, exchange), self._body(environ)))
+        return answer_json(check_one(self.app, self._checker(environ, exchange), self._body(environ)))
 
     def _check_batch(self, environ: dict, exchange: _Exchange) -> str:
-        return _batch_answer_json(check_batch(self.app, self._checker(environ, exchange), self._body(environ)))
+        return batch_answer_json(check_batch(self.app, self._checker(environ, exchange), self._body(environ)))
+
+    def _evaluation(self, environ: dict, exchange: _Exchange) -> str:
+        return authzen.evaluation(self.app, self._checker(environ, exchange), self._body(environ))
+
+    def _evaluations(self, environ: dict, exchange: _Exchange) -> str:
+        return authzen.evaluations(self.app, self._checker(environ, exchange), self._body(environ))
 
     def _healthz(self, environ: dict, exchange: _Exchange) -> dict[str, Any]:
         return HEALTHY

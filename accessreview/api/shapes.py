@@ -244,3 +244,62 @@ class JobOut(BaseModel):
 class JobPage(BaseModel):
     items: list[JobOut]
     next_cursor: str | None
+
+
+class AuthzenConfigurationOut(BaseModel):
+    policy_decision_point: str
+    access_evaluation_endpoint: str
+    access_evaluations_endpoint: str
+    search_subject_endpoint: str
+    search_resource_endpoint: str
+    search_action_endpoint: str
+
+
+class AuthzenItemError(BaseModel):
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    errors: list[ErrorDetail] | None = None
+
+
+class AuthzenDecisionContext(BaseModel):
+    decision_id: str | None = None
+    policy_version: str | None = None
+    revision: int | None = None
+    reasons: list[dict[str, Any]] | None = None
+    error: AuthzenItemError | None = None
+
+
+class AuthzenDecisionOut(BaseModel):
+    decision: bool
+    context: AuthzenDecisionContext | None = None
+
+
+class AuthzenEvaluationsOut(BaseModel):
+    evaluations: list[AuthzenDecisionOut]
+
+
+class AuthzenPage(BaseModel):
+    next_token: str
+    count: int
+    total: int
+
+
+class AuthzenEntity(BaseModel):
+    type: str
+    id: str
+
+
+class AuthzenEntityPage(BaseModel):
+    page: AuthzenPage
+    results: list[AuthzenEntity]
+
+
+class AuthzenAction(BaseModel):
+    name: str
+
+
+class AuthzenActionPage(BaseModel):
+    page: AuthzenPage
+    results: list[AuthzenAction]

@@ -1,0 +1,95 @@
+"""The AuthZEN Authorization API 1.0 over HTTP: the PDP metadata, evaluation, evaluations and the
+searches (accessreview.authz.authzen does the work).
+
+Evaluation and evaluations are normally answered by the hot path (accessreview.api.hotpath), also on
+the check server's port; these views answer the rest the same way, and the searches.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from ..authz import authzen
+from ..authz.checks import EVALUATION_FAILED
+from ..errors import ApiError, render_api_error, render_http_error
+from ..guard import authorize, public
+from . import shapes
+from .common import documented, json_response
+
+bp = Blueprint("authzen", __name__)
+
+ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 413: shapes.ErrorOut,
+          503: shapes.ErrorOut}
+EVALUATION_PATH = "/access/v1/evaluation"
+EVALUATIONS_PATH = "/access/v1/evaluations"
+SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/search/resource",
+                "action": "/access/v1/search/action"}
+
+
+@bp.errorhandler(Exception)
+def _evaluation_failed(error: Exception):
+    """Fail closed, as the checks do: whatever broke while deciding is an error, never an allow."""
+    if isinstance(error, ApiError):
+        return render_api_error(error)
+    if isinstance(error, HTTPException):
+        return render_http_error(error)
+    current_app.logger.exception("evaluation failed")
+    return json_response(EVALUATION_FAILED, 500)
+
+
+@bp.get("/.well-known/authzen-configuration")
+@public
+@documented("The AuthZEN policy decision point's metadata: its identifier and endpoints", tag="authzen",
+            responses={200: shapes.AuthzenConfigurationOut})
+def configuration():
+    base = request.host_url.rstrip("/")
+    return json_response({
+        "policy_decision_point": base,
+        "access_evaluation_endpoint": base + EVALUATION_PATH,
+        "access_evaluations_endpoint": base + EVALUATIONS_PATH,
+        "search_subject_endpoint": base + SEARCH_PATHS["subject"],
+        "search_resource_endpoint": base + SEARCH_PATHS["resource"],
+        "search_action_endpoint": base + SEARCH_PATHS["action"],
+    })
+
+
+def _answer(work) -> Response:
+    caller = authorize("check")
+    text = work(current_app._get_current_object(), caller, request.get_data(cache=True))
+    return Response(text + "\n", mimetype="application/json")
+
+
+@bp.post(EVALUATION_PATH)
+@documented("AuthZEN access evaluation: may the subject do the action on the resource?", body=authzen.Evaluation,
+            tag="authzen", responses={200: shapes.AuthzenDecisionOut, **ERRORS})
+def evaluation():
+    return _answer(authzen.evaluation)
+
+
+@bp.post(EVALUATIONS_PATH)
+@documented("AuthZEN access evaluations: many, with defaults and an evaluations_semantic, answered in order",
+            body=authzen.Evaluations, tag="authzen", responses={200: shapes.AuthzenEvaluationsOut, **ERRORS})
+def evaluations():
+    return _answer(authzen.evaluations)
+
+
+@bp.post(SEARCH_PATHS["subject"])
+@documented("AuthZEN subject search: every subject of the type that may do the action on the resource",
+            body=authzen.SubjectSearch, tag="authzen", responses={200: shapes.AuthzenEntityPage, **ERRORS})
+def search_subject():
+    return _answer(authzen.search_subject)
+
+
+@bp.post(SEARCH_PATHS["resource"])
+@documented("AuthZEN resource search: every resource of the type on which the subject may do the action",
+            body=authzen.ResourceSearch, tag="authzen", responses={200: shapes.AuthzenEntityPage, **ERRORS})
+def search_resource():
+    return _answer(authzen.search_resource)
+
+
+@bp.post(SEARCH_PATHS["action"])
+@documented("AuthZEN action search: every action the subject may do on the resource",
+            body=authzen.ActionSearch, tag="authzen", responses={200: shapes.AuthzenActionPage, **ERRORS})
+def search_action():
+    return _answer(authzen.search_action)

@@ -1,0 +1,444 @@
+"""The OpenID AuthZEN Authorization API 1.0 (final): evaluation, evaluations and the three searches.
+
+An AuthZEN subject or resource ``{type, id}`` is the directory's ``type:id``, and ``action.name``
+is the policy's action. Evaluations go through the check pipeline (:mod:`.checks`): decided by the
+same evaluator as /v1/authorize and kept in the decision log like any check. Searches are built on
+the same enumerations as the list and access endpoints, complete, in pages.
+
+As the specification requires, unknown fields are ignored (``Lenient``), a missing subject, action
+or resource is a 400 that names it, and an evaluation of a batch that cannot be evaluated is a deny
+whose ``context.error`` says why. Properties and context are accepted within their bounds and kept
+out of the directory: this policy decides on the directory alone.
+
+These functions take the caller, already authenticated by the transport, and the request's body;
+they return the answer as JSON text (the hot path writes it as it is).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from flask import Flask
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
+
+from ..errors import ApiError, BadRequest
+from ..guard import require_permission
+from ..pagination import decode_cursor, encode_cursor
+from ..validation import LONG_TEXT, describe, error_code, field_path, parse_json
+from .checks import ACTION_LENGTH, RESOURCE_LENGTH, decide, refuse_oversized_batch, snapshot_for
+from .deadline import Deadline
+from .engine import Snapshot
+
+KEY_LENGTH = RESOURCE_LENGTH  # type:id, as the decision log and the directory hold a key
+# Text here has no validator of its own for NUL: parse_json refuses a NUL anywhere in the body before
+# the model reads it (naming its field), and plain constraints keep parsing out of Python.
+Part = Annotated[str, StringConstraints(min_length=1, max_length=KEY_LENGTH - 1)]
+ActionName = Annotated[str, StringConstraints(min_length=1, max_length=ACTION_LENGTH)]
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """A properties or context object: its text values as long as free text may be (LONG_TEXT)."""
+    _refuse_long_text(value)
+    return value
+
+
+def _refuse_long_text(value: Any, depth: int = 0) -> None:
+    if isinstance(value, str):
+        if len(value) > LONG_TEXT:
+            raise PydanticCustomError("too_long", "a value holds at most {most} characters", {"most": LONG_TEXT})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_long_text(key, depth + 1)
+            _refuse_long_text(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_long_text(item, depth + 1)
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+
+
+class Lenient(BaseModel):
+    """AuthZEN's request objects: unknown fields are ignored (the specification's forward
+    compatibility), JSON types are not coerced."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class Entity(Lenient):
+    """A subject or resource of an evaluation."""
+
+    type: Part
+    id: Part
+    properties: JsonObject | None = None
+
+
+def _key(entity: Entity, field: str) -> str:
+    """The directory's key of a subject or resource: type:id, no longer than a key column holds."""
+    key = f"{entity.type}:{entity.id}"
+    if len(key) > KEY_LENGTH:
+        raise BadRequest(f"{field}.id: type and id together (type:id) hold at most {KEY_LENGTH} characters",
+                         field=f"{field}.id", code="too_long")
+    return key
+
+
+class Searched(Lenient):
+    """The entity a search asks for: its type; an id, if any, is ignored."""
+
+    type: Part
+    id: Any = None
+    properties: JsonObject | None = None
+
+
+class Action(Lenient):
+    name: ActionName
+    properties: JsonObject | None = None
+
+
+class Options(Lenient):
+    """This PDP's options (others ignore them): the reasons /v1/explain gives, and a directory
+    revision to decide at (as /v1/authorize's at_least_revision)."""
+
+    include_reasons: bool = False
+    at_least_revision: int | None = Field(default=None, ge=0)
+
+
+class EvaluationsOptions(Options):
+    evaluations_semantic: Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"] = "execute_all"
+
+
+class Evaluation(Lenient):
+    subject: Entity
+    action: Action
+    resource: Entity
+    context: JsonObject | None = None
+    options: Options | None = None
+
+
+class Item(Lenient):
+    subject: Entity | None = None
+    action: Action | None = None
+    resource: Entity | None = None
+    context: JsonObject | None = None
+
+
+class Evaluations(Lenient):
+    subject: Entity | None = None
+    action: Action | None = None
+    resource: Entity | None = None
+    context: JsonObject | None = None
+    evaluations: list[Item] | None = None
+    options: EvaluationsOptions | None = None
+
+
+class LooseEvaluations(Evaluations):
+    """The same request, its items unread: when one item is malformed, the others are still answered."""
+
+    evaluations: list[Any] | None = None  # type: ignore[assignment]
+
+
+class PageRequest(Lenient):
+    token: Annotated[str, Field(max_length=1024)] | None = None
+    limit: int | None = Field(default=None, ge=0)
+
+
+class SubjectSearch(Lenient):
+    subject: Searched
+    action: Action
+    resource: Entity
+    context: JsonObject | None = None
+    page: PageRequest | None = None
+
+
+class ResourceSearch(Lenient):
+    subject: Entity
+    action: Action
+    resource: Searched
+    context: JsonObject | None = None
+    page: PageRequest | None = None
+
+
+class ActionSearch(Lenient):
+    subject: Entity
+    resource: Entity
+    context: JsonObject | None = None
+    page: PageRequest | None = None
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+
+def evaluation(app: Flask, caller: str, raw: bytes) -> str:
+    """POST /access/v1/evaluation: one decision."""
+    request = parse_json(Evaluation, raw)
+    _refuse_large_properties(app, request, raw)
+    options = request.options
+    if options is not None and options.include_reasons:
+        _may_explain(app, caller)
+    snapshot = snapshot_for(app.extensions["authz"], options.at_least_revision if options else None)
+    check = (_key(request.subject, "subject"), request.action.name, _key(request.resource, "resource"))
+    [(allowed, decision_id)] = decide(app, snapshot, caller, [check])
+    if options is not None and options.include_reasons:
+        return _encode(_decision(allowed, decision_id, snapshot, _reasons(app, caller, snapshot, check)))
+    return _decision_json(allowed, decision_id, snapshot)
+
+
+def evaluations(app: Flask, caller: str, raw: bytes) -> str:
+    """POST /access/v1/evaluations: many decisions, with defaults and a semantic. Without items, one."""
+    request, malformed = _parse_evaluations(raw)
+    _refuse_large_properties(app, request, raw)
+    options = request.options or EvaluationsOptions()
+    items = request.evaluations
+    if not items:
+        missing = [name for name in ("subject", "action", "resource") if getattr(request, name) is None]
+        if missing:
+            raise BadRequest(f"{missing[0]}: required (there are no evaluations to take it from)",
+                             field=missing[0], code="missing_field")
+        return evaluation(app, caller, raw)
+    refuse_oversized_batch(app, len(items), "evaluations")
+    if options.include_reasons:
+        _may_explain(app, caller)
+    checks: list[tuple[str, str, str] | ApiError] = []
+    for number, item in enumerate(items):
+        if number in malformed:
+            checks.append(malformed[number])
+            continue
+        subject = item.subject or request.subject
+        action = item.action or request.action
+        resource = item.resource or request.resource
+        for name, value in (("subject", subject), ("action", action), ("resource", resource)):
+            if value is None:
+                raise BadRequest(f"evaluations.{number}.{name}: required, in the evaluation or as a default",
+                                 field=f"evaluations.{number}.{name}", code="missing_field")
+        try:
+            checks.append((_key(subject, "subject"), action.name, _key(resource, "resource")))  # type: ignore[arg-type,union-attr]
+        except BadRequest as refused:
+            where = "subject" if refused.field == "subject.id" else "resource"
+            at = f"evaluations.{number}.{where}.id" if getattr(item, where) is not None else refused.field
+            malformed[number] = BadRequest(refused.message.replace(refused.field or "", at, 1), field=at,
+                                           code="too_long")
+            checks.append(malformed[number])
+    snapshot = snapshot_for(app.extensions["authz"], options.at_least_revision)
+    if options.evaluations_semantic == "execute_all" and not malformed and not options.include_reasons:
+        decided = decide(app, snapshot, caller, checks, Deadline(app.config["EVALUATION_TIMEOUT"]))  # type: ignore[arg-type]
+        return _decisions_json(decided, snapshot)
+    return _encode({"evaluations": _evaluate_in_order(app, caller, snapshot, checks, options)})
+
+
+def _evaluate_in_order(app: Flask, caller: str, snapshot: Snapshot, checks: list[tuple[str, str, str] | ApiError],
+                       options: EvaluationsOptions) -> list[dict[str, Any]]:
+    """The answers, short-circuited as the semantic says: a malformed evaluation is a deny."""
+    until = {"execute_all": None, "deny_on_first_deny": False, "permit_on_first_permit": True}[
+        options.evaluations_semantic]
+    deadline = Deadline(app.config["EVALUATION_TIMEOUT"])
+    answers: list[dict[str, Any]] = []
+    start = 0
+    while start < len(checks):
+        end = start
+        while end < len(checks) and not isinstance(checks[end], ApiError):
+            end += 1
+        run: list[tuple[str, str, str]] = checks[start:end]  # type: ignore[assignment]
+        for check, (allowed, decision_id) in zip(run, decide(app, snapshot, caller, run, deadline, until)):
+            reasons = _reasons(app, caller, snapshot, check) if options.include_reasons else None
+            answers.append(_decision(allowed, decision_id, snapshot, reasons))
+            if allowed is until:
+                return answers
+        if end < len(checks):
+            error: ApiError = checks[end]  # type: ignore[assignment]
+            answers.append({"decision": False, "context": {"error": {
+                "status": error.status, "code": error.code, "message": error.message, "field": error.field,
+                **error.details}}})
+            if until is False:
+                return answers
+        start = end + 1
+    return answers
+
+
+def _parse_evaluations(raw: bytes) -> tuple[Evaluations, dict[int, ApiError]]:
+    """The request, and the items that cannot be read, by their place, with why."""
+    try:
+        return parse_json(Evaluations, raw), {}
+    except BadRequest as refused:
+        if not (refused.field or "").startswith("evaluations."):
+            raise
+    request = parse_json(LooseEvaluations, raw)
+    items: list[Item | None] = []
+    malformed: dict[int, ApiError] = {}
+    for number, item in enumerate(request.evaluations or []):
+        try:
+            items.append(Item.model_validate(item))
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("evaluations", number, *e["loc"])} for e in exc.errors()[:50]]
+            first = errors[0]
+            malformed[number] = BadRequest(describe(first), field=field_path(first["loc"]), code=error_code(first),
+                                           errors=[{"code": error_code(e), "field": field_path(e["loc"]),
+                                                    "message": describe(e)} for e in errors])
+            items.append(None)
+    return Evaluations.model_construct(**{**request.__dict__, "evaluations": items}), malformed
+
+
+def _refuse_large_properties(app: Flask, request: BaseModel, raw: bytes) -> None:
+    """Properties and context past AUTHZEN_MAX_PROPERTIES_BYTES (as JSON) are refused: 413."""
+    if b'"properties"' not in raw and b'"context"' not in raw:  # the portal's usual request: nothing to weigh
+        return
+    most = app.config["AUTHZEN_MAX_PROPERTIES_BYTES"]
+    for path, value in _objects(request):
+        if len(json.dumps(value, separators=(",", ":"))) > most:
+            raise ApiError(f"{path}: at most {most} bytes of JSON", field=path, code="too_large", status=413)
+
+
+def _objects(request: BaseModel, prefix: str = ""):
+    for name in ("subject", "action", "resource", "context"):
+        value = getattr(request, name, None)
+        if isinstance(value, dict):
+            yield f"{prefix}{name}", value
+        elif value is not None and getattr(value, "properties", None) is not None:
+            yield f"{prefix}{name}.properties", value.properties
+    for number, item in enumerate(getattr(request, "evaluations", None) or []):
+        if isinstance(item, BaseModel):
+            yield from _objects(item, f"evaluations.{number}.")
+
+
+def _may_explain(app: Flask, caller: str) -> None:
+    """Reasons are what /v1/explain gives: for the callers who may explain access (403 otherwise),
+    asked before anything is decided."""
+    require_permission(app, caller, "explain_access")
+
+
+def _reasons(app: Flask, caller: str, snapshot: Snapshot, check: tuple[str, str, str]) -> list[dict[str, Any]]:
+    """Why, as /v1/explain says it."""
+    return snapshot.evaluator.explain(*check, app.config["CLOCK"].now())["reasons"]
+
+
+def _decision(allowed: bool, decision_id: str, snapshot: Snapshot,
+              reasons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"decision_id": decision_id, "policy_version": snapshot.policy.version,
+                               "revision": snapshot.revision}
+    if reasons is not None:
+        context["reasons"] = reasons
+    return {"decision": allowed, "context": context}
+
+
+# Answers as :func:`_decision` shapes them, written directly: their only strings are decision ids
+# and policy versions, hex digits that JSON writes as they are.
+_BOOLEANS = ("false", "true")
+
+
+def _decision_json(allowed: bool, decision_id: str, snapshot: Snapshot) -> str:
+    return (f'{{"decision":{_BOOLEANS[allowed]},"context":{{"decision_id":"{decision_id}",'
+            f'"policy_version":"{snapshot.policy.version}","revision":{snapshot.revision}}}}}')
+
+
+def _decisions_json(decided: list[tuple[bool, str]], snapshot: Snapshot) -> str:
+    tail = f'","policy_version":"{snapshot.policy.version}","revision":{snapshot.revision}}}}}'
+    items = ",".join([f'{{"decision":{_BOOLEANS[allowed]},"context":{{"decision_id":"{decision_id}{tail}'
+                      for allowed, decision_id in decided])
+    return f'{{"evaluations":[{items}]}}'
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+# -- searches ---------------------------------------------------------------------------------------
+
+
+def search_subject(app: Flask, caller: str, raw: bytes) -> str:
+    """Every subject of the type that may do the action on the resource, through groups and parents."""
+    request = parse_json(SubjectSearch, raw)
+    _refuse_large_properties(app, request, raw)
+    snapshot = app.extensions["authz"].snapshot()
+    wanted, action = f"{request.subject.type}:", request.action.name
+    holders = snapshot.evaluator.access(_key(request.resource, "resource"), app.config["CLOCK"].now(), _deadline(app))
+    keys = [entry["principal"] for entry in holders
+            if entry["principal"].startswith(wanted) and action in entry["permissions"]]
+    return _search_page(app, raw, request.page, keys, _entity)
+
+
+def search_resource(app: Flask, caller: str, raw: bytes) -> str:
+    """Every resource of the type on which the subject may do the action."""
+    request = parse_json(ResourceSearch, raw)
+    _refuse_large_properties(app, request, raw)
+    snapshot = app.extensions["authz"].snapshot()
+    kind = request.resource.type
+    if kind not in snapshot.policy.declarations.resource_types:
+        raise BadRequest(f"{kind!r} is not a resource type of the policy", field="resource.type", code="unknown_type")
+    keys = snapshot.evaluator.resources_for(_key(request.subject, "subject"), request.action.name, kind,
+                                            app.config["CLOCK"].now(), _deadline(app))
+    return _search_page(app, raw, request.page, keys, _entity)
+
+
+def search_action(app: Flask, caller: str, raw: bytes) -> str:
+    """Every action of the resource's type that the subject may do on it (none for a type the policy
+    does not declare)."""
+    request = parse_json(ActionSearch, raw)
+    _refuse_large_properties(app, request, raw)
+    snapshot = app.extensions["authz"].snapshot()
+    declared = snapshot.policy.declarations.resource_types.get(request.resource.type)
+    now, deadline = app.config["CLOCK"].now(), _deadline(app)
+    subject, resource = _key(request.subject, "subject"), _key(request.resource, "resource")
+    allowed = []
+    for action in sorted(declared.permissions) if declared is not None else ():
+        deadline.check()
+        if snapshot.evaluator.check(subject, action, resource, now).allowed:
+            allowed.append(action)
+    return _search_page(app, raw, request.page, allowed, lambda name: {"name": name})
+
+
+def _deadline(app: Flask) -> Deadline:
+    return Deadline(app.config["EVALUATION_TIMEOUT"])
+
+
+def _entity(key: str) -> dict[str, str]:
+    kind, _, ident = key.partition(":")
+    return {"type": kind, "id": ident}
+
+
+def _search_page(app: Flask, raw: bytes, page: PageRequest | None, keys: list[str], shape) -> str:
+    """A page of the sorted ``keys``: after the token's key, and a token to go on from ("" at the end).
+
+    A token holds the last key given and a fingerprint of the request it answered: a request that
+    changes anything but the token on the way is refused, as the specification says it should be.
+    """
+    keys = sorted(keys)
+    fingerprint = _fingerprint(raw)
+    limit = _limit(app, page.limit if page else None)
+    start = 0
+    if page is not None and page.token:
+        try:
+            after, issued_for = decode_cursor(page.token, (str, str))
+        except BadRequest:
+            raise BadRequest("page.token is not one this service issued", field="page.token",
+                             code="invalid_cursor") from None
+        if issued_for != fingerprint:
+            raise BadRequest("page.token was issued for another request: only the token may change between pages",
+                             field="page.token", code="invalid_cursor")
+        start = _after(keys, after)
+    chosen = keys[start:start + limit]
+    more = start + limit < len(keys)
+    next_token = encode_cursor([chosen[-1], fingerprint]) if more and chosen else ""
+    return _encode({"page": {"next_token": next_token, "count": len(chosen), "total": len(keys)},
+                    "results": [shape(key) for key in chosen]})
+
+
+def _after(keys: list[str], after: str) -> int:
+    return bisect.bisect_right(keys, after)
+
+
+def _limit(app: Flask, limit: int | None) -> int:
+    if not limit:
+        return app.config["PAGE_SIZE"]
+    return min(limit, app.config["MAX_PAGE_SIZE"])
+
+
+def _fingerprint(raw: bytes) -> str:
+    """The request as JSON without its page token: the same query gives the same text."""
+    data = json.loads(raw)
+    page = data.get("page")
+    if isinstance(page, dict):
+        data["page"] = {key: value for key, value in page.items() if key != "token"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
