@@ -12,18 +12,17 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
 from pydantic import BaseModel, Field
-from werkzeug.exceptions import HTTPException
 
-from ..authz.checks import EVALUATION_FAILED, Batch, Check, check_batch, check_one, snapshot_for
+from ..authz.checks import Batch, Check, check_batch, check_one, snapshot_for
 from ..authz.deadline import Deadline
 from ..authz.engine import get_engine
-from ..errors import ApiError, BadRequest, render_api_error, render_http_error
+from ..errors import BadRequest
 from ..guard import authorize, body, clock_now, page_limit, query
 from ..log_pages import DecisionQuery, decision_log_page
 from ..pagination import decode_cursor, encode_cursor
 from . import shapes
 from .keys import principal_key, resource_key
-from .common import documented, json_response
+from .common import documented, fail_closed, json_response
 
 bp = Blueprint("authorize", __name__, url_prefix="/v1")
 
@@ -42,16 +41,7 @@ class PageQuery(BaseModel):
     limit: int | None = None
 
 
-@bp.errorhandler(Exception)
-def _evaluation_failed(error: Exception):
-    """Fail closed: whatever broke while deciding, the answer is an error the portal treats as deny."""
-    # Blueprint handlers are consulted before the app's for every class, so pass ours through.
-    if isinstance(error, ApiError):
-        return render_api_error(error)
-    if isinstance(error, HTTPException):
-        return render_http_error(error)
-    current_app.logger.exception("evaluation failed")
-    return json_response(EVALUATION_FAILED, 500)
+bp.register_error_handler(Exception, fail_closed)
 
 
 # The portal's requests to these two are normally answered by accessreview.api.hotpath without

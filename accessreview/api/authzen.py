@@ -8,14 +8,11 @@ the check server's port; these views answer the rest the same way, and the searc
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import HTTPException
 
 from ..authz import authzen
-from ..authz.checks import EVALUATION_FAILED
-from ..errors import ApiError, render_api_error, render_http_error
 from ..guard import authorize, public
 from . import shapes
-from .common import documented, json_response
+from .common import documented, fail_closed, json_response
 
 bp = Blueprint("authzen", __name__)
 
@@ -27,15 +24,7 @@ SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/
                 "action": "/access/v1/search/action"}
 
 
-@bp.errorhandler(Exception)
-def _evaluation_failed(error: Exception):
-    """Fail closed, as the checks do: whatever broke while deciding is an error, never an allow."""
-    if isinstance(error, ApiError):
-        return render_api_error(error)
-    if isinstance(error, HTTPException):
-        return render_http_error(error)
-    current_app.logger.exception("evaluation failed")
-    return json_response(EVALUATION_FAILED, 500)
+bp.register_error_handler(Exception, fail_closed)
 
 
 @bp.get("/.well-known/authzen-configuration")
