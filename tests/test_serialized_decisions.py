@@ -255,7 +255,7 @@ def test_the_close_waits_for_a_decision_under_way_and_leaves_it_alone(app, clien
         def close():
             closing = closing_session.get(Campaign, campaign["id"])
             outcome["applied"] = review.apply_no_response(closing_session, WriteContext("system:test", now),
-                                                          closing, limit=None)
+                                                          closing, limit=None, why="closed by the test")
         closer = threading.Thread(target=close)
         closer.start()
         watcher = create_engine(app.config["DATABASE_URL"])
