@@ -6,7 +6,7 @@ import json
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, create_engine, event, insert, inspect
+from sqlalchemy import JSON, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +90,14 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = get_db().session()
     return g.db_session
+
+
+def refresh_statistics(session: Session, model) -> None:
+    """After a bulk write that later steps read a chunk at a time: PostgreSQL's planner, going by
+    statistics from before the write (autovacuum's analyze comes minutes later), would take the new
+    rows for a handful and read all of them, then sort, for every chunk. SQLite plans without them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {model.__table__.name}"))
 
 
 COPY_AT_LEAST = 200  # rows from which PostgreSQL's COPY beats a pipelined executemany

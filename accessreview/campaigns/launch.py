@@ -20,6 +20,7 @@ from .. import jobs
 from ..audit import WriteContext, append_event, lock_state
 from ..authz.engine import AuthzEngine
 from ..clock import as_utc
+from ..db import refresh_statistics
 from ..directory.service import current_revision
 from ..errors import Conflict
 from ..models import (Campaign, CampaignDefinition, Decision, Grant, GrantUsage, Job, Principal, Resource,
@@ -301,6 +302,7 @@ def _write_items(run: jobs.JobRun, definition: CampaignDefinition) -> None:
 
 def _open(run: jobs.JobRun) -> None:
     session, ctx, job = run.session, run.ctx, run.job
+    refresh_statistics(session, ReviewItem)  # before the lock: close and remediation read these items by chunks
     state = lock_state(session)
     campaign = session.get(Campaign, job.cursor["campaign"])
     campaign.status = "open"
