@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from accessreview.checkserver import CheckServer
 from test_authorize import check, world  # noqa: F401 (world: a fixture)
@@ -274,6 +276,50 @@ def test_a_deep_property_is_refused_not_a_crash(client, portal, world):
     deep = json.dumps(ask("user:bob", "edit", "document:d2"))[:-1] + ',"context":' + '{"a":' * 5000 + "1" + "}" * 5001
     response = client.post(EVALUATION, data=deep, headers={**portal, "Content-Type": "application/json"})
     assert response.status_code in (400, 413)
+
+
+# The portal's plain evaluations (a subject, an action and a resource, nothing else) are read without
+# the models; any other field sends a request to them. An unknown field, which the specification says
+# to ignore, so sends the same request the other way: both ways must answer alike.
+
+VALID_ENTITIES = st.sampled_from(["user:alice", "user:bob", "user:carl", "user:ghost", "group:finance", "document:d1",
+                                  "document:d2", "document:g1", "document:e1"]).map(entity)
+ODD_ENTITIES = st.sampled_from([{"type": "document", "id": "x" * 250}, {"type": "user", "id": 7}, {"type": "user"},
+                                {"type": "", "id": "a"}, {"type": "user", "id": "bob", "properties": {"a": 1}},
+                                {"type": "user", "id": "b\x00b"}, None, "user:bob"])
+ENTITIES = st.one_of(VALID_ENTITIES, VALID_ENTITIES, VALID_ENTITIES, ODD_ENTITIES)
+VALID_ACTIONS = st.sampled_from([{"name": n} for n in ("read", "edit", "delete", "share", "fly")])
+ACTIONS = st.one_of(VALID_ACTIONS, VALID_ACTIONS, VALID_ACTIONS, st.sampled_from(
+    [{"name": ""}, {"name": "e" * 65}, {}, {"name": "read", "properties": {}}, None]))
+ITEMS = st.fixed_dictionaries({}, optional={"subject": ENTITIES, "action": ACTIONS, "resource": ENTITIES})
+
+
+def _without_ids(payload):
+    for answer in [payload, *(payload.get("evaluations") or [] if isinstance(payload, dict) else [])]:
+        if isinstance(answer, dict) and isinstance(answer.get("context"), dict):
+            answer["context"].pop("decision_id", None)
+    return payload
+
+
+LONG = {"type": "document", "id": "x" * 250}
+
+
+@example(body=ask("user:bob", "edit", "document:d2"), path=EVALUATION)
+@example(body={**ask("user:bob", "edit", "document:d2"), "resource": LONG}, path=EVALUATION)
+@example(body={"subject": entity("user:bob"), "action": {"name": "edit"},
+               "evaluations": [{"resource": entity("document:d2")}, {"resource": LONG}]}, path=EVALUATIONS)
+@example(body={"action": {"name": "edit"}, "evaluations": [{"resource": entity("document:d2")}]}, path=EVALUATIONS)
+@example(body={"evaluations": [ask("user:bob", "edit", "document:d2"), ask("user:alice", "read", "document:g1")]},
+         path=EVALUATIONS)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=st.fixed_dictionaries({}, optional={"subject": ENTITIES, "action": ACTIONS, "resource": ENTITIES,
+                                                "evaluations": st.lists(ITEMS, max_size=4)}),
+       path=st.sampled_from([EVALUATION, EVALUATIONS]))
+def test_plain_and_general_readings_answer_alike(client, portal, world, body, path):
+    plain = send(client, path, body, portal)
+    general = send(client, path, {**body, "a_later_field": True}, portal)
+    assert (plain[0], _without_ids(plain[1])) == (general[0], _without_ids(general[1]))
 
 
 # -- searches -------------------------------------------------------------------------------------
