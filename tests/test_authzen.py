@@ -108,8 +108,6 @@ def test_the_check_port_answers_evaluations(app, client, portal, world):
             "evaluations": [{"resource": entity("document:d2")}, {"resource": entity("document:g1")}]}
     status, _, body = asgi_call(server, "POST", EVALUATIONS, headers, json.dumps(many).encode())
     assert status == 200 and [e["decision"] for e in json.loads(body)["evaluations"]] == [True, False]
-    status, _, _ = asgi_call(server, "POST", "/access/v1/search/subject", headers, b"{}")
-    assert status == 404, "searches are on the main port"
 
 
 def test_evaluations_take_defaults_that_each_item_overrides(client, portal, auditor, world):
@@ -418,3 +416,27 @@ def test_a_type_and_id_too_long_together_are_refused_by_name(client, portal, wor
     answers = post(client, EVALUATIONS, body, portal).get_json()["evaluations"]
     assert [a["decision"] for a in answers] == [False, True]
     assert answers[0]["context"]["error"]["field"] == "evaluations.0.resource.id"
+
+
+def test_the_check_port_answers_the_metadata_and_searches_as_the_main_port(app, client, portal, world):
+    """A PEP pointed at the check port finds every endpoint there: the metadata names the port's own."""
+    server = CheckServer(app)
+    status, _, body = asgi_call(server, "GET", "/.well-known/authzen-configuration", {"Host": "checks.example:8001"})
+    assert status == 200
+    metadata = json.loads(body)
+    assert metadata["access_evaluation_endpoint"] == "http://checks.example:8001/access/v1/evaluation"
+    assert metadata["search_resource_endpoint"] == "http://checks.example:8001/access/v1/search/resource"
+    headers = {**portal, "Content-Type": "application/json", "X-Request-ID": "req-9"}
+    bodies = {"resource": {"subject": entity("user:alice"), "action": {"name": "read"}, "resource": {"type": "document"},
+                           "page": {"limit": 2}},
+              "subject": {"subject": {"type": "user"}, "action": {"name": "edit"}, "resource": entity("document:d2")},
+              "action": {"subject": entity("user:bob"), "resource": entity("document:d2")}}
+    for kind, ask_for in bodies.items():
+        path = f"/access/v1/search/{kind}"
+        status, answer_headers, body = asgi_call(server, "POST", path, headers, json.dumps(ask_for).encode(), chunks=2)
+        main = search(client, portal, kind, ask_for)
+        assert status == main.status_code == 200 and answer_headers["x-request-id"] == "req-9"
+        assert json.loads(body) == main.get_json() and main.get_json()["results"], kind
+    status, _, _ = asgi_call(server, "POST", "/access/v1/search/action", {"Content-Type": "application/json"},
+                             json.dumps(bodies["action"]).encode())
+    assert status == 401, "a search without a token is refused as on the main port"
