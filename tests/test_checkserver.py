@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -17,7 +14,7 @@ import urllib.request
 import pytest
 
 from accessreview.checkserver import CheckServer
-from support import PROJECT_ROOT
+from support import start_check_server, stop_server
 
 
 def asgi_call(server: CheckServer, method: str, path: str, headers: dict[str, str], body: bytes = b"",
@@ -71,31 +68,11 @@ def test_the_check_port_refuses_what_is_not_a_check(app, portal):
     assert status == 413
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def check_server(app, database_url, app_config, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": database_url, "ACCESSREVIEW_SECRET_KEY": app_config["SECRET_KEY"],
-           "ACCESSREVIEW_INSTANCE_DIR": str(tmp_path), "ACCESSREVIEW_LOG_LEVEL": "WARNING",
-           "ACCESSREVIEW_CHECK_BIND": f"127.0.0.1:{port}", "ACCESSREVIEW_REFRESH_INTERVAL": "0.2"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn_checks.conf.py", "checks:app"],
-                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "the check server did not start"
-            time.sleep(0.1)
+    port, process = start_check_server(database_url, app_config["SECRET_KEY"], tmp_path)
     yield port
-    process.terminate()
-    process.wait(timeout=10)
+    stop_server(process, 10)
 
 
 def _check(port: int, portal: dict[str, str], timeout: float) -> tuple[int, bool | None]:
