@@ -120,3 +120,33 @@ def test_idle_and_slow_connections_do_not_keep_a_check_waiting(check_server, por
         stop.set()
         for sock in pests:
             sock.close()
+
+
+def _post(port: int, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=json.dumps(body).encode(),
+                                     headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_check_server_answers_the_authzen_api(check_server, portal, make_principal):
+    """Evaluations, the searches and the metadata, from the check server's own workers."""
+    make_principal("user:ann", name="Ann")
+    ask = {"subject": {"type": "user", "id": "ann"}, "action": {"name": "read"},
+           "resource": {"type": "system", "id": "accessreview"}}
+    deadline = time.monotonic() + 1.5  # the token, made after the server started, reaches its workers
+    while any(_post(check_server, "/access/v1/evaluation", ask, portal)[0] == 401 for _ in range(4)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _post(check_server, "/access/v1/evaluation", ask, portal)[1]["decision"] is False
+    status, answer = _post(check_server, "/access/v1/evaluations", {"evaluations": [ask, ask]}, portal)
+    assert status == 200 and [e["decision"] for e in answer["evaluations"]] == [False, False]
+    status, answer = _post(check_server, "/access/v1/search/action",
+                           {"subject": ask["subject"], "resource": ask["resource"]}, portal)
+    assert status == 200 and answer["page"]["next_token"] == "" and answer["results"] == []
+    with urllib.request.urlopen(f"http://127.0.0.1:{check_server}/.well-known/authzen-configuration") as response:
+        metadata = json.loads(response.read())
+    assert metadata["search_action_endpoint"] == f"http://127.0.0.1:{check_server}/access/v1/search/action"

@@ -1,8 +1,9 @@
 """The AuthZEN Authorization API 1.0 over HTTP: the PDP metadata, evaluation, evaluations and the
 searches (accessreview.authz.authzen does the work).
 
-Evaluation and evaluations are normally answered by the hot path (accessreview.api.hotpath), also on
-the check server's port; these views answer the rest the same way, and the searches.
+Evaluation and evaluations are normally answered by the hot path (accessreview.api.hotpath); these
+views answer the rest the same way, and the metadata and the searches. The check server's port
+(accessreview.checkserver) answers all of them too, through the same app.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ bp = Blueprint("authzen", __name__)
 
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 413: shapes.ErrorOut,
           503: shapes.ErrorOut}
+CONFIGURATION_PATH = "/.well-known/authzen-configuration"
 EVALUATION_PATH = "/access/v1/evaluation"
 EVALUATIONS_PATH = "/access/v1/evaluations"
 SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/search/resource",
@@ -27,7 +29,7 @@ SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/
 bp.register_error_handler(Exception, fail_closed)
 
 
-@bp.get("/.well-known/authzen-configuration")
+@bp.get(CONFIGURATION_PATH)
 @public
 @documented("The AuthZEN policy decision point's metadata: its identifier and endpoints", tag="authzen",
             responses={200: shapes.AuthzenConfigurationOut})
