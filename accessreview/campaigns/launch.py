@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -314,6 +314,11 @@ def _open(run: jobs.JobRun) -> None:
     for reviewer, count in sorted(reviewers, key=lambda kv: str(kv[0])):
         append_event(session, ctx, "campaign.assigned", f"campaign:{campaign.id}", None,
                      {"reviewer": reviewer, "items": count, "stage": 0}, state=state)
+    if session.get_bind().dialect.name == "postgresql":
+        # Tell the planner about the items just written, before the first reviewer opens their queue
+        # (autovacuum would, a minute or more later: until then a queue page of 200,000 items took
+        # 0.8 s instead of 5 ms, sorting every item for want of knowing how many there were).
+        session.execute(text("ANALYZE review_items"))
     run.finish(campaign=campaign.id)
 
 
