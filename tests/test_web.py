@@ -867,3 +867,47 @@ def dict_of(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
     for name, value in fields:
         sent.setdefault(name, []).append(value)
     return sent
+
+
+def signed_in_by_link(app, mail, address: str):
+    """A browser of its own, signed in with a link e-mailed to ``address``; and that session's token."""
+    browser = app.test_client()
+    browser.post("/ui/sign-in/email", data={"email": address})
+    confirm = browser.get(links_in(mail[-1][1])[0].removeprefix(PUBLIC_URL))
+    signed_in = browser.post("/ui/sign-in/link", data={"token": hidden(confirm, "token"), "next": "/ui/"})
+    return browser, re.search(r"accessreview_session=([^;]+)", signed_in.headers["Set-Cookie"]).group(1)
+
+
+def test_signing_out_everywhere_says_what_it_revokes_then_ends_every_session_of_ones_own(
+        app, client, mail, clock, lead, make_principal, token_for, unchanged):
+    make_principal("user:owen", name="Owen", email="owen@example.com")
+    laptop, laptop_session = signed_in_by_link(app, mail, "owen@example.com")
+    clock.advance(minutes=2)
+    phone, phone_session = signed_in_by_link(app, mail, "owen@example.com")
+    clock.advance(minutes=2)
+    client.post("/ui/sign-in/email", data={"email": "owen@example.com"})  # a link left unused
+    api = token_for("user:owen")
+    unused_link = links_in(mail[-1][1])[0].removeprefix(PUBLIC_URL)
+    with unchanged():
+        confirm = phone.get("/ui/sign-out-everywhere")
+        body = text(confirm)
+        assert confirm.status_code == 200 and "<strong>2</strong> web sessions" in body
+        assert "<strong>1</strong> sign-in link" in body and "this one included" in body
+        assert "Also revoke my 1 API token" in body and "stop working" in body
+    done = phone.post("/ui/sign-out-everywhere", data={"form_token": form_token(confirm)})
+    assert done.status_code == 200 and "You are signed out everywhere: 3 of your sessions" in text(done)
+    assert "accessreview_session=;" in done.headers["Set-Cookie"]
+    for browser in (laptop, phone):
+        assert browser.get("/ui/reviews").status_code == 302, "every browser is asked to sign in again"
+    for token in (laptop_session, phone_session):
+        assert client.get("/v1/review-items?reviewer=me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.get("/v1/review-items?reviewer=me", headers=api).status_code == 200, "API tokens only when asked"
+    assert client.get("/v1/review-items?reviewer=me", headers=lead).status_code == 200, "nobody else's"
+    assert "This sign-in link no longer works" in text(client.get(unused_link)), "the unused link is revoked"
+
+    sign_in(client, api)  # signed in with the API token itself: told so, and it goes when ticked
+    confirm = client.get("/ui/sign-out-everywhere")
+    assert "it is signed in with one of your API tokens" in text(confirm)
+    done = client.post("/ui/sign-out-everywhere", data={"api_tokens": "revoke", "form_token": form_token(confirm)})
+    assert done.status_code == 200 and "1 of your sessions, links and tokens were revoked" in text(done)
+    assert client.get("/v1/review-items?reviewer=me", headers=api).status_code == 401
