@@ -314,12 +314,22 @@ def _open(run: jobs.JobRun) -> None:
     for reviewer, count in sorted(reviewers, key=lambda kv: str(kv[0])):
         append_event(session, ctx, "campaign.assigned", f"campaign:{campaign.id}", None,
                      {"reviewer": reviewer, "items": count, "stage": 0}, state=state)
-    if session.get_bind().dialect.name == "postgresql":
-        # Tell the planner about the items just written, before the first reviewer opens their queue
-        # (autovacuum would, a minute or more later: until then a queue page of 200,000 items took
-        # 0.8 s instead of 5 ms, sorting every item for want of knowing how many there were).
-        session.execute(text("ANALYZE review_items"))
+    _settle(session)
     run.finish(campaign=campaign.id)
+
+
+def _settle(session: Session) -> None:
+    """On PostgreSQL, vacuum and analyze the review items just written (committed by the earlier
+    steps), before the first reviewer opens their queue, as autovacuum would a minute or more later:
+    until then the planner, not knowing how many there are, sorted all 200,000 of a reviewer's items
+    for a page (0.8 s instead of 5 ms), and the queue's counts, read from ix_review_items_queue,
+    visited every item too because no page was marked all-visible yet (0.27 s instead of 0.11 s).
+    VACUUM cannot run in a transaction: it has a connection of its own, and takes no lock that
+    this step's transaction holds or waits for."""
+    engine = session.get_bind().engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM (ANALYZE) review_items"))
 
 
 def _discard(run: jobs.JobRun) -> None:
