@@ -269,8 +269,14 @@ def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, 
     press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label$=' now']"))
     assert "already reviews some of the same grants" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     look(browser, screenshots, "lead-launch-confirm")
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)  # signed off: its reports listed
+    assert client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "done"},
+                       headers=lead).status_code in (200, 202)
     paste_token(browser, served, auditor)
+    browser.get(served + "/ui/reports")
+    assert browser.find_elements(By.CSS_SELECTOR, "main table tbody tr"), "a report is listed"
     for name, path in (("auditor-reports", "/ui/reports"), ("auditor-audit", "/ui/audit"),
+                       ("auditor-campaign", f"/ui/campaigns/{campaign['id']}"),
                        ("auditor-decisions", "/ui/decisions")):
         browser.get(served + path)
         look(browser, screenshots, name)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any
 
@@ -110,7 +110,7 @@ def view(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[s
 def to_decide(session: Session, f: QueueFilter, limit: int) -> tuple[list[int], int]:
     """The reviewer's items still to decide that match ``f`` (whatever status it shows), in open
     campaigns, oldest first: the first ``limit`` of their ids, and how many there are in all."""
-    where = [*_where(QueueFilter(**{**f.__dict__, "status": "pending"})),
+    where = [*_where(replace(f, status="pending")),
              ReviewItem.campaign_id.in_(select(Campaign.id).where(Campaign.status == "open"))]
     total = session.scalar(select(func.count()).select_from(ReviewItem).where(*where)) or 0
     ids = list(session.scalars(select(ReviewItem.id).where(*where).order_by(ReviewItem.id).limit(limit)))
