@@ -408,6 +408,21 @@ class ReportOut(Out):
     raw_signature: bool
 
 
+class SourceAtLaunch(Out):
+    last_sync_at: str
+    age_hours: float
+    mode: str
+
+
+class Freshness(Out):
+    """The directory's sources as they were at launch, and those older than allowed."""
+
+    sources: dict[str, SourceAtLaunch]
+    stale_sources: list[str]
+    max_age_hours: float
+    flagged: bool | None = None  # with stale sources: launched anyway, flagged (else it was refused)
+
+
 class CampaignOut(Out):
     id: int
     definition_id: int
@@ -422,11 +437,13 @@ class CampaignOut(Out):
     policy_version: str
     population_count: int
     population_hash: str
-    freshness: dict[str, Any]  # per source at launch, and any flag
+    freshness: Freshness
     signed_off_by: str | None
     signed_off_at: str | None
     sign_off_statement: str | None
-    settings: dict[str, Any]  # the definition's settings as they were at launch
+    # The definition as it was at launch (DefinitionOut's fields; a campaign launched before a setting
+    # existed lacks it, so it is not held to today's model).
+    settings: dict[str, Any]
     items: dict[str, int] | None  # items per status, where counted
     follow_up: dict[str, Any] | None  # access that came back, found after the follow-up days
 
