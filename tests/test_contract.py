@@ -4,6 +4,8 @@ document does not describe."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from accessreview.api import common, policy
@@ -63,7 +65,7 @@ def test_a_view_whose_answer_drifts_from_its_model_fails_the_suite(client, admin
 def test_the_client_checks_answers_against_the_document_itself(client, admin, monkeypatch):
     """Even an answer that skipped its model is caught by the suite's client, by the document alone:
     here a field missing, then one of the wrong type."""
-    monkeypatch.setattr(common, "through_model", lambda endpoint, status, payload: payload)
+    monkeypatch.setattr(common, "through_model", lambda endpoint, status, payload: json.dumps(payload))
     real = policy.policy_summary
 
     def without_version(snapshot):

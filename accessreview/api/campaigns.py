@@ -58,7 +58,8 @@ def get_definition(definition_id: int):
 
 @bp.patch("/campaign-definitions/<int:definition_id>")
 @documented("Change a campaign definition (running campaigns keep the settings they launched with)",
-            body=DefinitionPatch, tag="campaigns", responses={200: shapes.DefinitionOut, 422: shapes.ErrorOut, **ERRORS})
+            body=DefinitionPatch, tag="campaigns",
+            responses={200: shapes.DefinitionOut, 422: shapes.ErrorOut, **ERRORS})
 def patch_definition(definition_id: int):
     actor = authorize("manage_campaigns")
     data = body(DefinitionPatch)
@@ -163,7 +164,8 @@ def metrics_of_campaign(campaign_id: int):
 
 
 @bp.get("/metrics/reviews")
-@documented("How reviews are going, across campaigns", tag="campaigns", responses={200: shapes.ReviewMeasures, **ERRORS})
+@documented("How reviews are going, across campaigns", tag="campaigns",
+            responses={200: shapes.ReviewMeasures, **ERRORS})
 def metrics_of_reviews():
     authorize("view_campaigns")
     return answer(review_measures(get_session(), clock_now()))
@@ -212,7 +214,8 @@ def decide(item_id: int):
 
 @bp.post("/review-items/<int:item_id>/reassign")
 @documented("Hand an item to another reviewer, with a reason (its reviewer delegates; a security lead reassigns)",
-            body=ReassignBody, tag="reviews", responses={200: shapes.ReviewItemOut, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
+            body=ReassignBody, tag="reviews",
+            responses={200: shapes.ReviewItemOut, 409: shapes.ErrorOut, 422: shapes.ErrorOut, **ERRORS})
 def reassign(item_id: int):
     item, principal = item_or_404(item_id, "reassign")
     return answer(reassign_item(item, principal, body(ReassignBody)))

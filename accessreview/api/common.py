@@ -38,10 +38,14 @@ def answer(payload: Any, status: int = 200):
     documentation declares for that status. An answer that does not fit its model (a missing or an
     unknown field, a wrong type), or a status the view does not document, is a server error: a bug
     here, never a surprise for a client."""
-    return json_response(through_model(request.endpoint, status, payload), status)
+    return current_app.response_class(through_model(request.endpoint, status, payload) + "\n", status=status,
+                                      mimetype="application/json")
 
 
-def through_model(endpoint: str | None, status: int, payload: Any) -> Any:
+def through_model(endpoint: str | None, status: int, payload: Any) -> str:
+    """``payload`` as JSON text, validated by and encoded with the model documented for ``status``
+    (pydantic's own encoder: a 1,000-item page costs about three times plain json.dumps, where
+    validating, dumping to dicts and then json.dumps cost about seven)."""
     view = current_app.view_functions[endpoint or ""]
     model = view.openapi["responses"].get(status)  # type: ignore[attr-defined]
     if model is None:
@@ -49,7 +53,7 @@ def through_model(endpoint: str | None, status: int, payload: Any) -> Any:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"{endpoint} documents {status} without a model to answer through")
     # Not strict: the shapes the stored JSON had when it was validated (a time as its ISO text) are read back.
-    return model.model_validate(payload, strict=False).model_dump(mode="json", exclude_unset=True)
+    return model.model_validate(payload, strict=False).model_dump_json(exclude_unset=True)
 
 
 def json_response(payload: Any, status: int = 200):
