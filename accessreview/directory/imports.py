@@ -292,13 +292,15 @@ def _stage_removals(session: Session, ctx: WriteContext, job: Job, removals) -> 
 def _apply_batch(run: jobs.JobRun) -> None:
     session, ctx, job = run.session, run.ctx, run.job
     batch = job.cursor["batch"]
-    lock_state(session)
+    # The staged rows never change: read and parse them before taking the lock, then plan under it.
     staged = _staged(session, job.params["staging"], (StagedImportRow.batch == batch,))
+    parsed = {section: _parsed(staged[section], section) for section in SECTIONS}
+    lock_state(session)
     if staged["removals"]:
         plan = _removals(session, job.params["source"], [row.body["id"] for row in staged["removals"]])
     else:
         positions = {section: [row.position for row in staged[section]] for section in SECTIONS}
-        plan = _plan_all(session, ctx, _declarations(run), *(_parsed(staged[s], s) for s in SECTIONS),
+        plan = _plan_all(session, ctx, _declarations(run), *(parsed[s] for s in SECTIONS),
                          source=job.params["source"], positions=positions)
     revision = None if plan.empty else service.apply_plan(session, ctx, plan)
     if plan.empty and plan.held:
