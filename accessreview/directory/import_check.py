@@ -132,25 +132,23 @@ def check_chunk(session: Session, planner: Planner, check: Check) -> None:
                        for section in SECTIONS})
 
 
-def find_removals(session: Session, check: Check, page: int = 10_000) -> None:
-    """A replace's removals: the source's grants that no row names, read a page at a time."""
-    after = 0
-    while True:
-        found = session.execute(select(Grant.id, Grant.principal_key, Grant.role, Grant.resource_key)
-                                .where(Grant.source == check.source, Grant.id > after)
-                                .order_by(Grant.id).limit(page)).all()
-        for grant_id, principal, role, resource in found:
-            if grant_identity(principal, role, resource) not in check.grant_rows:
-                check.removals.append(grant_id)
-                check.counts["grants"]["removed"] += 1
-                if check.diff is not None:
-                    check.diff["grants"]["removed"].append(
-                        (len(check.removals), {"principal": principal, "role": role, "resource": resource,
-                                               "id": grant_id}))
-        _bound_diff(check)
-        if len(found) < page:
-            return
-        after = found[-1][0]
+def find_removals(session: Session, check: Check) -> None:
+    """A replace's removals: the source's grants that no row names, read as one stream of plain rows."""
+    found = session.execute(select(Grant.id, Grant.principal_key, Grant.role, Grant.resource_key)
+                            .where(Grant.source == check.source).execution_options(yield_per=CHECK_CHUNK))
+    removed: list[tuple[str, str, str, int]] = []  # listed in the diff while the changes are few
+    for grant_id, principal, role, resource in found:
+        if grant_identity(principal, role, resource) not in check.grant_rows:
+            check.removals.append(grant_id)
+            check.counts["grants"]["removed"] += 1
+            if check.diff is not None and len(removed) <= check.diff_at_most:
+                removed.append((principal, role, resource, grant_id))
+    check.removals = array("q", sorted(check.removals))  # removed in id order
+    _bound_diff(check)
+    if check.diff is not None:
+        check.diff["grants"]["removed"] = [
+            (grant_id, {"principal": principal, "role": role, "resource": resource, "id": grant_id})
+            for principal, role, resource, grant_id in removed]
 
 
 def _key(section: str, row: Any) -> str:

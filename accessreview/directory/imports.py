@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any, Iterable
 
 from flask import Flask
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -44,6 +44,7 @@ DIFF_AT_MOST = 10_000  # changes listed in an import's answer; beyond, counts on
 ERRORS_AT_MOST = 1000  # invalid rows listed when an import is refused
 STAGED_FOR_AT_MOST = timedelta(days=1)  # staged rows older than this belong to no live import
 STAGE_AT_ONCE = 10_000  # staged rows written a statement
+ANALYZE_EVERY = 25  # batches between two refreshes of the grants' statistics (PostgreSQL)
 
 SECTIONS = ("principals", "resources", "grants")
 ROW_MODELS = {"principals": PrincipalRow, "resources": ResourceRow, "grants": GrantRow}
@@ -275,6 +276,7 @@ def _validate(run: jobs.JobRun) -> None:
     if diff is not None:
         job.result["diff"] = diff
     run.advance("apply", done=0, total=job.params["rows"] + len(check.removals), batch=first_batch,
+                first_batch=first_batch,
                 last_batch=-1 if last_batch is None else last_batch,
                 counts={section: {"added": 0, "changed": 0, "removed": 0} for section in SECTIONS})
 
@@ -295,6 +297,8 @@ def _apply_batch(run: jobs.JobRun) -> None:
     # The staged rows never change: read and parse them before taking the lock, then plan under it.
     staged = _staged(session, job.params["staging"], (StagedImportRow.batch == batch,))
     parsed = {section: _parsed(staged[section], section) for section in SECTIONS}
+    if (batch - job.cursor.get("first_batch", 0)) % ANALYZE_EVERY == 0:
+        _analyze_grants(session)
     lock_state(session)
     if staged["removals"]:
         plan = _removals(session, job.params["source"], [row.body["id"] for row in staged["removals"]])
@@ -315,6 +319,13 @@ def _apply_batch(run: jobs.JobRun) -> None:
         cursor["last_revision"] = revision
         cursor.setdefault("first_revision", job.cursor.get("first_revision", revision))
     run.advance("apply" if batch < job.cursor["last_batch"] else "finish", done=job.progress_done + seen, **cursor)
+
+
+def _analyze_grants(session: Session) -> None:
+    """Fresh PostgreSQL statistics for the table a large import grows: a batch's lookups stay index
+    probes only while the planner knows the table is large (autovacuum may be slow to see it, or off)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE grants"))
 
 
 def _removals(session: Session, source: str, grant_ids: list[int]) -> Plan:
