@@ -254,6 +254,7 @@ def _validate(run: jobs.JobRun) -> None:
         if staged != job.params["rows"]:
             raise Conflict("the import's staged rows are gone (staged over a day ago); send the import again",
                            code="import_rows_missing", field=None)
+        _analyze_grants(session)  # the check's lookups are the same as a batch's
         check = run.memory["check"] = import_check.begin(
             session, job.params["staging"], job.params["source"], job.params["mode"] == "replace",
             diff_at_most=DIFF_AT_MOST, errors_at_most=ERRORS_AT_MOST)
