@@ -214,6 +214,9 @@ class PolicyOut(BaseModel):
     compiled_types: dict[str, Any]
     fallback_types: dict[str, str]
     fallback_actor_kinds: dict[str, str]
+    # Types whose rules read attributes: decided by oso with the request's properties (also when the
+    # directory does not hold the resource).
+    attribute_types: list[str]
     last_reload_error: str | None
 
 
