@@ -210,3 +210,12 @@ def test_properties_never_change_the_directory(client, portal, auditor, world):
              ("/v1/principals/user:dina", "/v1/resources/document/d1", "/v1/directory/status")]
     assert after == before
     assert client.get("/v1/resources/todo/call-the-client", headers=auditor).status_code == 404
+
+
+def test_action_search_reads_the_properties(client, portal, world):
+    body = {"subject": entity("user:dina"), "resource": todo(ownerID="dina")}
+    response = client.post("/access/v1/search/action", json=body, headers=portal)
+    assert response.status_code == 200, response.get_json()
+    assert [r["name"] for r in response.get_json()["results"]] == ["delete", "edit", "read"]
+    body["resource"] = todo(ownerID="bob")
+    assert client.post("/access/v1/search/action", json=body, headers=portal).get_json()["results"] == []

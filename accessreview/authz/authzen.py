@@ -360,17 +360,19 @@ def search_resource(app: Flask, caller: str, raw: bytes) -> str:
 
 def search_action(app: Flask, caller: str, raw: bytes) -> str:
     """Every action of the resource's type that the subject may do on it (none for a type the policy
-    does not declare)."""
+    does not declare), with the request's properties for a type whose rules read them. (Subject and
+    resource searches enumerate the directory: properties cannot name what it does not hold.)"""
     request = parse_json(ActionSearch, raw)
     _refuse_large_properties(app, request, raw)
     snapshot = app.extensions["authz"].snapshot()
     declared = snapshot.policy.declarations.resource_types.get(request.resource.type)
     now, deadline = app.config["CLOCK"].now(), _deadline(app)
     subject, resource = _key(request.subject, "subject"), _key(request.resource, "resource")
+    facts = given(request.subject.properties, request.resource.properties, request.context)
     allowed = []
     for action in sorted(declared.permissions) if declared is not None else ():
         deadline.check()
-        if snapshot.evaluator.check(subject, action, resource, now).allowed:
+        if snapshot.evaluator.check(subject, action, resource, now, facts).allowed:
             allowed.append(action)
     return _search_page(app, raw, request.page, allowed, lambda name: {"name": name})
 
