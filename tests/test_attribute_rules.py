@@ -219,3 +219,25 @@ def test_action_search_reads_the_properties(client, portal, world):
     assert [r["name"] for r in response.get_json()["results"]] == ["delete", "edit", "read"]
     body["resource"] = todo(ownerID="bob")
     assert client.post("/access/v1/search/action", json=body, headers=portal).get_json()["results"] == []
+
+
+def test_the_log_keeps_the_digest_of_what_the_request_gave(client, portal, auditor, world):
+    """An auditor tells decisions that rested on a caller's facts from the rest, and can check a
+    caller's record of them: the SHA-256 of their canonical JSON, not the facts themselves."""
+    import hashlib
+
+    properties, context = {"ownerID": "dina", "note": "é"}, {"ip": "10.0.0.1"}
+    given = evaluate(client, portal, "user:dina", "edit", todo(**properties), context=context)
+    plain = evaluate(client, portal, "user:dina", "edit", entity("document:d1"))
+    batch = client.post("/v1/authorize/batch", json={"checks": [
+        {"actor": "user:dina", "action": "read", "resource": "todo:x", "resource_properties": properties,
+         "context": context}, {"actor": "user:dina", "action": "read", "resource": "document:d1"}]},
+        headers=portal).get_json()["results"]
+    rows = {d["id"]: d for d in logged(client, auditor, "user:dina")}
+    canonical = json.dumps({"context": context, "resource": properties, "subject": {}}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    assert rows[given["context"]["decision_id"]]["properties_sha256"] == digest
+    assert rows[batch[0]["decision_id"]]["properties_sha256"] == digest
+    assert rows[plain["context"]["decision_id"]]["properties_sha256"] is None
+    assert rows[batch[1]["decision_id"]]["properties_sha256"] is None

@@ -200,6 +200,8 @@ class DecisionOut(BaseModel):
     revision: int
     latency_us: int
     grant_ids: list[int]
+    # The SHA-256 of the properties and context the check's request gave (canonical JSON), or null.
+    properties_sha256: str | None
 
 
 class DecisionPage(BaseModel):

@@ -88,14 +88,18 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
             deadline.check()
         decision_id = f"{prefix}{next(numbers):010x}"
         started = clock()
-        decision = evaluate(actor, action, resource, now) if facts is None else \
-            evaluate(actor, action, resource, now, facts())
+        if facts is None:
+            decision, digest = evaluate(actor, action, resource, now), no_grants
+        else:
+            given_here = facts()
+            decision = evaluate(actor, action, resource, now, given_here)
+            digest = no_grants if given_here is None else given_here.digest()
         latency_us = (clock() - started) // 1000
         grants = decision.grants
         if grants:
             used.extend(grants)
         rows.append((decision_id, stamp, caller, actor, action, resource, allowed_values[decision.allowed],
-                     version, revision, latency_us, grant_ids_json(grants) if grants else no_grants))
+                     version, revision, latency_us, grant_ids_json(grants) if grants else no_grants, digest))
         answers.append((decision.allowed, decision_id))
         if decision.allowed is until:
             break

@@ -13,6 +13,7 @@ by parse_json for the whole body), nesting at most MAX_DEPTH deep, and each obje
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any, Iterable
 
@@ -38,6 +39,14 @@ class Given:
         self.subject = subject or {}
         self.resource = resource or {}
         self.context = context or {}
+
+    def digest(self) -> str:
+        """What the decision log keeps of them: the SHA-256, in hex, of the UTF-8 canonical JSON
+        ``{"context": …, "resource": …, "subject": …}`` (keys sorted at every level, no spaces,
+        non-ASCII as it is; an absent object as ``{}``)."""
+        text = json.dumps({"context": self.context, "resource": self.resource, "subject": self.subject},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def __repr__(self) -> str:
         return f"Given(subject={self.subject!r}, resource={self.resource!r}, context={self.context!r})"
