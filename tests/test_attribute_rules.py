@@ -241,3 +241,12 @@ def test_the_log_keeps_the_digest_of_what_the_request_gave(client, portal, audit
     assert rows[batch[0]["decision_id"]]["properties_sha256"] == digest
     assert rows[plain["context"]["decision_id"]]["properties_sha256"] is None
     assert rows[batch[1]["decision_id"]]["properties_sha256"] is None
+
+
+def test_explain_reads_the_properties_too(client, lead, world):
+    body = {"actor": "user:dina", "action": "edit", "resource": "todo:x", "resource_properties": {"ownerID": "dina"}}
+    answer = client.post("/v1/explain", json=body, headers=lead).get_json()
+    assert answer["allowed"] is True and answer["reasons"][0]["code"] == "evaluated_by_oso"
+    body.pop("resource_properties")
+    answer = client.post("/v1/explain", json=body, headers=lead).get_json()
+    assert answer["allowed"] is False and answer["reasons"][0]["code"] == "unknown_resource"

@@ -89,17 +89,18 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
         decision_id = f"{prefix}{next(numbers):010x}"
         started = clock()
         if facts is None:
-            decision, digest = evaluate(actor, action, resource, now), no_grants
+            given_here = None
+            decision = evaluate(actor, action, resource, now)
         else:
             given_here = facts()
             decision = evaluate(actor, action, resource, now, given_here)
-            digest = no_grants if given_here is None else given_here.digest()
         latency_us = (clock() - started) // 1000
         grants = decision.grants
         if grants:
             used.extend(grants)
         rows.append((decision_id, stamp, caller, actor, action, resource, allowed_values[decision.allowed],
-                     version, revision, latency_us, grant_ids_json(grants) if grants else no_grants, digest))
+                     version, revision, latency_us, grant_ids_json(grants) if grants else no_grants,
+                     no_grants if given_here is None else given_here.digest()))
         answers.append((decision.allowed, decision_id))
         if decision.allowed is until:
             break
@@ -110,9 +111,7 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
 def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer one check (the body of POST /v1/authorize) for ``caller``, who may check."""
     check = parse_json(Check, raw)
-    facts = check.given() if _may_carry_facts(raw) else None
-    if facts is not None:
-        refuse_large(app, raw, _objects(check))
+    facts = facts_of(app, raw, check)
     snapshot = snapshot_for(app.extensions["authz"], check.at_least_revision)
     # One check: oso's own query limit bounds it.
     [(allowed, decision_id)] = decide(app, snapshot, caller, [(check.actor, check.action, check.resource)],
@@ -136,6 +135,14 @@ def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
                      Deadline(app.config["EVALUATION_TIMEOUT"]), given=facts)
     return {"results": [{"allowed": allowed, "decision_id": decision_id} for allowed, decision_id in decided],
             "policy_version": snapshot.policy.version, "revision": snapshot.revision}
+
+
+def facts_of(app: Flask, raw: bytes, check: Check) -> Given | None:
+    """The properties and context ``check`` (read from ``raw``) gives, within their bounds (413 past)."""
+    facts = check.given() if _may_carry_facts(raw) else None
+    if facts is not None:
+        refuse_large(app, raw, _objects(check))
+    return facts
 
 
 def _may_carry_facts(raw: bytes) -> bool:
