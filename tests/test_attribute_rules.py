@@ -250,3 +250,22 @@ def test_explain_reads_the_properties_too(client, lead, world):
     body.pop("resource_properties")
     answer = client.post("/v1/explain", json=body, headers=lead).get_json()
     assert answer["allowed"] is False and answer["reasons"][0]["code"] == "unknown_resource"
+
+
+def test_the_decisions_report_shows_the_digest(client, portal, auditor, world, app):
+    import io
+
+    from openpyxl import load_workbook
+
+    answer = evaluate(client, portal, "user:dina", "edit", todo(ownerID="dina"))
+    app.extensions["decisions"].flush()
+    made = client.post("/v1/reports/decisions", json={"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+                       headers=auditor)
+    assert made.status_code == 201, made.get_json()
+    with client.get(f"/v1/reports/{made.get_json()['id']}", headers=auditor) as response:
+        sheet = load_workbook(io.BytesIO(response.data))["Decisions"]
+    header = next(sheet.iter_rows(max_row=1, values_only=True))
+    assert header[-1] == "Request properties (SHA-256)"
+    rows = {r[0]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    row = rows[answer["context"]["decision_id"]]
+    assert len(row[-1]) == 64 and row[5] == "todo:call-the-client"
