@@ -31,12 +31,23 @@ Action = Text(ACTION_LENGTH)
 Resource = Text(RESOURCE_LENGTH)
 
 
-class Check(Strict):
+class PlainCheck(Strict):
+    """A check without properties: the portal's usual one, read by a model of these fields alone
+    (each optional field a model has costs every check of a batch its look-up)."""
+
     actor: Actor
     action: Action
     resource: Resource
     at_least_revision: int | None = Field(default=None, ge=0)
-    # For types whose rules read attributes (accessreview.authz.properties); others never look.
+
+    def given(self) -> Given | None:
+        return None
+
+
+class Check(PlainCheck):
+    """A check, with properties and a context for types whose rules read attributes
+    (accessreview.authz.properties); the other types never look at them."""
+
     actor_properties: JsonObject | None = None
     resource_properties: JsonObject | None = None
     context: JsonObject | None = None
@@ -45,9 +56,13 @@ class Check(Strict):
         return given(self.actor_properties, self.resource_properties, self.context)
 
 
-class Batch(Strict):
-    checks: list[Check] = Field(min_length=1)
+class PlainBatch(Strict):
+    checks: list[PlainCheck] = Field(min_length=1)
     at_least_revision: int | None = Field(default=None, ge=0)
+
+
+class Batch(PlainBatch):
+    checks: list[Check] = Field(min_length=1)  # type: ignore[assignment]
 
 
 EVALUATION_FAILED = {"error": {"code": "evaluation_failed", "field": None,
@@ -110,8 +125,9 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
 
 def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer one check (the body of POST /v1/authorize) for ``caller``, who may check."""
-    check = parse_json(Check, raw)
-    facts = facts_of(app, raw, check)
+    carried = _may_carry_facts(raw)
+    check = parse_json(Check if carried else PlainCheck, raw)
+    facts = facts_of(app, raw, check) if carried else None
     snapshot = snapshot_for(app.extensions["authz"], check.at_least_revision)
     # One check: oso's own query limit bounds it.
     [(allowed, decision_id)] = decide(app, snapshot, caller, [(check.actor, check.action, check.resource)],
@@ -122,12 +138,13 @@ def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
 
 def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer a batch (the body of POST /v1/authorize/batch), in order, against one snapshot."""
-    batch = parse_json(Batch, raw)
+    carried = _may_carry_facts(raw)
+    batch = parse_json(Batch if carried else PlainBatch, raw)
     refuse_oversized_batch(app, len(batch.checks), "checks")
     wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
     snapshot = snapshot_for(app.extensions["authz"], max(wanted) if wanted else None)
     facts: list[Given | None] | None = None
-    if _may_carry_facts(raw):
+    if carried:
         facts = [c.given() for c in batch.checks]
         refuse_large(app, raw, ((f"checks.{n}.{path}", value) for n, c in enumerate(batch.checks)
                                 for path, value in _objects(c)))
@@ -137,7 +154,7 @@ def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
             "policy_version": snapshot.policy.version, "revision": snapshot.revision}
 
 
-def facts_of(app: Flask, raw: bytes, check: Check) -> Given | None:
+def facts_of(app: Flask, raw: bytes, check: PlainCheck) -> Given | None:
     """The properties and context ``check`` (read from ``raw``) gives, within their bounds (413 past)."""
     facts = check.given() if _may_carry_facts(raw) else None
     if facts is not None:
@@ -146,14 +163,15 @@ def facts_of(app: Flask, raw: bytes, check: Check) -> Given | None:
 
 
 def _may_carry_facts(raw: bytes) -> bool:
-    """Could the body hold properties or a context? The portal's usual checks do not: they skip
-    looking (a false yes only costs the look)."""
+    """Could the body hold properties or a context? The portal's usual checks do not: they are read
+    by the plain models, which refuse those fields as unknown (so a body that holds them is never
+    read by them), and skip looking (a false yes only costs reading the fuller model)."""
     return b'properties"' in raw or b'"context"' in raw
 
 
-def _objects(check: Check):
+def _objects(check: PlainCheck):
     for name in ("actor_properties", "resource_properties", "context"):
-        value = getattr(check, name)
+        value = getattr(check, name, None)
         if value is not None:
             yield name, value
 
