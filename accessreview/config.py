@@ -172,8 +172,9 @@ SETTINGS: tuple[Setting, ...] = (
             default=lambda s: 2.0),
     Setting("MAX_BATCH", _positive_int, "most checks in one batch request", default=lambda s: 1000),
     Setting("AUTHZEN_MAX_PROPERTIES_BYTES", _positive_int,
-            "largest properties object (of a subject, action or resource) or context in an AuthZEN request, "
-            "as compact JSON (413 above it)", default=lambda s: 16 * 1024),
+            "largest properties object (of a subject, action or resource) or context in an AuthZEN request "
+            "(and /v1/authorize's actor_properties, resource_properties, context), as compact JSON (413 above it)",
+            default=lambda s: 16 * 1024),
     Setting("DECISION_BUFFER", _positive_int,
             "decisions held in memory before they are written; beyond it they are counted as dropped",
             default=lambda s: 200_000),

@@ -57,4 +57,5 @@ def decision_log_page(q: DecisionQuery) -> dict[str, Any]:
 def _decision(d: Decision) -> dict[str, Any]:
     return {"id": d.id, "decided_at": as_utc(d.decided_at).isoformat(), "caller": d.caller, "actor": d.actor,
             "action": d.action, "resource": d.resource, "allowed": d.allowed, "policy_version": d.policy_version,
-            "revision": d.revision, "latency_us": d.latency_us, "grant_ids": d.grant_ids or []}
+            "revision": d.revision, "latency_us": d.latency_us, "grant_ids": d.grant_ids or [],
+            "properties_sha256": d.properties_sha256}

@@ -218,6 +218,10 @@ class Decision(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
     latency_us: Mapped[int] = mapped_column(Integer)
     grant_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # When the check's request gave properties or a context: the SHA-256 of them as canonical JSON
+    # (accessreview.authz.properties.Given.digest), so an auditor can tell which decisions rested on
+    # facts the caller supplied and check a caller's record of them, without the log keeping them.
+    properties_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class GrantUsage(Base):

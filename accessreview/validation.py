@@ -159,6 +159,7 @@ _CODES = {
     "json_invalid": "malformed_json",
     "string_too_long": "too_long",
     "too_long": "too_long",
+    "too_deep": "too_deep",
     "nul_character": "nul_character",
     "extra_forbidden": "unknown_field",
     "missing": "missing_field",

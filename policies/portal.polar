@@ -77,6 +77,36 @@ resource Invoice {
 has_relation(organization: Organization, "parent", invoice: Invoice) if
     invoice.parent = organization;
 
+# A to-do, one of the portal's own objects: the portal need not sync its todos. A check names the
+# todo with its properties, and the rules below read them: `ownerID`, the id of the user who made
+# it, and `department`, one it is shared with. A todo synced to the directory (its properties then
+# layered over its attributes) is also read by its project's viewers and edited by its editors.
+resource Todo {
+    permissions = ["read", "edit", "delete"];
+    relations = { parent: Project };
+
+    "read" if "viewer" on "parent";
+    "edit" if "editor" on "parent";
+    "delete" if "manager" on "parent";
+}
+
+has_relation(project: Project, "parent", todo: Todo) if
+    todo.parent = project;
+
+# Attribute rules, so todos are evaluated by oso (every other type keeps the compiled table).
+# Whoever made a todo may do anything with it, while their account is active.
+has_permission(user: User, action: String, todo: Todo) if
+    user.is_active() and
+    todo.ownerID = user.id and
+    action in ["read", "edit", "delete"];
+
+# A todo shared with a department is read by that department's active users (the user's department
+# is the directory's; a user or todo without one matches nothing).
+has_permission(user: User, "read", todo: Todo) if
+    user.is_active() and
+    user.department != nil and
+    todo.department = user.department;
+
 # Roles come from grants. A principal holds a role when a grant gives it to the principal itself or
 # to any group it belongs to (groups nest), as long as the grant has not expired and the principal
 # is active: a disabled user holds nothing, though their grants stay on record for review.

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from accessreview.authz.compiled import compile_model
 from accessreview.authz.evaluator import Evaluator
-from accessreview.authz.index import GrantRecord, PrincipalRecord, ResourceRecord
+from accessreview.authz.index import DirectoryIndex, GrantRecord, PrincipalRecord, ResourceRecord
 from accessreview.authz.policy import Policy, PolicyFile, PolicyLoadError
+from accessreview.authz.properties import given as facts
 from strategies import HAS_ROLE, NOW, PRELUDE, World, directories, polar_policies
 
 POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
@@ -190,11 +191,13 @@ def test_real_policy_is_fully_compiled():
     """Otherwise the differential tests below would compare oso with itself."""
     model = compile_model(real_policy())
     # Review items and queues are decided by attribute (their reviewer), and who may open the pages by the
-    # actor's kind: oso evaluates them, by design.
+    # actor's kind: oso evaluates them, by design. So are todos, whose rules read attributes, and only
+    # they are decided on a request's properties.
     internal = {"review_item", "review_queue", "pages"}
-    assert set(model.fallback_types) == internal
+    assert set(model.fallback_types) == internal | {"todo"}
+    assert model.attribute_types == {"todo"}
     assert model.fallback_actor_kinds == {}
-    assert set(model.types) == set(real_policy().declarations.resource_types) - internal
+    assert set(model.types) == set(real_policy().declarations.resource_types) - internal - {"todo"}
     assert model.actor_kinds == {"user", "service"}
 
 
@@ -449,3 +452,83 @@ def test_implication_cycle_is_refused_at_load():
 def test_parent_relation_to_an_actor_is_refused_at_load():
     with pytest.raises(PolicyLoadError, match="must be a resource type"):
         Policy([PolicyFile("p.polar", ACTOR_PARENT)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Request properties and directory attributes (attribute rules: Todo in the real policy)
+# ---------------------------------------------------------------------------------------------
+
+DEPARTMENTS = st.sampled_from(["Tax", "Audit", 7, None])
+
+
+@st.composite
+def facts_for(draw, world: World):
+    """A check's properties and context as a request might give them: owners among the world's ids
+    (and strangers'), departments, the reserved names a request cannot override, or nothing."""
+    ids = [key.partition(":")[2] for key in world.actors] + ["stranger"]
+    properties = st.fixed_dictionaries({}, optional={
+        "ownerID": st.sampled_from(ids), "department": DEPARTMENTS, "parent": st.sampled_from(world.resource_keys or ["x"]),
+        "tags": st.lists(st.text(max_size=3), max_size=2)})
+    subject = st.fixed_dictionaries({}, optional={"department": DEPARTMENTS, "status": st.just("disabled")})
+    return facts(draw(st.none() | subject), draw(st.none() | properties),
+                 draw(st.none() | st.just({"channel": "mobile"})))
+
+
+@st.composite
+def attributed_worlds(draw):
+    """A real-policy world whose directory holds departments for some users and owners for some todos,
+    and the resources to ask about: every held one and todos (and a document) it does not hold."""
+    world = draw(real_worlds(max_resources=10, max_grants=8))
+    principal_attributes = {p.key: {"department": draw(DEPARTMENTS)} for p in world.principals
+                            if draw(st.booleans())}
+    resource_attributes = {r.key: {"ownerID": draw(st.sampled_from([a.partition(":")[2] for a in world.actors]))}
+                           for r in world.resources if r.type == "todo" and draw(st.booleans())}
+    index = DirectoryIndex(world.principals, world.resources, world.grants, world.memberships,
+                           attribute_types=frozenset({"todo"}), principal_attributes=principal_attributes,
+                           resource_attributes=resource_attributes)
+    asked = [*world.resource_keys, "todo:unheld", "document:unheld", "undeclared:unheld"]
+    return world, index, asked
+
+
+@settings(max_examples=40, **FAST)
+@given(data=st.data())
+def test_properties_checks_match_oso_and_forced_oso(data):
+    """(8) With request properties, subject properties and context on every check: the evaluator's
+    answer equals oso's (``Policy.is_allowed`` with the same facts) and the forced-oso evaluator's,
+    for held todos (oso), todos the directory does not hold (oso, on their properties alone), and the
+    compiled types, whose answer properties never change. A resource of another type the directory
+    does not hold is a deny."""
+    world, index, asked = data.draw(attributed_worlds(), label="world")
+    note(world.as_code())
+    policy = real_policy()
+    model = compile_model(policy)
+    evaluator, forced = Evaluator(policy, model, index), Evaluator(policy, model, index, force_oso=True)
+    types = {r.key: r.type for r in world.resources}
+    for actor in world.actors:
+        for resource in asked:
+            asked_with = data.draw(facts_for(world), label=f"facts for {actor} on {resource}")
+            for action in ("read", "edit", "delete", "share"):
+                allowed = evaluator.check(actor, action, resource, NOW, asked_with).allowed
+                expected = (policy.is_allowed(index, NOW, actor, action, resource, given=asked_with)
+                            if resource in types or resource == "todo:unheld" else False)
+                assert allowed == expected, (actor, action, resource, asked_with)
+                assert forced.check(actor, action, resource, NOW, asked_with).allowed == allowed, \
+                    (actor, action, resource)
+                if types.get(resource) in model.types:  # the table's types read no attributes
+                    assert allowed == evaluator.check(actor, action, resource, NOW).allowed, (actor, action, resource)
+                elif resource not in types and resource != "todo:unheld":
+                    assert not allowed, (actor, action, resource, asked_with)
+
+
+def test_properties_decide_a_todo_the_directory_does_not_hold():
+    """(8) The example every other invariant leaves to chance: the owner by id, not by key."""
+    policy = real_policy()
+    index = DirectoryIndex([PrincipalRecord("user:u0", "user"), PrincipalRecord("user:u1", "user")], [], [], [],
+                           principal_attributes={"user:u1": {"department": "Tax"}})
+    evaluator = Evaluator(policy, compile_model(policy), index)
+    assert evaluator.check("user:u0", "delete", "todo:t", NOW, facts(None, {"ownerID": "u0"}, None)).allowed
+    assert not evaluator.check("user:u0", "delete", "todo:t", NOW, facts(None, {"ownerID": "user:u0"}, None)).allowed
+    assert not evaluator.check("user:u0", "delete", "todo:t", NOW).allowed
+    assert evaluator.check("user:u1", "read", "todo:t", NOW, facts(None, {"department": "Tax"}, None)).allowed
+    assert not evaluator.check("user:u1", "edit", "todo:t", NOW, facts(None, {"department": "Tax"}, None)).allowed
+    assert not evaluator.check("user:u0", "read", "task:t", NOW, facts(None, {"ownerID": "u0"}, None)).allowed

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from accessreview import create_app
 from accessreview.authz import decisions
+from accessreview.authz import spool as spooling
 from accessreview.models import Decision
 from support import every_page, start_check_server, stop_server
 from test_hotpath import send
@@ -170,7 +171,8 @@ def poisoned_rows(log, database_url: str) -> list[tuple]:
     """Rows the database refuses: on either, a NULL actor; on PostgreSQL also what its columns cannot hold."""
     prefix, numbers = log.id_source()
     stamp = log.stamp(log.clock.now())
-    good = ("service:portal", "user:alice", "read", "document:d1", log.allowed_values[0], "v", 1, 3, log.no_grants)
+    good = ("service:portal", "user:alice", "read", "document:d1", log.allowed_values[0], "v", 1, 3, log.no_grants,
+            log.no_grants)
     bad = [(None, "read", "document:d1")]
     if database_url.startswith("postgresql"):
         bad += [("user:alice", "r" * 65, "document:d1"), ("user:a\x00", "read", "document:d1"),
@@ -291,3 +293,18 @@ def test_kill_9_of_a_check_worker_under_load_loses_no_answered_decision(check_se
     master.wait(timeout=60)
     missing = set(received) - logged_ids(client, auditor)
     assert not missing, f"{len(missing)} of {len(received)} answered decisions are not in the log"
+
+
+def test_a_spool_record_from_before_the_properties_digest_is_still_written(app, db):
+    """Rows spooled by the version before properties_sha256 (one column fewer) are written, with none."""
+    log = app.extensions["decisions"]
+    prefix, numbers = log.id_source()
+    stamp = log.stamp(log.clock.now())
+    old = (f"{prefix}{next(numbers):010x}", stamp, "service:portal", "user:alice", "read", "document:d1",
+           log.allowed_values[1], "v", 1, 3, "[7]")
+    rows, (_, used) = log.unspooled(spooling.unframe(log.spooled([old], stamp, [7]))[0][0])
+    assert used == [7] and len(rows[0]) == len(old) + 1
+    log.record(rows, rows[0][1], [])
+    assert log.flush() == 1
+    decision = db.scalar(select(Decision).where(Decision.id == old[0]))
+    assert decision.grant_ids == [7] and decision.properties_sha256 is None

@@ -54,7 +54,9 @@ def test_reload_swaps_the_policy_and_is_audited(policy_app, policy_dir, token_fo
     assert reloaded.status_code == 200, reloaded.get_json()
     after = reloaded.get_json()
     assert after["version"] != before["version"]
-    assert sorted(after["fallback_types"]) == ["document", "pages", "review_item", "review_queue"], "beyond the table"
+    assert sorted(after["fallback_types"]) == ["document", "pages", "review_item", "review_queue", "todo"], \
+        "beyond the table"
+    assert before["attribute_types"] == ["todo"] and after["attribute_types"] == ["document", "todo"]
     assert after["fallback_actor_kinds"] == {}
     decision = client.post("/v1/authorize", json=vip, headers=headers).get_json()
     assert decision["allowed"] is True and decision["policy_version"] == after["version"]

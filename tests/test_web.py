@@ -494,7 +494,7 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
     new = client.get("/ui/campaign-definitions/new")
     token = form_token(new)
     assert re.findall(r'name="resource_types" value="(\w+)"', text(new)) == ["document", "invoice", "organization",
-                                                                              "project"], "the directory's types"
+                                                                              "project", "todo"], "the directory's types"
     with unchanged():
         bad_cron = client.post("/ui/campaign-definitions", data={**DEFINITION_FORM, "cron": "every tuesday",
                                                                  "form_token": token})

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, request
 from pydantic import BaseModel, Field
 
-from ..authz.checks import Batch, Check, check_batch, check_one, snapshot_for
+from ..authz.checks import Batch, Check, check_batch, check_one, facts_of, snapshot_for
 from ..authz.deadline import Deadline
 from ..authz.engine import get_engine
 from ..errors import BadRequest
@@ -98,8 +98,9 @@ def access(type_: str, id_: str):
 def explain():
     authorize("explain_access")
     check = body(Check)
+    facts = facts_of(current_app, request.get_data(cache=True), check)
     snapshot = snapshot_for(get_engine(), check.at_least_revision)
-    explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now())
+    explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now(), facts)
     return answer({**explained, "policy_version": snapshot.policy.version, "revision": snapshot.revision})
 
 

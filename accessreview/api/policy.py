@@ -27,6 +27,7 @@ def policy_summary(snapshot: Snapshot) -> dict[str, Any]:
             for (depth, role), perms in sorted(t.permissions.items())]} for key, t in sorted(model.types.items())},
         "fallback_types": model.fallback_types,
         "fallback_actor_kinds": model.fallback_actor_kinds,
+        "attribute_types": sorted(model.attribute_types),
         "last_reload_error": get_engine().last_reload_error,
     }
 

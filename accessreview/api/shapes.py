@@ -241,6 +241,8 @@ class DecisionOut(Out):
     revision: int
     latency_us: int
     grant_ids: list[int]
+    # The SHA-256 of the properties and context the check's request gave (canonical JSON), or null.
+    properties_sha256: str | None
 
 
 class DecisionPage(Out):
@@ -266,6 +268,9 @@ class PolicyOut(Out):
     compiled_types: dict[str, CompiledType]
     fallback_types: dict[str, str]
     fallback_actor_kinds: dict[str, str]
+    # Types whose rules read attributes: decided by oso with the request's properties (also when the
+    # directory does not hold the resource).
+    attribute_types: list[str]
     last_reload_error: str | None
 
 

@@ -7,8 +7,9 @@ the same enumerations as the list and access endpoints, complete, in pages.
 
 As the specification requires, unknown fields are ignored (``Lenient``), a missing subject, action
 or resource is a 400 that names it, and an evaluation of a batch that cannot be evaluated is a deny
-whose ``context.error`` says why. Properties and context are accepted within their bounds and kept
-out of the directory: this policy decides on the directory alone.
+whose ``context.error`` says why. A subject's and resource's properties and the context are put to
+the policy for types whose rules read attributes (:mod:`.properties`), within their bounds, and are
+never written anywhere.
 
 These functions take the caller, already authenticated by the transport, and the request's body;
 they return the answer as JSON text (the hot path writes it as it is).
@@ -22,17 +23,17 @@ import json
 from typing import Annotated, Any, Literal
 
 from flask import Flask
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from ..errors import ApiError, BadRequest
 from ..guard import require_permission
 from ..pagination import decode_cursor, encode_cursor
-from ..validation import LONG_TEXT, describe, error_code, field_path, parse_json
+from ..validation import describe, error_code, field_path, parse_json
 from .checks import ACTION_LENGTH, RESOURCE_LENGTH, decide, refuse_oversized_batch, snapshot_for
 from .deadline import Deadline
 from .engine import Snapshot
+from .properties import Given, JsonObject, given, refuse_large
 
 KEY_LENGTH = RESOURCE_LENGTH  # type:id, as the decision log and the directory hold a key
 # Text here has no validator of its own for NUL: parse_json refuses a NUL anywhere in the body before
@@ -41,26 +42,6 @@ Part = Annotated[str, StringConstraints(min_length=1, max_length=KEY_LENGTH - 1)
 ActionName = Annotated[str, StringConstraints(min_length=1, max_length=ACTION_LENGTH)]
 
 
-def _json_object(value: dict[str, Any]) -> dict[str, Any]:
-    """A properties or context object: its text values as long as free text may be (LONG_TEXT)."""
-    _refuse_long_text(value)
-    return value
-
-
-def _refuse_long_text(value: Any, depth: int = 0) -> None:
-    if isinstance(value, str):
-        if len(value) > LONG_TEXT:
-            raise PydanticCustomError("too_long", "a value holds at most {most} characters", {"most": LONG_TEXT})
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_long_text(key, depth + 1)
-            _refuse_long_text(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_long_text(item, depth + 1)
-
-
-JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
 class Lenient(BaseModel):
@@ -283,9 +264,10 @@ def evaluation(app: Flask, caller: str, raw: bytes) -> str:
         _may_explain(app, caller)
     snapshot = snapshot_for(app.extensions["authz"], options.at_least_revision if options else None)
     check = (_key(request.subject, "subject"), request.action.name, _key(request.resource, "resource"))
-    [(allowed, decision_id)] = decide(app, snapshot, caller, [check])
+    facts = given(request.subject.properties, request.resource.properties, request.context)
+    [(allowed, decision_id)] = decide(app, snapshot, caller, [check], given=None if facts is None else [facts])
     if options is not None and options.include_reasons:
-        return _encode(_decision(allowed, decision_id, snapshot, _reasons(app, caller, snapshot, check)))
+        return _encode(_decision(allowed, decision_id, snapshot, _reasons(app, caller, snapshot, check, facts)))
     return _decision_json(allowed, decision_id, snapshot)
 
 
@@ -311,9 +293,11 @@ def evaluations(app: Flask, caller: str, raw: bytes) -> str:
     if options.include_reasons:
         _may_explain(app, caller)
     checks: list[tuple[str, str, str] | ApiError] = []
+    facts: list[Given | None] = []  # each check's properties and context, in step with ``checks``
     for number, item in enumerate(items):
         if number in malformed:
             checks.append(malformed[number])
+            facts.append(None)
             continue
         subject = item.subject or request.subject
         action = item.action or request.action
@@ -322,6 +306,8 @@ def evaluations(app: Flask, caller: str, raw: bytes) -> str:
             if value is None:
                 raise BadRequest(f"evaluations.{number}.{name}: required, in the evaluation or as a default",
                                  field=f"evaluations.{number}.{name}", code="missing_field")
+        facts.append(given(subject.properties, resource.properties,  # type: ignore[union-attr]
+                           item.context if item.context is not None else request.context))
         try:
             checks.append((_key(subject, "subject"), action.name, _key(resource, "resource")))  # type: ignore[arg-type,union-attr]
         except BadRequest as refused:
@@ -331,14 +317,16 @@ def evaluations(app: Flask, caller: str, raw: bytes) -> str:
                                            code="too_long")
             checks.append(malformed[number])
     snapshot = snapshot_for(app.extensions["authz"], options.at_least_revision)
+    carried = facts if any(f is not None for f in facts) else None
     if options.evaluations_semantic == "execute_all" and not malformed and not options.include_reasons:
-        decided = decide(app, snapshot, caller, checks, Deadline(app.config["EVALUATION_TIMEOUT"]))  # type: ignore[arg-type]
+        decided = decide(app, snapshot, caller, checks, Deadline(app.config["EVALUATION_TIMEOUT"]),  # type: ignore[arg-type]
+                         given=carried)
         return _decisions_json(decided, snapshot)
-    return _encode({"evaluations": _evaluate_in_order(app, caller, snapshot, checks, options)})
+    return _encode({"evaluations": _evaluate_in_order(app, caller, snapshot, checks, carried, options)})
 
 
 def _evaluate_in_order(app: Flask, caller: str, snapshot: Snapshot, checks: list[tuple[str, str, str] | ApiError],
-                       options: EvaluationsOptions) -> list[dict[str, Any]]:
+                       facts: list[Given | None] | None, options: EvaluationsOptions) -> list[dict[str, Any]]:
     """The answers, short-circuited as the semantic says: a malformed evaluation is a deny."""
     until = {"execute_all": None, "deny_on_first_deny": False, "permit_on_first_permit": True}[
         options.evaluations_semantic]
@@ -350,8 +338,10 @@ def _evaluate_in_order(app: Flask, caller: str, snapshot: Snapshot, checks: list
         while end < len(checks) and not isinstance(checks[end], ApiError):
             end += 1
         run: list[tuple[str, str, str]] = checks[start:end]  # type: ignore[assignment]
-        for check, (allowed, decision_id) in zip(run, decide(app, snapshot, caller, run, deadline, until)):
-            reasons = _reasons(app, caller, snapshot, check) if options.include_reasons else None
+        run_facts = facts[start:end] if facts is not None else [None] * len(run)
+        decided = decide(app, snapshot, caller, run, deadline, until, None if facts is None else run_facts)
+        for check, check_facts, (allowed, decision_id) in zip(run, run_facts, decided):
+            reasons = _reasons(app, caller, snapshot, check, check_facts) if options.include_reasons else None
             answers.append(_decision(allowed, decision_id, snapshot, reasons))
             if allowed is until:
                 return answers
@@ -391,12 +381,7 @@ def _parse_evaluations(raw: bytes) -> tuple[Evaluations, dict[int, ApiError]]:
 
 def _refuse_large_properties(app: Flask, request: BaseModel, raw: bytes) -> None:
     """Properties and context past AUTHZEN_MAX_PROPERTIES_BYTES (as JSON) are refused: 413."""
-    if b'"properties"' not in raw and b'"context"' not in raw:  # the portal's usual request: nothing to weigh
-        return
-    most = app.config["AUTHZEN_MAX_PROPERTIES_BYTES"]
-    for path, value in _objects(request):
-        if len(json.dumps(value, separators=(",", ":"))) > most:
-            raise ApiError(f"{path}: at most {most} bytes of JSON", field=path, code="too_large", status=413)
+    refuse_large(app, raw, _objects(request))
 
 
 def _objects(request: BaseModel, prefix: str = ""):
@@ -417,9 +402,10 @@ def _may_explain(app: Flask, caller: str) -> None:
     require_permission(app, caller, "explain_access")
 
 
-def _reasons(app: Flask, caller: str, snapshot: Snapshot, check: tuple[str, str, str]) -> list[dict[str, Any]]:
+def _reasons(app: Flask, caller: str, snapshot: Snapshot, check: tuple[str, str, str],
+             facts: Given | None = None) -> list[dict[str, Any]]:
     """Why, as /v1/explain says it."""
-    return snapshot.evaluator.explain(*check, app.config["CLOCK"].now())["reasons"]
+    return snapshot.evaluator.explain(*check, app.config["CLOCK"].now(), facts)["reasons"]
 
 
 def _decision(allowed: bool, decision_id: str, snapshot: Snapshot,
@@ -482,17 +468,19 @@ def search_resource(app: Flask, caller: str, raw: bytes) -> str:
 
 def search_action(app: Flask, caller: str, raw: bytes) -> str:
     """Every action of the resource's type that the subject may do on it (none for a type the policy
-    does not declare)."""
+    does not declare), with the request's properties for a type whose rules read them. (Subject and
+    resource searches enumerate the directory: properties cannot name what it does not hold.)"""
     request = parse_json(ActionSearch, raw)
     _refuse_large_properties(app, request, raw)
     snapshot = app.extensions["authz"].snapshot()
     declared = snapshot.policy.declarations.resource_types.get(request.resource.type)
     now, deadline = app.config["CLOCK"].now(), _deadline(app)
     subject, resource = _key(request.subject, "subject"), _key(request.resource, "resource")
+    facts = given(request.subject.properties, request.resource.properties, request.context)
     allowed = []
     for action in sorted(declared.permissions) if declared is not None else ():
         deadline.check()
-        if snapshot.evaluator.check(subject, action, resource, now).allowed:
+        if snapshot.evaluator.check(subject, action, resource, now, facts).allowed:
             allowed.append(action)
     return _search_page(app, raw, request.page, allowed, lambda name: {"name": name})
 

@@ -21,6 +21,7 @@ from ..validation import Strict, Text, parse_json
 from .deadline import Deadline
 from .decisions import grant_ids_json
 from .engine import AuthzEngine, Snapshot, StaleError
+from .properties import Given, JsonObject, given, refuse_large
 
 # A check's text as the decision log's columns hold it (models.Decision): a value it could not store
 # is refused before it is decided, so that no answered decision is one the log must drop.
@@ -30,16 +31,38 @@ Action = Text(ACTION_LENGTH)
 Resource = Text(RESOURCE_LENGTH)
 
 
-class Check(Strict):
+class PlainCheck(Strict):
+    """A check without properties: the portal's usual one, read by a model of these fields alone
+    (each optional field a model has costs every check of a batch its look-up)."""
+
     actor: Actor
     action: Action
     resource: Resource
     at_least_revision: int | None = Field(default=None, ge=0)
 
+    def given(self) -> Given | None:
+        return None
 
-class Batch(Strict):
-    checks: list[Check] = Field(min_length=1)
+
+class Check(PlainCheck):
+    """A check, with properties and a context for types whose rules read attributes
+    (accessreview.authz.properties); the other types never look at them."""
+
+    actor_properties: JsonObject | None = None
+    resource_properties: JsonObject | None = None
+    context: JsonObject | None = None
+
+    def given(self) -> Given | None:
+        return given(self.actor_properties, self.resource_properties, self.context)
+
+
+class PlainBatch(Strict):
+    checks: list[PlainCheck] = Field(min_length=1)
     at_least_revision: int | None = Field(default=None, ge=0)
+
+
+class Batch(PlainBatch):
+    checks: list[Check] = Field(min_length=1)  # type: ignore[assignment]
 
 
 EVALUATION_FAILED = {"error": {"code": "evaluation_failed", "field": None,
@@ -57,12 +80,14 @@ def snapshot_for(engine: AuthzEngine, at_least: int | None) -> Snapshot:
 
 
 def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[str, str, str]],
-           deadline: Deadline | None = None, until: bool | None = None) -> list[tuple[bool, str]]:
+           deadline: Deadline | None = None, until: bool | None = None,
+           given: Iterable[Given | None] | None = None) -> list[tuple[bool, str]]:
     """Decide ``checks`` (actor, action, resource) against one snapshot, within ``deadline`` if given,
     then keep them all in the decision log (memory and spool): a request that fails part way leaves
     no decisions its caller never received. Returns (allowed, decision id) for each, in order, up to
-    and including the first whose outcome is ``until`` (None: all). One loop for the whole request:
-    at ~10 µs a check, per-check calls and lookups count."""
+    and including the first whose outcome is ``until`` (None: all). ``given``, if any, holds each
+    check's properties and context, in step with ``checks``. One loop for the whole request: at
+    ~10 µs a check, per-check calls and lookups count (a request without properties pays none)."""
     log = app.extensions["decisions"]
     now = app.config["CLOCK"].now()
     stamp, version, revision = log.stamp(now), snapshot.policy.version, snapshot.revision
@@ -72,18 +97,25 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
     rows: list[tuple] = []
     used: list[int] = []
     answers: list[tuple[bool, str]] = []
+    facts = None if given is None else iter(given).__next__
     for actor, action, resource in checks:
         if deadline is not None:
             deadline.check()
         decision_id = f"{prefix}{next(numbers):010x}"
         started = clock()
-        decision = evaluate(actor, action, resource, now)
+        if facts is None:
+            given_here = None
+            decision = evaluate(actor, action, resource, now)
+        else:
+            given_here = facts()
+            decision = evaluate(actor, action, resource, now, given_here)
         latency_us = (clock() - started) // 1000
         grants = decision.grants
         if grants:
             used.extend(grants)
         rows.append((decision_id, stamp, caller, actor, action, resource, allowed_values[decision.allowed],
-                     version, revision, latency_us, grant_ids_json(grants) if grants else no_grants))
+                     version, revision, latency_us, grant_ids_json(grants) if grants else no_grants,
+                     no_grants if given_here is None else given_here.digest()))
         answers.append((decision.allowed, decision_id))
         if decision.allowed is until:
             break
@@ -93,24 +125,55 @@ def decide(app: Flask, snapshot: Snapshot, caller: str, checks: Iterable[tuple[s
 
 def check_one(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer one check (the body of POST /v1/authorize) for ``caller``, who may check."""
-    check = parse_json(Check, raw)
+    carried = _may_carry_facts(raw)
+    check = parse_json(Check if carried else PlainCheck, raw)
+    facts = facts_of(app, raw, check) if carried else None
     snapshot = snapshot_for(app.extensions["authz"], check.at_least_revision)
     # One check: oso's own query limit bounds it.
-    [(allowed, decision_id)] = decide(app, snapshot, caller, [(check.actor, check.action, check.resource)])
+    [(allowed, decision_id)] = decide(app, snapshot, caller, [(check.actor, check.action, check.resource)],
+                                      given=None if facts is None else [facts])
     return {"allowed": allowed, "decision_id": decision_id, "policy_version": snapshot.policy.version,
             "revision": snapshot.revision}
 
 
 def check_batch(app: Flask, caller: str, raw: bytes) -> dict[str, Any]:
     """Answer a batch (the body of POST /v1/authorize/batch), in order, against one snapshot."""
-    batch = parse_json(Batch, raw)
+    carried = _may_carry_facts(raw)
+    batch = parse_json(Batch if carried else PlainBatch, raw)
     refuse_oversized_batch(app, len(batch.checks), "checks")
     wanted = [r for r in [batch.at_least_revision, *(c.at_least_revision for c in batch.checks)] if r is not None]
     snapshot = snapshot_for(app.extensions["authz"], max(wanted) if wanted else None)
+    facts: list[Given | None] | None = None
+    if carried:
+        facts = [c.given() for c in batch.checks]
+        refuse_large(app, raw, ((f"checks.{n}.{path}", value) for n, c in enumerate(batch.checks)
+                                for path, value in _objects(c)))
     decided = decide(app, snapshot, caller, [(c.actor, c.action, c.resource) for c in batch.checks],
-                     Deadline(app.config["EVALUATION_TIMEOUT"]))
+                     Deadline(app.config["EVALUATION_TIMEOUT"]), given=facts)
     return {"results": [{"allowed": allowed, "decision_id": decision_id} for allowed, decision_id in decided],
             "policy_version": snapshot.policy.version, "revision": snapshot.revision}
+
+
+def facts_of(app: Flask, raw: bytes, check: PlainCheck) -> Given | None:
+    """The properties and context ``check`` (read from ``raw``) gives, within their bounds (413 past)."""
+    facts = check.given() if _may_carry_facts(raw) else None
+    if facts is not None:
+        refuse_large(app, raw, _objects(check))
+    return facts
+
+
+def _may_carry_facts(raw: bytes) -> bool:
+    """Could the body hold properties or a context? The portal's usual checks do not: they are read
+    by the plain models, which refuse those fields as unknown (so a body that holds them is never
+    read by them), and skip looking (a false yes only costs reading the fuller model)."""
+    return b'properties"' in raw or b'"context"' in raw
+
+
+def _objects(check: PlainCheck):
+    for name in ("actor_properties", "resource_properties", "context"):
+        value = getattr(check, name, None)
+        if value is not None:
+            yield name, value
 
 
 def refuse_oversized_batch(app: Flask, size: int, field: str) -> None:

@@ -23,6 +23,7 @@ from .index import DirectoryIndex, GrantRecord, PrincipalRecord, ResourceRecord
 
 PROBE_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 PROBE_ACTOR = "probe"
+SERVICE_TYPE = "system"  # the service itself (service.polar): its own types hang under it
 
 _SHORTHAND = re.compile(r'^"[A-Za-z0-9_]+"\s+if\s+"[A-Za-z0-9_]+"(\s+on\s+"parent")?$')
 _DECLARATION = re.compile(r"^(roles|permissions|relations)\s*=", re.S)
@@ -53,6 +54,11 @@ class CompiledModel:
     fallback_types: dict[str, str] = field(default_factory=dict)  # type -> why it is left to oso
     actor_kinds: frozenset[str] = frozenset()
     fallback_actor_kinds: dict[str, str] = field(default_factory=dict)
+    # The portal's types that oso evaluates: their rules may read attributes, so their checks are
+    # put to oso with the directory's attributes and the request's properties, and a resource of
+    # one the directory does not hold is still decided, on its properties. The service's own types
+    # (under the system) are not: their objects are the service's, decided with their own attributes.
+    attribute_types: frozenset[str] = frozenset()
 
     def entries(self) -> int:
         return sum(len(t.permissions) for t in self.types.values())
@@ -142,16 +148,20 @@ def _compile(policy) -> CompiledModel:
     model = CompiledModel(fallback_types=unsupported_types, fallback_actor_kinds=unsupported_actors)
     model.actor_kinds = frozenset(k for k in declarations.actor_types if k not in unsupported_actors)
     probe_kind = next(iter(sorted(model.actor_kinds)), None)
-    if probe_kind is None:
-        return model
     for key, resource_type in declarations.resource_types.items():
         if key in unsupported_types:
+            continue
+        if probe_kind is None:
+            model.fallback_types[key] = "no actor kind is compiled"
             continue
         chain = _chain(declarations, resource_type)
         if any(t in unsupported_types for t in chain[1:]):
             model.fallback_types[key] = "an ancestor type is not compiled"
             continue
         model.types[key] = _probe_type(policy, declarations, chain, f"{probe_kind}:{PROBE_ACTOR}", probe_kind)
+    model.attribute_types = frozenset(
+        key for key in model.fallback_types
+        if _chain(declarations, declarations.resource_types[key])[-1] != SERVICE_TYPE)
     return model
 
 

@@ -85,7 +85,7 @@ class DecisionLog:
         # an int or a str as it is, but looks a bool or None up among its adapters first, which
         # cost a third of each row's insert: on SQLite, 0/1 and '' (made NULL by the INSERT).
         self.allowed_values: tuple[Any, Any] = (0, 1) if self._sqlite else (False, True)
-        self.no_grants: str | None = "" if self._sqlite else None
+        self.no_grants: str | None = "" if self._sqlite else None  # and no properties digest
         self._started = False
         self._hooks = False
         self._ids = itertools.count()
@@ -122,8 +122,8 @@ class DecisionLog:
         answers), or, when the buffer has no room for them all, count them all as dropped.
 
         ``rows`` hold the decisions table's columns (see ``_COLUMNS``), ready to insert: the time
-        from :meth:`stamp`, ``allowed`` from :attr:`allowed_values` and the grants as JSON text, or
-        :attr:`no_grants`. They are made on the checks' path, where a request's checks share their
+        from :meth:`stamp`, ``allowed`` from :attr:`allowed_values`, the grants as JSON text, or
+        :attr:`no_grants`, and the properties' digest, or :attr:`no_grants` too. They are made on the checks' path, where a request's checks share their
         time, so that writing them takes no Python work per row.
         ``used`` are the ids of the grants that the request's allows rested on, used at ``stamp``.
         """
@@ -189,8 +189,10 @@ class DecisionLog:
     def unspooled(self, payload: bytes) -> tuple[list[tuple], tuple[Any, list[int]]]:
         """A record's rows, and its (stamp, grants used), as :meth:`record` was given them."""
         stamp, rows, used = marshal.loads(payload)
-        if not (isinstance(rows, list) and all(isinstance(r, tuple) and len(r) == len(_COLUMNS) for r in rows)):
+        if not (isinstance(rows, list) and all(isinstance(r, tuple) and len(r) in _SPOOLED_LENGTHS for r in rows)):
             raise ValueError("not a spool record of decisions")
+        if any(len(r) < len(_COLUMNS) for r in rows):  # spooled by a version that had no properties digest
+            rows = [(*r, self.no_grants) if len(r) < len(_COLUMNS) else r for r in rows]
         if not self._sqlite:
             stamp = datetime.fromisoformat(stamp)
             rows = [(row[0], stamp, *row[2:]) for row in rows]
@@ -493,7 +495,10 @@ def _insert_paced(connection, batch: list[tuple]) -> None:
 # (999 before 3.32, 32766 since).
 _SQLITE_ROW_GROUPS = (1024, 128, 16, 1) if sqlite3.sqlite_version_info >= (3, 32) else (64, 8, 1)
 _COLUMNS = ("id", "decided_at", "caller", "actor", "action", "resource", "allowed", "policy_version", "revision",
-            "latency_us", "grant_ids")
+            "latency_us", "grant_ids", "properties_sha256")
+
+
+_SPOOLED_LENGTHS = (len(_COLUMNS) - 1, len(_COLUMNS))  # rows spooled before properties_sha256, and now
 
 
 class _Insert(NamedTuple):
@@ -506,7 +511,8 @@ class _Insert(NamedTuple):
 # A decision whose id is in the log already is one written before, by a flush retried or a spool
 # recovered after its process died between its commit and deleting its segment: it is skipped.
 _INSERT_DECISION = _Insert(f"INSERT INTO decisions ({', '.join(_COLUMNS)}) VALUES ",
-                           f"({', '.join(['?'] * (len(_COLUMNS) - 1))}, NULLIF(?, ''))",  # grant_ids: '' for none
+                           # grant_ids and properties_sha256: '' for none
+                           f"({', '.join(['?'] * (len(_COLUMNS) - 2))}, NULLIF(?, ''), NULLIF(?, ''))",
                            " ON CONFLICT DO NOTHING")
 # Rows of one flush name each grant once, as an upsert's rows must. Its stamps are SQLite's text or
 # PostgreSQL's timestamps, so `max` orders them as times on either.

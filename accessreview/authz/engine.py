@@ -142,8 +142,10 @@ class AuthzEngine:
             self._load_policy_version(policy_version)
         if current is not None and current.revision == revision and current.policy is self.policy:
             return current
-        if current is None:
-            index = DirectoryIndex.load(session, revision)
+        attribute_types = self.model.attribute_types
+        if current is None or current.index.attribute_types != attribute_types:
+            # A policy whose rules read other types' attributes: those are read whole, once.
+            index = DirectoryIndex.load(session, revision, attribute_types)
         elif current.revision == revision:
             index = current.index
         else:
@@ -158,11 +160,11 @@ class AuthzEngine:
         seen_revisions = {row[0] for row in rows}
         if seen_revisions != set(range(index.revision + 1, revision + 1)):
             # Change notes were pruned while this process was away: read everything again.
-            return DirectoryIndex.load(session, revision)
+            return DirectoryIndex.load(session, revision, index.attribute_types)
         if len(rows) > REBUILD_FRACTION * (len(index.grants_by_id) + len(index.resources)):
             # A large import: reading the tables whole and building once beats reading each changed
             # row by key and moving its entries.
-            return DirectoryIndex.load(session, revision)
+            return DirectoryIndex.load(session, revision, index.attribute_types)
         changed: dict[str, set] = {}
         for _, kind, key in rows:
             changed.setdefault(kind, set()).add(key)

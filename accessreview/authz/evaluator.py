@@ -14,6 +14,7 @@ from .compiled import CompiledModel, CompiledType
 from .deadline import UNBOUNDED, Deadline
 from .index import DirectoryIndex, GrantRecord
 from .policy import Policy
+from .properties import Given
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +40,19 @@ class Evaluator:
 
     # -- checks -------------------------------------------------------------------------------
 
-    def check(self, actor: str, action: str, resource: str, now: datetime) -> Decision:
+    def check(self, actor: str, action: str, resource: str, now: datetime, given: Given | None = None) -> Decision:
+        """May ``actor`` do ``action`` on ``resource``? ``given``: the request's properties and context,
+        read by the types whose rules read attributes (the table's types read none)."""
         index = self.index
         principal = index.principals.get(actor)
         target = index.resources.get(resource)
         if principal is None or target is None:
-            return DENY
+            if given is None or principal is None or not self.decides_unheld(resource):
+                return DENY
+            return Decision(self.policy.is_allowed(index, now, actor, action, resource, given=given))
         compiled = self._compiled(principal.kind, target.type)
         if compiled is None:
-            return Decision(self.policy.is_allowed(index, now, actor, action, resource))
+            return Decision(self.policy.is_allowed(index, now, actor, action, resource, given=given))
         if principal.status != "active":
             return DENY
         depths = compiled.by_action.get(action)
@@ -66,6 +71,11 @@ class Evaluator:
             node = index.resources.get(node.parent) if node.parent is not None else None
             depth += 1
         return Decision(True, tuple(used)) if used else DENY
+
+    def decides_unheld(self, resource: str) -> bool:
+        """Is a resource the directory does not hold put to the policy with its request's properties?
+        Only one of a type whose rules read attributes: any other type's rules need the directory."""
+        return resource.partition(":")[0] in self.model.attribute_types
 
     # -- lists --------------------------------------------------------------------------------
 
@@ -154,24 +164,28 @@ class Evaluator:
 
     # -- explanations -------------------------------------------------------------------------
 
-    def explain(self, actor: str, action: str, resource: str, now: datetime) -> dict[str, Any]:
+    def explain(self, actor: str, action: str, resource: str, now: datetime,
+                given: Given | None = None) -> dict[str, Any]:
         index = self.index
-        decision = self.check(actor, action, resource, now)
+        decision = self.check(actor, action, resource, now, given)
         principal = index.principals.get(actor)
         target = index.resources.get(resource)
         if principal is None:
             return _explained(decision, [{"code": "unknown_actor", "message": f"{actor} is not in the directory"}])
-        if target is None:
+        unheld = target is None and given is not None and self.decides_unheld(resource)
+        if target is None and not unheld:
             return _explained(decision, [{"code": "unknown_resource", "message": f"{resource} is not in the directory"}])
         if principal.kind not in self.policy.actor_classes:
             return _explained(decision, [{"code": "not_an_actor",
                                           "message": f"a {principal.kind} cannot act; its members can"}])
-        compiled = self._compiled(principal.kind, target.type)
+        compiled = None if target is None else self._compiled(principal.kind, target.type)
         if compiled is None:
+            held = ("the directory does not hold it: decided on the properties the request gives; "
+                    if unheld else "")
             return _explained(decision, [{"code": "evaluated_by_oso", "message":
-                                          "this type is evaluated by the policy engine directly; "
+                                          f"{held}this type is evaluated by the policy engine directly; "
                                           "no grant-level explanation", "permissions": sorted(
-                                              self.policy.authorized_actions(index, now, actor, resource))}])
+                                              self.policy.authorized_actions(index, now, actor, resource, given))}])
         if principal.status != "active":
             return _explained(decision, [{"code": "principal_disabled", "message":
                                           f"{actor} is disabled and holds no permission; its grants stay for review"}])

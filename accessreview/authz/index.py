@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -62,8 +62,18 @@ class DirectoryIndex:
         memberships: Iterable[tuple[str, str]],  # (group, member)
         revision: int = 0,
         tokens: Mapping[str, TokenRecord] | None = None,  # keyed hash -> token
+        *,
+        attribute_types: frozenset[str] = frozenset(),
+        principal_attributes: Mapping[str, Mapping[str, Any]] | None = None,
+        resource_attributes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.revision = revision
+        # Attributes, for the types whose rules read them (and then for the principals): key -> the
+        # non-empty fields the directory holds. Kept apart from the records, which the compiled
+        # table walks, so that a policy without attribute rules holds and pays for none.
+        self.attribute_types = attribute_types
+        self.principal_attributes = dict(principal_attributes or {})
+        self.resource_attributes = dict(resource_attributes or {})
         self.principals = dict(principals) if isinstance(principals, Mapping) else {p.key: p for p in principals}
         self.resources = dict(resources) if isinstance(resources, Mapping) else {r.key: r for r in resources}
         self.grants_by_id = dict(grants) if isinstance(grants, Mapping) else {g.id: g for g in grants}
@@ -90,13 +100,17 @@ class DirectoryIndex:
     # -- loading ------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, session: Session, revision: int) -> "DirectoryIndex":
-        """Everything, from the database (on start, and when a process has fallen far behind)."""
+    def load(cls, session: Session, revision: int, attribute_types: frozenset[str] = frozenset()) -> "DirectoryIndex":
+        """Everything, from the database (on start, and when a process has fallen far behind), with
+        the attributes of the resources of ``attribute_types`` and, if there are any, of principals."""
         principals = {row[0]: PrincipalRecord(*row) for row in session.execute(select(*_PRINCIPAL_COLUMNS))}
         resources = {row[0]: ResourceRecord(*row) for row in session.execute(select(*_RESOURCE_COLUMNS))}
         grants = {row[0]: GrantRecord(*row) for row in session.execute(select(*_GRANT_COLUMNS))}
         memberships = session.execute(select(*_MEMBERSHIP_COLUMNS))
-        return cls(principals, resources, grants, [tuple(m) for m in memberships], revision, _load_tokens(session))
+        principal_attributes, resource_attributes = _load_attributes(session, attribute_types)
+        return cls(principals, resources, grants, [tuple(m) for m in memberships], revision, _load_tokens(session),
+                   attribute_types=attribute_types, principal_attributes=principal_attributes,
+                   resource_attributes=resource_attributes)
 
     def updated(self, session: Session, revision: int, changed: Mapping[str, set]) -> "DirectoryIndex":
         """A new index: this one with the rows named in ``changed`` read again from the database.
@@ -104,6 +118,15 @@ class DirectoryIndex:
         ``changed`` maps ``principal``/``resource``/``grant``/``group`` to keys (grant ids); any
         token change reloads the (small) token table.
         """
+        new = self._updated_records(session, revision, changed)
+        new.attribute_types = self.attribute_types
+        new.principal_attributes, new.resource_attributes = self.principal_attributes, self.resource_attributes
+        if self.attribute_types and (changed.get("principal") or changed.get("resource")):
+            new.principal_attributes, new.resource_attributes = _reread_attributes(
+                session, self, changed.get("principal", ()), changed.get("resource", ()))
+        return new
+
+    def _updated_records(self, session: Session, revision: int, changed: Mapping[str, set]) -> "DirectoryIndex":
         principals = _reread(session, dict(self.principals), changed.get("principal", ()), _PRINCIPAL_COLUMNS,
                              PrincipalRecord)
         resources = _reread(session, dict(self.resources), changed.get("resource", ()), _RESOURCE_COLUMNS,
@@ -212,7 +235,56 @@ class DirectoryIndex:
         return chain
 
 
+def _principal_attributes(name, email, department, manager) -> dict[str, Any]:
+    return {k: v for k, v in (("name", name), ("email", email), ("department", department),
+                              ("manager", manager)) if v is not None}
+
+
+def _resource_attributes(name, owner, attributes) -> dict[str, Any]:
+    # The directory's own fields over the free attributes of the same name.
+    return {**(attributes or {}), **{k: v for k, v in (("name", name), ("owner", owner)) if v is not None}}
+
+
+def _load_attributes(session: Session, attribute_types: frozenset[str]) -> tuple[dict, dict]:
+    if not attribute_types:
+        return {}, {}
+    principals = {}
+    for key, *fields in session.execute(select(*_PRINCIPAL_ATTRIBUTE_COLUMNS)):
+        found = _principal_attributes(*fields)
+        if found:
+            principals[key] = found
+    resources = {}
+    for key, *fields in session.execute(select(*_RESOURCE_ATTRIBUTE_COLUMNS)
+                                        .where(models.Resource.type.in_(sorted(attribute_types)))):
+        found = _resource_attributes(*fields)
+        if found:
+            resources[key] = found
+    return principals, resources
+
+
+def _reread_attributes(session: Session, index: "DirectoryIndex", principal_keys, resource_keys) -> tuple[dict, dict]:
+    """The index's attributes with those of the named principals and resources read again."""
+    principals, resources = dict(index.principal_attributes), dict(index.resource_attributes)
+    for found, keys, columns, shape, where in (
+            (principals, sorted(principal_keys), _PRINCIPAL_ATTRIBUTE_COLUMNS, _principal_attributes, None),
+            (resources, sorted(resource_keys), _RESOURCE_ATTRIBUTE_COLUMNS, _resource_attributes,
+             models.Resource.type.in_(sorted(index.attribute_types)))):
+        for key in keys:
+            found.pop(key, None)
+        for chunk in _chunks(keys):
+            query = select(*columns).where(columns[0].in_(chunk))
+            for key, *fields in session.execute(query if where is None else query.where(where)):
+                attributes = shape(*fields)
+                if attributes:
+                    found[key] = attributes
+    return principals, resources
+
+
 _PRINCIPAL_COLUMNS = (models.Principal.key, models.Principal.kind, models.Principal.status)
+_PRINCIPAL_ATTRIBUTE_COLUMNS = (models.Principal.key, models.Principal.name, models.Principal.email,
+                                models.Principal.department, models.Principal.manager_key)
+_RESOURCE_ATTRIBUTE_COLUMNS = (models.Resource.key, models.Resource.name, models.Resource.owner_key,
+                               models.Resource.attributes)
 _RESOURCE_COLUMNS = (models.Resource.key, models.Resource.type, models.Resource.parent_key)
 _GRANT_COLUMNS = (models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
                   models.Grant.expires_at)

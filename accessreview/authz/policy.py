@@ -19,24 +19,33 @@ from polar import Variable
 from .deadline import oso_query
 from .declarations import Declarations, PolicyDeclarationError, parse_declarations
 from .index import DirectoryIndex, GrantRecord, ResourceRecord
+from .properties import Given
 
 
 class PolicyLoadError(Exception):
     """The policy files could not be read, parsed or validated."""
 
 
-class _World:
-    """One evaluation's view: the directory index, the moment expiry is judged at, and any objects
-    of the service's own (a review item) that are not in the directory, with their attributes."""
+_NOTHING: dict = {}
 
-    __slots__ = ("index", "now", "policy", "objects")
+
+class _World:
+    """One evaluation's view: the directory index, the moment expiry is judged at, objects with
+    attributes of their own (a review item of the service's, or a check's resource with the
+    properties its request gives), and the subject's properties and the context the request gives."""
+
+    __slots__ = ("index", "now", "policy", "objects", "subject", "subject_properties", "context")
 
     def __init__(self, policy: "Policy", index: DirectoryIndex, now: datetime,
-                 objects: dict[str, tuple[ResourceRecord, dict]] | None = None) -> None:
+                 objects: dict[str, tuple[ResourceRecord, dict]] | None = None,
+                 subject: str | None = None, given: Given | None = None) -> None:
         self.policy = policy
         self.index = index
         self.now = now
-        self.objects = objects or {}
+        self.objects = objects or _NOTHING
+        self.subject = subject
+        self.subject_properties = given.subject if given is not None else _NOTHING
+        self.context = given.context if given is not None else _NOTHING
 
     def record(self, key: str) -> ResourceRecord | None:
         found = self.objects.get(key)
@@ -68,6 +77,24 @@ class PolarActor:
     def grants_on(self, resource: "PolarResource") -> list["PolarGrant"]:
         return [PolarGrant(g, self._world.now) for g in self._world.index.grants_on(self.key, resource.key)]
 
+    @property
+    def id(self) -> str:
+        return self.key.partition(":")[2]
+
+    @property
+    def context(self) -> dict:
+        return self._world.context
+
+    def __getattr__(self, name: str):
+        # The request's properties of the subject, over its directory attributes (email, department…);
+        # an attribute neither gives reads as nil, so a rule that needs it fails rather than errs.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        world = self._world
+        if self.key == world.subject and name in world.subject_properties:
+            return world.subject_properties[name]
+        return world.index.principal_attributes.get(self.key, _NOTHING).get(name)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key}>"
 
@@ -86,12 +113,25 @@ class PolarResource:
         parent_key = self._world.record(self.key).parent
         return None if parent_key is None else self._world.resource(parent_key)
 
+    @property
+    def id(self) -> str:
+        return self.key.partition(":")[2]
+
+    @property
+    def context(self) -> dict:
+        return self._world.context
+
     def __getattr__(self, name: str):
-        # Attributes of the service's own objects (say a review item's reviewer), for the policy.
-        found = self._world.objects.get(self.key)
-        if found is None or name not in found[1]:
+        # Attributes for the policy: those of the service's own objects (a review item's reviewer), or
+        # the properties a check's request gives, over the directory's (name, owner, attributes). One
+        # neither gives reads as nil, so a rule that needs it fails rather than errs.
+        if name.startswith("_"):
             raise AttributeError(name)
-        return found[1][name]
+        world = self._world
+        found = world.objects.get(self.key)
+        if found is not None and name in found[1]:
+            return found[1][name]
+        return world.index.resource_attributes.get(self.key, _NOTHING).get(name)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PolarResource) and other.key == self.key
@@ -160,9 +200,13 @@ class Policy:
         return cls(files)
 
     def is_allowed(self, index: DirectoryIndex, now: datetime, actor: str, action: str, resource: str,
-                   objects: dict[str, tuple[ResourceRecord, dict]] | None = None) -> bool:
-        """oso's answer; an unknown actor or resource is a deny. ``objects`` adds the service's own."""
-        found = self._registered(index, now, actor, resource, objects)
+                   objects: dict[str, tuple[ResourceRecord, dict]] | None = None, given: Given | None = None) -> bool:
+        """oso's answer; an unknown actor or resource is a deny. ``objects`` adds the service's own;
+        ``given``, the request's properties and context (a resource the directory does not hold is
+        then evaluated with its properties alone, under the type its key names)."""
+        if given is not None:
+            objects = {**(objects or {}), resource: (_record_of(index, resource), given.resource)}
+        found = self._registered(index, now, actor, resource, objects, given)
         if found is None:
             return False
         with self._lock, oso_query():
@@ -177,19 +221,27 @@ class Policy:
             return {result["bindings"]["role"]
                     for result in self._oso.query_rule("has_role", found[0], Variable("role"), found[1])}
 
-    def authorized_actions(self, index: DirectoryIndex, now: datetime, actor: str, resource: str) -> set[str]:
-        found = self._registered(index, now, actor, resource)
+    def authorized_actions(self, index: DirectoryIndex, now: datetime, actor: str, resource: str,
+                           given: Given | None = None) -> set[str]:
+        objects = None if given is None else {resource: (_record_of(index, resource), given.resource)}
+        found = self._registered(index, now, actor, resource, objects, given)
         if found is None:
             return set()
         with self._lock, oso_query():
             return set(self._oso.authorized_actions(found[0], found[1]))
 
     def _registered(self, index: DirectoryIndex, now: datetime, actor: str, resource: str,
-                    objects: dict[str, tuple[ResourceRecord, dict]] | None = None):
+                    objects: dict[str, tuple[ResourceRecord, dict]] | None = None, given: Given | None = None):
         """The objects oso evaluates for ``actor`` and ``resource``, or None if either is unknown."""
-        world = _World(self, index, now, objects)
+        world = _World(self, index, now, objects, actor, given)
         actor_obj, resource_obj = world.actor(actor), world.resource(resource)
         return None if actor_obj is None or resource_obj is None else (actor_obj, resource_obj)
+
+
+def _record_of(index: DirectoryIndex, resource: str) -> ResourceRecord:
+    """The directory's record of ``resource``, or one for a resource it does not hold: its type from
+    its key, no parent (the tree is the directory's alone)."""
+    return index.resources.get(resource) or ResourceRecord(resource, resource.partition(":")[0])
 
 
 def policy_version(files: list[PolicyFile]) -> str:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
 from accessreview.authz.index import DirectoryIndex, GrantRecord, PrincipalRecord, ResourceRecord
 from accessreview.authz.policy import Policy
+from accessreview.authz.properties import given
 
 POLICY_DIR = Path(__file__).resolve().parents[1]
 
@@ -53,8 +54,11 @@ class Authz:
         self.index = index
         self.now = now
 
-    def can(self, actor: str, action: str, resource: str) -> bool:
-        return self.policy.is_allowed(self.index, self.now, actor, action, resource)
+    def can(self, actor: str, action: str, resource: str, *, properties: dict | None = None,
+            subject_properties: dict | None = None, context: dict | None = None) -> bool:
+        """``properties`` (of the resource), ``subject_properties`` and ``context``: as a check's request gives them."""
+        return self.policy.is_allowed(self.index, self.now, actor, action, resource,
+                                      given=given(subject_properties, properties, context))
 
     def actions(self, actor: str, resource: str) -> set[str]:
         return self.policy.authorized_actions(self.index, self.now, actor, resource)
@@ -71,10 +75,12 @@ def build_index(
     disabled: Iterable[str] = (),
     principals: Iterable[str] = (),
     resources: Iterable[ResourceRecord] = (),
+    attributes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> DirectoryIndex:
     """Principals are created for every key mentioned, with their kind taken from the key's prefix.
 
-    ``members`` are "member in group" strings, e.g. ``"user:alice in group:finance"``.
+    ``members`` are "member in group" strings, e.g. ``"user:alice in group:finance"``; ``attributes``
+    are the directory's attributes of principals and resources, by key.
     """
     grant_records = []
     for number, spec in enumerate(grants, start=1):
@@ -92,10 +98,16 @@ def build_index(
     disabled = set(disabled)
     keys = {g.principal for g in grant_records} | set(principals) | disabled
     keys |= {key for pair in memberships for key in pair}
+    attributes = dict(attributes or {})
+    keys |= {key for key in attributes if _kind(key) in ("user", "service", "group")}
     principal_records = [
         PrincipalRecord(key, _kind(key), "disabled" if key in disabled else "active") for key in sorted(keys)
     ]
-    return DirectoryIndex(principal_records, [*RESOURCES, *resources], grant_records, memberships)
+    resource_records = [*RESOURCES, *resources]
+    resource_keys = {r.key for r in resource_records}
+    return DirectoryIndex(principal_records, resource_records, grant_records, memberships,
+                          principal_attributes={k: v for k, v in attributes.items() if k in keys},
+                          resource_attributes={k: v for k, v in attributes.items() if k in resource_keys})
 
 
 @pytest.fixture(scope="session")
