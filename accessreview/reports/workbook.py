@@ -28,6 +28,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 
 MAX_ROWS = 1_048_576  # Excel's limit, header included
+MAX_CELL_CHARS = 32_767  # Excel's limit for one cell's text: longer text makes it call the file corrupt
 FORMULA_START = ("=", "+", "-", "@")
 _SPACES = (" ", "\t", "\n", "\r")
 _ROWS_PER_WRITE = 512
@@ -228,6 +229,10 @@ class _Part:
     def _text(self, ref: str, value: str) -> str:
         if not value:
             return ""
+        if len(value) > MAX_CELL_CHARS:
+            # The last resort, so the file still opens: reports put long lists in listings of their own.
+            marker = f" … [cut: {len(value)} characters do not fit in one cell]"
+            value = value[:MAX_CELL_CHARS - len(marker)] + marker
         if not value.isprintable() or "_x" in value:  # rare: control characters or escape look-alikes
             value = _escape_for_ooxml(value)
         text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
