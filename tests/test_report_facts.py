@@ -434,3 +434,54 @@ def test_the_access_left_in_scope_is_listed_and_the_stage_signed(client, lead, a
     for report in reports:
         with client.get(f"/v1/reports/{report['id']}/signature", headers=auditor) as response:
             assert json.loads(response.data)["stage"] == report["stage"]
+
+
+def test_a_removal_that_did_not_take_is_not_removed_and_a_retry_takes_it_up(app, client, lead, auditor, directory,
+                                                                            token_for):
+    from support import write
+
+    from accessreview.audit import SERVICE_ACTOR, WriteContext, lock_state
+    from accessreview.campaigns import remediation
+    from accessreview.campaigns.review import get_campaign
+    from accessreview.models import Grant, ReviewItem
+    from accessreview.reports import signer_of
+    from accessreview.reports.service import campaign_report
+    from accessreview.revisions import new_revision
+
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
+                headers=token_for("user:owen"))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    grant_id = ann["grant"]["id"]
+    # As if the removal had not taken: the grant is back under its own id, and the item awaits verification.
+    with write(app) as (session, ctx):
+        session.add(Grant(id=grant_id, principal_key="user:ann", role="editor", resource_key="project:p1",
+                          granted_by="test", granted_at=ctx.now, source="portal"))
+        new_revision(session, ctx, lock_state(session), [("grant", grant_id)])
+        session.get(ReviewItem, ann["id"]).remediation_state = "applied"
+    with write(app) as (session, ctx):
+        service = WriteContext(SERVICE_ACTOR, ctx.now)
+        counts, _, _ = remediation.verify(session, service, app.extensions["authz"],
+                                          get_campaign(session, campaign["id"]))
+        assert counts == {"not_removed": 1}
+    after = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
+    assert after["remediation_state"] == "failed" and after["applied_at"] is None
+    assert after["remediation_detail"].startswith(f"not removed: grant {grant_id} is still in the directory; ")
+    with write(app) as (session, ctx):
+        made = campaign_report(session, WriteContext(SERVICE_ACTOR, ctx.now), signer_of(app),
+                               app.config["REPORTS_DIR"], get_campaign(session, campaign["id"]), "remediation",
+                               snapshot=app.extensions["authz"].refresh())
+    book = load_workbook(app.config["REPORTS_DIR"] / made["file_name"])
+    assert {r["Item"]: r for r in table(book["Items"])}[ann["id"]]["Remediation outcome"] == "not removed (error)"
+    assert [(e["Exception"], e["Detail"].split(":")[0]) for e in table(book["Exceptions"]) if e["Item"] == ann["id"]
+            ] == [("not removed", "not removed (error)")]
+    assert summary_of(book)["Remediation outcome: not removed (error)"] == 1
+    assert ("user:ann", "editor", "project:p1") in {(r["Principal"], r["Role"], r["Resource"])
+                                                   for r in table(book["Access after remediation"])}
+
+    # A retry removes it again, and verifies it.
+    retried = client.post(f"/v1/campaigns/{campaign['id']}/remediate", headers=lead)
+    assert retried.status_code in (200, 202), retried.get_json()
+    assert items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]["remediation_state"] == "verified"
