@@ -32,6 +32,7 @@ MAX_CELL_CHARS = 32_767  # Excel's limit for one cell's text: longer text makes 
 FORMULA_START = ("=", "+", "-", "@")
 _SPACES = (" ", "\t", "\n", "\r")
 _ROWS_PER_WRITE = 512
+_CACHED_TEXTS, _CACHED_TEXT_CHARS = 20_000, 80  # short texts a sheet remembers the XML of
 _LINE_HEIGHT = 15  # points, a line of the default 11-point font
 _MAX_HEIGHT = 409  # Excel's tallest row
 _PAGE_WIDTH = 200  # column-width units a landscape page holds with its text still readable (~8 points)
@@ -175,6 +176,7 @@ class _Part:
         self.rows = 0
         self._file: IO[bytes] = tempfile.TemporaryFile()
         self._pending: list[str] = []
+        self._texts: dict[str, str] = {}
 
     def append(self, values: Iterable[Any]) -> None:
         self.rows += 1
@@ -229,6 +231,16 @@ class _Part:
     def _text(self, ref: str, value: str) -> str:
         if not value:
             return ""
+        # Most text cells repeat (yes/no, decisions, rules, reviewers, types): each short one is escaped once.
+        tail = self._texts.get(value)
+        if tail is None:
+            tail = self._text_tail(value)
+            if len(value) <= _CACHED_TEXT_CHARS and len(self._texts) < _CACHED_TEXTS:
+                self._texts[value] = tail
+        return f'<c r="{ref}"{tail}'
+
+    def _text_tail(self, value: str) -> str:
+        """A text cell's XML after its reference."""
         if len(value) > MAX_CELL_CHARS:
             # The last resort, so the file still opens: reports put long lists in listings of their own.
             marker = f" … [cut: {len(value)} characters do not fit in one cell]"
@@ -240,7 +252,7 @@ class _Part:
         # Text from people or the portal stays text: an inline string is never a formula, and the
         # quote prefix keeps Excel from turning a leading =, +, - or @ into one when the cell is edited.
         style = self.quoted_style if value[0] in FORMULA_START else self.text_style
-        return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+        return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
     def _write_pending(self) -> None:
         if self._pending:
