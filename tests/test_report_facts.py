@@ -485,3 +485,22 @@ def test_a_removal_that_did_not_take_is_not_removed_and_a_retry_takes_it_up(app,
     retried = client.post(f"/v1/campaigns/{campaign['id']}/remediate", headers=lead)
     assert retried.status_code in (200, 202), retried.get_json()
     assert items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]["remediation_state"] == "verified"
+
+
+def test_a_definition_may_require_a_reason_to_keep_against_the_advice_to_revoke(client, lead, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, justification={
+        "revoke": False, "keep": False, "keep_against_revoke_advice": True}))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    cat = found[("user:cat", "member", "organization:acme")]  # disabled: advised revoke
+    ann = found[("user:ann", "editor", "project:p1")]
+    assert cat["recommendation"] == "revoke" and ann["recommendation"] != "revoke"
+    refused = client.post(f"/v1/review-items/{cat['id']}/decision", json={"decision": "keep"}, headers=owen)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "justification_required"
+    assert "against the advice to revoke" in refused.get_json()["error"]["message"]
+    assert client.post(f"/v1/review-items/{cat['id']}/decision",
+                       json={"decision": "keep", "justification": "returns next month"},
+                       headers=owen).status_code == 200
+    assert client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "keep"},
+                       headers=owen).status_code == 200
