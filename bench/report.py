@@ -5,10 +5,10 @@
 
 Builds bench/campaign.py's directory (200,000 grants), launches and closes a campaign over all of it
 through their jobs (the no-response rule follows the recommendations), signs it off and runs the
-remediation job (its revocations applied and verified, the scope after, both reports). Then makes
-each workbook again in a fresh process and prints its time, its rows per second and that process's
-peak resident memory: the sign-off workbook, and the post-remediation workbook with its listings
-(remaining access, and the access left in scope after remediation). Targets: under 30 s and 300 MB.
+remediation job's phases (its revocations applied and verified, the scope after). Then makes the
+job's two workbooks, each in a fresh process, and prints its time, its rows per second and that process's
+peak resident memory: the post-remediation workbook with its listings (remaining access, and the
+access left in scope after remediation), then the sign-off workbook. Targets: under 30 s and 300 MB.
 """
 
 from __future__ import annotations
@@ -71,13 +71,27 @@ def prepare(url: str, workdir: Path) -> int:
         if not closing.done:
             assert runner(app).run(closing.job["id"]) == "done"
         t0 = time.perf_counter()
-        with own_unit_of_work(app.extensions["db"].sessionmaker, WriteContext("user:lead", NOW)) as (session, ctx):
+        sessions = app.extensions["db"].sessionmaker
+        with own_unit_of_work(sessions, WriteContext("user:lead", NOW)) as (session, ctx):
             _, job = remediation.sign_off(session, ctx, get_campaign(session, campaign_id), "bench")
-            job_id = job.id
-        assert runner(app).run(job_id) == "done"
-        print(f"sign-off job (sign-off report, remediation, post-remediation report): "
-              f"{time.perf_counter() - t0:.1f} s; {_counts(app, campaign_id)}")
+            # The job's remediation phases run here; its two workbooks are made below, each in a fresh process.
+            job.phase, job.cursor, job_id = "apply", {**job.cursor, "last": 0}, job.id
+        steps = runner(app)
+        while _phase(sessions, job_id) != "report_remediation":
+            assert steps.step(job_id) not in ("failed", None)
+        print(f"signed off; revocations applied and verified, and the scope after taken, in "
+              f"{time.perf_counter() - t0:.1f} s; items: {_counts(app, campaign_id)}", flush=True)
         return campaign_id
+
+
+def _phase(sessions, job_id: int) -> str:
+    from accessreview.models import Job
+
+    session = sessions()
+    try:
+        return session.get(Job, job_id).phase
+    finally:
+        session.close()
 
 
 def _counts(app, campaign_id: int) -> str:
@@ -118,11 +132,12 @@ def export(url: str, workdir: Path, campaign_id: int, stage: str) -> None:
         # After remediation, the workbook lists the scope as the directory stands: the job's own engine
         # has it loaded already; here it is loaded first, and its time and memory are counted.
         snapshot = app.extensions["authz"].refresh() if stage != "sign_off" else None
+        loaded_mb = peak_mb()
         state = campaign_report(session, WriteContext("system:accessreview", NOW), get_signer(), workdir,
                                 get_campaign(session, campaign_id), stage, snapshot=snapshot)
         session.commit()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_mb(), "size_mb": state["size"] / 1e6,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_mb(), "loaded_mb": loaded_mb, "size_mb": state["size"] / 1e6,
                       "file": state["file_name"], "rows": _rows(workdir / state["file_name"])}))
 
 
@@ -132,7 +147,7 @@ def _rows(path: Path) -> dict[str, int]:
     import zipfile
 
     with zipfile.ZipFile(path) as package:
-        names = re.findall(rb'<sheet name="([^"]*)"', package.read("xl/workbook.xml"))
+        names = re.findall(rb'<sheet [^>]*name="([^"]*)"', package.read("xl/workbook.xml"))
         counts = {}
         for number, name in enumerate(names, start=1):
             part = f"xl/worksheets/sheet{number}.xml"
@@ -163,19 +178,22 @@ def main() -> None:
         empty_postgres(url)
     t0 = time.perf_counter()
     campaign_id = prepare(url, workdir)
-    print(f"campaign {campaign_id}: 200,052 review items signed off and remediated in {time.perf_counter() - t0:.1f} s")
+    print(f"campaign {campaign_id}: 200,052 review items signed off and remediated in {time.perf_counter() - t0:.1f} s",
+          flush=True)
     baseline = subprocess.run([sys.executable, __file__, "--baseline"], capture_output=True, text=True, check=True,
                               cwd=ROOT)
-    print(f"the same imports alone: {float(baseline.stdout):.0f} MB")
-    for stage in ("sign_off", "remediation"):
+    print(f"the same imports alone: {float(baseline.stdout):.0f} MB", flush=True)
+    for stage in ("remediation", "sign_off"):
         result = subprocess.run([sys.executable, __file__, "--export", url, str(workdir), str(campaign_id), stage],
                                 capture_output=True, text=True, check=True, cwd=ROOT)
         figures = json.loads(result.stdout.strip().splitlines()[-1])
         rows = figures["rows"]
         print(f"{stage} workbook: {figures['seconds']:.1f} s ({figures['cpu_seconds']:.1f} s of CPU; "
-              f"{sum(rows.values()) / figures['seconds']:,.0f} sheet rows/s), {figures['size_mb']:.1f} MB file, peak resident memory {figures['peak_mb']:.0f} MB; "
+              f"{sum(rows.values()) / figures['seconds']:,.0f} sheet rows/s), {figures['size_mb']:.1f} MB file, "
+              f"peak resident memory {figures['peak_mb']:.0f} MB ({figures['loaded_mb']:.0f} MB before the workbook "
+              f"began: imports and the directory index); "
               f"rows: {json.dumps(rows)}  (targets: < 30 s, < 300 MB); load average after: "
-              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from ..directory import holds, service as directory
 from ..directory.planner import Change, Plan, Planner, grant_identity, grant_state
 from ..directory.schemas import PrincipalRow
 from ..models import AuditEvent, Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
-from .population import in_scope, population_hash
+from .population import PopulationHash, scope_candidates
 from . import review
 from .review import record_many
 
@@ -345,9 +345,11 @@ def _describe(index, grant_id: int) -> str:
 def snapshot_scope(engine: AuthzEngine, campaign: Campaign, now) -> dict[str, Any]:
     """The scope as it stands after remediation: what is left, for the record."""
     snapshot = engine.refresh()
-    candidates = in_scope(snapshot, campaign.settings["scope"])
-    return {"revision": snapshot.revision, "count": len(candidates),
-            "hash": population_hash(snapshot.revision, candidates), "taken_at": now.isoformat()}
+    digest = PopulationHash()
+    for candidate in scope_candidates(snapshot, campaign.settings["scope"]):
+        digest.add(candidate)
+    return {"revision": snapshot.revision, "count": digest.count, "hash": digest.hexdigest(snapshot.revision),
+            "taken_at": now.isoformat()}
 
 
 def start_remediation(session: Session, ctx: WriteContext, campaign: Campaign) -> Job:

@@ -286,8 +286,16 @@ def _escape_for_ooxml(value: str) -> str:
     return _UNWRITABLE.sub(lambda m: f"_x{ord(m.group()):04X}_", value)
 
 
+# Narrow enough that a value wraps within a printed page rather than running off it.
+KEY_VALUE_COLUMNS = [("Field", 34), ("Value", 90)]
+
+
 def key_value_sheet(book: Book, title: str, rows: Iterable[tuple[str, Any]]) -> None:
-    # Narrow enough that a value wraps within a printed page rather than running off it.
-    sheet = book.sheet(title, [("Field", 34), ("Value", 90)])
+    sheet = book.sheet(title, KEY_VALUE_COLUMNS)
     for key, value in rows:
         sheet.append([key, value])
+
+
+def summary_sheet(book: Book) -> Sheet:
+    """A workbook's Summary, made first so that it is the first sheet; its rows may come last."""
+    return book.sheet("Summary", KEY_VALUE_COLUMNS)
