@@ -1,17 +1,21 @@
 """The check server: the portal's checks on a port of their own, served by an event loop.
 
 ``gunicorn --config gunicorn_checks.conf.py checks:app`` answers ``POST /v1/authorize``,
-``/v1/authorize/batch``, the AuthZEN ``/access/v1/evaluation`` and ``/access/v1/evaluations``, and the health, readiness and metrics probes on ACCESSREVIEW_CHECK_BIND,
-and nothing else (404). Its workers are gunicorn's asyncio (ASGI) workers: a connection that is
-idle, or that sends its request a byte at a time, costs a coroutine and a socket, never a worker,
-so idle browsers and slow or hostile clients cannot keep a check waiting, and no page, import,
-launch or sign-off ever runs in these processes.
+``/v1/authorize/batch``, the AuthZEN API (its metadata, ``/access/v1/evaluation``,
+``/access/v1/evaluations`` and the three searches), and the health, readiness and metrics probes on
+ACCESSREVIEW_CHECK_BIND, and nothing else (404). A PEP pointed at this port finds every AuthZEN
+endpoint here: the metadata names this port's own. Its workers are gunicorn's asyncio (ASGI)
+workers: a connection that is idle, or that sends its request a byte at a time, costs a coroutine
+and a socket, never a worker, so idle browsers and slow or hostile clients cannot keep a check
+waiting, and no page, import, launch or sign-off ever runs in these processes.
 
-A request, once read whole, is answered by the same WSGI hot path as on the main port (the same
+A request, once read whole, is answered by the same WSGI app as on the main port (the hot path for
+checks and evaluations, Flask's views for the AuthZEN metadata and searches: the same
 authentication, validation, errors, metrics and decision log), called directly: a check is a few
 µs of CPU, less than handing it to a thread would cost. A batch (up to ACCESSREVIEW_MAX_BATCH
-checks, or AuthZEN evaluations) runs on a small thread pool instead, so a large one does not hold the loop's other
-connections while it is evaluated.
+checks, or AuthZEN evaluations) and a search (an enumeration bounded by
+ACCESSREVIEW_EVALUATION_TIMEOUT) run on a small thread pool instead, so that a large one does not
+hold the loop's other connections while it is answered.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ from typing import Any, Awaitable, Callable
 
 from flask import Flask
 
+from .api.authzen import CONFIGURATION_PATH, EVALUATION_PATH, EVALUATIONS_PATH, SEARCH_PATHS
 from .errors import body_too_large
 
-CHECK_PATHS = frozenset({"/v1/authorize", "/v1/authorize/batch", "/access/v1/evaluation", "/access/v1/evaluations",
-                         "/healthz", "/readyz", "/metrics"})
-BATCH_PATHS = frozenset({"/v1/authorize/batch", "/access/v1/evaluations"})
+BATCH_PATHS = frozenset({"/v1/authorize/batch", EVALUATIONS_PATH, *SEARCH_PATHS.values()})
+CHECK_PATHS = frozenset({"/v1/authorize", EVALUATION_PATH, CONFIGURATION_PATH, "/healthz", "/readyz",
+                         "/metrics"}) | BATCH_PATHS
 _NOT_HERE = (b'{"error":{"code":"not_found","field":null,"message":"this port answers authorization checks '
-             b'only (POST /v1/authorize, /v1/authorize/batch, /access/v1/evaluation, /access/v1/evaluations); '
-             b'everything else is on the main port"}}')
+             b'only (POST /v1/authorize, /v1/authorize/batch, and the AuthZEN API: '
+             b'/.well-known/authzen-configuration, /access/v1/evaluation, /access/v1/evaluations, '
+             b'/access/v1/search/*); everything else is on the main port"}}')
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

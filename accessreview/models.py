@@ -294,9 +294,17 @@ class ReviewItem(Base):
     """One grant (or group membership) of a campaign's frozen population, and what became of it."""
 
     __tablename__ = "review_items"
+    # A campaign's items are walked in id order a chunk at a time (launch, close, remediation, reports),
+    # found from an index in that order rather than by filtering the whole campaign again; a reviewer's
+    # queue, its counts (by campaign, status, recommendation, role) and a page of ids are read from
+    # ix_review_items_queue alone, without visiting the items.
+    __table_args__ = (Index("ix_review_items_campaign_order", "campaign_id", "id"),
+                      Index("ix_review_items_campaign_status", "campaign_id", "status", "id"),
+                      Index("ix_review_items_queue", "reviewer", "campaign_id", "status", "recommendation", "role",
+                            "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     kind: Mapped[str] = mapped_column(String(16))  # grant | membership
     grant_id: Mapped[int | None] = mapped_column(Integer)
     principal_key: Mapped[str] = mapped_column(String(255), index=True)
@@ -313,9 +321,9 @@ class ReviewItem(Base):
     recommendation_confidence: Mapped[str | None] = mapped_column(String(16))
     stage: Mapped[int] = mapped_column(Integer, default=0)
     reviewer_of_record: Mapped[str | None] = mapped_column(String(255))
-    reviewer: Mapped[str | None] = mapped_column(String(255), index=True)
+    reviewer: Mapped[str | None] = mapped_column(String(255))  # ix_review_items_queue leads with it
     assignment_note: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | decided
+    status: Mapped[str] = mapped_column(String(16))  # pending | decided
     decision: Mapped[str | None] = mapped_column(String(16))
     justification: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(255))

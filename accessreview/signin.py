@@ -138,3 +138,26 @@ def end_session(session: Session, ctx: WriteContext, secret_key: str, token: str
         return False
     revoke_token(session, ctx, row.id)
     return True
+
+
+def live_tokens_of(session: Session, principal: str, now: datetime) -> dict[str, list[ServiceToken]]:
+    """``principal``'s tokens that still work (not revoked, not expired, a link not used), by purpose."""
+    found: dict[str, list[ServiceToken]] = {}
+    for row in session.scalars(select(ServiceToken).where(
+            ServiceToken.principal_key == principal, ServiceToken.revoked_at.is_(None),
+            (ServiceToken.expires_at.is_(None)) | (ServiceToken.expires_at > now)).order_by(ServiceToken.created_at)):
+        if row.purpose != SIGN_IN_LINK or row.used_at is None:
+            found.setdefault(row.purpose, []).append(row)
+    return found
+
+
+def sign_out_everywhere(session: Session, ctx: WriteContext, principal: str, purposes: tuple[str, ...]) -> int:
+    """Revoke every live token of ``principal`` of these purposes (web sessions and unused sign-in
+    links; API tokens too when asked), each audited as any revocation. Says how many."""
+    revoked = 0
+    for purpose, rows in live_tokens_of(session, principal, ctx.now).items():
+        if purpose in purposes:
+            for row in rows:
+                revoke_token(session, ctx, row.id)
+                revoked += 1
+    return revoked

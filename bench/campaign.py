@@ -13,7 +13,7 @@ the process's peak resident memory and the longest step (a step is one transacti
   - the close job (every undecided item revoked by the no-response rule);
   - the sign-off job through remediation: the sign-off report, 200,000 revocations applied and
     verified through the engine, the scope after, and the post-remediation report, phase by phase.
-Then each of the issue's targets beside its figure.
+Then each of the issue's targets beside its figure. ``--pages-only`` stops after the pages.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (emptied first); default: new SQLite")
     parser.add_argument("--grants", type=int, default=200_000)
+    parser.add_argument("--pages-only", action="store_true",
+                        help="stop after the pages (no close, no sign-off): to measure the pages alone")
     parser.add_argument("--profile", default="", help="job phases to profile, comma-separated (apply,verify); "
                                                       "the 30 costliest functions are printed at the end")
     args = parser.parse_args()
@@ -162,6 +164,10 @@ def main() -> None:
             (lead_pages, "the campaign page (its measures count all items)", f"/ui/campaigns/{campaign_id}"),
             (reviewer_pages, f"the queue page of the busiest reviewer ({reviewer_items:,} items, 100 a page)",
              f"/ui/reviews?campaign={campaign_id}"),
+            (reviewer_pages, "the same reviewer's \"My reviews\" (every campaign)", "/ui/reviews"),
+            (reviewer_pages, "the same queue, page 500 of those recommended revoke",
+             f"/ui/reviews?campaign={campaign_id}&recommendation=revoke&page=500"),
+            (reviewer_pages, "the same queue searched by person", f"/ui/reviews?campaign={campaign_id}&person=user:u1234"),
             (lead_pages, "an item page", f"/ui/review-items/{ids[-1]}")):
         times = []
         for _ in range(5):
@@ -169,6 +175,8 @@ def main() -> None:
             assert pages.get(url_).status_code == 200
             times.append(time.perf_counter() - t0)
         print(f"web: {what}: median {statistics.median(times) * 1000:.0f} ms of 5")
+    if args.pages_only:
+        return
 
     with app.app_context():
         closing = client.post(f"/v1/campaigns/{campaign_id}/close", headers=headers)

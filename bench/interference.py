@@ -10,11 +10,12 @@ as scripts/serve does: the check server, the main server, and `accessreview work
 to a server that accepts connections and never answers. Then wrk drives single checks at 8
 connections against the check server, once quietly, and once while, in the same run:
   - 50 idle connections and 20 slow clients (a header line every 2 s) on each server;
-  - a 200,000-grant import through `accessreview directory import` (one all-or-nothing transaction);
+  - a 200,000-grant import through `accessreview directory import` (a job: staged, validated, then
+    applied 1,000 rows a transaction, run to its end by the command);
   - the reminders recorded in the outbox, which the worker tries to send to the silent server;
   - the sign-off of the 60,000-item campaign, whose job the worker runs to the end (60,000
     revocations applied and verified, two signed reports).
-Prints throughput, p50/p99 and non-2xx answers of both runs, how long after the import's commit every
+Prints throughput, p50/p99 and non-2xx answers of both runs, how long after the import's last commit every
 check worker answered from it, and whether every interfering operation completed (the mail once a
 real server answers), beside the issue's targets.
 """

@@ -25,6 +25,7 @@ from accessreview.directory.schemas import GrantBody, PrincipalBody, ResourceBod
 from accessreview.migrate import upgrade
 from accessreview.models import Grant, Principal
 from accessreview.tokens import create_token
+from contract import ContractClient
 from support import audit_count, declarations, revision, write
 
 TEST_DATABASE_URL = os.environ.get("ACCESSREVIEW_TEST_DATABASE_URL")
@@ -112,6 +113,7 @@ def app_config(database_url, clock, tmp_path) -> dict:
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
+    app.test_client_class = ContractClient  # every answer a test receives is checked against /openapi.json
     with app.app_context():
         with write(app) as (session, ctx):
             service.put_resource(session, ctx, declarations(app), SERVICE_RESOURCE,

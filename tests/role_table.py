@@ -135,6 +135,8 @@ ROWS = (
         "GET /ui/tokens", "POST /ui/tokens", "GET /ui/tokens/{token_id}/revoke", "POST /ui/tokens/{token_id}/revoke"),
         frozenset({ADMIN})),
     Row("Signing in with a pasted token", ("POST /ui/sign-in/token",), PEOPLE, without_token=UNAUTHENTICATED),
+    Row("Signing out everywhere: one's own web sessions and sign-in links (one's API tokens when asked)", (
+        "GET /ui/sign-out-everywhere", "POST /ui/sign-out-everywhere"), PEOPLE),
     Row("Signing in by e-mail and out; the stylesheet", (
         "GET /ui/sign-in", "POST /ui/sign-in/email", "GET /ui/sign-in/link", "POST /ui/sign-in/link",
         "POST /ui/sign-out", "GET /ui/style.css"), EVERYONE, public=True),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from accessreview.checkserver import CheckServer
 from test_authorize import check, world  # noqa: F401 (world: a fixture)
@@ -106,8 +108,6 @@ def test_the_check_port_answers_evaluations(app, client, portal, world):
             "evaluations": [{"resource": entity("document:d2")}, {"resource": entity("document:g1")}]}
     status, _, body = asgi_call(server, "POST", EVALUATIONS, headers, json.dumps(many).encode())
     assert status == 200 and [e["decision"] for e in json.loads(body)["evaluations"]] == [True, False]
-    status, _, _ = asgi_call(server, "POST", "/access/v1/search/subject", headers, b"{}")
-    assert status == 404, "searches are on the main port"
 
 
 def test_evaluations_take_defaults_that_each_item_overrides(client, portal, auditor, world):
@@ -276,6 +276,50 @@ def test_a_deep_property_is_refused_not_a_crash(client, portal, world):
     assert response.status_code in (400, 413)
 
 
+# The portal's plain evaluations (a subject, an action and a resource, nothing else) are read without
+# the models; any other field sends a request to them. An unknown field, which the specification says
+# to ignore, so sends the same request the other way: both ways must answer alike.
+
+VALID_ENTITIES = st.sampled_from(["user:alice", "user:bob", "user:carl", "user:ghost", "group:finance", "document:d1",
+                                  "document:d2", "document:g1", "document:e1"]).map(entity)
+ODD_ENTITIES = st.sampled_from([{"type": "document", "id": "x" * 250}, {"type": "user", "id": 7}, {"type": "user"},
+                                {"type": "", "id": "a"}, {"type": "user", "id": "bob", "properties": {"a": 1}},
+                                {"type": "user", "id": "b\x00b"}, None, "user:bob"])
+ENTITIES = st.one_of(VALID_ENTITIES, VALID_ENTITIES, VALID_ENTITIES, ODD_ENTITIES)
+VALID_ACTIONS = st.sampled_from([{"name": n} for n in ("read", "edit", "delete", "share", "fly")])
+ACTIONS = st.one_of(VALID_ACTIONS, VALID_ACTIONS, VALID_ACTIONS, st.sampled_from(
+    [{"name": ""}, {"name": "e" * 65}, {}, {"name": "read", "properties": {}}, None]))
+ITEMS = st.fixed_dictionaries({}, optional={"subject": ENTITIES, "action": ACTIONS, "resource": ENTITIES})
+
+
+def _without_ids(payload):
+    for answer in [payload, *(payload.get("evaluations") or [] if isinstance(payload, dict) else [])]:
+        if isinstance(answer, dict) and isinstance(answer.get("context"), dict):
+            answer["context"].pop("decision_id", None)
+    return payload
+
+
+LONG = {"type": "document", "id": "x" * 250}
+
+
+@example(body=ask("user:bob", "edit", "document:d2"), path=EVALUATION)
+@example(body={**ask("user:bob", "edit", "document:d2"), "resource": LONG}, path=EVALUATION)
+@example(body={"subject": entity("user:bob"), "action": {"name": "edit"},
+               "evaluations": [{"resource": entity("document:d2")}, {"resource": LONG}]}, path=EVALUATIONS)
+@example(body={"action": {"name": "edit"}, "evaluations": [{"resource": entity("document:d2")}]}, path=EVALUATIONS)
+@example(body={"evaluations": [ask("user:bob", "edit", "document:d2"), ask("user:alice", "read", "document:g1")]},
+         path=EVALUATIONS)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=st.fixed_dictionaries({}, optional={"subject": ENTITIES, "action": ACTIONS, "resource": ENTITIES,
+                                                "evaluations": st.lists(ITEMS, max_size=4)}),
+       path=st.sampled_from([EVALUATION, EVALUATIONS]))
+def test_plain_and_general_readings_answer_alike(client, portal, world, body, path):
+    plain = send(client, path, body, portal)
+    general = send(client, path, {**body, "a_later_field": True}, portal)
+    assert (plain[0], _without_ids(plain[1])) == (general[0], _without_ids(general[1]))
+
+
 # -- searches -------------------------------------------------------------------------------------
 
 
@@ -372,3 +416,27 @@ def test_a_type_and_id_too_long_together_are_refused_by_name(client, portal, wor
     answers = post(client, EVALUATIONS, body, portal).get_json()["evaluations"]
     assert [a["decision"] for a in answers] == [False, True]
     assert answers[0]["context"]["error"]["field"] == "evaluations.0.resource.id"
+
+
+def test_the_check_port_answers_the_metadata_and_searches_as_the_main_port(app, client, portal, world):
+    """A PEP pointed at the check port finds every endpoint there: the metadata names the port's own."""
+    server = CheckServer(app)
+    status, _, body = asgi_call(server, "GET", "/.well-known/authzen-configuration", {"Host": "checks.example:8001"})
+    assert status == 200
+    metadata = json.loads(body)
+    assert metadata["access_evaluation_endpoint"] == "http://checks.example:8001/access/v1/evaluation"
+    assert metadata["search_resource_endpoint"] == "http://checks.example:8001/access/v1/search/resource"
+    headers = {**portal, "Content-Type": "application/json", "X-Request-ID": "req-9"}
+    bodies = {"resource": {"subject": entity("user:alice"), "action": {"name": "read"}, "resource": {"type": "document"},
+                           "page": {"limit": 2}},
+              "subject": {"subject": {"type": "user"}, "action": {"name": "edit"}, "resource": entity("document:d2")},
+              "action": {"subject": entity("user:bob"), "resource": entity("document:d2")}}
+    for kind, ask_for in bodies.items():
+        path = f"/access/v1/search/{kind}"
+        status, answer_headers, body = asgi_call(server, "POST", path, headers, json.dumps(ask_for).encode(), chunks=2)
+        main = search(client, portal, kind, ask_for)
+        assert status == main.status_code == 200 and answer_headers["x-request-id"] == "req-9"
+        assert json.loads(body) == main.get_json() and main.get_json()["results"], kind
+    status, _, _ = asgi_call(server, "POST", "/access/v1/search/action", {"Content-Type": "application/json"},
+                             json.dumps(bodies["action"]).encode())
+    assert status == 401, "a search without a token is refused as on the main port"

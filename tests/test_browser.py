@@ -134,12 +134,15 @@ def test_a_reviewer_signs_in_by_email_and_decides_in_a_browser(client, lead, cam
 WIDTHS = (1366, 390)
 
 
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+
+
 @pytest.fixture
-def screenshots(tmp_path_factory):
-    """Where the walks leave their screenshots: ACCESSREVIEW_SCREENSHOTS_DIR (which CI keeps), else a
-    folder under pytest's own temporary directory."""
-    folder = os.environ.get("ACCESSREVIEW_SCREENSHOTS_DIR")
-    path = Path(folder) if folder else tmp_path_factory.getbasetemp() / "screenshots"
+def screenshots():
+    """Where the walks leave their screenshots, to be looked at after the run: artifacts/screenshots/
+    in the working tree (git-ignored; the run's folder, which CI leaves in its clone), or
+    ACCESSREVIEW_SCREENSHOTS_DIR."""
+    path = Path(os.environ.get("ACCESSREVIEW_SCREENSHOTS_DIR") or SCREENSHOTS)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -153,11 +156,15 @@ def paste_token(browser, served, headers) -> None:
     press(browser, browser.find_element(By.XPATH, "//form[contains(@action, '/sign-in/token')]//button"))
 
 
-def look(browser, folder: Path, name: str) -> None:
-    """The page at each width, saved; on a phone it must not scroll sideways."""
+def look(browser, folder: Path, name: str, scroll: bool = True, at=None) -> None:
+    """The page at each width (from its top, or with ``at`` in the middle), saved; on a phone it must
+    not scroll sideways."""
     for width in WIDTHS:
         browser.set_window_size(width, 900)
-        browser.execute_script("window.scrollTo(0, 0)")
+        if at is not None:
+            centred(browser, at)
+        elif scroll:
+            browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(folder / f"{name}-{width}.png"))
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -165,9 +172,10 @@ def look(browser, folder: Path, name: str) -> None:
     browser.set_window_size(1366, 900)
 
 
-def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(client, lead, campaign, token_for, served, browser,  # noqa: F811
-                                                         screenshots):
+def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(app, client, lead, campaign, token_for, served,  # noqa: F811
+                                                         browser, screenshots):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     paste_token(browser, served, token_for("user:owen"))
     browser.get(f"{served}/ui/reviews")
@@ -186,16 +194,26 @@ def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(client, lead, campaign
     assert field.get_attribute("aria-invalid") == "true"
     beside = field.find_element(By.XPATH, "following-sibling::*[1]")
     assert "a justification is required to revoke" in beside.text, "the problem is shown beside its field"
-    look(browser, screenshots, "reviewer-error")
+    look(browser, screenshots, "reviewer-error", at=field)
 
     browser.get(f"{served}/ui/reviews")
     press(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "Tick all"))
     ticked = browser.find_elements(By.CSS_SELECTOR, "input[name=items]:checked")
     assert len(ticked) == len(owens)
+
+    app.config["PAGE_SIZE"] = 2  # three pages: the items on the others are accepted too, from the first
+    browser.get(f"{served}/ui/reviews")
+    assert "Page 1 of 3" in browser.find_element(By.CSS_SELECTOR, "nav.pager").text
+    centred(browser, browser.find_element(By.ID, "matching")).click()
+    bar = browser.execute_script(
+        "return getComputedStyle(document.querySelector('.ticked-count'), '::after').content")
+    assert bar == f'"all {len(owens)} that match"', "the bar under the page says what the buttons act on"
     press(browser, browser.find_element(By.XPATH, "//button[starts-with(text(), 'Accept the recommendation')]"))
     look(browser, screenshots, "reviewer-accept-confirm")
     acceptable = [i for i in owens.values() if i["recommendation"] in ("keep", "revoke")]
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith(f"Accept the recommendation for {len(acceptable)} item")
+    outcomes = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "td[data-label=Outcome]")]
+    assert sorted(outcomes) == sorted(i["recommendation"] for i in acceptable), "each item's outcome, before"
     press(browser, browser.find_element(By.XPATH, "//main//button[starts-with(text(), 'Accept ')]"))
     assert f"Saved {len(acceptable)} decision" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     for item in acceptable:
@@ -203,6 +221,23 @@ def test_a_reviewer_walks_the_queue_on_a_desk_and_a_phone(client, lead, campaign
         assert (state["decision"], state["justification"]) == (item["recommendation"], item["recommendation_reason"])
     browser.get(f"{served}/ui/review-items/{ann['id']}")
     look(browser, screenshots, "reviewer-item")
+
+    browser.get(f"{served}/ui/reviews")
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    skip = browser.switch_to.active_element
+    assert (skip.text, skip.get_attribute("href")) == ("Skip to the content", f"{served}/ui/reviews#main"), \
+        "the first Tab reaches the skip link"
+    look(browser, screenshots, "reviewer-skip-link", scroll=False)
+    skip.send_keys(Keys.ENTER)
+    assert browser.switch_to.active_element.get_attribute("id") == "main", "and it moves focus to the content"
+
+    browser.find_element(By.CSS_SELECTOR, "a[aria-label='Sign out everywhere…']").click()
+    assert "You are signed out of this browser too" in browser.find_element(By.TAG_NAME, "main").text
+    look(browser, screenshots, "reviewer-sign-out-everywhere")
+    press(browser, browser.find_element(By.XPATH, "//main//button[text()='Sign out everywhere']"))
+    assert "You are signed out everywhere" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    browser.get(f"{served}/ui/reviews")
+    assert "/ui/sign-in" in browser.current_url
 
 
 def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, campaign, served, browser, auditor,  # noqa: F811
@@ -219,6 +254,14 @@ def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, 
                        ("lead-audit", "/ui/audit"), ("lead-decisions", "/ui/decisions")):
         browser.get(served + path)
         look(browser, screenshots, name)
+    browser.set_window_size(390, 900)  # on a phone the navigation folds under "Menu"
+    nav = browser.find_element(By.ID, "pages-nav")
+    assert not nav.is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "label.menu-button").click()
+    assert nav.find_element(By.LINK_TEXT, "Holds").is_displayed()
+    browser.save_screenshot(str(screenshots / "lead-menu-open-390.png"))
+    browser.set_window_size(1366, 900)
+    assert nav.is_displayed()
     browser.get(f"{served}/ui/campaigns/{campaign['id']}")
     press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label^='Remind user:owen now']"))
     assert "Reminder to user:owen put in the outbox" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
@@ -226,8 +269,14 @@ def test_a_security_lead_an_auditor_and_an_admin_walk_their_pages(client, lead, 
     press(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label$=' now']"))
     assert "already reviews some of the same grants" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
     look(browser, screenshots, "lead-launch-confirm")
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)  # signed off: its reports listed
+    assert client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "done"},
+                       headers=lead).status_code in (200, 202)
     paste_token(browser, served, auditor)
+    browser.get(served + "/ui/reports")
+    assert browser.find_elements(By.CSS_SELECTOR, "main table tbody tr"), "a report is listed"
     for name, path in (("auditor-reports", "/ui/reports"), ("auditor-audit", "/ui/audit"),
+                       ("auditor-campaign", f"/ui/campaigns/{campaign['id']}"),
                        ("auditor-decisions", "/ui/decisions")):
         browser.get(served + path)
         look(browser, screenshots, name)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -17,7 +14,7 @@ import urllib.request
 import pytest
 
 from accessreview.checkserver import CheckServer
-from support import PROJECT_ROOT
+from support import start_check_server, stop_server
 
 
 def asgi_call(server: CheckServer, method: str, path: str, headers: dict[str, str], body: bytes = b"",
@@ -71,31 +68,11 @@ def test_the_check_port_refuses_what_is_not_a_check(app, portal):
     assert status == 413
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def check_server(app, database_url, app_config, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": database_url, "ACCESSREVIEW_SECRET_KEY": app_config["SECRET_KEY"],
-           "ACCESSREVIEW_INSTANCE_DIR": str(tmp_path), "ACCESSREVIEW_LOG_LEVEL": "WARNING",
-           "ACCESSREVIEW_CHECK_BIND": f"127.0.0.1:{port}", "ACCESSREVIEW_REFRESH_INTERVAL": "0.2"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn_checks.conf.py", "checks:app"],
-                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "the check server did not start"
-            time.sleep(0.1)
+    port, process = start_check_server(database_url, app_config["SECRET_KEY"], tmp_path)
     yield port
-    process.terminate()
-    process.wait(timeout=10)
+    stop_server(process, 10)
 
 
 def _check(port: int, portal: dict[str, str], timeout: float) -> tuple[int, bool | None]:
@@ -143,3 +120,33 @@ def test_idle_and_slow_connections_do_not_keep_a_check_waiting(check_server, por
         stop.set()
         for sock in pests:
             sock.close()
+
+
+def _post(port: int, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=json.dumps(body).encode(),
+                                     headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_check_server_answers_the_authzen_api(check_server, portal, make_principal):
+    """Evaluations, the searches and the metadata, from the check server's own workers."""
+    make_principal("user:ann", name="Ann")
+    ask = {"subject": {"type": "user", "id": "ann"}, "action": {"name": "read"},
+           "resource": {"type": "system", "id": "accessreview"}}
+    deadline = time.monotonic() + 1.5  # the token, made after the server started, reaches its workers
+    while any(_post(check_server, "/access/v1/evaluation", ask, portal)[0] == 401 for _ in range(4)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _post(check_server, "/access/v1/evaluation", ask, portal)[1]["decision"] is False
+    status, answer = _post(check_server, "/access/v1/evaluations", {"evaluations": [ask, ask]}, portal)
+    assert status == 200 and [e["decision"] for e in answer["evaluations"]] == [False, False]
+    status, answer = _post(check_server, "/access/v1/search/action",
+                           {"subject": ask["subject"], "resource": ask["resource"]}, portal)
+    assert status == 200 and answer["page"]["next_token"] == "" and answer["results"] == []
+    with urllib.request.urlopen(f"http://127.0.0.1:{check_server}/.well-known/authzen-configuration") as response:
+        metadata = json.loads(response.read())
+    assert metadata["search_action_endpoint"] == f"http://127.0.0.1:{check_server}/access/v1/search/action"

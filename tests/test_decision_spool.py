@@ -7,9 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from accessreview import create_app
 from accessreview.authz import decisions
 from accessreview.models import Decision
-from support import PROJECT_ROOT, every_page
+from support import every_page, start_check_server, stop_server
 from test_hotpath import send
 from test_authorize import world  # noqa: F401 (world: a fixture)
 
@@ -227,12 +224,6 @@ def test_the_longest_values_are_decided_and_kept(client, portal, auditor, world)
 # -- kill -9 of a real check worker under load --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _workers(master: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -248,28 +239,12 @@ def _workers(master: int) -> list[int]:
 
 @pytest.fixture
 def check_server(app, database_url, app_config, tmp_path, portal):
-    port = _free_port()
-    env = {**os.environ, "ACCESSREVIEW_DATABASE_URL": database_url, "ACCESSREVIEW_SECRET_KEY": app_config["SECRET_KEY"],
-           "ACCESSREVIEW_INSTANCE_DIR": str(tmp_path), "ACCESSREVIEW_LOG_LEVEL": "WARNING",
-           "ACCESSREVIEW_CHECK_BIND": f"127.0.0.1:{port}", "ACCESSREVIEW_REFRESH_INTERVAL": "0.2",
-           # Nothing is written before the kill but what the spool brings back.
-           "ACCESSREVIEW_DECISION_FLUSH_INTERVAL": "3600", "ACCESSREVIEW_DECISION_BUFFER": "10000000"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn_checks.conf.py", "checks:app"],
-                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            if len(_workers(process.pid)) == 2:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline and process.poll() is None, "the check server did not start"
-        time.sleep(0.1)
+    # Nothing is written before the kill but what the spool brings back.
+    port, process = start_check_server(database_url, app_config["SECRET_KEY"], tmp_path,
+                                       ready=lambda server: len(_workers(server.pid)) == 2,
+                                       DECISION_FLUSH_INTERVAL="3600", DECISION_BUFFER="10000000")
     yield port, process
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=30)
+    stop_server(process)
 
 
 def _load(port: int, portal: dict[str, str], path: str, body: bytes, received: list[str], stop: threading.Event):

@@ -5,15 +5,15 @@ really came before each of them."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, select, text as sql
+from sqlalchemy import select
 
 from accessreview.audit import WriteContext
 from accessreview.campaigns import deciding, review
 from accessreview.models import Campaign, ReviewItem
+from support import wait_until_someone_waits_on_a_lock
 from test_campaigns import definition, directory, items, launch  # noqa: F401 (directory: a fixture)
 from test_web import form_token, hidden, sign_in, text
 
@@ -258,16 +258,7 @@ def test_the_close_waits_for_a_decision_under_way_and_leaves_it_alone(app, clien
                                                           closing, limit=None, why="closed by the test")
         closer = threading.Thread(target=close)
         closer.start()
-        watcher = create_engine(app.config["DATABASE_URL"])
-        with watcher.connect() as connection:
-            for _ in range(200):
-                if connection.execute(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                          "AND datname = current_database()")).scalar():
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("the close never waited on the decision")
-        watcher.dispose()
+        wait_until_someone_waits_on_a_lock(app.config["DATABASE_URL"], "the close")
         deciding_session.commit()
         closer.join(timeout=10)
         closing_session.commit()

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, func, select, text as sql
+from sqlalchemy import func, select
 
 from accessreview.audit import WriteContext
 from accessreview.models import Principal, ServiceToken
 from accessreview.signin import LinkStatus, Redemption, issue_link, redeem_link
-from support import write
+from support import wait_until_someone_waits_on_a_lock, write
 from test_web import PUBLIC_URL, hidden, links_in, mail, text  # noqa: F401 (mail: a fixture)
 
 SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
@@ -148,16 +147,7 @@ def test_a_redemption_waiting_on_another_finds_the_link_used(app, database_url, 
         waiter = threading.Thread(target=lambda: outcome.setdefault(
             "second", redeem_link(second, WriteContext("web:sign-in", now), SECRET_KEY, token)))
         waiter.start()
-        watcher = create_engine(database_url)
-        with watcher.connect() as connection:
-            for _ in range(200):  # until the second redemption waits on a lock (at most 10 s)
-                if connection.execute(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                          "AND datname = current_database()")).scalar():
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("the second redemption never waited on the first")
-        watcher.dispose()
+        wait_until_someone_waits_on_a_lock(database_url, "the second redemption")
         first.commit()
         waiter.join(timeout=10)
         assert outcome["second"] == LinkStatus(refused="used", used_at=outcome["second"].used_at)

@@ -806,3 +806,108 @@ def test_an_admin_makes_lists_and_revokes_tokens(client, admin, lead, make_princ
     assert out.status_code == 302 and out.headers["Location"] == "/ui/sign-in?revoked=own"
     assert "you are signed out" in text(client.get(out.headers["Location"]))
     assert "/ui/sign-in" in client.get("/ui/tokens").headers["Location"]
+
+
+def hidden_fields(page) -> list[tuple[str, str]]:
+    """A confirmation form's hidden fields, as a browser sends them back."""
+    return re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', text(page))
+
+
+def test_a_reviewer_decides_every_item_matching_the_filter_after_seeing_them(app, client, lead, campaign, token_for,
+                                                                           unchanged, monkeypatch):
+    sign_in(client, token_for("user:owen"))
+    app.config["PAGE_SIZE"] = 1
+    owens = owen_items(client, lead, campaign)
+    users = sorted(i["id"] for key, i in owens.items() if key[0].startswith("user:"))  # what the filter matches
+    queue = "/ui/reviews?person=user"
+    page = client.get(queue)
+    assert f"Select all {len(users)} items that match the filter, on every page" in text(page)
+    assert text(page).count('name="items"') == 1, "one box on this page; the others are on other pages"
+    sent = {"matching": "all", "next": queue, "form_token": form_token(page)}
+    with unchanged():
+        confirm = client.post("/ui/reviews", data={**sent, "bulk": "accept"})
+        body = text(confirm)
+        assert confirm.status_code == 200 and "Nothing is saved until you confirm" in body
+        acceptable = [i for i in owens.values() if i["id"] in users and i["recommendation"] in ("keep", "revoke")]
+        keeps = sum(1 for i in acceptable if i["recommendation"] == "keep")
+        assert f"Accept the recommendation for {len(acceptable)} item" in body
+        assert f"{keeps} kept,\n  {len(acceptable) - keeps} revoked" in body
+        assert f"{len(users) - len(acceptable)} left out" in body
+        assert sorted(int(v) for k, v in hidden_fields(confirm) if k == "items") == sorted(i["id"] for i in acceptable)
+        undecided = client.post("/ui/reviews", data={**sent, "bulk": "decide", "justification": "kept text"})
+        assert undecided.status_code == 400 and "Choose keep or revoke for the items that match." in text(undecided)
+        assert ">kept text</textarea>" in text(undecided)
+        nothing = client.post("/ui/reviews", data={**sent, "bulk": "accept", "next": "/ui/reviews?person=nobody"})
+        assert nothing.status_code == 409 and "No item still to decide matches this filter." in text(nothing)
+        monkeypatch.setattr("accessreview.web.reviews.MAX_TICKED", 2)
+        capped = client.post("/ui/reviews", data={**sent, "bulk": "decide", "decision": "keep",
+                                                  "justification": "still needed"})
+        assert capped.status_code == 200 and f"{len(users)} items still to decide match your filter" in text(capped)
+        assert [int(v) for k, v in hidden_fields(capped) if k == "items"] == users[:2], "the oldest first"
+        monkeypatch.undo()
+    accepted = client.post("/ui/reviews/accept", data=dict_of(hidden_fields(confirm)))
+    assert accepted.status_code == 302 and accepted.headers["Location"] == f"{queue}&saved={len(acceptable)}"
+    for item in acceptable:
+        state = client.get(f"/v1/review-items/{item['id']}", headers=lead).get_json()
+        assert (state["decision"], state["justification"]) == (item["recommendation"], item["recommendation_reason"])
+
+    rest = [i for i in users if i not in {a["id"] for a in acceptable}]
+    confirm = client.post("/ui/reviews", data={**sent, "bulk": "decide", "decision": "keep",
+                                               "justification": "still needed"})
+    assert f"Keep {len(rest)} item" in text(confirm) and "still needed" in text(confirm)
+    decided = client.post("/ui/reviews", data=dict_of(hidden_fields(confirm)))
+    assert decided.status_code == 302 and decided.headers["Location"] == f"{queue}&saved={len(rest)}"
+    for item in rest:
+        state = client.get(f"/v1/review-items/{item}", headers=lead).get_json()
+        assert (state["decision"], state["justification"], state["decided_by"]) == ("keep", "still needed", "user:owen")
+
+
+def dict_of(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
+    sent: dict[str, list[str]] = {}
+    for name, value in fields:
+        sent.setdefault(name, []).append(value)
+    return sent
+
+
+def signed_in_by_link(app, mail, address: str):
+    """A browser of its own, signed in with a link e-mailed to ``address``; and that session's token."""
+    browser = app.test_client()
+    browser.post("/ui/sign-in/email", data={"email": address})
+    confirm = browser.get(links_in(mail[-1][1])[0].removeprefix(PUBLIC_URL))
+    signed_in = browser.post("/ui/sign-in/link", data={"token": hidden(confirm, "token"), "next": "/ui/"})
+    return browser, re.search(r"accessreview_session=([^;]+)", signed_in.headers["Set-Cookie"]).group(1)
+
+
+def test_signing_out_everywhere_says_what_it_revokes_then_ends_every_session_of_ones_own(
+        app, client, mail, clock, lead, make_principal, token_for, unchanged):
+    make_principal("user:owen", name="Owen", email="owen@example.com")
+    laptop, laptop_session = signed_in_by_link(app, mail, "owen@example.com")
+    clock.advance(minutes=2)
+    phone, phone_session = signed_in_by_link(app, mail, "owen@example.com")
+    clock.advance(minutes=2)
+    client.post("/ui/sign-in/email", data={"email": "owen@example.com"})  # a link left unused
+    api = token_for("user:owen")
+    unused_link = links_in(mail[-1][1])[0].removeprefix(PUBLIC_URL)
+    with unchanged():
+        confirm = phone.get("/ui/sign-out-everywhere")
+        body = text(confirm)
+        assert confirm.status_code == 200 and "<strong>2</strong> web sessions" in body
+        assert "<strong>1</strong> sign-in link" in body and "this one included" in body
+        assert "Also revoke my 1 API token" in body and "stop working" in body
+    done = phone.post("/ui/sign-out-everywhere", data={"form_token": form_token(confirm)})
+    assert done.status_code == 200 and "You are signed out everywhere: 3 of your sessions" in text(done)
+    assert "accessreview_session=;" in done.headers["Set-Cookie"]
+    for browser in (laptop, phone):
+        assert browser.get("/ui/reviews").status_code == 302, "every browser is asked to sign in again"
+    for token in (laptop_session, phone_session):
+        assert client.get("/v1/review-items?reviewer=me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.get("/v1/review-items?reviewer=me", headers=api).status_code == 200, "API tokens only when asked"
+    assert client.get("/v1/review-items?reviewer=me", headers=lead).status_code == 200, "nobody else's"
+    assert "This sign-in link no longer works" in text(client.get(unused_link)), "the unused link is revoked"
+
+    sign_in(client, api)  # signed in with the API token itself: told so, and it goes when ticked
+    confirm = client.get("/ui/sign-out-everywhere")
+    assert "it is signed in with one of your API tokens" in text(confirm)
+    done = client.post("/ui/sign-out-everywhere", data={"api_tokens": "revoke", "form_token": form_token(confirm)})
+    assert done.status_code == 200 and "1 of your sessions, links and tokens were revoked" in text(done)
+    assert client.get("/v1/review-items?reviewer=me", headers=api).status_code == 401

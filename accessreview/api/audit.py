@@ -9,7 +9,7 @@ from ..db import get_session
 from ..guard import authorize, page_limit, query
 from ..log_pages import AuditQuery
 from . import shapes
-from .common import documented, json_response
+from .common import answer, documented
 
 bp = Blueprint("audit", __name__, url_prefix="/v1")
 
@@ -23,4 +23,4 @@ def list_audit_events():
     q = query(AuditQuery)
     page = events_page(get_session(), target=q.target, actor=q.actor, action=q.action, since=q.since, until=q.until,
                        cursor=q.cursor, limit=page_limit(q.limit))
-    return json_response(page.to_dict())
+    return answer(page.to_dict())

@@ -22,11 +22,12 @@ from ..log_pages import DecisionQuery, decision_log_page
 from ..pagination import decode_cursor, encode_cursor
 from . import shapes
 from .keys import principal_key, resource_key
-from .common import documented, fail_closed, json_response
+from .common import answer, documented, fail_closed
 
 bp = Blueprint("authorize", __name__, url_prefix="/v1")
 
-ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
+# 500: what broke while deciding, answered as an error the caller treats as a deny (fail_closed)
+ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 500: shapes.ErrorOut}
 
 
 class ResourcesQuery(BaseModel):
@@ -51,7 +52,7 @@ bp.register_error_handler(Exception, fail_closed)
             tag="authorization", responses={200: shapes.AuthorizeOut, 503: shapes.ErrorOut, **ERRORS})
 def authorize_one():
     caller = authorize("check")
-    return json_response(check_one(current_app._get_current_object(), caller, request.get_data(cache=True)))
+    return answer(check_one(current_app._get_current_object(), caller, request.get_data(cache=True)))
 
 
 @bp.post("/authorize/batch")
@@ -59,7 +60,7 @@ def authorize_one():
             responses={200: shapes.BatchOut, 503: shapes.ErrorOut, **ERRORS})
 def authorize_batch():
     caller = authorize("check")
-    return json_response(check_batch(current_app._get_current_object(), caller, request.get_data(cache=True)))
+    return answer(check_batch(current_app._get_current_object(), caller, request.get_data(cache=True)))
 
 
 @bp.get("/principals/<principal>/resources")
@@ -73,7 +74,7 @@ def resources_of(principal: str):
         raise BadRequest(f"{q.type!r} is not a resource type of the policy", field="type", code="unknown_type")
     keys = snapshot.evaluator.resources_for(principal_key(principal), q.action, q.type, clock_now(),
                                             Deadline(current_app.config["EVALUATION_TIMEOUT"]))
-    return json_response({**_page(keys, q.cursor, page_limit(q.limit)), "revision": snapshot.revision})
+    return answer({**_page(keys, q.cursor, page_limit(q.limit)), "revision": snapshot.revision})
 
 
 @bp.get("/resources/<type_>/<id_>/access")
@@ -87,7 +88,7 @@ def access(type_: str, id_: str):
                                       Deadline(current_app.config["EVALUATION_TIMEOUT"]))
     page = _page([item["principal"] for item in items], q.cursor, page_limit(q.limit))
     by_key = {item["principal"]: item for item in items}
-    return json_response({"items": [by_key[k] for k in page["items"]], "next_cursor": page["next_cursor"],
+    return answer({"items": [by_key[k] for k in page["items"]], "next_cursor": page["next_cursor"],
                           "revision": snapshot.revision})
 
 
@@ -99,7 +100,7 @@ def explain():
     check = body(Check)
     snapshot = snapshot_for(get_engine(), check.at_least_revision)
     explained = snapshot.evaluator.explain(check.actor, check.action, check.resource, clock_now())
-    return json_response({**explained, "policy_version": snapshot.policy.version, "revision": snapshot.revision})
+    return answer({**explained, "policy_version": snapshot.policy.version, "revision": snapshot.revision})
 
 
 def _page(keys: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
@@ -117,6 +118,6 @@ def _page(keys: list[str], cursor: str | None, limit: int) -> dict[str, Any]:
             tag="authorization", responses={200: shapes.DecisionPage, **ERRORS})
 def decisions():
     authorize("read_decisions")
-    return json_response(decision_log_page(query(DecisionQuery)))
+    return answer(decision_log_page(query(DecisionQuery)))
 
 

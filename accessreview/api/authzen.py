@@ -1,8 +1,9 @@
 """The AuthZEN Authorization API 1.0 over HTTP: the PDP metadata, evaluation, evaluations and the
 searches (accessreview.authz.authzen does the work).
 
-Evaluation and evaluations are normally answered by the hot path (accessreview.api.hotpath), also on
-the check server's port; these views answer the rest the same way, and the searches.
+Evaluation and evaluations are normally answered by the hot path (accessreview.api.hotpath); these
+views answer the rest the same way, and the metadata and the searches. The check server's port
+(accessreview.checkserver) answers all of them too, through the same app.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from flask import Blueprint, Response, current_app, request
 from ..authz import authzen
 from ..guard import authorize, public
 from . import shapes
-from .common import documented, fail_closed, json_response
+from .common import answer, documented, fail_closed
 
 bp = Blueprint("authzen", __name__)
 
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 413: shapes.ErrorOut,
+<<<<<<< HEAD
           503: shapes.ErrorOut}
+CONFIGURATION_PATH = "/.well-known/authzen-configuration"
+=======
+          500: shapes.ErrorOut, 503: shapes.ErrorOut}  # 500: fail_closed's deny
+>>>>>>> contract
 EVALUATION_PATH = "/access/v1/evaluation"
 EVALUATIONS_PATH = "/access/v1/evaluations"
 SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/search/resource",
@@ -27,13 +33,13 @@ SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/
 bp.register_error_handler(Exception, fail_closed)
 
 
-@bp.get("/.well-known/authzen-configuration")
+@bp.get(CONFIGURATION_PATH)
 @public
 @documented("The AuthZEN policy decision point's metadata: its identifier and endpoints", tag="authzen",
             responses={200: shapes.AuthzenConfigurationOut})
 def configuration():
     base = request.host_url.rstrip("/")
-    return json_response({
+    return answer({
         "policy_decision_point": base,
         "access_evaluation_endpoint": base + EVALUATION_PATH,
         "access_evaluations_endpoint": base + EVALUATIONS_PATH,
@@ -58,7 +64,7 @@ def evaluation():
 
 @bp.post(EVALUATIONS_PATH)
 @documented("AuthZEN access evaluations: many, with defaults and an evaluations_semantic, answered in order",
-            body=authzen.Evaluations, tag="authzen", responses={200: shapes.AuthzenEvaluationsOut, **ERRORS})
+            body=authzen.Evaluations, tag="authzen", responses={200: shapes.AuthzenEvaluationsAnswer, **ERRORS})
 def evaluations():
     return _answer(authzen.evaluations)
 

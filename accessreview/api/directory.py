@@ -17,7 +17,7 @@ from ..pagination import Cursor
 from ..validation import column_text
 from . import shapes
 from .keys import principal_key, resource_key
-from .common import documented, json_response
+from .common import answer, documented
 
 bp = Blueprint("directory", __name__, url_prefix="/v1")
 
@@ -49,13 +49,14 @@ class GrantQuery(BaseModel):
 
 @bp.put("/principals/<principal>")
 @documented("Create or replace a principal (user, group or service)", body=PrincipalBody, tag="directory",
-            responses={200: shapes.PrincipalWritten, 201: shapes.PrincipalWritten, 422: shapes.ErrorOut, **ERRORS})
+            responses={200: shapes.PrincipalWritten, 201: shapes.PrincipalWritten, 409: shapes.ErrorOut,
+                       422: shapes.ErrorOut, **ERRORS})
 def put_principal(principal: str):
     actor = authorize("sync_directory")
     key, data = principal_key(principal), body(PrincipalBody)
     with unit_of_work(actor) as (session, ctx):
         state, revision, created = service.put_principal(session, ctx, get_engine().policy.declarations, key, data)
-    return json_response({"principal": state, "revision": revision}, 201 if created else 200)
+    return answer({"principal": state, "revision": revision}, 201 if created else 200)
 
 
 @bp.get("/principals/<principal>")
@@ -63,7 +64,7 @@ def put_principal(principal: str):
             responses={200: shapes.PrincipalOut, 404: shapes.ErrorOut, **ERRORS})
 def get_principal(principal: str):
     authorize("read_directory")
-    return json_response(service.get_principal(get_session(), principal_key(principal)))
+    return answer(service.get_principal(get_session(), principal_key(principal)))
 
 
 @bp.get("/principals")
@@ -74,7 +75,7 @@ def list_principals():
     q = query(PrincipalQuery)
     page = service.list_principals(get_session(), kind=q.type, status=q.status, cursor=q.cursor,
                                    limit=page_limit(q.limit))
-    return json_response(page.to_dict())
+    return answer(page.to_dict())
 
 
 @bp.put("/resources/<type_>/<id_>")
@@ -85,14 +86,14 @@ def put_resource(type_: str, id_: str):
     key, data = resource_key(type_, id_), body(ResourceBody)
     with unit_of_work(actor) as (session, ctx):
         state, revision, created = service.put_resource(session, ctx, get_engine().policy.declarations, key, data)
-    return json_response({"resource": state, "revision": revision}, 201 if created else 200)
+    return answer({"resource": state, "revision": revision}, 201 if created else 200)
 
 
 @bp.get("/resources/<type_>/<id_>")
 @documented("One resource", tag="directory", responses={200: shapes.ResourceOut, 404: shapes.ErrorOut, **ERRORS})
 def get_resource(type_: str, id_: str):
     authorize("read_directory")
-    return json_response(service.get_resource(get_session(), resource_key(type_, id_)))
+    return answer(service.get_resource(get_session(), resource_key(type_, id_)))
 
 
 @bp.get("/resources")
@@ -103,7 +104,7 @@ def list_resources():
     q = query(ResourceQuery)
     page = service.list_resources(get_session(), type_=q.type, parent=q.parent, cursor=q.cursor,
                                   limit=page_limit(q.limit))
-    return json_response(page.to_dict())
+    return answer(page.to_dict())
 
 
 @bp.post("/grants")
@@ -114,7 +115,7 @@ def create_grant():
     data = body(GrantBody)
     with unit_of_work(actor) as (session, ctx):
         grant, revision = service.create_grant(session, ctx, get_engine().policy.declarations, data)
-    response = json_response({"id": grant["id"], "revision": revision, "grant": grant}, 201)
+    response = answer({"id": grant["id"], "revision": revision, "grant": grant}, 201)
     response.headers["Location"] = url_for("directory.get_grant", grant_id=grant["id"])
     return response
 
@@ -123,7 +124,7 @@ def create_grant():
 @documented("One grant", tag="directory", responses={200: shapes.GrantOut, 404: shapes.ErrorOut, **ERRORS})
 def get_grant(grant_id: int):
     authorize("read_directory")
-    return json_response(service.get_grant(get_session(), grant_id))
+    return answer(service.get_grant(get_session(), grant_id))
 
 
 @bp.delete("/grants/<int:grant_id>")
@@ -133,7 +134,7 @@ def delete_grant(grant_id: int):
     actor = authorize("sync_directory")
     with unit_of_work(actor) as (session, ctx):
         revision = service.delete_grant(session, ctx, grant_id)
-    return json_response({"revision": revision})
+    return answer({"revision": revision})
 
 
 @bp.get("/grants")
@@ -144,7 +145,7 @@ def list_grants():
     q = query(GrantQuery)
     page = service.list_grants(get_session(), principal=q.principal, resource=q.resource, role=q.role,
                                source=q.source, cursor=q.cursor, limit=page_limit(q.limit))
-    return json_response(page.to_dict())
+    return answer(page.to_dict())
 
 
 @bp.post("/directory/import")
@@ -152,14 +153,14 @@ def list_grants():
             "the source's missing grants. Up to 1,000 rows: applied at once, one revision (200). More: 202 with "
             "the import's job, which applies them in batches", body=ImportPayload, tag="directory",
             responses={200: shapes.ImportResult, 202: shapes.JobAccepted, 409: shapes.ErrorOut,
-                       422: shapes.ErrorOut, 413: shapes.ErrorOut, **ERRORS})
+                       422: shapes.ErrorOut, 413: shapes.ErrorOut, 500: shapes.ErrorOut, **ERRORS})
 def import_directory():
     actor = authorize("sync_directory")
     payload = body(ImportPayload)
     outcome = imports.run_import(current_app, write_context(actor), payload)
     if outcome.done:
-        return json_response({**outcome.result, "job": outcome.job})
-    response = json_response({"job": outcome.job}, 202)
+        return answer({**outcome.result, "job": outcome.job})
+    response = answer({"job": outcome.job}, 202)
     response.headers["Location"] = outcome.job["links"]["self"]
     return response
 
@@ -169,4 +170,4 @@ def import_directory():
             responses={200: shapes.DirectoryStatus, **ERRORS})
 def directory_status():
     authorize("read_directory")
-    return json_response(service.directory_status(get_session(), clock_now()))
+    return answer(service.directory_status(get_session(), clock_now()))

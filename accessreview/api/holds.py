@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from flask import Blueprint
 from pydantic import BaseModel
@@ -13,7 +13,8 @@ from ..directory.schemas import LiftBody, PrincipalKey
 from ..pagination import Cursor
 from ..guard import authorize, body, clock_now, page_limit, query, unit_of_work
 from . import shapes
-from .common import documented, json_response
+from .common import answer, documented
+from .shapes import Out
 
 bp = Blueprint("holds", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
@@ -27,14 +28,25 @@ class HoldQuery(BaseModel):
     limit: int | None = None
 
 
-class LiftedOut(BaseModel):
+class LiftedOut(Out):
     at: str
     by: str
     justification: str
     until: str | None
 
 
-class HoldOut(BaseModel):
+class HoldDecision(Out):
+    """The review decision the hold keeps in force, as it was at remediation."""
+
+    decision: Literal["revoke"]
+    by: str | None
+    rule: str | None  # the no-response rule, when nobody decided by hand
+    at: str | None
+    justification: str | None
+    signed_off_by: str | None
+
+
+class HoldOut(Out):
     id: int
     kind: Literal["grant", "membership"]
     principal: str
@@ -42,14 +54,14 @@ class HoldOut(BaseModel):
     resource: str
     campaign: int
     item: int
-    decision: dict[str, Any]
+    decision: HoldDecision
     created_at: str
     expires_at: str | None
     active: bool
     lifted: LiftedOut | None
 
 
-class HoldPage(BaseModel):
+class HoldPage(Out):
     items: list[HoldOut]
     next_cursor: str | None
 
@@ -62,7 +74,7 @@ def list_holds():
     q = query(HoldQuery)
     page = holds.list_holds(get_session(), clock_now(), state=q.state, campaign=q.campaign, principal=q.principal,
                             cursor=q.cursor, limit=page_limit(q.limit))
-    return json_response(page.to_dict())
+    return answer(page.to_dict())
 
 
 @bp.get("/holds/<int:hold_id>")
@@ -70,7 +82,7 @@ def list_holds():
             responses={200: HoldOut, 404: shapes.ErrorOut, **ERRORS})
 def get_hold(hold_id: int):
     authorize("read_directory")
-    return json_response(holds.get(get_session(), hold_id, clock_now()))
+    return answer(holds.get(get_session(), hold_id, clock_now()))
 
 
 @bp.post("/holds/<int:hold_id>/lift")
@@ -82,4 +94,4 @@ def lift_hold(hold_id: int):
     data = body(LiftBody)
     with unit_of_work(actor) as (session, ctx):
         state = holds.lift(session, ctx, hold_id, data.justification, data.until)
-    return json_response(state)
+    return answer(state)

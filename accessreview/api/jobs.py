@@ -15,7 +15,7 @@ from ..models import Job
 from ..pagination import Cursor
 from ..validation import column_text
 from . import shapes
-from .common import documented, json_response
+from .common import answer, documented
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut}
@@ -50,7 +50,7 @@ def list_jobs():
         kinds = _followed_kinds(principal)
     page = jobs.list_jobs(get_session(), state=q.state, kinds=kinds, subject=q.subject, cursor=q.cursor,
                           limit=page_limit(q.limit))
-    return json_response(page.to_dict())
+    return answer(page.to_dict())
 
 
 def _followed_kinds(principal: str) -> list[str]:
@@ -69,4 +69,4 @@ def get_job(job_id: int):
     caller()  # who asks, before anything is read
     job = get_session().get(Job, job_id)
     _authorize_kind(job.kind if job is not None else "launch")
-    return json_response(jobs.job_state(get_or_404(get_session(), Job, job_id, "job")))
+    return answer(jobs.job_state(get_or_404(get_session(), Job, job_id, "job")))

@@ -93,10 +93,10 @@ def build_openapi(app: Flask) -> dict[str, Any]:
 
 def _responses(rule, doc: dict[str, Any]) -> dict[int, Any]:
     """The view's documented answers; with a path parameter, also 404: a path can name nothing, and a
-    principal or resource id in a path that is not one (``user:…``, ``type/id``) names nothing too."""
-    if rule.arguments and 404 not in doc["responses"]:
-        return {**doc["responses"], 404: ErrorOut}
-    return doc["responses"]
+    principal or resource id in a path that is not one (``user:…``, ``type/id``) names nothing too.
+    With a body, also 413: every body is held to MAX_BODY_BYTES before its view sees it."""
+    implied = {404: rule.arguments, 413: doc.get("body") is not None}
+    return {**{status: ErrorOut for status, applies in implied.items() if applies}, **doc["responses"]}
 
 
 def _describe(status: int) -> str:

@@ -11,7 +11,7 @@ from ..guard import public
 from ..migrate import database_revision, head_revision
 from ..observability import metrics_payload
 from . import shapes
-from .common import documented, json_response
+from .common import answer, documented, json_response
 from .openapi import Media, build_openapi
 
 bp = Blueprint("ops", __name__)
@@ -22,7 +22,7 @@ HEALTHY = {"status": "ok"}
 @public
 @documented("The process is alive", tag="operations", responses={200: shapes.Health})
 def healthz():
-    return json_response(HEALTHY)
+    return answer(HEALTHY)
 
 
 @bp.get("/readyz")
@@ -45,7 +45,7 @@ def readyz():
     # Reported, not required: checks are answered either way; the metrics count what is at risk.
     checks["decision_spool"] = current_app.extensions["decisions"].spool_state()
     ready = checks.get("database") == "ok" and checks.get("migrations") == "ok"
-    return json_response({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+    return answer({"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
 
 
 @bp.get("/metrics")

@@ -11,7 +11,7 @@ from ..authz.policy import PolicyLoadError
 from ..errors import Unprocessable
 from ..guard import authorize, unit_of_work
 from . import shapes
-from .common import documented, json_response
+from .common import answer, documented
 
 bp = Blueprint("policy", __name__, url_prefix="/v1")
 
@@ -36,7 +36,7 @@ def policy_summary(snapshot: Snapshot) -> dict[str, Any]:
             tag="policy", responses={200: shapes.PolicyOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut})
 def show_policy():
     authorize("read_directory")
-    return json_response(policy_summary(get_engine().snapshot()))
+    return answer(policy_summary(get_engine().snapshot()))
 
 
 @bp.post("/policy/reload")
@@ -51,4 +51,4 @@ def reload_policy():
     except PolicyLoadError as exc:
         raise Unprocessable(f"the policy on disk does not load; the current one stays: {exc}",
                             code="policy_invalid", field=None) from None
-    return json_response(policy_summary(engine.refresh()))
+    return answer(policy_summary(engine.refresh()))

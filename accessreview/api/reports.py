@@ -13,13 +13,12 @@ from ..reports.handling import (XLSX, AccessReportBody, DecisionsReportBody, mak
                                 make_decisions_report, send_report, verify_against_published_keys)
 from ..validation import RowId
 from . import shapes
-from .common import documented, json_response
+from .common import answer, documented
 from .openapi import Media
 
 bp = Blueprint("reports", __name__, url_prefix="/v1")
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 404: shapes.ErrorOut}
 DOWNLOAD_ERRORS = {**ERRORS, 409: shapes.ErrorOut}
-OBJECT = {"type": "object"}
 
 
 class ReportQuery(BaseModel):
@@ -28,10 +27,10 @@ class ReportQuery(BaseModel):
 
 @bp.get("/reports")
 @documented("Signed reports: campaign, version, created, SHA-256", query=ReportQuery, tag="reports",
-            responses={200: OBJECT, **ERRORS})
+            responses={200: shapes.ReportList, **ERRORS})
 def list_reports():
     authorize("read_reports")
-    return json_response({"items": service.list_reports(get_session(), query(ReportQuery).campaign)})
+    return answer({"items": service.list_reports(get_session(), query(ReportQuery).campaign)})
 
 
 @bp.get("/reports/<int:report_id>")
@@ -44,7 +43,7 @@ def download_report(report_id: int):
 
 @bp.get("/reports/<int:report_id>/signature")
 @documented("Download a report's detached signature of its claims (audited)", tag="reports",
-            responses={200: OBJECT, **DOWNLOAD_ERRORS})
+            responses={200: shapes.SignatureDocument, **DOWNLOAD_ERRORS})
 def download_signature(report_id: int):
     return send_report(authorize("read_reports"), report_id, "signature")
 
@@ -66,7 +65,7 @@ def download_raw_signature(report_id: int):
                 "properties": {"workbook": {"type": "string", "format": "binary"},
                                "signature": {"type": "string", "format": "binary"},
                                "raw_signature": {"type": "string", "format": "binary"}}}),
-            responses={200: OBJECT, **ERRORS})
+            responses={200: shapes.VerificationOut, **ERRORS})
 def verify_report():
     authorize("read_reports")
     workbook, signature = request.files.get("workbook"), request.files.get("signature")
@@ -75,30 +74,30 @@ def verify_report():
                          field="workbook" if workbook is None else "signature", code="missing_field")
     raw = request.files.get("raw_signature")
     verdict = verify_against_published_keys(workbook.read(), signature.read(), raw.read() if raw else None)
-    return json_response(verdict.to_dict())
+    return answer(verdict.to_dict())
 
 
 @bp.get("/signing-keys")
 @documented("Every public key that has signed reports, with its SHA-256 fingerprint (old keys stay after a "
-            "rotation)", tag="reports", responses={200: OBJECT, **ERRORS})
+            "rotation)", tag="reports", responses={200: shapes.SigningKeys, **ERRORS})
 def signing_keys():
     authorize("read_reports")
     signer = get_signer()
-    return json_response({"items": service.published_keys(get_session(), signer), "current": signer.key_id,
+    return answer({"items": service.published_keys(get_session(), signer), "current": signer.key_id,
                           "current_fingerprint": signer.fingerprint})
 
 
 @bp.post("/reports/access")
 @documented("A signed report of who has what now under some resources", body=AccessReportBody, tag="reports",
-            responses={201: OBJECT, **ERRORS})
+            responses={201: shapes.ReportOut, **ERRORS})
 def access_report():
     actor = authorize("read_reports")
-    return json_response(make_access_report(actor, body(AccessReportBody)), 201)
+    return answer(make_access_report(actor, body(AccessReportBody)), 201)
 
 
 @bp.post("/reports/decisions")
 @documented("A signed report of the decision log for a period", body=DecisionsReportBody, tag="reports",
-            responses={201: OBJECT, **ERRORS})
+            responses={201: shapes.ReportOut, **ERRORS})
 def decisions_report():
     actor = authorize("read_reports")
-    return json_response(make_decisions_report(actor, body(DecisionsReportBody)), 201)
+    return answer(make_decisions_report(actor, body(DecisionsReportBody)), 201)

@@ -20,6 +20,7 @@ from .. import jobs
 from ..audit import WriteContext, append_event, lock_state
 from ..authz.engine import AuthzEngine
 from ..clock import as_utc
+from ..db import settle
 from ..directory.service import current_revision
 from ..errors import Conflict
 from ..models import (Campaign, CampaignDefinition, Decision, Grant, GrantUsage, Job, Principal, Resource,
@@ -214,7 +215,8 @@ def _last_used(session: Session, grant_ids: list[int]) -> dict[int, datetime]:
 
 @jobs.kind("launch")
 def launch_step(run: jobs.JobRun) -> None:
-    """prepare (freeze, make the campaign ``launching``) → items (a chunk a step) → finish (open it).
+    """prepare (freeze, make the campaign ``launching``) → items (a chunk a step) → settle (the
+    database's statistics brought up to date with them) → finish (open it).
     A runner that takes the job over without its predecessor's population carries on when the
     directory is still at the frozen revision; otherwise it discards what was written and starts over."""
     session, job = run.session, run.job
@@ -231,6 +233,9 @@ def launch_step(run: jobs.JobRun) -> None:
         _prepare(run, definition)
     elif job.phase == "items":
         _write_items(run, definition)
+    elif job.phase == "settle":
+        settle(session, ReviewItem)  # holds no lock: the items are committed, the campaign not yet open
+        run.advance("finish")
     elif job.phase == "finish":
         _open(run)
 
@@ -296,7 +301,7 @@ def _write_items(run: jobs.JobRun, definition: CampaignDefinition) -> None:
     for offset in range(0, len(rows), INSERT_BATCH):
         session.execute(insert(ReviewItem), rows[offset:offset + INSERT_BATCH])
     done = start + len(chunk)
-    run.advance("items" if done < len(population.candidates) else "finish", done=done, next=done)
+    run.advance("items" if done < len(population.candidates) else "settle", done=done, next=done)
 
 
 def _open(run: jobs.JobRun) -> None:

@@ -96,9 +96,10 @@ def campaign_measures(session: Session, campaign: Campaign, now: datetime) -> di
 def review_measures(session: Session, now: datetime) -> dict[str, Any]:
     campaigns = list(session.scalars(select(Campaign).order_by(Campaign.id)))
     per_campaign = [campaign_measures(session, c, now) for c in campaigns]
-    totals = Counter()
+    summed = ("items", "decided", "keep", "revoke", "automated", "overdue", "escalated", "access_removed")
+    totals = Counter(dict.fromkeys((*summed, "decisions_changed", "remediation_failures"), 0))  # 0s, not absent
     for m in per_campaign:
-        for key in ("items", "decided", "keep", "revoke", "automated", "overdue", "escalated", "access_removed"):
+        for key in summed:
             totals[key] += m[key]
         totals["decisions_changed"] += m["corrections"]["decisions_changed"]
         totals["remediation_failures"] += m["corrections"]["remediation_failures"]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil
 from typing import Any
 
@@ -42,9 +42,9 @@ def _where(f: QueueFilter) -> list[Any]:
         where.append(ReviewItem.campaign_id == f.campaign)
     if f.status:
         where.append(ReviewItem.status == f.status)
-    if f.person:
-        named = select(Principal.key).where(_contains(Principal.name, f.person))
-        where.append(or_(_contains(ReviewItem.principal_key, f.person), ReviewItem.principal_key.in_(named)))
+    if f.person:  # principals are never removed from the directory: every item's is there to search
+        where.append(ReviewItem.principal_key.in_(select(Principal.key).where(
+            or_(_contains(Principal.key, f.person), _contains(Principal.name, f.person)))))
     if f.resource:
         where.append(_contains(ReviewItem.resource_key, f.resource))
     if f.role:
@@ -87,8 +87,12 @@ def view(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[s
                        and (not f.role or (role or "").lower() == f.role.lower()))
     pages = max(1, ceil(matching / per_page))
     number = min(max(1, number), pages)
-    items = [item_state(i) for i in session.scalars(select(ReviewItem).where(*_where(f)).order_by(ReviewItem.id)
-                                                    .offset((number - 1) * per_page).limit(per_page))]
+    # The page's ids first (read from ix_review_items_queue, skipping earlier pages without visiting
+    # their items), then only those items.
+    ids = list(session.scalars(select(ReviewItem.id).where(*_where(f)).order_by(ReviewItem.id)
+                               .offset((number - 1) * per_page).limit(per_page)))
+    items = [item_state(i) for i in session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids))
+                                                    .order_by(ReviewItem.id))] if ids else []
     per_campaign: dict[int, dict[str, int]] = {}
     for campaign_id, status, _, _, count in rows:
         counts = per_campaign.setdefault(campaign_id, {"pending": 0, "decided": 0})
@@ -101,3 +105,13 @@ def view(session: Session, f: QueueFilter, number: int, per_page: int) -> dict[s
         "queues": [{"campaign": campaigns[cid], **per_campaign[cid]} for cid in sorted(per_campaign, reverse=True)],
         "roles": sorted({role for _, _, _, role, _ in chosen if role}),
     }
+
+
+def to_decide(session: Session, f: QueueFilter, limit: int) -> tuple[list[int], int]:
+    """The reviewer's items still to decide that match ``f`` (whatever status it shows), in open
+    campaigns, oldest first: the first ``limit`` of their ids, and how many there are in all."""
+    where = [*_where(replace(f, status="pending")),
+             ReviewItem.campaign_id.in_(select(Campaign.id).where(Campaign.status == "open"))]
+    total = session.scalar(select(func.count()).select_from(ReviewItem).where(*where)) or 0
+    ids = list(session.scalars(select(ReviewItem.id).where(*where).order_by(ReviewItem.id).limit(limit)))
+    return ids, total

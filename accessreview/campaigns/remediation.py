@@ -69,11 +69,23 @@ _COLUMNS = (ReviewItem.id, ReviewItem.campaign_id, ReviewItem.stage, ReviewItem.
 
 
 def item_rows(session: Session, campaign: Campaign, states: tuple[str, ...], after: int, limit: int | None,
-           *where, extra=()) -> list[_Item]:
+              *where, extra=()) -> list[_Item]:
+    """Up to ``limit`` of the campaign's items in ``states`` with ids above ``after``, in id order.
+
+    Read a window of ids at a time: a bounded range of the (campaign, id) index, whatever the
+    planner believes of the states' counts (its statistics lag a bulk change by minutes, and on a
+    stale count PostgreSQL read every item of the campaign and sorted them, for every chunk)."""
     query = select(*_COLUMNS, *extra).where(
-        ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(states), ReviewItem.id > after,
-        *where).order_by(ReviewItem.id)
-    return [_Item(**row._mapping) for row in session.execute(query.limit(limit) if limit else query)]
+        ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state.in_(states), *where).order_by(ReviewItem.id)
+    if limit is None:
+        return [_Item(**row._mapping) for row in session.execute(query.where(ReviewItem.id > after))]
+    last = session.scalar(select(func.max(ReviewItem.id)).where(ReviewItem.campaign_id == campaign.id)) or 0
+    found: list[_Item] = []
+    while len(found) < limit and after < last:
+        window = query.where(ReviewItem.id > after, ReviewItem.id <= after + limit).limit(limit - len(found))
+        found += [_Item(**row._mapping) for row in session.execute(window)]
+        after = found[-1].id if len(found) == limit else after + limit
+    return found
 
 
 def _write_back(session: Session, items: list[_Item]) -> None:

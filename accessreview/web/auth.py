@@ -19,13 +19,13 @@ from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
-from ..guard import PAGES, clock_now, may_open_pages, public, unit_of_work
-from ..models import Principal
+from ..guard import PAGES, authorize_object, clock_now, may_open_pages, public, unit_of_work
+from ..models import API_TOKEN, SIGN_IN_LINK, WEB_SESSION, Principal
 from ..notify import Message
 from ..outbox import enqueue
 from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, LinkStatus, Redemption, active_user_with_email, end_session,
-                      is_link_token, issue_link, link_status, redeem_link)
-from ..tokens import TOKEN_PREFIX, live_token
+                      is_link_token, issue_link, link_status, live_tokens_of, redeem_link, sign_out_everywhere)
+from ..tokens import TOKEN_PREFIX, hash_token, live_token
 from ..validation import NUL, column_length
 from .blueprint import bp, to_sign_in
 
@@ -206,6 +206,35 @@ def paste_token():
             "token", f"That token is {principal}'s, who may not use these pages: they are for active people; "
             "programs use the API.")), 403
     return _signed_in(redirect(next_page), token, None)
+
+
+def _signed_in_person() -> str:
+    """The person signed in, who may end their own sessions (anyone who may open the pages)."""
+    return authorize_object("open", PAGES, {})
+
+
+@bp.get("/sign-out-everywhere")
+def confirm_sign_out_everywhere():
+    """What signing out everywhere revokes, said before it is done."""
+    me = _signed_in_person()
+    live = live_tokens_of(get_session(), me, clock_now())
+    own = hash_token(current_app.config["SECRET_KEY"], g.web_token)
+    return render_template("sign_out_everywhere.html", sessions=len(live.get(WEB_SESSION, [])),
+                           links=len(live.get(SIGN_IN_LINK, [])), api_tokens=live.get(API_TOKEN, []),
+                           on_api_token=any(row.token_hash == own for row in live.get(API_TOKEN, [])))
+
+
+@bp.post("/sign-out-everywhere")
+def sign_out_everywhere_form():
+    me = _signed_in_person()
+    purposes = (WEB_SESSION, SIGN_IN_LINK) + ((API_TOKEN,) if request.form.get("api_tokens") == "revoke" else ())
+    with unit_of_work(me) as (session, ctx):
+        revoked = sign_out_everywhere(session, ctx, me, purposes)
+    g.pop("web_token")  # the page below is for someone signed out: no navigation, no forms of the session
+    said = f"You are signed out everywhere: {revoked} of your sessions, links and tokens were revoked."
+    response = Response(render_template("sign_in.html", next=HOME, error=None, email="", notice=said))
+    response.delete_cookie(COOKIE, path="/ui")
+    return response
 
 
 @bp.post("/sign-out")

@@ -4,6 +4,7 @@ its history, and delegation."""
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -16,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from ..authz.engine import get_engine
 from ..campaigns import review
 from ..campaigns.deciding import decide_many, decision_target, item_or_404, reassign_item, record_decision
-from ..campaigns.queue import QueueFilter, view as queue_view
+from ..campaigns.queue import QueueFilter, to_decide, view as queue_view
 from ..campaigns.schemas import BulkDecisions, DecisionBody, ReassignBody
 from ..db import get_session
 from ..errors import ApiError, BadRequest
@@ -27,6 +28,7 @@ from .blueprint import bp, page_query_of
 from .forms import as_error, beside, problems
 
 MAX_TICKED = 1000  # the API's bulk limit
+OPPOSITE = {"keep": "revoke", "revoke": "keep"}
 
 
 class QueueQuery(BaseModel):
@@ -89,7 +91,8 @@ def _render_queue(me: str, args, *, drafts: dict[int, dict[str, str]] | None = N
     bulk = {name: _shown(value) for name, value in (bulk or {}).items()}
     return render_template("queue.html", found=found, query=q, drafts=drafts, problems=problems or {},
                            bulk=bulk, ticked=ticked or set(), summary=found["summary"],
-                           queues=found["queues"], roles=found["roles"], saved_item=saved_item or q.done), status
+                           queues=found["queues"], roles=found["roles"], saved_item=saved_item or q.done,
+                           max_ticked=MAX_TICKED), status
 
 
 def _shown(value: str | None) -> str | None:
@@ -129,6 +132,8 @@ def queue_form():
     again = partial(_render_queue, me, args, drafts=drafts, ticked=set(ticked), bulk=bulk)
     if request.form.get("record", "").isdigit():
         return _record_one(int(request.form["record"]), drafts, back, again)
+    if request.form.get("matching") == "all":
+        return _confirm_matching(me, args, back, again)
     if not ticked:
         return again(problems={"bulk": {"items": "Tick the items to decide first."}}, status=400)
     if len(ticked) > MAX_TICKED:
@@ -203,8 +208,41 @@ def decide_ticked(me: str, ticked: list[int], outcome,
     return saved, refused, status
 
 
-def _confirm_accept(me: str, ticked: list[int], back: str):
-    """The ticked items and the outcome each would get, before anything is recorded."""
+def _confirm_matching(me: str, args, back: str, again):
+    """Every item still to decide that matches the queue's filter (on every page, the first
+    MAX_TICKED of them, oldest first), and what deciding them would do, before anything is recorded:
+    the same confirmation as for ticked items, which then sends their ids like ticked boxes."""
+    try:
+        q = page_query_of(QueueQuery, args)
+    except BadRequest as error:
+        return again(problems={"filters": {error.field or "form": error.message}}, status=error.status)
+    ids, total = to_decide(get_session(), q.filter(me), MAX_TICKED)
+    if not ids:
+        return again(problems={"bulk": {"items": "No item still to decide matches this filter."}}, status=409)
+    if request.form.get("bulk") == "accept":
+        return _confirm_accept(me, ids, back, matching=total)
+    decision = request.form.get("decision")
+    if decision not in ("keep", "revoke"):
+        return again(problems={"bulk": {"decision": "Choose keep or revoke for the items that match."}}, status=400)
+    session = get_session()
+    chosen = [review.item_state(item) for item in
+              session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)).order_by(ReviewItem.id))]
+    return render_template("decide_confirm.html", chosen=chosen, matching=total, decision=decision,
+                           justification=request.form.get("justification", ""), back=back,
+                           limit=MAX_TICKED, by_campaign=_by_campaign(session, chosen),
+                           against=sum(1 for i in chosen if i["recommendation"] == OPPOSITE[decision]))
+
+
+def _by_campaign(session, items: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """How many of ``items`` each campaign holds, by the campaign's name."""
+    counts = Counter(item["campaign_id"] for item in items)
+    return [(campaign.name, counts[campaign.id]) for campaign in
+            session.scalars(select(Campaign).where(Campaign.id.in_(counts)).order_by(Campaign.id))]
+
+
+def _confirm_accept(me: str, ticked: list[int], back: str, matching: int | None = None):
+    """The ticked items (or those matching the filter) and the outcome each would get, before
+    anything is recorded."""
     session = get_session()
     accepted, left_out = [], []
     for item in session.scalars(select(ReviewItem).where(ReviewItem.id.in_(ticked[:MAX_TICKED]))
@@ -212,7 +250,8 @@ def _confirm_accept(me: str, ticked: list[int], back: str):
         campaign = session.get(Campaign, item.campaign_id)
         why_not = _why_not_accepted(me, item, campaign)
         (left_out if why_not else accepted).append((review.item_state(item), why_not))
-    return render_template("accept.html", accepted=accepted, left_out=left_out, back=back)
+    return render_template("accept.html", accepted=accepted, left_out=left_out, back=back, matching=matching,
+                           limit=MAX_TICKED)
 
 
 def _why_not_accepted(me: str, item: ReviewItem, campaign: Campaign) -> str | None:
@@ -312,6 +351,13 @@ def reassign(item_id: int):
 def _with(url: str, name: str, value: int) -> str:
     """``url`` with one more query parameter (what the queue says was just saved)."""
     return f"{url}{'&' if '?' in url else '?'}{name}={value}"
+
+
+@bp.app_template_filter("item_label")
+def _item_label(item: dict[str, Any]) -> str:
+    """What tells one item's controls from another's: ``item 7: user:ann editor on project:p1``
+    (a filter, not a macro: the queue says it five times for each of its items)."""
+    return f"item {item['id']}: {item['principal']['id']} {item['role']} on {item['resource']['id']}"
 
 
 @bp.app_template_filter("permissions")
