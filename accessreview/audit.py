@@ -85,9 +85,10 @@ def event_hash(event: AuditEvent) -> str:
     return _content_hash({name: getattr(event, name) for name in _HASHED})
 
 
-def _content_hash(fields: dict[str, Any]) -> str:
+def _content_hash(fields: dict[str, Any], occurred_at: str | None = None) -> str:
+    """The hash of an event's fields; ``occurred_at`` as text when the caller formatted it already."""
     content = {name: fields[name] for name in _HASHED}
-    content["occurred_at"] = as_utc(content["occurred_at"]).isoformat(timespec="microseconds")
+    content["occurred_at"] = occurred_at or as_utc(content["occurred_at"]).isoformat(timespec="microseconds")
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -96,12 +97,13 @@ def _chained(seq: int, head: str, ctx: WriteContext, events: Iterable[tuple[str,
              ) -> list[dict[str, Any]]:
     """The events' fields, each chained to the one before, the first to ``seq`` and ``head``."""
     rows, now = [], as_utc(ctx.now)
+    stamp = now.isoformat(timespec="microseconds")  # every event of a write has the same time: format it once
     for action, target, before, after in events:
         seq += 1
         fields = {"seq": seq, "id": str(uuid.uuid4()), "occurred_at": now, "actor": ctx.actor, "action": action,
                   "target": target, "before": jsonable(before), "after": jsonable(after),
                   "request_id": ctx.request_id, "prev_hash": head}
-        head = fields["hash"] = _content_hash(fields)
+        head = fields["hash"] = _content_hash(fields, stamp)
         rows.append(fields)
     return rows
 

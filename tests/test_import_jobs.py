@@ -8,17 +8,21 @@ import pytest
 from sqlalchemy import select
 
 from accessreview import jobs
-from accessreview.directory import imports
+from accessreview.directory import import_check, imports
 from accessreview.models import AuditEvent, Grant, StagedImportRow
 from support import revision
 from test_import import BASE
 from test_jobs import Crash, accepted, count, crash_after, resume
 
 
+CHECK_STEPS = 5  # BASE's nine rows, checked two a step
+
+
 @pytest.fixture
 def batches_of_two(app, monkeypatch):
-    """Batches of two rows, and the request leaves every step to the worker."""
+    """Batches of two rows, checked two at a time, and the request leaves every step to the worker."""
     monkeypatch.setattr(imports, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(import_check, "CHECK_CHUNK", 2)
     app.config["JOB_INLINE_SECONDS"] = 0
 
 
@@ -91,7 +95,8 @@ def test_a_replace_removes_first_and_only_what_is_still_the_sources(app, client,
     added = [{"principal": "user:bob", "role": "member", "resource": "organization:acme"}]
     job_id = accepted(post(client, portal, {**BASE, "mode": "replace", "grants": kept + added}))
     runner = jobs.Runner(app)
-    runner.step(job_id)  # validate
+    while client.get(f"/v1/jobs/{job_id}", headers=portal).get_json()["phase"] != "apply":
+        assert runner.step(job_id) == "running"  # the check, a chunk a step
     runner.step(job_id)  # the first batch: the two removals, before anything else
     assert grants(client, portal) == {("user:alice", "viewer", "document:d1")}
     assert runner.run(job_id) == "done"
@@ -105,13 +110,14 @@ def test_an_import_killed_between_batches_resumes_and_applies_each_row_once(app,
                                                                             clock, db, monkeypatch):
     created_before = count(db, AuditEvent, AuditEvent.action == "grant.created")
     job_id = accepted(post(client, portal, BASE))
-    crash_after(monkeypatch, "import", 4)  # validate, two batches, then dies in the third
+    crash_after(monkeypatch, "import", CHECK_STEPS + 3)  # validated, two batches, then dies in the third
     with pytest.raises(Crash):
         jobs.Runner(app).run(job_id)
     applied = revision(app)
     assert not grants(client, portal), "the crash came before the grants' batches"
     monkeypatch.undo()
     monkeypatch.setattr(imports, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(import_check, "CHECK_CHUNK", 2)
     assert resume(app, clock, job_id) == "done"
     assert grants(client, portal) == {(g["principal"], g["role"], g["resource"]) for g in BASE["grants"]}
     result = client.get(f"/v1/jobs/{job_id}", headers=portal).get_json()["result"]
@@ -119,6 +125,46 @@ def test_an_import_killed_between_batches_resumes_and_applies_each_row_once(app,
     created = count(db, AuditEvent, AuditEvent.action == "grant.created") - created_before
     assert created == 3, "no grant was created twice"
     assert result["first_revision"] <= applied < result["revision"]
+
+
+def test_the_check_a_chunk_at_a_time_finds_what_only_the_whole_import_shows(app, client, portal, batches_of_two,
+                                                                             db):
+    """Rows naming rows of another chunk are valid; a duplicate or a group cycle across chunks is not;
+    errors come by section and row, and nothing is written."""
+    before, grants_before = revision(app), count(db, Grant)
+    payload = {**BASE,
+               "principals": [*BASE["principals"],
+                              {"id": "group:a", "members": ["group:b"]}, {"id": "group:b", "members": ["group:a"]}],
+               "grants": [*BASE["grants"], BASE["grants"][0]]}
+    job_id = accepted(post(client, portal, payload))
+    runner = jobs.Runner(app)
+    assert runner.step(job_id) == "running"
+    assert client.get(f"/v1/jobs/{job_id}", headers=portal).get_json()["progress"] == {"done": 2, "total": 12}
+    assert runner.run(job_id) == "failed"
+    error = client.get(f"/v1/jobs/{job_id}", headers=portal).get_json()["result"]["error"]
+    assert [(e["section"], e["index"], e["code"]) for e in error["errors"]] == [
+        ("principals", 3, "group_cycle"), ("principals", 4, "group_cycle"), ("grants", 3, "duplicate_row")]
+    assert error["errors"][2]["message"] == "the same grant appears twice (first at index 0)"
+    assert error["invalid_rows"] == 3
+    assert revision(app) == before and count(db, Grant) == grants_before
+    assert count(db, StagedImportRow) == 0
+
+
+def test_an_import_killed_while_being_checked_checks_again_from_the_start(app, client, portal, batches_of_two,
+                                                                         clock, db, monkeypatch):
+    created_before = count(db, AuditEvent, AuditEvent.action == "grant.created")
+    job_id = accepted(post(client, portal, {**BASE, "mode": "replace"}))
+    crash_after(monkeypatch, "import", CHECK_STEPS)  # dies in the last chunk, as it stages the removals
+    with pytest.raises(Crash):
+        jobs.Runner(app).run(job_id)
+    assert count(db, StagedImportRow) == 9, "the dead step staged nothing"
+    assert client.get(f"/v1/jobs/{job_id}", headers=portal).get_json()["phase"] == "validate"
+    monkeypatch.undo()
+    monkeypatch.setattr(imports, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(import_check, "CHECK_CHUNK", 2)
+    assert resume(app, clock, job_id) == "done"
+    assert grants(client, portal) == {(g["principal"], g["role"], g["resource"]) for g in BASE["grants"]}
+    assert count(db, AuditEvent, AuditEvent.action == "grant.created") - created_before == 3
 
 
 def test_a_second_large_import_of_the_same_source_is_refused_naming_the_running_one(client, portal, batches_of_two,

@@ -18,12 +18,8 @@ from .common import answer, documented, fail_closed
 bp = Blueprint("authzen", __name__)
 
 ERRORS = {400: shapes.ErrorOut, 401: shapes.ErrorOut, 403: shapes.ErrorOut, 413: shapes.ErrorOut,
-<<<<<<< HEAD
-          503: shapes.ErrorOut}
-CONFIGURATION_PATH = "/.well-known/authzen-configuration"
-=======
           500: shapes.ErrorOut, 503: shapes.ErrorOut}  # 500: fail_closed's deny
->>>>>>> contract
+CONFIGURATION_PATH = "/.well-known/authzen-configuration"
 EVALUATION_PATH = "/access/v1/evaluation"
 EVALUATIONS_PATH = "/access/v1/evaluations"
 SEARCH_PATHS = {"subject": "/access/v1/search/subject", "resource": "/access/v1/search/resource",

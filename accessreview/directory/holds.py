@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event
@@ -59,10 +59,14 @@ def find_active(session: Session, now: datetime, identities: Iterable[tuple[str,
                 ) -> dict[tuple[str, str, str], Hold]:
     """The active hold (the oldest, when several) on each of (principal, role, resource) that has one."""
     wanted = set(identities)
-    pairs = sorted({(principal, resource) for principal, _role, resource in wanted})
+    ordered = sorted(wanted)
     found: dict[tuple[str, str, str], Hold] = {}
-    for start in range(0, len(pairs), CHUNK):
-        query = (select(Hold).where(tuple_(Hold.principal_key, Hold.resource_key).in_(pairs[start:start + CHUNK]),
+    for start in range(0, len(ordered), CHUNK):
+        # principal among these and resource among those (each an index), not a list of pairs, which
+        # the databases answer by scanning every hold; the extra pairs it finds are dropped below
+        chunk = ordered[start:start + CHUNK]
+        query = (select(Hold).where(Hold.principal_key.in_(sorted({p for p, _r, _x in chunk})),
+                                    Hold.resource_key.in_(sorted({x for _p, _r, x in chunk})),
                                     active(now)).order_by(Hold.id))
         for hold in session.scalars(query):
             identity = (hold.principal_key, hold.role, hold.resource_key)

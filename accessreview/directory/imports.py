@@ -4,8 +4,9 @@ An import of up to ``IMPORT_BATCH`` rows is checked and applied in one transacti
 one revision, as it always was. A larger one would hold the directory's write lock for minutes, so
 its rows are staged (without the lock) and a job applies them a batch a step:
 
-1. ``validate``: every row is checked against the directory as it stands, without the write lock;
-   one invalid row fails the job and nothing is written. A replace's removals are worked out here.
+1. ``validate``: every row is checked against the directory as it stands, without the write lock, a
+   chunk a step (``import_check``); one invalid row fails the job and nothing is written. A
+   replace's removals are worked out here.
 2. ``apply``: one batch a step, each its own revision: a replace's removals first (the directory
    never grants more during an import than before it or after it), then principals (a manager or a
    member before whoever names them), resources (parents first), grants. Each batch is planned
@@ -25,7 +26,7 @@ from datetime import timedelta
 from typing import Any, Iterable
 
 from flask import Flask
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -34,7 +35,7 @@ from ..db import bulk_insert
 from ..errors import Conflict
 from ..models import Grant, Job, StagedImportRow
 from ..work import own_unit_of_work
-from . import service
+from . import import_check, service
 from .planner import Change, Plan, Planner, RowError, grant_identity, grant_state
 from .schemas import GrantRow, ImportPayload, PrincipalRow, ResourceRow
 
@@ -42,6 +43,8 @@ IMPORT_BATCH = 1000  # rows a step: under a second of work under the write lock 
 DIFF_AT_MOST = 10_000  # changes listed in an import's answer; beyond, counts only
 ERRORS_AT_MOST = 1000  # invalid rows listed when an import is refused
 STAGED_FOR_AT_MOST = timedelta(days=1)  # staged rows older than this belong to no live import
+STAGE_AT_ONCE = 10_000  # staged rows written a statement
+ANALYZE_EVERY = 25  # batches between two refreshes of the grants' statistics (PostgreSQL)
 
 SECTIONS = ("principals", "resources", "grants")
 ROW_MODELS = {"principals": PrincipalRow, "resources": ResourceRow, "grants": GrantRow}
@@ -117,16 +120,18 @@ def _plan_all(session: Session, ctx: WriteContext, declarations, principals, res
     return plan
 
 
-def _refusal(errors: list[RowError], positions: dict[str, list[int]] | None) -> service.InvalidRows:
+def _refusal(errors: list[RowError], positions: dict[str, list[int]] | None,
+             invalid: int | None = None) -> service.InvalidRows:
     """The import's refusal, naming rows by their index in the request (a batch holds some of them)."""
     if positions:
         errors = [RowError(e.section, positions[e.section][e.index], e.field, e.code, e.message) for e in errors]
+    invalid = len(errors) if invalid is None else invalid
     refusal = service.InvalidRows(errors[:ERRORS_AT_MOST])
     # A batch found wrong after validation (a write made meanwhile, such as a group cycle) stops the
     # job where it stands: what earlier batches applied stays, and says so.
-    refusal.message = (f"{len(errors)} invalid row(s) in a batch; earlier batches were applied, this one and "
-                       "the rest were not" if positions else f"{len(errors)} invalid row(s); nothing was written")
-    refusal.details["invalid_rows"] = len(errors)
+    refusal.message = (f"{invalid} invalid row(s) in a batch; earlier batches were applied, this one and "
+                       "the rest were not" if positions else f"{invalid} invalid row(s); nothing was written")
+    refusal.details["invalid_rows"] = invalid
     return refusal
 
 
@@ -139,7 +144,7 @@ def _stage(sessions, ctx: WriteContext, staging_key: str, payload: ImportPayload
     try:
         session.execute(delete(StagedImportRow).where(StagedImportRow.staged_at < ctx.now - STAGED_FOR_AT_MOST))
         rows: list[dict[str, Any]] = []
-        batch = 0
+        seq, batch = 0, 0
         for section, ordered in (("principals", _principal_order(payload.principals)),
                                  ("resources", _resource_order(payload.resources)),
                                  ("grants", [[i] for i in range(len(payload.grants))])):
@@ -149,10 +154,14 @@ def _stage(sessions, ctx: WriteContext, staging_key: str, payload: ImportPayload
                 if size and size + len(group) > IMPORT_BATCH:
                     batch, size = batch + 1, 0
                 for position in group:
-                    rows.append({"staging_key": staging_key, "seq": len(rows), "batch": batch, "section": section,
+                    rows.append({"staging_key": staging_key, "seq": seq, "batch": batch, "section": section,
                                  "position": position, "staged_at": ctx.now,
                                  "body": source_rows[position].model_dump(mode="json", exclude_unset=True)})
+                    seq += 1
                 size += len(group)
+                if len(rows) >= STAGE_AT_ONCE:  # the rows dumped, a slice at a time, not all twice over
+                    bulk_insert(session, StagedImportRow, rows)
+                    rows = []
             if size:
                 batch += 1
         bulk_insert(session, StagedImportRow, rows)
@@ -236,40 +245,67 @@ def _declarations(run: jobs.JobRun):
 
 
 def _validate(run: jobs.JobRun) -> None:
+    """One chunk of the validation a step; the memory of the steps before stays in this process."""
     session, ctx, job = run.session, run.ctx, run.job
-    staged = _staged(session, job.params["staging"])
-    if sum(len(rows) for rows in staged.values()) != job.params["rows"]:
-        raise Conflict("the import's staged rows are gone (staged over a day ago); send the import again",
-                       code="import_rows_missing", field=None)
-    # In request order, as a dry run would check them, so that errors name rows as they were sent.
-    in_order = {section: sorted(staged[section], key=lambda row: row.position) for section in SECTIONS}
-    plan = _plan_all(session, ctx, _declarations(run), *(_parsed(in_order[s], s) for s in SECTIONS),
-                     source=job.params["source"], replace=job.params["mode"] == "replace")
-    removals = [change.before["id"] for change in plan.grants if change.kind == "removed"]
-    first_batch = -((len(removals) + IMPORT_BATCH - 1) // IMPORT_BATCH)
-    bulk_insert(session, StagedImportRow, [
-        {"staging_key": job.params["staging"], "seq": -1 - n, "batch": first_batch + n // IMPORT_BATCH,
-         "section": "removals", "position": n, "body": {"id": grant_id}, "staged_at": ctx.now}
-        for n, grant_id in enumerate(removals)])
-    last_batch = max((row.batch for rows in staged.values() for row in rows), default=-1)
-    counts = plan.counts()
-    job.result = {**job.result, "planned": counts}
-    if _changes(counts) <= DIFF_AT_MOST:
-        job.result["diff"] = plan.diff()
-    run.advance("apply", done=0, total=job.params["rows"] + len(removals), batch=first_batch, last_batch=last_batch,
+    check: import_check.Check | None = run.memory.get("check")
+    if check is None:  # a new validation, or one whose memory went with a dead process: from the start
+        staged = session.scalar(select(func.count()).select_from(StagedImportRow)
+                                .where(StagedImportRow.staging_key == job.params["staging"]))
+        if staged != job.params["rows"]:
+            raise Conflict("the import's staged rows are gone (staged over a day ago); send the import again",
+                           code="import_rows_missing", field=None)
+        _analyze_grants(session)  # the check's lookups are the same as a batch's
+        check = run.memory["check"] = import_check.begin(
+            session, job.params["staging"], job.params["source"], job.params["mode"] == "replace",
+            diff_at_most=DIFF_AT_MOST, errors_at_most=ERRORS_AT_MOST)
+    planner = Planner(session, _declarations(run), ctx.now, ctx.actor)
+    import_check.check_chunk(session, planner, check)
+    if not check.done:
+        run.advance("validate", done=check.checked, total=job.params["rows"])
+        return
+    if check.replace:
+        import_check.find_removals(session, check)
+    if check.invalid:
+        raise _refusal(check.sorted_errors(), None, check.invalid)
+    run.memory.pop("check")
+    _stage_removals(session, ctx, job, check.removals)
+    first_batch = -((len(check.removals) + IMPORT_BATCH - 1) // IMPORT_BATCH)
+    last_batch = session.scalar(select(func.max(StagedImportRow.batch))
+                                .where(StagedImportRow.staging_key == job.params["staging"]))
+    job.result = {**job.result, "planned": check.counts}
+    diff = check.result_diff()
+    if diff is not None:
+        job.result["diff"] = diff
+    run.advance("apply", done=0, total=job.params["rows"] + len(check.removals), batch=first_batch,
+                first_batch=first_batch,
+                last_batch=-1 if last_batch is None else last_batch,
                 counts={section: {"added": 0, "changed": 0, "removed": 0} for section in SECTIONS})
+
+
+def _stage_removals(session: Session, ctx: WriteContext, job: Job, removals) -> None:
+    """A replace's removals, staged to apply first: batches numbered below zero, in grant id order."""
+    first_batch = -((len(removals) + IMPORT_BATCH - 1) // IMPORT_BATCH)
+    for start in range(0, len(removals), STAGE_AT_ONCE):
+        bulk_insert(session, StagedImportRow, [
+            {"staging_key": job.params["staging"], "seq": -1 - n, "batch": first_batch + n // IMPORT_BATCH,
+             "section": "removals", "position": n, "body": {"id": removals[n]}, "staged_at": ctx.now}
+            for n in range(start, min(start + STAGE_AT_ONCE, len(removals)))])
 
 
 def _apply_batch(run: jobs.JobRun) -> None:
     session, ctx, job = run.session, run.ctx, run.job
     batch = job.cursor["batch"]
-    lock_state(session)
+    # The staged rows never change: read and parse them before taking the lock, then plan under it.
     staged = _staged(session, job.params["staging"], (StagedImportRow.batch == batch,))
+    parsed = {section: _parsed(staged[section], section) for section in SECTIONS}
+    if (batch - job.cursor.get("first_batch", 0)) % ANALYZE_EVERY == 0:
+        _analyze_grants(session)
+    lock_state(session)
     if staged["removals"]:
         plan = _removals(session, job.params["source"], [row.body["id"] for row in staged["removals"]])
     else:
         positions = {section: [row.position for row in staged[section]] for section in SECTIONS}
-        plan = _plan_all(session, ctx, _declarations(run), *(_parsed(staged[s], s) for s in SECTIONS),
+        plan = _plan_all(session, ctx, _declarations(run), *(parsed[s] for s in SECTIONS),
                          source=job.params["source"], positions=positions)
     revision = None if plan.empty else service.apply_plan(session, ctx, plan)
     if plan.empty and plan.held:
@@ -284,6 +320,13 @@ def _apply_batch(run: jobs.JobRun) -> None:
         cursor["last_revision"] = revision
         cursor.setdefault("first_revision", job.cursor.get("first_revision", revision))
     run.advance("apply" if batch < job.cursor["last_batch"] else "finish", done=job.progress_done + seen, **cursor)
+
+
+def _analyze_grants(session: Session) -> None:
+    """Fresh PostgreSQL statistics for the table a large import grows: a batch's lookups stay index
+    probes only while the planner knows the table is large (autovacuum may be slow to see it, or off)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE grants"))
 
 
 def _removals(session: Session, source: str, grant_ids: list[int]) -> Plan:

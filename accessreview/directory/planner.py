@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import String, and_, column, select, values
 from sqlalchemy.orm import Session
 
 from ..authz.declarations import Declarations
@@ -21,6 +21,8 @@ from . import holds
 from .schemas import PRINCIPAL_FIELDS, GrantRow, PrincipalRow, ResourceRow
 
 CHUNK = 500
+GRANT_COLUMNS = (Grant.id, Grant.principal_key, Grant.role, Grant.resource_key, Grant.granted_by, Grant.granted_at,
+                 Grant.reason, Grant.expires_at, Grant.source)
 SERVICE_TYPE = "system"  # the service's own type (policies/service.polar)
 
 
@@ -68,7 +70,7 @@ class Plan:
         out: dict[str, Any] = {}
         for section in ("principals", "resources", "grants"):
             changes: list[Change] = getattr(self, section)
-            out[section] = {kind: [_diff_entry(c) for c in changes if c.kind == kind]
+            out[section] = {kind: [diff_entry(c) for c in changes if c.kind == kind]
                             for kind in ("added", "changed", "removed")}
         return out
 
@@ -80,7 +82,8 @@ class Plan:
         return counted
 
 
-def _diff_entry(change: Change) -> Any:
+def diff_entry(change: Change) -> Any:
+    """How a change is listed in an import's diff."""
     if change.key.startswith("grant|"):
         row = change.after or change.before or {}
         entry = {"principal": row["principal"], "role": row["role"], "resource": row["resource"]}
@@ -111,7 +114,8 @@ def resource_state(r: Resource) -> dict[str, Any]:
             "attributes": r.attributes or {}}
 
 
-def grant_state(g: Grant) -> dict[str, Any]:
+def grant_state(g: Grant | Any) -> dict[str, Any]:
+    """A grant's state, from its object or a plain row of :data:`GRANT_COLUMNS`."""
     return {
         "id": g.id, "principal": g.principal_key, "role": g.role, "resource": g.resource_key,
         "granted_by": g.granted_by, "granted_at": as_utc(g.granted_at).isoformat(), "reason": g.reason,
@@ -122,6 +126,17 @@ def grant_state(g: Grant) -> dict[str, Any]:
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
+
+
+@dataclass
+class ImportContext:
+    """What the rest of an import brings, for planning it a chunk at a time: the principals' kinds and
+    the resources' types it imports, and the members its groups will have. With a context, duplicate
+    rows are the caller's to find (they may be in different chunks)."""
+
+    principal_kinds: dict[str, str] = field(default_factory=dict)
+    resource_types: dict[str, str] = field(default_factory=dict)
+    group_members: dict[str, set[str]] = field(default_factory=dict)
 
 
 class Planner:
@@ -139,16 +154,17 @@ class Planner:
 
     # -- loading what the rows refer to -------------------------------------------------------
 
-    def _load_principals(self, keys: set[str]) -> dict[str, Principal]:
-        found: dict[str, Principal] = {}
+    def _load(self, model, keys: set[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         for chunk in _chunks(sorted(keys)):
-            found.update((p.key, p) for p in self.session.scalars(select(Principal).where(Principal.key.in_(chunk))))
+            found.update((row.key, row) for row in self.session.scalars(select(model).where(model.key.in_(chunk))))
         return found
 
-    def _load_resources(self, keys: set[str]) -> dict[str, Resource]:
-        found: dict[str, Resource] = {}
+    def _kinds(self, key_column, kind_column, keys: set[str]) -> dict[str, str]:
+        """Only the kind (or type) of rows merely referred to: no whole row, no ORM object."""
+        found: dict[str, str] = {}
         for chunk in _chunks(sorted(keys)):
-            found.update((r.key, r) for r in self.session.scalars(select(Resource).where(Resource.key.in_(chunk))))
+            found.update(self.session.execute(select(key_column, kind_column).where(key_column.in_(chunk))).all())
         return found
 
     def _members_of(self, groups: set[str]) -> dict[str, set[str]]:
@@ -163,28 +179,37 @@ class Planner:
     # -- the plan -----------------------------------------------------------------------------
 
     def plan(self, principals: list[PrincipalRow], resources: list[ResourceRow], grants: list[GrantRow],
-             *, source: str, replace: bool = False) -> Plan:
+             *, source: str, replace: bool = False, context: ImportContext | None = None) -> Plan:
         plan = Plan()
-        referenced_principals = {r.id for r in principals}
-        referenced_principals |= {r.manager for r in principals if r.manager}
+        existing_principals: dict[str, Principal] = self._load(Principal, {r.id for r in principals})
+        existing_resources: dict[str, Resource] = self._load(Resource, {r.id for r in resources})
+        imported = context or ImportContext()
+        referenced_principals = {r.manager for r in principals if r.manager}
         referenced_principals |= {m for r in principals for m in (r.members or [])}
         referenced_principals |= {r.owner for r in resources if r.owner}
         referenced_principals |= {g.principal for g in grants}
-        existing_principals = self._load_principals(referenced_principals)
-        referenced_resources = {r.id for r in resources} | {r.parent for r in resources if r.parent}
-        referenced_resources |= {g.resource for g in grants}
-        existing_resources = self._load_resources(referenced_resources)
+        referenced_principals -= existing_principals.keys() | imported.principal_kinds.keys()
+        referenced_resources = {r.parent for r in resources if r.parent} | {g.resource for g in grants}
+        referenced_resources -= existing_resources.keys() | imported.resource_types.keys()
 
-        incoming_principals = self._check_duplicates("principals", [r.id for r in principals])
-        self._check_duplicates("resources", [r.id for r in resources])
-        known_principals = {k: p.kind for k, p in existing_principals.items()}
+        if context is None:
+            incoming_principals = self._check_duplicates("principals", [r.id for r in principals])
+            self._check_duplicates("resources", [r.id for r in resources])
+        else:
+            incoming_principals = {r.id: index for index, r in enumerate(principals)}
+        known_principals = self._kinds(Principal.key, Principal.kind, referenced_principals)
+        known_principals.update((k, p.kind) for k, p in existing_principals.items())
+        known_principals.update(imported.principal_kinds)
         known_principals.update({r.id: r.id.split(":", 1)[0] for r in principals})
-        known_resource_types = {k: r.type for k, r in existing_resources.items()}
+        known_resource_types = self._kinds(Resource.key, Resource.type, referenced_resources)
+        known_resource_types.update((k, r.type) for k, r in existing_resources.items())
+        known_resource_types.update(imported.resource_types)
         known_resource_types.update({r.id: r.id.split(":", 1)[0] for r in resources})
 
-        self._plan_principals(plan, principals, existing_principals, known_principals, incoming_principals)
+        self._plan_principals(plan, principals, existing_principals, known_principals, incoming_principals,
+                              imported.group_members)
         self._plan_resources(plan, resources, existing_resources, known_principals, known_resource_types)
-        self._plan_grants(plan, grants, known_principals, known_resource_types, source, replace)
+        self._plan_grants(plan, grants, known_principals, known_resource_types, source, replace, context is None)
         return plan
 
     def _check_duplicates(self, section: str, keys: list[str]) -> dict[str, int]:
@@ -197,7 +222,7 @@ class Planner:
         return seen
 
     def _plan_principals(self, plan: Plan, rows: list[PrincipalRow], existing: dict[str, Principal],
-                         known: dict[str, str], incoming: dict[str, int]) -> None:
+                         known: dict[str, str], incoming: dict[str, int], elsewhere: dict[str, set[str]]) -> None:
         group_rows = [r for r in rows if r.id.startswith("group:")]
         current_members = self._members_of({r.id for r in group_rows if r.id in existing})
         proposed_members: dict[str, set[str]] = {}
@@ -227,7 +252,7 @@ class Planner:
             elif before != after:
                 plan.principals.append(Change("changed", row.id, before, after))
         if proposed_members:
-            self._check_group_cycles(proposed_members, incoming)
+            self._check_group_cycles(proposed_members, incoming, elsewhere)
         self._hold_back_members(plan, current_members)
 
     def _hold_back_members(self, plan: Plan, current: dict[str, set[str]]) -> None:
@@ -258,10 +283,13 @@ class Planner:
             state["members"] = sorted(set(row.members or []))
         return state
 
-    def _check_group_cycles(self, proposed: dict[str, set[str]], incoming: dict[str, int]) -> None:
-        """Refuse a membership graph with a cycle, looking through groups already in the database."""
-        graph: dict[str, set[str]] = {}
+    def _check_group_cycles(self, proposed: dict[str, set[str]], incoming: dict[str, int],
+                            elsewhere: dict[str, set[str]]) -> None:
+        """Refuse a membership graph with a cycle, looking through groups already in the database and
+        the groups the rest of the import (``elsewhere``) brings."""
+        graph: dict[str, set[str]] = {group: members for group, members in elsewhere.items() if group not in proposed}
         frontier = {m for members in proposed.values() for m in members if m.startswith("group:")} - set(proposed)
+        frontier -= set(graph)
         while frontier:
             stored = self._members_of(frontier)
             for group in frontier:
@@ -316,11 +344,11 @@ class Planner:
                 plan.resources.append(Change("changed", row.id, before, after))
 
     def _plan_grants(self, plan: Plan, rows: list[GrantRow], known_principals: dict[str, str],
-                     known_types: dict[str, str], source: str, replace: bool) -> None:
+                     known_types: dict[str, str], source: str, replace: bool, check_duplicates: bool) -> None:
         identities: dict[str, int] = {}
         for index, row in enumerate(rows):
             identity = grant_identity(row.principal, row.role, row.resource)
-            if identity in identities:
+            if identity in identities and check_duplicates:
                 self.error("grants", index, None, "duplicate_row",
                            f"the same grant appears twice (first at index {identities[identity]})")
                 continue
@@ -335,13 +363,13 @@ class Planner:
                 roles = ", ".join(declared.roles) if declared and declared.roles else "none"
                 self.error("grants", index, "role", "unknown_role",
                            f"role {row.role!r} is not declared for {known_types[row.resource]} (roles: {roles})")
-        existing = self._existing_grants(rows)
+        existing = self._existing_grants([rows[index] for index in identities.values()])
         new_grants: list[Change] = []
         for identity, index in identities.items():
             row = rows[index]
             current = existing.get(identity)
 
-            def given(name: str, otherwise: Any, row: GrantRow = row, current: Grant | None = current) -> Any:
+            def given(name: str, otherwise: Any, row: GrantRow = row, current: Any = current) -> Any:
                 # A field left out of the row keeps the stored value; an explicit null clears it.
                 if name in row.model_fields_set:
                     return getattr(row, name)
@@ -363,7 +391,10 @@ class Planner:
                 before = grant_state(current)
                 if {k: v for k, v in before.items() if k != "id"} != after:
                     plan.grants.append(Change("changed", identity, before, {**after, "id": current.id}))
-                    plan.grant_rows[identity] = current
+        changed = {change.before["id"]: change.key for change in plan.grants if change.before}  # type: ignore[index]
+        for chunk in _chunks(sorted(changed)):  # the rows to update, as objects
+            for grant in self.session.scalars(select(Grant).where(Grant.id.in_(chunk))):
+                plan.grant_rows[changed[grant.id]] = grant
         self._hold_back_grants(plan, new_grants)
         if replace:
             for grant in self.session.scalars(select(Grant).where(Grant.source == source).order_by(Grant.id)):
@@ -384,11 +415,19 @@ class Planner:
                 plan.held.append({"principal": identity[0], "role": identity[1], "resource": identity[2],
                                   "hold": holds.summary(hold)})
 
-    def _existing_grants(self, rows: list[GrantRow]) -> dict[str, Grant]:
-        pairs = sorted({(r.principal, r.resource) for r in rows})
-        found: dict[str, Grant] = {}
-        for chunk in _chunks(pairs):
-            for grant in self.session.scalars(
-                    select(Grant).where(tuple_(Grant.principal_key, Grant.resource_key).in_(chunk))):
+    def _existing_grants(self, rows: list[GrantRow]) -> dict[str, Any]:
+        """The stored grants of these rows' identities, as plain rows with the columns' names.
+
+        Joined with the identities as a table of values, so that each is one probe of the grants'
+        unique index. SQLite answers a list of pairs (``IN``) by scanning every grant, which made
+        each batch of an import slower as the directory grew."""
+        found: dict[str, Any] = {}
+        for chunk in _chunks(rows):
+            wanted = values(column("principal", String), column("role", String), column("resource", String),
+                            name="wanted").data([(r.principal, r.role, r.resource) for r in chunk]).cte("wanted")
+            query = select(*GRANT_COLUMNS).join(wanted, and_(Grant.principal_key == wanted.c.principal,
+                                                             Grant.role == wanted.c.role,
+                                                             Grant.resource_key == wanted.c.resource))
+            for grant in self.session.execute(query):
                 found[grant_identity(grant.principal_key, grant.role, grant.resource_key)] = grant
         return found

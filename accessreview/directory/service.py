@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ..audit import WriteContext, append_event, append_events, lock_state
@@ -127,7 +127,6 @@ def _apply_resources(session: Session, changes: list[Change], now: datetime) -> 
 
 
 def _apply_grants(session: Session, ctx: WriteContext, plan: Plan) -> None:
-    added: list[tuple[Change, Grant]] = []
     removed = [plan.grant_rows[change.key] for change in plan.grants if change.kind == "removed"]
     for row in removed:  # one statement a thousand, not one per grant through the ORM
         session.expunge(row)
@@ -135,22 +134,25 @@ def _apply_grants(session: Session, ctx: WriteContext, plan: Plan) -> None:
         session.execute(delete(Grant).where(Grant.id.in_([row.id for row in removed[start:start + 1000]]))
                         .execution_options(synchronize_session=False))
     for change in plan.grants:
-        if change.kind == "removed":
-            continue
-        after = change.after or {}
-        row = plan.grant_rows.get(change.key)
-        if row is None:
-            row = Grant(principal_key=after["principal"], role=after["role"], resource_key=after["resource"],
-                        source=after["source"])
-            session.add(row)
-            added.append((change, row))
-        row.granted_by = after["granted_by"]
-        row.granted_at = _parse_time(after["granted_at"]) or ctx.now
-        row.reason = after["reason"]
-        row.expires_at = _parse_time(after["expires_at"])
+        if change.kind == "changed":
+            after, row = change.after or {}, plan.grant_rows[change.key]
+            row.granted_by = after["granted_by"]
+            row.granted_at = _parse_time(after["granted_at"]) or ctx.now
+            row.reason = after["reason"]
+            row.expires_at = _parse_time(after["expires_at"])
     session.flush()
-    for change, row in added:  # ids exist only after the flush; the audit event names them
-        change.after = {**(change.after or {}), "id": row.id}
+    added = {change.key: change for change in plan.grants if change.kind == "added"}
+    rows = [{"principal_key": after["principal"], "role": after["role"], "resource_key": after["resource"],
+             "source": after["source"], "granted_by": after["granted_by"],
+             "granted_at": _parse_time(after["granted_at"]) or ctx.now, "reason": after["reason"],
+             "expires_at": _parse_time(after["expires_at"])}
+            for after in (change.after or {} for change in added.values())]
+    for start in range(0, len(rows), 1000):  # a few multi-row statements, not one per grant
+        inserted = session.execute(insert(Grant).returning(Grant.id, Grant.principal_key, Grant.role,
+                                                           Grant.resource_key), rows[start:start + 1000])
+        for grant_id, principal, role, resource in inserted:  # the audit event names the new id
+            change = added[grant_identity(principal, role, resource)]
+            change.after = {**(change.after or {}), "id": grant_id}
 
 
 def _parse_time(value: Any) -> datetime | None:
