@@ -673,6 +673,7 @@ class SignatureDocument(Out):
     kind: str
     sha256: str
     campaign: int | None
+    stage: str | None = None  # signed too; absent from files signed before the stage was claimed
     signed_at: str
     key_id: str
     signature: str
