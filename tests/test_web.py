@@ -523,7 +523,7 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
     assert definition["stages"] == [{"rule": "manager", "principal": None}]
     assert (definition["duration_days"], definition["on_no_response"]) == (21, "recommendation")
     assert definition["reminders"] == {"days_before_due": [7, 3], "on_due_day": True, "daily_overdue": False}
-    assert definition["justification"] == {"revoke": True, "keep": True}
+    assert definition["justification"] == {"revoke": True, "keep": True, "keep_against_revoke_advice": False}
     assert definition["escalation"] == {"after_days_overdue": 2, "to": "fallback"}
     assert definition["schedule"]["cron"] == "0 9 1 1,4,7,10 *" and definition["schedule"]["timezone"] == "Europe/Paris"
     assert definition["recommendation"] == {"unused_days": 60}

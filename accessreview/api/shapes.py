@@ -678,6 +678,7 @@ class SignatureDocument(Out):
     kind: str
     sha256: str
     campaign: int | None
+    stage: str | None = None  # signed too; absent from files signed before the stage was claimed
     signed_at: str
     key_id: str
     signature: str
@@ -690,6 +691,7 @@ class VerificationOut(Out):
     reason: str
     campaign: int | None
     kind: str | None
+    stage: str | None  # sign_off, remediation, follow_up, ad_hoc; None for files signed before it was claimed
     signed_at: str | None
     key_id: str | None
     fingerprint: str | None

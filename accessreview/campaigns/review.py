@@ -213,9 +213,12 @@ def check_decision(campaign: Campaign, request: DecisionRequest) -> ApiError | N
     if item.overridden and item.status == "decided" and not request.override:
         return Conflict(f"review item {item.id} was decided by {item.decided_by}, overriding its reviewer; only a "
                         "security lead can change it now", code="overridden", field="decision")
-    required = campaign.settings["justification"][request.decision]
-    if required and not (request.justification or "").strip():
-        return Unprocessable(f"a justification is required to {request.decision}", field="justification",
+    rules = campaign.settings["justification"]
+    against = (request.decision == "keep" and item.recommendation == "revoke"
+               and rules.get("keep_against_revoke_advice", False))
+    if (rules[request.decision] or against) and not (request.justification or "").strip():
+        why = " against the advice to revoke" if against and not rules[request.decision] else ""
+        return Unprocessable(f"a justification is required to {request.decision}{why}", field="justification",
                              code="justification_required")
     return None
 

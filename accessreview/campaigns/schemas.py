@@ -58,6 +58,8 @@ class Escalation(Strict):
 class Justification(Strict):
     revoke: bool = True
     keep: bool = False
+    # A keep against the advice to revoke needs a reason even where keeps do not.
+    keep_against_revoke_advice: bool = False
 
 
 class Recommendation(Strict):
