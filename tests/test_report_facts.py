@@ -504,3 +504,28 @@ def test_a_definition_may_require_a_reason_to_keep_against_the_advice_to_revoke(
                        headers=owen).status_code == 200
     assert client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "keep"},
                        headers=owen).status_code == 200
+
+
+def test_a_definition_may_refuse_a_sign_off_by_someone_who_decided_items(client, lead, admin, directory, token_for):
+    """``sign_off.refuse_signer_who_decided``: whoever decided items by hand (here: overrode one) cannot
+    sign the campaign off; another security lead can. Off by default, where the signer is only flagged."""
+    definition_id = definition(client, lead, on_no_response="keep",
+                               sign_off={"refuse_signer_who_decided": True})
+    shown = client.get(f"/v1/campaign-definitions/{definition_id}", headers=lead).get_json()
+    assert shown["sign_off"] == {"refuse_signer_who_decided": True}
+    campaign = launch(client, lead, definition_id)
+    item = next(iter(items(client, lead, campaign["id"]).values()))
+    assert client.post(f"/v1/review-items/{item['id']}/decision", json={"decision": "keep", "justification": "needed"},
+                       headers=lead).status_code == 200
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    refused = client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "signer_decided"
+    assert "decided 1 item" in refused.get_json()["error"]["message"]
+    assert client.get(f"/v1/campaigns/{campaign['id']}", headers=lead).get_json()["status"] == "closed"
+    other = token_for("user:sam", "security_lead")
+    signed = client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=other)
+    assert signed.status_code in (200, 202), signed.get_json()
+
+    default = client.get(f"/v1/campaign-definitions/{definition(client, lead)}", headers=lead).get_json()
+    assert default["sign_off"] == {"refuse_signer_who_decided": False}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from ..campaigns.schemas import (Escalation, Justification, Recommendation, Reminders, ReviewerRule, Schedule,
-                                 Scope, HoldSettings)
+                                 Scope, HoldSettings, SignOffSettings)
 
 
 class Out(BaseModel):
@@ -387,6 +387,7 @@ class DefinitionOut(Out):
     recommendation: Recommendation
     schedule: Schedule | None
     holds: HoldSettings
+    sign_off: SignOffSettings
     enabled: bool
     created_by: str
     created_at: str
