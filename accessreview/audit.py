@@ -24,6 +24,8 @@ from .pagination import Page, paginate
 
 GENESIS_HASH = "0" * 64
 STATE_ROW_ID = 1
+# The service acting on its own account: automated decisions, and revocations applied on a sign-off.
+SERVICE_ACTOR = "system:accessreview"
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,7 @@ class CampaignDefinition(Base):
     recommendation: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"unused_days": 90}
     schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"cron"|"interval", "timezone"}
     holds: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"days": None (until lifted), "follow_up_days": 7}
+    sign_off: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"refuse_signer_who_decided": false}
     enabled: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]

@@ -67,7 +67,7 @@ def forge(book: Path) -> str:
     key = Ed25519PrivateKey.generate()
     claims = json.loads(book.with_name(book.name + ".sig.json").read_text())
     document, raw = sign(key, book.read_bytes(), report=claims["file"], campaign=claims["campaign"],
-                         signed_at=datetime.now(timezone.utc), kind=claims["kind"])
+                         signed_at=datetime.now(timezone.utc), kind=claims["kind"], stage=claims["stage"])
     book.with_name(book.name + ".sig.json").write_text(json.dumps(document))
     book.with_name(book.name + ".sig").write_bytes(raw)
     return verify_report.fingerprint(key.public_key())

@@ -331,6 +331,9 @@ def test_remediation_outcomes_say_whether_access_remains(client, lead, auditor, 
     found = items(client, lead, campaign["id"])
     ben = found[("user:ben", "editor", "project:p1")]  # ben reads p1 through group:team too
     ann = found[("user:ann", "editor", "project:p1")]
+    team_grant = found[("group:team", "viewer", "project:p1")]["grant"]["id"]
+    own_grant = found[("user:ben", "viewer", "document:d1")]["grant"]["id"]  # and reads d1 through his own
+    via = "grants " + ", ".join(map(str, sorted((team_grant, own_grant))))
     for item in (ben, ann):
         assert client.post(f"/v1/review-items/{item['id']}/decision",
                            json={"decision": "revoke", "justification": "left"}, headers=owen).status_code == 200
@@ -338,10 +341,191 @@ def test_remediation_outcomes_say_whether_access_remains(client, lead, auditor, 
     client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
     book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
     rows = {row["Item"]: row for row in table(book["Items"])}
-    assert rows[ann["id"]]["Remediation outcome"] == "removed (verified)"
-    assert rows[ben["id"]]["Remediation outcome"] == "removed, but access remains (see detail)"
-    assert "via grant" in rows[ben["id"]]["Remediation detail"]
-    remains = [e for e in table(book["Exceptions"]) if e["Exception"] == "access remains"]
-    assert [e["Item"] for e in remains] == [ben["id"]] and "still has read on project:p1" in remains[0]["Detail"]
+    assert rows[ann["id"]]["Remediation outcome"] == "removed"
+    assert rows[ben["id"]]["Remediation outcome"] == f"removed, access remains via {via} (finding)"
+    # Every access that remains, in full: the item's detail, and one row each in the listing.
+    detail = rows[ben["id"]]["Remediation detail"]
+    assert detail.startswith(f"access remains via {via}: ") and "more)" not in detail
+    remaining = [r for r in table(book["Remaining access"]) if r["Item"] == ben["id"]]
+    assert remaining and {r["Who still has it"] for r in remaining} == {"user:ben"}
+    assert {g for r in remaining for g in r["Through grants"].split(", ")} == {str(team_grant), str(own_grant)}
+    assert {(r["Permission"], r["On"]) for r in remaining} >= {("read", "project:p1"), ("read", "document:d1")}
+    assert all(f"still has {r['Permission']} on {r['On']} via {r['Via']}" in detail for r in remaining)
+    assert [r for r in table(book["Remaining access"]) if r["Item"] == ann["id"]] == []
+    exceptions = [e for e in table(book["Exceptions"]) if e["Item"] in (ann["id"], ben["id"])]
+    assert [(e["Exception"], e["Item"]) for e in exceptions] == [("access remains", ben["id"])]
+    assert exceptions[0]["Detail"].startswith(f"removed, access remains via {via} (finding): ")
+    summary = summary_of(book)
+    assert summary["Remediation outcome: removed"] == 1
+    assert summary["Remediation outcome: removed, access remains via another grant (finding)"] == 1
+    assert summary["Remediation outcome: not removed (error)"] == 0
     signed = campaign_workbook(client, auditor, campaign["id"], stage="sign_off")
     assert {row["Item"]: row for row in table(signed["Items"])}[ann["id"]]["Remediation outcome"] == "not removed yet"
+    assert summary_of(signed)["Remediation outcome: not removed yet"] == 2
+
+
+def test_remediation_is_applied_by_the_service_on_the_sign_off(client, lead, auditor, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen = token_for("user:owen")
+    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
+                headers=owen)
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    (signed_off,) = [e for e in audit(client, auditor, "campaign.signed_off") if e["target"] == f"campaign:{campaign['id']}"]
+    assert signed_off["actor"] == "user:lena"
+    (deleted,) = [e for e in audit(client, auditor, "grant.deleted")
+                  if e["target"] == f"grant:{ann['grant']['id']}"]
+    assert deleted["actor"] == "system:accessreview"
+    on_sign_off = deleted["before"]["on_sign_off"]
+    assert on_sign_off["signed_off_by"] == "user:lena" and on_sign_off["campaign"] == campaign["id"]
+    assert on_sign_off["event"] == signed_off["id"] and on_sign_off["event_seq"] == signed_off["seq"]
+    (revoked,) = [e for e in audit(client, auditor, "review.revoked") if e["target"] == f"review_item:{ann['id']}"]
+    assert revoked["actor"] == "system:accessreview" and revoked["after"]["on_sign_off"] == on_sign_off
+    assert not [e for e in audit(client, auditor, "grant.deleted") if e["actor"] == "user:lena"]
+
+    book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
+    trail = {(row["Action"], row["Target"]): row for row in table(book["Audit trail"])}
+    row = trail[("grant.deleted", f"grant:{ann['grant']['id']}")]
+    assert row["Actor"] == "system:accessreview" and signed_off["id"] in row["Before"]
+    applied_by = {row["Item"]: row for row in table(book["Items"])}[ann["id"]]["Applied by"]
+    assert applied_by.startswith("system:accessreview, carrying out the sign-off by user:lena at ")
+    assert signed_off["id"] in applied_by
+    summary = summary_of(book)
+    assert summary["Remediation applied by"].startswith("system:accessreview (1 items), carrying out the sign-off")
+
+
+def test_the_access_left_in_scope_is_listed_and_the_stage_signed(client, lead, auditor, directory, token_for):
+    import hashlib
+    import json
+
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    ann = found[("user:ann", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
+                headers=owen)
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
+    summary = summary_of(book)
+    listing = table(book["Access after remediation"])
+    held = {(r["Principal"], r["Role"], r["Resource"]) for r in listing}
+    assert ("user:ann", "editor", "project:p1") not in held
+    assert {("user:ben", "editor", "project:p1"), ("group:team", "viewer", "project:p1")} <= held
+    assert len(listing) == summary["Access after remediation: count"] == len(found) - 1
+    team = next(r for r in listing if r["Principal"] == "group:team")
+    assert team["Group members"] == "user:ben" and team["Via"].startswith(f"grant {team['Grant']} to group:team")
+    # The listing's hash is recomputed from the sheet alone, as the population's is from Items.
+    identities = [[r["Kind"], r["Grant"], r["Principal"], None if r["Kind"] == "membership" else r["Role"],
+                   r["Resource"], r["Expires at (UTC)"].isoformat() + "+00:00" if r["Expires at (UTC)"] else None,
+                   r["Group members"].split(", ") if r["Group members"] else []] for r in listing]
+    canonical = json.dumps({"revision": summary["Access after remediation: directory revision"],
+                            "items": identities}, sort_keys=True, separators=(",", ":"))
+    assert hashlib.sha256(canonical.encode()).hexdigest() == summary["Access after remediation: SHA-256"]
+    assert "the same as this listing" in summary["Access after remediation: as recorded at remediation"]
+
+    # The stage, in the Summary and in the signed claims: the two workbooks are not the same evidence.
+    assert summary["Stage"].startswith("remediation: after remediation")
+    signed = campaign_workbook(client, auditor, campaign["id"], stage="sign_off")
+    assert summary_of(signed)["Stage"].startswith("sign_off: at sign-off")
+    assert "Access after remediation" not in signed.sheetnames
+    reports = client.get(f"/v1/reports?campaign={campaign['id']}", headers=auditor).get_json()["items"]
+    for report in reports:
+        with client.get(f"/v1/reports/{report['id']}/signature", headers=auditor) as response:
+            assert json.loads(response.data)["stage"] == report["stage"]
+
+
+def test_a_removal_that_did_not_take_is_not_removed_and_a_retry_takes_it_up(app, client, lead, auditor, directory,
+                                                                            token_for):
+    from support import write
+
+    from accessreview.audit import SERVICE_ACTOR, WriteContext, lock_state
+    from accessreview.campaigns import remediation
+    from accessreview.campaigns.review import get_campaign
+    from accessreview.models import Grant, ReviewItem
+    from accessreview.reports import signer_of
+    from accessreview.reports.service import campaign_report
+    from accessreview.revisions import new_revision
+
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
+                headers=token_for("user:owen"))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    grant_id = ann["grant"]["id"]
+    # As if the removal had not taken: the grant is back under its own id, and the item awaits verification.
+    with write(app) as (session, ctx):
+        session.add(Grant(id=grant_id, principal_key="user:ann", role="editor", resource_key="project:p1",
+                          granted_by="test", granted_at=ctx.now, source="portal"))
+        new_revision(session, ctx, lock_state(session), [("grant", grant_id)])
+        session.get(ReviewItem, ann["id"]).remediation_state = "applied"
+    with write(app) as (session, ctx):
+        service = WriteContext(SERVICE_ACTOR, ctx.now)
+        counts, _, _ = remediation.verify(session, service, app.extensions["authz"],
+                                          get_campaign(session, campaign["id"]))
+        assert counts == {"not_removed": 1}
+    after = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
+    assert after["remediation_state"] == "failed" and after["applied_at"] is None
+    assert after["remediation_detail"].startswith(f"not removed: grant {grant_id} is still in the directory; ")
+    with write(app) as (session, ctx):
+        made = campaign_report(session, WriteContext(SERVICE_ACTOR, ctx.now), signer_of(app),
+                               app.config["REPORTS_DIR"], get_campaign(session, campaign["id"]), "remediation",
+                               snapshot=app.extensions["authz"].refresh())
+    book = load_workbook(app.config["REPORTS_DIR"] / made["file_name"])
+    assert {r["Item"]: r for r in table(book["Items"])}[ann["id"]]["Remediation outcome"] == "not removed (error)"
+    assert [(e["Exception"], e["Detail"].split(":")[0]) for e in table(book["Exceptions"]) if e["Item"] == ann["id"]
+            ] == [("not removed", "not removed (error)")]
+    assert summary_of(book)["Remediation outcome: not removed (error)"] == 1
+    assert ("user:ann", "editor", "project:p1") in {(r["Principal"], r["Role"], r["Resource"])
+                                                   for r in table(book["Access after remediation"])}
+
+    # A retry removes it again, and verifies it.
+    retried = client.post(f"/v1/campaigns/{campaign['id']}/remediate", headers=lead)
+    assert retried.status_code in (200, 202), retried.get_json()
+    assert items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]["remediation_state"] == "verified"
+
+
+def test_a_definition_may_require_a_reason_to_keep_against_the_advice_to_revoke(client, lead, directory, token_for):
+    campaign = launch(client, lead, definition(client, lead, justification={
+        "revoke": False, "keep": False, "keep_against_revoke_advice": True}))
+    owen = token_for("user:owen")
+    found = items(client, lead, campaign["id"])
+    cat = found[("user:cat", "member", "organization:acme")]  # disabled: advised revoke
+    ann = found[("user:ann", "editor", "project:p1")]
+    assert cat["recommendation"] == "revoke" and ann["recommendation"] != "revoke"
+    refused = client.post(f"/v1/review-items/{cat['id']}/decision", json={"decision": "keep"}, headers=owen)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["code"] == "justification_required"
+    assert "against the advice to revoke" in refused.get_json()["error"]["message"]
+    assert client.post(f"/v1/review-items/{cat['id']}/decision",
+                       json={"decision": "keep", "justification": "returns next month"},
+                       headers=owen).status_code == 200
+    assert client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "keep"},
+                       headers=owen).status_code == 200
+
+
+def test_a_definition_may_refuse_a_sign_off_by_someone_who_decided_items(client, lead, admin, directory, token_for):
+    """``sign_off.refuse_signer_who_decided``: whoever decided items by hand (here: overrode one) cannot
+    sign the campaign off; another security lead can. Off by default, where the signer is only flagged."""
+    definition_id = definition(client, lead, on_no_response="keep",
+                               sign_off={"refuse_signer_who_decided": True})
+    shown = client.get(f"/v1/campaign-definitions/{definition_id}", headers=lead).get_json()
+    assert shown["sign_off"] == {"refuse_signer_who_decided": True}
+    campaign = launch(client, lead, definition_id)
+    item = next(iter(items(client, lead, campaign["id"]).values()))
+    assert client.post(f"/v1/review-items/{item['id']}/decision", json={"decision": "keep", "justification": "needed"},
+                       headers=lead).status_code == 200
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    refused = client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "signer_decided"
+    assert "decided 1 item" in refused.get_json()["error"]["message"]
+    assert client.get(f"/v1/campaigns/{campaign['id']}", headers=lead).get_json()["status"] == "closed"
+    other = token_for("user:sam", "security_lead")
+    signed = client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=other)
+    assert signed.status_code in (200, 202), signed.get_json()
+
+    default = client.get(f"/v1/campaign-definitions/{definition(client, lead)}", headers=lead).get_json()
+    assert default["sign_off"] == {"refuse_signer_who_decided": False}

@@ -52,7 +52,8 @@ def test_the_workbook_matches_the_campaign_row_by_row(client, lead, auditor, sig
         assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         assert report["file_name"] in response.headers["Content-Disposition"]
         book = load_workbook(io.BytesIO(response.data))
-    assert book.sheetnames == ["Summary", "Items", "Exceptions", "Reviewers", "Audit trail", "How to verify", "Holds"]
+    assert book.sheetnames == ["Summary", "Items", "Exceptions", "Reviewers", "Audit trail", "How to verify", "Holds",
+                               "Remaining access", "Access after remediation"]
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=2, values_only=True)}
     assert summary["Population: count"] == signed_off["population_count"]
     assert summary["Population: SHA-256"] == signed_off["population_hash"]

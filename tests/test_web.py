@@ -266,6 +266,34 @@ def test_a_definition_has_a_page_to_read_and_change_it(client, lead, campaign, a
     assert "Save the changes" not in read_only and "disabled" in read_only
 
 
+def test_the_definition_form_carries_the_independence_and_justification_settings(client, lead, campaign):
+    """What the page shows ticked is what the definition holds, and saving the page keeps it: a
+    setting not on the form would be lost by every edit."""
+    url = f"/ui/campaign-definitions/{campaign['definition_id']}"
+    api = f"/v1/campaign-definitions/{campaign['definition_id']}"
+    assert client.patch(api, json={"justification": {"revoke": True, "keep": False, "keep_against_revoke_advice": True},
+                                   "sign_off": {"refuse_signer_who_decided": True}}, headers=lead).status_code == 200
+    sign_in(client, lead)
+    page = client.get(url)
+    body = text(page)
+    for name in ("justify_keep_against_advice", "refuse_signer_who_decided"):
+        assert re.search(rf'name="{name}" checked', body), name
+    before = client.get(api, headers=lead).get_json()
+    form = {name: value for name, value in re.findall(r'<input id="[^"]+" name="([a-z_]+)"[^>]*value="([^"]*)"', body)}
+    form.update({"form_token": form_token(page), "subtrees": "\n".join(before["scope"].get("subtrees") or []),
+                 "reviewer_rule": before["reviewer"]["rule"], "on_no_response": before["on_no_response"],
+                 "schedule": "none", "principal_kinds": before["scope"].get("principal_kinds") or [],
+                 "justify_revoke": "on", "justify_keep_against_advice": "on", "refuse_signer_who_decided": "on"})
+    assert client.post(url, data=form).status_code == 302
+    kept = client.get(api, headers=lead).get_json()
+    assert kept["justification"]["keep_against_revoke_advice"] is True
+    assert kept["sign_off"] == {"refuse_signer_who_decided": True}
+    page = client.get(url)
+    cleared = {k: v for k, v in form.items() if k != "refuse_signer_who_decided"}
+    assert client.post(url, data={**cleared, "form_token": form_token(page)}).status_code == 302
+    assert client.get(api, headers=lead).get_json()["sign_off"] == {"refuse_signer_who_decided": False}
+
+
 def test_a_reviewer_sees_only_their_own_items(client, lead, campaign, token_for):
     sign_in(client, token_for("user:ann"))  # a reviewer of nothing here
     home = client.get("/ui/")
@@ -523,7 +551,7 @@ def test_a_security_lead_defines_a_campaign_with_the_form(client, lead, auditor,
     assert definition["stages"] == [{"rule": "manager", "principal": None}]
     assert (definition["duration_days"], definition["on_no_response"]) == (21, "recommendation")
     assert definition["reminders"] == {"days_before_due": [7, 3], "on_due_day": True, "daily_overdue": False}
-    assert definition["justification"] == {"revoke": True, "keep": True}
+    assert definition["justification"] == {"revoke": True, "keep": True, "keep_against_revoke_advice": False}
     assert definition["escalation"] == {"after_days_overdue": 2, "to": "fallback"}
     assert definition["schedule"]["cron"] == "0 9 1 1,4,7,10 *" and definition["schedule"]["timezone"] == "Europe/Paris"
     assert definition["recommendation"] == {"unused_days": 60}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from ..campaigns.schemas import (Escalation, Justification, Recommendation, Reminders, ReviewerRule, Schedule,
-                                 Scope, HoldSettings)
+                                 Scope, HoldSettings, SignOffSettings)
 
 
 class Out(BaseModel):
@@ -388,6 +388,7 @@ class DefinitionOut(Out):
     recommendation: Recommendation
     schedule: Schedule | None
     holds: HoldSettings
+    sign_off: SignOffSettings
     enabled: bool
     created_by: str
     created_at: str
@@ -679,6 +680,7 @@ class SignatureDocument(Out):
     kind: str
     sha256: str
     campaign: int | None
+    stage: str | None = None  # signed too; absent from files signed before the stage was claimed
     signed_at: str
     key_id: str
     signature: str
@@ -691,6 +693,7 @@ class VerificationOut(Out):
     reason: str
     campaign: int | None
     kind: str | None
+    stage: str | None  # sign_off, remediation, follow_up, ad_hoc; None for files signed before it was claimed
     signed_at: str | None
     key_id: str | None
     fingerprint: str | None

@@ -14,11 +14,11 @@ from ..db import get_or_404
 from ..errors import Unprocessable
 from ..models import Campaign, CampaignDefinition, Principal, Resource, ReviewItem
 from ..validation import refusal
-from .schemas import DefinitionBody, DefinitionPatch, HoldSettings
+from .schemas import DefinitionBody, DefinitionPatch, HoldSettings, SignOffSettings
 
 FIELDS = ("name", "description", "scope", "reviewer", "stages", "fallback_reviewer", "duration_days", "reminders",
           "escalation", "on_no_response", "on_no_response_fallback", "justification", "recommendation", "schedule",
-          "holds", "enabled")
+          "holds", "sign_off", "enabled")
 
 
 def definition_state(d: CampaignDefinition) -> dict[str, Any]:
@@ -28,7 +28,8 @@ def definition_state(d: CampaignDefinition) -> dict[str, Any]:
         "duration_days": d.duration_days, "reminders": d.reminders, "escalation": d.escalation,
         "on_no_response": d.on_no_response, "on_no_response_fallback": d.on_no_response_fallback,
         "justification": d.justification, "recommendation": d.recommendation,
-        "schedule": d.schedule, "holds": d.holds or HoldSettings().model_dump(), "enabled": d.enabled,
+        "schedule": d.schedule, "holds": d.holds or HoldSettings().model_dump(),
+        "sign_off": d.sign_off or SignOffSettings().model_dump(), "enabled": d.enabled,
         "created_by": d.created_by,
         "created_at": as_utc(d.created_at).isoformat(), "updated_at": as_utc(d.updated_at).isoformat(),
     }

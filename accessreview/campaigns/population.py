@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from ..authz.engine import SERVICE_RESOURCE, Snapshot
 from ..authz.index import GrantRecord
@@ -42,11 +42,18 @@ def in_scope(snapshot: Snapshot, scope: dict[str, Any], reconciliation: dict[str
     """Every grant (and group membership, if asked) that the scope covers, in a stable order, each with
     what the population hash covers (a group grant's members included). ``reconciliation``, if given, is
     filled with the directory's counts: grants in and out of scope, and why out."""
+    return list(scope_candidates(snapshot, scope, reconciliation))
+
+
+def scope_candidates(snapshot: Snapshot, scope: dict[str, Any], reconciliation: dict[str, Any] | None = None
+                     ) -> Iterator[Candidate]:
+    """:func:`in_scope` a candidate at a time, for who only passes them on (``reconciliation`` is filled
+    once the last is given)."""
     index = snapshot.index
     types, roles = set(scope.get("resource_types") or ()), set(scope.get("roles") or ())
     resources, subtrees = set(scope.get("resources") or ()), set(scope.get("subtrees") or ())
     kinds = set(scope.get("principal_kinds") or ("user", "group", "service"))
-    found = []
+    grants_in = memberships_in = 0
     out: Counter[str] = Counter()
     for grant in sorted(index.grants_by_id.values(), key=lambda g: g.id):
         why = _out_of_scope(index, grant, kinds, types, roles, resources, subtrees)
@@ -56,21 +63,21 @@ def in_scope(snapshot: Snapshot, scope: dict[str, Any], reconciliation: dict[str
         candidate = Candidate("grant", grant.principal, grant.resource, grant.role, grant)
         if grant.principal.startswith("group:"):
             candidate.members = [m for m in index.members(grant.principal) if not m.startswith("group:")]
-        found.append(candidate)
-    grants_in = len(found)
+        grants_in += 1
+        yield candidate
     groups = scope.get("membership_groups")
     if groups is not None:
         wanted = set(groups)
         for group, member in sorted(index.memberships):
             if (not wanted or group in wanted) and index.principals.get(member, None) is not None \
                     and index.principals[member].kind in kinds:
-                found.append(Candidate("membership", member, group))
+                memberships_in += 1
+                yield Candidate("membership", member, group)
     if reconciliation is not None:
         reconciliation.update({
             "revision": snapshot.revision, "grants_in_directory": len(index.grants_by_id), "grants_in_scope": grants_in,
             "grants_out_of_scope": sum(out.values()), "out_of_scope_by_reason": dict(sorted(out.items())),
-            "memberships_in_directory": len(index.memberships), "memberships_in_scope": len(found) - grants_in})
-    return found
+            "memberships_in_directory": len(index.memberships), "memberships_in_scope": memberships_in})
 
 
 def _out_of_scope(index, grant, kinds, types, roles, resources, subtrees) -> str | None:
@@ -277,6 +284,25 @@ def _gives_at_least(snapshot: Snapshot, role: str, depth_up: int, wanted: dict[s
 @dataclass(frozen=True)
 class _TypeOnly:
     type: str
+
+
+class PopulationHash:
+    """:func:`population_hash` taken a candidate at a time (the same bytes hashed: the items come first
+    in the sorted canonical JSON, the revision last)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256(b'{"items":[')
+        self.count = 0
+
+    def add(self, candidate: Candidate) -> None:
+        identity = json.dumps(candidate.identity(), sort_keys=True, separators=(",", ":"))
+        self._digest.update((b"," if self.count else b"") + identity.encode())
+        self.count += 1
+
+    def hexdigest(self, revision: int) -> str:
+        digest = self._digest.copy()
+        digest.update(f'],"revision":{json.dumps(revision)}}}'.encode())
+        return digest.hexdigest()
 
 
 def population_hash(revision: int, candidates: list[Candidate]) -> str:

@@ -3,10 +3,16 @@
 It is a job (``remediation``), started in the sign-off's own transaction: the sign-off report, the
 revocations a chunk a step (each chunk one directory revision), their verification a chunk a step,
 the scope as it stands after, and the post-remediation report. A retry (``start_remediation``)
-runs the same job, which picks up what is still pending or failed."""
+runs the same job, which picks up what is still pending or failed.
+
+The job acts as the service (``SERVICE_ACTOR``), not as the person who signed off: every event it
+writes names the sign-off it carries out (who, when, its audit event). Each revoked item ends in one
+of three outcomes: removed; removed, but access remains through another grant (a finding, with
+every grant that still gives it); or not removed (an error, with why)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +22,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
-from ..audit import WriteContext, append_event, lock_state
+from ..audit import SERVICE_ACTOR, WriteContext, append_event, lock_state
 from ..authz.declarations import Declarations
 from ..authz.engine import AuthzEngine
 from ..errors import Conflict
 from ..clock import as_utc
 from ..directory import holds, service as directory
-from ..directory.planner import Change, Plan, grant_identity, grant_state
-from ..directory.schemas import PrincipalBody
-from ..models import Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
-from .population import in_scope, population_hash
+from ..directory.planner import Change, Plan, Planner, grant_identity, grant_state
+from ..directory.schemas import PrincipalRow
+from ..models import AuditEvent, Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
+from .population import PopulationHash, scope_candidates
 from . import review
 from .review import record_many
 
@@ -100,11 +106,30 @@ def _count_attempt(session: Session, items: list[_Item]) -> None:
                     .execution_options(synchronize_session=False))
 
 
+def sign_off_reference(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """The sign-off that remediation carries out, as its events name it: who signed, when, and the
+    audit event that records it."""
+    event = session.execute(select(AuditEvent.id, AuditEvent.seq).where(
+        AuditEvent.target == f"campaign:{campaign.id}", AuditEvent.action == "campaign.signed_off")
+        .order_by(AuditEvent.seq.desc()).limit(1)).first()
+    return {"campaign": campaign.id, "signed_off_by": campaign.signed_off_by,
+            "signed_off_at": campaign.signed_off_at and as_utc(campaign.signed_off_at).isoformat(),
+            "event": event.id if event else None, "event_seq": event.seq if event else None}
+
+
+def service_context(ctx: WriteContext) -> WriteContext:
+    """Remediation's writes are the service's acts, not the signer's: the signer attested, the service applies."""
+    return WriteContext(SERVICE_ACTOR, ctx.now, ctx.request_id)
+
+
 def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, declarations: Declarations, *,
-                      after: int = 0, limit: int | None = None) -> tuple[dict[str, int], int | None, int]:
+                      after: int = 0, limit: int | None = None, on_sign_off: dict[str, Any] | None = None
+                      ) -> tuple[dict[str, int], int | None, int]:
     """Remove the grants (or memberships) decided revoke that are pending or failed, with item ids
-    above ``after``, up to ``limit`` items; one revision. Returns (counts, the last item id seen, items seen)."""
+    above ``after``, up to ``limit`` items; one revision. Every event names ``on_sign_off``, the
+    sign-off carried out. Returns (counts, the last item id seen, items seen)."""
     state = lock_state(session)
+    on_sign_off = on_sign_off or sign_off_reference(session, campaign)
     items = item_rows(session, campaign, ("pending", "failed"), after, limit, ReviewItem.decision == "revoke",
                    extra=(ReviewItem.role, ReviewItem.decided_by, ReviewItem.decided_at, ReviewItem.justification,
                           ReviewItem.automated_rule))
@@ -125,23 +150,31 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
             item.changes["remediation_detail"] = "the grant was already removed"
         else:
             identity = grant_identity(grant.principal_key, grant.role, grant.resource_key)
-            plan.grants.append(Change("removed", identity, {**grant_state(grant), "removed_by_review": campaign.id},
-                                      None))
+            plan.grants.append(Change("removed", identity, {**grant_state(grant), "removed_by_review": campaign.id,
+                                                            "on_sign_off": on_sign_off}, None))
             plan.grant_rows[identity] = grant
         item.changes.update(remediation_state="applied", applied_at=ctx.now)
     if plan.grants:
         directory.apply_plan(session, ctx, plan)
     for group, group_items in membership_items.items():
-        _remove_members(session, ctx, declarations, group, {i.principal_key for i in group_items})
+        error = _remove_members(session, ctx, declarations, campaign, on_sign_off, group,
+                                {i.principal_key for i in group_items})
         for item in group_items:
-            item.changes.update(remediation_state="applied", applied_at=ctx.now)
+            if error is None:
+                item.changes.update(remediation_state="applied", applied_at=ctx.now)
+            else:  # left as it was, for a retry to take up again
+                item.changes.update(remediation_state="failed", remediation_detail=f"{NOT_REMOVED}: {error}")
     applied = [item for item in items if item.changes.get("remediation_state") == "applied"]
-    outcome["applied"] = len(applied)
+    not_removed = [item for item in items if item.changes.get("remediation_state") == "failed"]
+    outcome["applied"], outcome["not_removed"] = len(applied), len(not_removed)
     holds.place(session, ctx, campaign, [_hold_entry(campaign, item) for item in applied])
     _write_back(session, items)
-    record_many(session, ctx, [(item, "revoked", {"grant_id": item.grant_id,
+    record_many(session, ctx, [(item, "revoked", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
                                                   "detail": item.changes.get("remediation_detail")})
-                               for item in applied], state=state)
+                               for item in applied]
+                + [(item, "not_removed", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
+                                          "detail": item.changes["remediation_detail"]}) for item in not_removed],
+                state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 
@@ -154,12 +187,23 @@ def _hold_entry(campaign: Campaign, item: _Item) -> dict[str, Any]:
                          "justification": item.justification, "signed_off_by": campaign.signed_off_by}}
 
 
-def _remove_members(session: Session, ctx: WriteContext, declarations: Declarations, group: str,
-                    members: set[str]) -> None:
-    current = session.scalars(select(GroupMembership.member_key).where(GroupMembership.group_key == group)).all()
+def _remove_members(session: Session, ctx: WriteContext, declarations: Declarations, campaign: Campaign,
+                    on_sign_off: dict[str, Any], group: str, members: set[str]) -> str | None:
+    """Take ``members`` out of ``group``, the change's event naming the review and the sign-off; returns
+    why it could not be done, or None. A group already gone holds nobody: nothing to do."""
     principal = session.get(Principal, group)
-    body = PrincipalBody(name=principal.name if principal else None, members=[m for m in current if m not in members])
-    directory.put_principal(session, ctx, declarations, group, body)
+    if principal is None:
+        return None
+    current = session.scalars(select(GroupMembership.member_key).where(GroupMembership.group_key == group)).all()
+    row = PrincipalRow(id=group, name=principal.name, members=[m for m in current if m not in members])
+    planner = Planner(session, declarations, ctx.now, ctx.actor)
+    plan = planner.plan([row], [], [], source="manual")
+    if planner.errors:
+        return "; ".join(error.message for error in planner.errors)
+    for change in plan.principals:
+        change.before = {**(change.before or {}), "removed_by_review": campaign.id, "on_sign_off": on_sign_off}
+    directory.apply_plan(session, ctx, plan)
+    return None
 
 
 def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: Campaign, *, after: int = 0,
@@ -175,19 +219,64 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
     representatives: dict[tuple[str, frozenset[str]], list[tuple[str, str]]] = {}
     entries = []
     for item in items:
-        survivors = [access.text for access in remaining_access(index, evaluator, item, now, representatives)]
-        if survivors:
-            detail = "; ".join(survivors[:5]) + (f" (+{len(survivors) - 5} more)" if len(survivors) > 5 else "")
-            item.changes.update(remediation_state="failed", remediation_detail=detail)
-            outcome["still_has_access"] += 1
-        else:
+        survivors = remaining_access(index, evaluator, item, now, representatives)
+        if not survivors:
             item.changes.update(remediation_state="verified", verified_at=now)
             outcome["verified"] += 1
-            detail = item.remediation_detail
-        entries.append((item, "verified" if not survivors else "verify_failed", {"detail": detail}))
+            entries.append((item, "verified", {"detail": item.remediation_detail}))
+            continue
+        remaining = [{"actor": a.actor, "permission": a.permission, "resource": a.resource, "grants": list(a.grants),
+                      "via": a.via} for a in survivors]
+        still_there = _still_there(index, item)
+        if still_there:  # the removal did not take: a retry applies it again
+            detail = f"{NOT_REMOVED}: {still_there}; " + "; ".join(a.text for a in survivors)
+            item.changes.update(remediation_state="failed", remediation_detail=detail, applied_at=None)
+            outcome["not_removed"] += 1
+        else:
+            grants = sorted({g for a in survivors for g in a.grants})
+            detail = f"{REMAINS} {_grant_list(grants)}: " + "; ".join(a.text for a in survivors)
+            item.changes.update(remediation_state="failed", remediation_detail=detail)
+            outcome["still_has_access"] += 1
+        entries.append((item, "verify_failed", {"detail": detail, "finding": not still_there,
+                                                "remaining": remaining}))
     _write_back(session, items)
     record_many(session, ctx, entries, state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
+
+
+NOT_REMOVED = "not removed"
+REMAINS = "access remains via"
+_REMAINING_GRANTS = re.compile(r"access remains via (grants? [0-9, and]+):")
+
+
+def _grant_list(ids: list[int]) -> str:
+    return ("grant " if len(ids) == 1 else "grants ") + ", ".join(map(str, ids))
+
+
+def _still_there(index, item: _Item) -> str | None:
+    """Why the item's own grant or membership is still in the directory after it was removed, or None."""
+    if item.kind == "membership":
+        if (item.resource_key, item.principal_key) in index.memberships:
+            return f"{item.principal_key} is still a member of {item.resource_key}"
+        return None
+    grant = index.grants_by_id.get(item.grant_id)
+    if grant is not None and (grant.principal, grant.resource) == (item.principal_key, item.resource_key):
+        return f"grant {item.grant_id} is still in the directory"
+    return None
+
+
+def outcome_words(state: str | None, applied_at: Any, detail: str | None) -> str | None:
+    """A revoked item's remediation outcome in words: not removed yet; removed, not yet verified; removed;
+    removed, access remains via grant N (finding); not removed (error)."""
+    if state == "failed":
+        found = _REMAINING_GRANTS.match(detail or "")
+        if applied_at is not None and found:
+            return f"removed, access remains via {found.group(1)} (finding)"
+        if applied_at is not None:  # recorded before outcomes named their grants
+            return "removed, access remains (finding)"
+        return "not removed (error)"
+    return {"pending": "not removed yet", "applied": "removed, not yet verified", "verified": "removed"}.get(
+        state or "")
 
 
 @dataclass(frozen=True)
@@ -198,7 +287,11 @@ class Access:
     permission: str
     resource: str
     grants: tuple[int, ...]
-    text: str
+    via: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.actor} still has {self.permission} on {self.resource} via {self.via}"
 
 
 def remaining_access(index, evaluator, item: _Item, now, representatives: dict) -> list[Access]:
@@ -209,9 +302,8 @@ def remaining_access(index, evaluator, item: _Item, now, representatives: dict) 
             for permission in permissions:
                 decision = evaluator.check(actor, permission, resource, now)
                 if decision.allowed:
-                    via = ", ".join(_describe(index, g) for g in decision.grants)
                     found.append(Access(actor, permission, resource, tuple(decision.grants),
-                                        f"{actor} still has {permission} on {resource} via {via}"))
+                                        ", ".join(_describe(index, g) for g in decision.grants)))
                     break
     return found
 
@@ -265,9 +357,11 @@ def _describe(index, grant_id: int) -> str:
 def snapshot_scope(engine: AuthzEngine, campaign: Campaign, now) -> dict[str, Any]:
     """The scope as it stands after remediation: what is left, for the record."""
     snapshot = engine.refresh()
-    candidates = in_scope(snapshot, campaign.settings["scope"])
-    return {"revision": snapshot.revision, "count": len(candidates),
-            "hash": population_hash(snapshot.revision, candidates), "taken_at": now.isoformat()}
+    digest = PopulationHash()
+    for candidate in scope_candidates(snapshot, campaign.settings["scope"]):
+        digest.add(candidate)
+    return {"revision": snapshot.revision, "count": digest.count, "hash": digest.hexdigest(snapshot.revision),
+            "taken_at": now.isoformat()}
 
 
 def start_remediation(session: Session, ctx: WriteContext, campaign: Campaign) -> Job:
@@ -275,7 +369,8 @@ def start_remediation(session: Session, ctx: WriteContext, campaign: Campaign) -
     revocations a chunk a step, and makes the post-remediation report. 409 while one runs."""
     if campaign.status != "signed_off":
         raise Conflict("remediation starts after sign-off", code="not_signed_off", field="campaign")
-    return jobs.start(session, ctx, "remediation", f"campaign:{campaign.id}", {"campaign": campaign.id})
+    return jobs.start(session, ctx, "remediation", f"campaign:{campaign.id}",
+                      {"campaign": campaign.id, "sign_off": sign_off_reference(session, campaign)})
 
 
 def sign_off(session: Session, ctx: WriteContext, campaign: Campaign, statement: str) -> tuple[dict[str, Any], Job]:
@@ -290,8 +385,10 @@ PHASES = ("report_sign_off", "apply", "verify", "scope", "report_remediation")
 
 @jobs.kind("remediation")
 def remediation_step(run: jobs.JobRun) -> None:
-    session, ctx, job = run.session, run.ctx, run.job
+    session, job = run.session, run.job
+    ctx = run.ctx = service_context(run.ctx)
     campaign = session.get(Campaign, job.params["campaign"])
+    on_sign_off = job.params.get("sign_off") or sign_off_reference(session, campaign)
     phase = PHASES[0] if job.phase == "start" else job.phase
     if job.progress_total is None:
         # each revocation is counted twice: applied, then verified
@@ -305,7 +402,8 @@ def remediation_step(run: jobs.JobRun) -> None:
         run.advance("apply", last=0)
     elif phase == "apply":
         counts, last, seen = apply_revocations(session, ctx, campaign, run.engine.policy.declarations,
-                                               after=job.cursor["last"], limit=REMEDIATION_CHUNK)
+                                               after=job.cursor["last"], limit=REMEDIATION_CHUNK,
+                                               on_sign_off=on_sign_off)
         applied = job.cursor.get("applied", 0) + counts.get("applied", 0)
         run.advance("apply" if last else "verify", done=job.progress_done + seen, last=last or 0, applied=applied)
     elif phase == "verify":
@@ -316,11 +414,13 @@ def remediation_step(run: jobs.JobRun) -> None:
         run.advance("verify" if last else "scope", done=job.progress_done + seen, last=last or 0,
                     verification=dict(verified))
     elif phase == "scope":
-        campaign.remediation_snapshot = snapshot_scope(run.engine, campaign, ctx.now)
+        campaign.remediation_snapshot = {**snapshot_scope(run.engine, campaign, ctx.now),
+                                         "applied_by": ctx.actor, "on_sign_off": on_sign_off}
         summary = {"applied": {"applied": job.cursor.get("applied", 0)},
                    "verification": job.cursor.get("verification", {}), "scope_after": campaign.remediation_snapshot}
         append_event(session, ctx, "campaign.remediated", f"campaign:{campaign.id}", None,
-                     {"verification": summary["verification"], "scope_after": campaign.remediation_snapshot})
+                     {"verification": summary["verification"], "scope_after": campaign.remediation_snapshot,
+                      "on_sign_off": on_sign_off})
         job.result = {**job.result, "campaign": campaign.id, "remediation": summary}
         run.advance("report_remediation")
     elif phase == "report_remediation":
@@ -336,5 +436,6 @@ def signed_report(run: jobs.JobRun, campaign: Campaign, stage: str) -> None:
     reports_dir = Path(run.config["REPORTS_DIR"])
     partial = f".partial-job{run.job.id}-"
     discard_unrecorded(run.session, reports_dir, campaign_report_stem(campaign, stage, run.ctx.now), partial)
-    report = campaign_report(run.session, run.ctx, signer_of(run.app), reports_dir, campaign, stage, partial=partial)
+    report = campaign_report(run.session, run.ctx, signer_of(run.app), reports_dir, campaign, stage,
+                             snapshot=run.engine.refresh() if stage != "sign_off" else None, partial=partial)
     run.job.result = {**run.job.result, "reports": [*run.job.result.get("reports", []), report["id"]]}

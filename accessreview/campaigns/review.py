@@ -14,7 +14,7 @@ from .. import jobs
 from ..audit import WriteContext, append_event, append_events
 from ..clock import as_utc
 from ..db import bulk_insert, get_or_404
-from ..errors import ApiError, Conflict, NotFound, Unprocessable
+from ..errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
 from ..models import Campaign, Job, Principal, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
 from .launch import Directory, resolve_reviewer
@@ -213,9 +213,12 @@ def check_decision(campaign: Campaign, request: DecisionRequest) -> ApiError | N
     if item.overridden and item.status == "decided" and not request.override:
         return Conflict(f"review item {item.id} was decided by {item.decided_by}, overriding its reviewer; only a "
                         "security lead can change it now", code="overridden", field="decision")
-    required = campaign.settings["justification"][request.decision]
-    if required and not (request.justification or "").strip():
-        return Unprocessable(f"a justification is required to {request.decision}", field="justification",
+    rules = campaign.settings["justification"]
+    against = (request.decision == "keep" and item.recommendation == "revoke"
+               and rules.get("keep_against_revoke_advice", False))
+    if (rules[request.decision] or against) and not (request.justification or "").strip():
+        why = " against the advice to revoke" if against and not rules[request.decision] else ""
+        return Unprocessable(f"a justification is required to {request.decision}{why}", field="justification",
                              code="justification_required")
     return None
 
@@ -510,6 +513,7 @@ def sign_off(session: Session, ctx: WriteContext, campaign: Campaign, statement:
                        "close finish before signing off", code="campaign_open", field="campaign")
     if campaign.status != "closed":
         raise Conflict(f"campaign {campaign.id} is already signed off", code="already_signed_off", field="campaign")
+    _check_independence(session, ctx, campaign)
     campaign.status, campaign.signed_off_by, campaign.signed_off_at = "signed_off", ctx.actor, ctx.now
     campaign.sign_off_statement = statement
     session.execute(update(ReviewItem).where(ReviewItem.campaign_id == campaign.id, ReviewItem.decision == "revoke")
@@ -518,6 +522,19 @@ def sign_off(session: Session, ctx: WriteContext, campaign: Campaign, statement:
     append_event(session, ctx, "campaign.signed_off", f"campaign:{campaign.id}", None,
                  {"statement": statement, "by": ctx.actor})
     return campaign_state(campaign, item_counts(session, campaign.id))
+
+
+def _check_independence(session: Session, ctx: WriteContext, campaign: Campaign) -> None:
+    """With the definition's ``sign_off.refuse_signer_who_decided``, someone who decided items of the
+    campaign by hand (as its reviewer, or overriding one) cannot also sign it off."""
+    if not ((campaign.settings or {}).get("sign_off") or {}).get("refuse_signer_who_decided"):
+        return
+    decided = session.scalar(select(func.count()).select_from(ReviewItem).where(
+        ReviewItem.campaign_id == campaign.id, ReviewItem.decided_by == ctx.actor, ReviewItem.automated_rule.is_(None)))
+    if decided:
+        raise Forbidden(f"{ctx.actor} decided {decided} item{'s' if decided != 1 else ''} of this campaign, and its "
+                        "definition asks that the sign-off come from someone who decided none",
+                        code="signer_decided", field="campaign")
 
 
 def due_campaigns(session: Session, now: datetime) -> Iterable[Campaign]:

@@ -58,6 +58,8 @@ class Escalation(Strict):
 class Justification(Strict):
     revoke: bool = True
     keep: bool = False
+    # A keep against the advice to revoke needs a reason even where keeps do not.
+    keep_against_revoke_advice: bool = False
 
 
 class Recommendation(Strict):
@@ -70,6 +72,13 @@ class HoldSettings(Strict):
 
     days: int | None = Field(default=None, ge=1, le=3650)
     follow_up_days: int = Field(default=7, ge=1, le=365)
+
+
+class SignOffSettings(Strict):
+    """Independence of the sign-off: whether a person who decided items of the campaign (as reviewer
+    or by overriding one) may sign it off. Allowed by default, and then flagged in the evidence."""
+
+    refuse_signer_who_decided: bool = False
 
 
 class Schedule(Strict):
@@ -123,6 +132,7 @@ class DefinitionBody(Strict):
     recommendation: Recommendation = Field(default_factory=Recommendation)
     schedule: Schedule | None = None
     holds: HoldSettings = Field(default_factory=HoldSettings)
+    sign_off: SignOffSettings = Field(default_factory=SignOffSettings)
     enabled: bool = True
 
 
@@ -144,6 +154,7 @@ class DefinitionPatch(Strict):
     recommendation: Recommendation | None = None
     schedule: Schedule | None = None
     holds: HoldSettings | None = None
+    sign_off: SignOffSettings | None = None
     enabled: bool | None = None
 
 

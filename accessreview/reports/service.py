@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from ..audit import STATE_ROW_ID, WriteContext, append_event
 from ..authz.engine import Snapshot
 from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, is_overdue
+from ..campaigns.population import PopulationHash, scope_candidates
+from ..campaigns.remediation import outcome_words
 from ..clock import as_utc
 from ..db import get_or_404
 from ..directory import holds
@@ -31,8 +33,8 @@ from ..errors import Conflict, NotFound
 from ..models import (AuditEvent, Campaign, Decision, DirectoryState, Hold, Report, ReviewEvent, ReviewItem,
                       SigningKey)
 from .signing import Ed25519PrivateKey, public_pem, sign
-from .verify_report import fingerprint, key_id, load_public_key, parse_document, signed_bytes
-from .workbook import MAX_ROWS, Book, key_value_sheet
+from .verify_report import STAGES, fingerprint, key_id, load_public_key, parse_document, signed_bytes
+from .workbook import MAX_CELL_CHARS, MAX_ROWS, Book, Sheet, key_value_sheet, summary_sheet
 
 REPORT_FORMAT = "accessreview-report/1"
 ITEM_COLUMNS = [
@@ -45,7 +47,7 @@ ITEM_COLUMNS = [
     ("Decision", 10), ("Justification", 30), ("Decided at (UTC)", 18), ("Decision changes", 36), ("Automated", 10),
     ("Overdue", 9),
     ("Automated rule", 22), ("Override", 9), ("Escalated at (UTC)", 18), ("Remediation", 12), ("Remediation outcome", 30),
-    ("Applied at (UTC)", 18), ("Verified at (UTC)", 18), ("Remediation detail", 40),
+    ("Applied at (UTC)", 18), ("Applied by", 40), ("Verified at (UTC)", 18), ("Remediation detail", 40),
 ]
 
 
@@ -99,7 +101,7 @@ def _record(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Pa
     signer.register(session, ctx.now)
     workbook = (reports_dir / name).read_bytes()
     document, raw_signature = sign(signer.private_key, workbook, report=name, campaign=campaign_id,
-                                   signed_at=ctx.now, kind=kind)
+                                   signed_at=ctx.now, kind=kind, stage=stage)
     (reports_dir / f"{name}.sig.json").write_text(json.dumps(document, indent=2))
     report = Report(kind=kind, campaign_id=campaign_id, stage=stage, version=version, file_name=name,
                     sha256=document["sha256"], size=len(workbook), key_id=signer.key_id, signed_at=ctx.now,
@@ -143,18 +145,26 @@ def discard_unrecorded(session: Session, reports_dir: Path, stem: str, partial: 
 
 
 def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, campaign: Campaign,
-                    stage: str, *, max_rows: int = MAX_ROWS, partial: str = ".partial-") -> dict[str, Any]:
+                    stage: str, *, snapshot: Snapshot | None = None, max_rows: int = MAX_ROWS,
+                    partial: str = ".partial-") -> dict[str, Any]:
+    """The campaign's workbook at ``stage``; after remediation, ``snapshot`` (the directory as it stands)
+    gives the listing of the access left in the campaign's scope."""
     stem = campaign_report_stem(campaign, stage, ctx.now)
+    after = snapshot if stage != "sign_off" else None
 
     def write(path: Path) -> None:
         book = Book()
-        _summary(session, book, campaign, ctx, signer)
+        summary = summary_sheet(book)  # the first sheet; filled last, as it counts what the listings hold
         _items_and_exceptions(session, book, campaign, max_rows, ctx.now)
         _reviewers(session, book, campaign, ctx.now)
         _audit_trail(session, book, campaign)
         _how_to_verify(book, signer)
         if campaign.status == "signed_off":
             _holds_and_follow_up(session, book, campaign, ctx.now)
+        if stage != "sign_off":
+            _remaining_access(session, book, campaign, max_rows)
+        scope_after = _access_after(book, after, campaign, max_rows) if after is not None else None
+        _summary(session, summary, campaign, ctx, signer, stage, scope_after)
         book.save(path)
 
     name, version = _publish(reports_dir, stem, write, partial)
@@ -162,12 +172,14 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
                    stage=stage, parameters={"campaign": campaign.id, "stage": stage})
 
 
-def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext, signer: Signer) -> None:
+def _summary(session: Session, sheet: Sheet, campaign: Campaign, ctx: WriteContext, signer: Signer, stage: str,
+             scope_after: ScopeAfter | None) -> None:
     measures = campaign_measures(session, campaign, ctx.now)
     settings = campaign.settings
     freshness = campaign.freshness or {}
     rows: list[tuple[str, Any]] = [
         ("Report format", REPORT_FORMAT),
+        ("Stage", f"{stage}: {STAGES.get(stage, stage)} (also in the signed claims)"),
         ("Campaign", f"{campaign.name} (id {campaign.id})"),
         ("Definition", f"{settings['name']} (id {campaign.definition_id})"),
         ("Description", settings.get("description") or ""),
@@ -208,11 +220,100 @@ def _summary(session: Session, book: Book, campaign: Campaign, ctx: WriteContext
         ("Sign-off statement", campaign.sign_off_statement or ""),
         ("Remediation", json.dumps(measures["remediation"], sort_keys=True)),
         ("Access removed (verified)", measures["access_removed"]),
-        ("Scope after remediation", json.dumps(campaign.remediation_snapshot or {}, sort_keys=True)),
+        *_remediation_rows(session, campaign, stage),
+        *_scope_after_rows(campaign, scope_after),
         ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), *signing_rows(signer),
         *chain_head_rows(session),
     ]
-    key_value_sheet(book, "Summary", rows)
+    for row in rows:
+        sheet.append(row)
+
+
+def _remediation_rows(session: Session, campaign: Campaign, stage: str) -> list[tuple[str, Any]]:
+    """Each revocation's outcome, counted by kind, and who applied them on whose sign-off."""
+    if not campaign.signed_off_by:
+        return []
+    counts: dict[str, int] = defaultdict(int)
+    for state, applied, count in session.execute(
+            select(ReviewItem.remediation_state, ReviewItem.applied_at.is_not(None), func.count())
+            .where(ReviewItem.campaign_id == campaign.id, ReviewItem.decision == "revoke")
+            .group_by(ReviewItem.remediation_state, ReviewItem.applied_at.is_not(None))):
+        counts[_OUTCOME_KIND.get((state, bool(applied)), state or "none")] += int(count)
+    rows: list[tuple[str, Any]] = [(f"Remediation outcome: {words}", counts.get(kind, 0))
+                                   for kind, words in _OUTCOME_COUNTED]
+    if stage != "sign_off":
+        rows.append(("Remediation applied by", _applied_by(session, campaign).summary))
+    return rows
+
+
+# (state, applied) -> kind of outcome, as counted in the Summary
+_OUTCOME_KIND = {("pending", False): "pending", ("applied", True): "applied", ("verified", True): "removed",
+                 ("failed", True): "finding", ("failed", False): "error"}
+_OUTCOME_COUNTED = [("removed", "removed"), ("finding", "removed, access remains via another grant (finding)"),
+                    ("error", "not removed (error)"), ("applied", "removed, not yet verified"),
+                    ("pending", "not removed yet")]
+
+
+@dataclass
+class AppliedBy:
+    """Who applied a campaign's revocations, from the items' own events, and the sign-off they carried out."""
+
+    summary: str
+    single: str | None  # the one text for every applied item, when one actor applied them all
+    by_item: dict[int, str]
+
+
+def _applied_by(session: Session, campaign: Campaign) -> AppliedBy:
+    from ..campaigns.remediation import sign_off_reference
+
+    ref = sign_off_reference(session, campaign)
+    carrying = (f"carrying out the sign-off by {ref['signed_off_by']} at {ref['signed_off_at']} "
+                f"(audit event {ref['event']}, seq {ref['event_seq']})")
+    revoked = (ReviewEvent.kind == "revoked", ReviewItem.campaign_id == campaign.id)
+    actors = dict(session.execute(select(ReviewEvent.actor, func.count()).join(
+        ReviewItem, ReviewItem.id == ReviewEvent.item_id).where(*revoked).group_by(ReviewEvent.actor)).all())
+    if not actors:
+        return AppliedBy(f"nothing applied yet; remediation carries out the sign-off by {ref['signed_off_by']}",
+                         None, {})
+    summary = "; ".join(f"{actor} ({count} items)" for actor, count in sorted(actors.items())) + f", {carrying}"
+    if len(actors) == 1:
+        return AppliedBy(summary, f"{next(iter(actors))}, {carrying}", {})
+    by_item = {item: f"{actor}, {carrying}" for item, actor in session.execute(
+        select(ReviewEvent.item_id, ReviewEvent.actor).join(ReviewItem, ReviewItem.id == ReviewEvent.item_id)
+        .where(*revoked).order_by(ReviewEvent.id))}
+    return AppliedBy(summary, None, by_item)
+
+
+@dataclass
+class ScopeAfter:
+    """The access the campaign's scope covers once remediation is done, as the directory stands: how much,
+    and its hash (the listing itself is written as it is read)."""
+
+    revision: int
+    count: int
+    sha256: str
+
+
+def _scope_after_rows(campaign: Campaign, scope_after: ScopeAfter | None) -> list[tuple[str, Any]]:
+    recorded = campaign.remediation_snapshot or {}
+    if scope_after is None:
+        return [("Access after remediation", "not in this workbook: it is listed in the post-remediation workbook"
+                 if campaign.signed_off_by else "the campaign is not signed off")]
+    rows: list[tuple[str, Any]] = [
+        ("Access after remediation: directory revision", scope_after.revision),
+        ("Access after remediation: count", scope_after.count),
+        ("Access after remediation: SHA-256", scope_after.sha256),
+        ("Access after remediation: listing", "sheet 'Access after remediation' (its hash is recomputed as the "
+                                              "population's: see 'How to verify')")]
+    if recorded:
+        same = recorded.get("hash") == scope_after.sha256
+        rows.append(("Access after remediation: as recorded at remediation",
+                     f"revision {recorded.get('revision')}, {recorded.get('count')} grants, SHA-256 "
+                     f"{recorded.get('hash')} at {recorded.get('taken_at')}: "
+                     + ("the same as this listing" if same else
+                        "the directory changed between remediation and this workbook; the listing is as of "
+                        f"revision {scope_after.revision}")))
+    return rows
 
 
 def _reconciliation_rows(campaign: Campaign) -> list[tuple[str, Any]]:
@@ -297,13 +398,18 @@ _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_u
                 "verified_at", "remediation_detail")
 
 
-REMEDIATION_OUTCOMES = {
-    "pending": "not removed yet", "applied": "removed, not yet verified", "verified": "removed (verified)",
-    "failed": "removed, but access remains (see detail)"}
+REMAINING_SHEET = "Remaining access"
 
 
-def _remediation_outcome(state: str | None) -> str | None:
-    return REMEDIATION_OUTCOMES.get(state) if state else None
+def _fit(text: str | None, item_id: int) -> str | None:
+    """A remediation detail whole when a cell holds it; otherwise as much as fits, whole entries only, and
+    where the rest is: the listing of remaining access has every entry of it."""
+    if text is None or len(text) <= MAX_CELL_CHARS:
+        return text
+    suffix = (f" … (too long for one cell: every entry is in the sheet '{REMAINING_SHEET}', "
+              f"item {item_id})")
+    cut = text.rfind("; ", 0, MAX_CELL_CHARS - len(suffix))
+    return text[:cut if cut > 0 else MAX_CELL_CHARS - len(suffix)] + suffix
 
 
 _HANDED_ON = ("delegated", "reassigned")
@@ -345,6 +451,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     due = as_utc(campaign.due_at)
     signer = campaign.signed_off_by
     handed_on, changes = _item_history(session, campaign)
+    applied_by = _applied_by(session, campaign) if campaign.signed_off_by else AppliedBy("", None, {})
     # Plain rows of the columns the sheets show, through Core (the ORM's row handling would more
     # than double the read), and not the explanation chains.
     columns = [getattr(ReviewItem, name) for name in _ITEM_FIELDS]
@@ -353,6 +460,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
                                 .order_by(ReviewItem.id).execution_options(yield_per=5000)):
         frozen = item.frozen
         late = is_overdue(campaign, now, item.decided_at)
+        outcome = outcome_words(item.remediation_state, item.applied_at, item.remediation_detail)
         by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
         items.append([
@@ -367,8 +475,9 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             "yes" if by_signer else "no", item.decision, item.justification, item.decided_at,
             "; ".join(changes.get(item.id, ())), "yes" if item.automated_rule else "no", "yes" if late else "no",
             item.automated_rule, "yes" if item.overridden else "no",
-            item.escalated_at, item.remediation_state, _remediation_outcome(item.remediation_state),
-            item.applied_at, item.verified_at, item.remediation_detail])
+            item.escalated_at, item.remediation_state, outcome,
+            item.applied_at, item.applied_at and (applied_by.single or applied_by.by_item.get(item.id)),
+            item.verified_at, _fit(item.remediation_detail, item.id)])
         base = [item.id, principal["id"], item.role or "member", resource["id"]]
         if late:
             exceptions.append(["overdue", *base, (f"decided {as_utc(item.decided_at):%Y-%m-%d %H:%M}"
@@ -388,15 +497,12 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
                                                               f"against the advice to revoke: "
                                                               f"{item.recommendation_reason}"])
         if item.remediation_state == "failed":
-            exceptions.append(["access remains", *base, f"the grant was removed, but access remains: "
-                                                        f"{item.remediation_detail}"])
+            exceptions.append(["access remains" if item.applied_at else "not removed", *base,
+                               _fit(f"{outcome}: {item.remediation_detail}", item.id)])
         if item.assignment_note:
             exceptions.append(["reassigned", *base, f"to {item.reviewer}: {item.assignment_note}"])
         if item.automated_rule:
             exceptions.append(["automated", *base, item.automated_rule])
-        if item.remediation_state == "failed":
-            kind = "still has access" if "still has" in (item.remediation_detail or "") else "remediation failed"
-            exceptions.append([kind, *base, item.remediation_detail])
 
 
 def _time(value: str | None) -> datetime | None:
@@ -508,6 +614,64 @@ def _holds_and_follow_up(session: Session, book: Book, campaign: Campaign, now: 
                           ", ".join(map(str, finding["grants"])), finding["detail"]])
 
 
+REMAINING_COLUMNS = [("Item", 8), ("Principal", 24), ("Role", 12), ("Resource", 26), ("Outcome", 30),
+                     ("Who still has it", 24), ("Permission", 12), ("On", 26), ("Through grants", 14),
+                     ("Via", 60)]
+
+
+def _remaining_access(session: Session, book: Book, campaign: Campaign, max_rows: int) -> None:
+    """Every access a revoked item gave that remains, one row each, from the item's last verification:
+    the full detail that an Items cell may be too small for."""
+    sheet = book.sheet(REMAINING_SHEET, REMAINING_COLUMNS, max_rows)
+    session.flush()
+    rows = session.connection().execute(
+        select(ReviewItem.id, ReviewItem.principal_key, ReviewItem.role, ReviewItem.kind, ReviewItem.resource_key,
+               ReviewItem.applied_at, ReviewItem.remediation_detail, ReviewEvent.detail)
+        .join(ReviewEvent, ReviewEvent.item_id == ReviewItem.id)
+        .where(ReviewItem.campaign_id == campaign.id, ReviewItem.remediation_state == "failed",
+               ReviewEvent.kind == "verify_failed")
+        .order_by(ReviewItem.id, ReviewEvent.id.desc()).execution_options(yield_per=5000))
+    last = None
+    for row in rows:
+        if row.id == last:  # an earlier verification of the same item: the latest one stands
+            continue
+        last = row.id
+        base = [row.id, row.principal_key, row.role or "member", row.resource_key,
+                outcome_words("failed", row.applied_at, row.remediation_detail)]
+        remaining = (row.detail or {}).get("remaining")
+        if remaining is None:  # verified before each access was recorded apart: the detail as it was written
+            sheet.append([*base, None, None, None, None, _fit(row.remediation_detail, row.id)])
+            continue
+        for access in remaining:
+            sheet.append([*base, access["actor"], access["permission"], access["resource"],
+                          ", ".join(map(str, access["grants"])), access.get("via")])
+
+
+ACCESS_AFTER_COLUMNS = [("Kind", 11), ("Grant", 9), ("Principal", 26), ("Role", 12), ("Resource", 28),
+                        ("Expires at (UTC)", 18), ("Group members", 36), ("Via", 40)]
+
+
+def _access_after(book: Book, snapshot: Snapshot, campaign: Campaign, max_rows: int) -> ScopeAfter:
+    """Who has what in the campaign's scope after remediation: each grant in scope (with the members of a
+    group it is granted to) and each membership the scope reviews, in the order its hash covers them.
+    Each is written as it is found, and hashed, never held: a scope is as large as the directory."""
+    sheet = book.sheet("Access after remediation", ACCESS_AFTER_COLUMNS, max_rows)
+    digest = PopulationHash()
+    for candidate in scope_candidates(snapshot, campaign.settings["scope"]):
+        digest.add(candidate)
+        grant = candidate.grant
+        if candidate.kind == "membership":
+            via = f"membership of {candidate.resource}"
+        elif candidate.principal.startswith("group:"):
+            via = f"grant {grant.id} to {candidate.principal}: its {len(candidate.members)} members"
+        else:
+            via = f"grant {grant.id} to {candidate.principal} directly"
+        sheet.append([candidate.kind, grant.id if grant else None, candidate.principal, candidate.role or "member",
+                      candidate.resource, grant.expires_at if grant else None,
+                      ", ".join(candidate.members) or None, via])
+    return ScopeAfter(snapshot.revision, digest.count, digest.hexdigest(snapshot.revision))
+
+
 POPULATION_RECIPE = """import hashlib, json
 from openpyxl import load_workbook
 book = load_workbook("REPORT.xlsx", read_only=True)
@@ -584,6 +748,22 @@ def _how_to_verify(book: Book, signer: Signer) -> None:
          "with .ffffff when it has fractional seconds; null when none), Group members (a list of the ids in "
          "that column, split at ', '; [] when empty)]. The result is the Summary's 'Population: SHA-256'."),
         ("Population hash: recompute in Python", POPULATION_RECIPE),
+        ("Access after remediation: hash",
+         "The post-remediation workbook's sheet 'Access after remediation' lists, in order, every grant (and "
+         "membership) the campaign's scope covers once remediation is done. Its SHA-256 (the Summary's 'Access "
+         "after remediation: SHA-256') is made exactly as the population's: each row is the list [Kind, Grant, "
+         "Principal, Role (null for a membership), Resource, Expires at, Group members] in the order of the "
+         "sheet, and R is the Summary's 'Access after remediation: directory revision'. The recipe above "
+         "recomputes it with the sheet's name in place of 'Items', the rows kept in sheet order, and that "
+         "revision."),
+        ("Remediation outcomes",
+         "Each revoked item ends as: 'removed' (the engine, asked afterwards, finds none of the access the item "
+         "gave); 'removed, access remains via grant N (finding)' (the grant or membership is gone, but the "
+         "person still has some of that access through the grants named: every one is in the sheet "
+         f"'{REMAINING_SHEET}'); or 'not removed (error)' (the grant or membership is still there, or could "
+         "not be removed; a retry of remediation takes it up again). Remediation is applied by the service "
+         "(system:accessreview), never by a person: each removal's audit event names the sign-off it carries "
+         "out (who, when, and that sign-off's audit event)."),
         ("Audit trail: what each hash covers",
          "Each event's Hash is the SHA-256 (lowercase hex) of the UTF-8 bytes of the JSON object with the keys "
          "seq, id, occurred_at, actor, action, target, before, after, request_id and prev_hash (the columns Seq, "
@@ -603,13 +783,17 @@ def _how_to_verify(book: Book, signer: Signer) -> None:
 
 # -- ad-hoc evidence ----------------------------------------------------------------------------------
 
+_AD_HOC = f"ad_hoc: {STAGES['ad_hoc']} (also in the signed claims)"
+
+
 def access_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, snapshot: Snapshot,
                   resources: list[str]) -> dict[str, Any]:
     """Who has what now on ``resources`` (and everything under them), with effective permissions."""
     def write(path: Path) -> None:
         book = Book()
         key_value_sheet(book, "Summary", [
-            ("Report format", REPORT_FORMAT), ("Report", "current access"), ("Scope", ", ".join(resources)),
+            ("Report format", REPORT_FORMAT), ("Report", "current access"), ("Stage", _AD_HOC),
+            ("Scope", ", ".join(resources)),
             ("Directory revision", snapshot.revision), ("Policy version", snapshot.policy.version),
             ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), *signing_rows(signer)])
         sheet = book.sheet("Access", [("Resource", 32), ("Principal", 28), ("Permissions", 40), ("Via", 90)])
@@ -634,7 +818,8 @@ def decisions_report(session: Session, ctx: WriteContext, signer: Signer, report
     def write(path: Path) -> None:
         book = Book()
         key_value_sheet(book, "Summary", [
-            ("Report format", REPORT_FORMAT), ("Report", "decision log"), ("From (UTC)", since), ("Until (UTC)", until),
+            ("Report format", REPORT_FORMAT), ("Report", "decision log"), ("Stage", _AD_HOC),
+            ("From (UTC)", since), ("Until (UTC)", until),
             ("Generated at (UTC)", ctx.now), ("Generated by", ctx.actor), *signing_rows(signer)])
         sheet = book.sheet("Decisions", [("Decision", 18), ("Time (UTC)", 19), ("Caller", 24), ("Actor", 28),
                                               ("Action", 14), ("Resource", 30), ("Allowed", 8), ("Policy", 18),

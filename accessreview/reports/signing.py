@@ -1,5 +1,5 @@
 """Ed25519 signatures of a report, made when it is stored: a detached JSON file of signed claims
-(file, kind, campaign, SHA-256, time, key) beside the workbook, and a raw signature over the
+(file, kind, campaign, stage, SHA-256, time, key) beside the workbook, and a raw signature over the
 workbook's own bytes that stock tools check (``openssl pkeyutl -verify -rawin``).
 
 Verifying lives in ``verify_report`` (the standard library and ``cryptography`` only, so that it runs
@@ -56,11 +56,11 @@ def sha256_of(path: Path) -> str:
 
 
 def sign(private_key: Ed25519PrivateKey, workbook: bytes, *, report: str, campaign: int | None,
-         signed_at: datetime, kind: str) -> tuple[dict[str, Any], bytes]:
+         signed_at: datetime, kind: str, stage: str) -> tuple[dict[str, Any], bytes]:
     """The detached signature document for the workbook's bytes, and the raw signature over them."""
     public_key = private_key.public_key()
     claims = {"format": SIGNATURE_FORMAT, "algorithm": "Ed25519", "file": report, "kind": kind,
-              "sha256": hashlib.sha256(workbook).hexdigest(), "campaign": campaign,
+              "sha256": hashlib.sha256(workbook).hexdigest(), "campaign": campaign, "stage": stage,
               "signed_at": signed_at.isoformat(), "key_id": key_id(public_key)}
     signature = base64.b64encode(private_key.sign(signed_bytes(claims))).decode()
     document = {**claims, "signature": signature, "public_key": public_pem(public_key)}

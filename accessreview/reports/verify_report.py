@@ -35,6 +35,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SIGNATURE_FORMAT = "accessreview-signature/1"
 CLAIMS = ("format", "algorithm", "file", "kind", "sha256", "campaign", "signed_at", "key_id")
+# Signed when present: files signed before the claim existed still verify, and one that has it cannot
+# lose it (or change it) without breaking the signature.
+OPTIONAL_CLAIMS = ("stage",)
+STAGES = {"sign_off": "at sign-off, before remediation", "remediation": "after remediation",
+          "follow_up": "at the follow-up check", "ad_hoc": "ad hoc, outside any campaign"}
 RAW_SIGNATURE_SIZE = 64
 
 VALID, INVALID, UNTRUSTED = "valid", "invalid", "untrusted"
@@ -78,9 +83,9 @@ def signed_bytes(claims: dict[str, Any]) -> bytes:
 
 def describe(claims: dict[str, Any]) -> str:
     """What the report is, in words: a campaign's workbook at a stage, or ad-hoc evidence."""
-    kind = claims.get("kind")
+    kind, stage = claims.get("kind"), claims.get("stage")
     if claims.get("campaign") is not None:
-        return f"campaign {claims['campaign']} report"
+        return f"campaign {claims['campaign']} report" + (f" ({STAGES.get(stage, stage)})" if stage else "")
     return {"access": "ad-hoc report of current access", "decisions": "ad-hoc report of the decision log"}.get(
         kind, f"ad-hoc {kind} report" if kind else "report")
 
@@ -104,6 +109,7 @@ class Verification:
     def to_dict(self) -> dict[str, Any]:
         return {"valid": self.valid, "status": self.status, "reason": self.reason,
                 "campaign": self.claims.get("campaign"), "kind": self.claims.get("kind"),
+                "stage": self.claims.get("stage"),
                 "signed_at": self.claims.get("signed_at"), "key_id": self.claims.get("key_id"),
                 "fingerprint": self.fingerprint, "sha256": self.claims.get("sha256"),
                 "file": self.claims.get("file"), "raw_signature": self.raw_signature}
@@ -185,6 +191,7 @@ def parse_document(document: bytes | str) -> tuple[dict[str, Any], bytes, Ed2551
     try:
         data = json.loads(document)
         claims = {name: data[name] for name in CLAIMS}
+        claims.update({name: data[name] for name in OPTIONAL_CLAIMS if name in data})
         signature = base64.b64decode(data["signature"], validate=True)
     except (KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None

@@ -28,9 +28,11 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import to_excel
 
 MAX_ROWS = 1_048_576  # Excel's limit, header included
+MAX_CELL_CHARS = 32_767  # Excel's limit for one cell's text: longer text makes it call the file corrupt
 FORMULA_START = ("=", "+", "-", "@")
 _SPACES = (" ", "\t", "\n", "\r")
 _ROWS_PER_WRITE = 512
+_CACHED_TEXTS, _CACHED_TEXT_CHARS = 20_000, 80  # short texts a sheet remembers the XML of
 _LINE_HEIGHT = 15  # points, a line of the default 11-point font
 _MAX_HEIGHT = 409  # Excel's tallest row
 _PAGE_WIDTH = 200  # column-width units a landscape page holds with its text still readable (~8 points)
@@ -174,6 +176,7 @@ class _Part:
         self.rows = 0
         self._file: IO[bytes] = tempfile.TemporaryFile()
         self._pending: list[str] = []
+        self._texts: dict[str, str] = {}
 
     def append(self, values: Iterable[Any]) -> None:
         self.rows += 1
@@ -228,6 +231,20 @@ class _Part:
     def _text(self, ref: str, value: str) -> str:
         if not value:
             return ""
+        # Most text cells repeat (yes/no, decisions, rules, reviewers, types): each short one is escaped once.
+        tail = self._texts.get(value)
+        if tail is None:
+            tail = self._text_tail(value)
+            if len(value) <= _CACHED_TEXT_CHARS and len(self._texts) < _CACHED_TEXTS:
+                self._texts[value] = tail
+        return f'<c r="{ref}"{tail}'
+
+    def _text_tail(self, value: str) -> str:
+        """A text cell's XML after its reference."""
+        if len(value) > MAX_CELL_CHARS:
+            # The last resort, so the file still opens: reports put long lists in listings of their own.
+            marker = f" … [cut: {len(value)} characters do not fit in one cell]"
+            value = value[:MAX_CELL_CHARS - len(marker)] + marker
         if not value.isprintable() or "_x" in value:  # rare: control characters or escape look-alikes
             value = _escape_for_ooxml(value)
         text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -235,7 +252,7 @@ class _Part:
         # Text from people or the portal stays text: an inline string is never a formula, and the
         # quote prefix keeps Excel from turning a leading =, +, - or @ into one when the cell is edited.
         style = self.quoted_style if value[0] in FORMULA_START else self.text_style
-        return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+        return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
     def _write_pending(self) -> None:
         if self._pending:
@@ -269,8 +286,16 @@ def _escape_for_ooxml(value: str) -> str:
     return _UNWRITABLE.sub(lambda m: f"_x{ord(m.group()):04X}_", value)
 
 
+# Narrow enough that a value wraps within a printed page rather than running off it.
+KEY_VALUE_COLUMNS = [("Field", 34), ("Value", 90)]
+
+
 def key_value_sheet(book: Book, title: str, rows: Iterable[tuple[str, Any]]) -> None:
-    # Narrow enough that a value wraps within a printed page rather than running off it.
-    sheet = book.sheet(title, [("Field", 34), ("Value", 90)])
+    sheet = book.sheet(title, KEY_VALUE_COLUMNS)
     for key, value in rows:
         sheet.append([key, value])
+
+
+def summary_sheet(book: Book) -> Sheet:
+    """A workbook's Summary, made first so that it is the first sheet; its rows may come last."""
+    return book.sheet("Summary", KEY_VALUE_COLUMNS)

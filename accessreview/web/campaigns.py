@@ -287,7 +287,11 @@ def form_from_definition(d: dict[str, Any]) -> MultiDict:
     fields += [(name, "on") for name, on in (("on_due_day", reminders.get("on_due_day")),
                                              ("daily_overdue", reminders.get("daily_overdue")),
                                              ("justify_revoke", justification.get("revoke")),
-                                             ("justify_keep", justification.get("keep"))) if on]
+                                             ("justify_keep", justification.get("keep")),
+                                             ("justify_keep_against_advice",
+                                              justification.get("keep_against_revoke_advice")),
+                                             ("refuse_signer_who_decided",
+                                              (d.get("sign_off") or {}).get("refuse_signer_who_decided"))) if on]
     if d["stages"]:
         fields += [("stage_rule", d["stages"][0]["rule"]), ("stage_principal", d["stages"][0].get("principal") or "")]
     if d["escalation"]:
@@ -324,7 +328,9 @@ def definition_from_form(form: MultiDict) -> dict[str, Any]:
         "duration_days": form.get("duration_days", "").strip(),
         "reminders": {"days_before_due": _lines(form.get("days_before_due", "")),
                       "on_due_day": "on_due_day" in form, "daily_overdue": "daily_overdue" in form},
-        "justification": {"revoke": "justify_revoke" in form, "keep": "justify_keep" in form},
+        "justification": {"revoke": "justify_revoke" in form, "keep": "justify_keep" in form,
+                          "keep_against_revoke_advice": "justify_keep_against_advice" in form},
+        "sign_off": {"refuse_signer_who_decided": "refuse_signer_who_decided" in form},
         "recommendation": {"unused_days": form.get("unused_days", "").strip()},
     }
     if form.get("on_no_response"):
