@@ -176,9 +176,16 @@ def principal_group() -> None:
 @click.option("--name", default=None)
 @click.option("--email", default=None)
 @click.option("--department", default=None)
+@click.option("--attribute", "attributes", multiple=True, metavar="KEY=VALUE",
+              help="A custom attribute (text), for attribute rules; repeat for several.")
 @with_appcontext
-def principal_put(key: str, name: str | None, email: str | None, department: str | None) -> None:
-    fields = {k: v for k, v in {"name": name, "email": email, "department": department}.items() if v}
+def principal_put(key: str, name: str | None, email: str | None, department: str | None,
+                  attributes: tuple[str, ...]) -> None:
+    fields: dict = {k: v for k, v in {"name": name, "email": email, "department": department}.items() if v}
+    if attributes:
+        if any("=" not in pair for pair in attributes):
+            fail("--attribute takes KEY=VALUE")
+        fields["attributes"] = dict(pair.split("=", 1) for pair in attributes)
     try:
         body = PrincipalBody.model_validate_json(json.dumps(fields))
         with cli_unit_of_work() as (session, ctx):

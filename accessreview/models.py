@@ -66,6 +66,8 @@ class Principal(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     department: Mapped[str | None] = mapped_column(String(255))
     manager_key: Mapped[str | None] = mapped_column(ForeignKey("principals.key"), index=True)
+    # The directory's custom attributes of a user or service (a clearance, a team), for attribute rules.
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     last_seen_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -79,7 +79,7 @@ has_relation(organization: Organization, "parent", invoice: Invoice) if
 
 # A to-do, one of the portal's own objects: the portal need not sync its todos. A check names the
 # todo with its properties, and the rules below read them: `ownerID`, the id of the user who made
-# it, and `department`, one it is shared with. A todo synced to the directory (its properties then
+# it, and `department` or `team`, one it is shared with. A todo synced to the directory (its properties then
 # layered over its attributes) is also read by its project's viewers and edited by its editors.
 resource Todo {
     permissions = ["read", "edit", "delete"];
@@ -106,6 +106,14 @@ has_permission(user: User, "read", todo: Todo) if
     user.is_active() and
     user.department != nil and
     todo.department = user.department;
+
+# A todo shared with a team is read by the team's active users. `team` is one of the user's custom
+# attributes (the directory's `attributes` of the user, or the check's subject properties); like
+# a department, none on either side matches nothing.
+has_permission(user: User, "read", todo: Todo) if
+    user.is_active() and
+    user.team != nil and
+    todo.team = user.team;
 
 # Roles come from grants. A principal holds a role when a grant gives it to the principal itself or
 # to any group it belongs to (groups nest), as long as the grant has not expired and the principal

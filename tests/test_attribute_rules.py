@@ -57,6 +57,73 @@ def test_the_users_directory_department_is_read_and_follows_the_directory(client
     assert client.get("/v1/principals/user:erin", headers=portal).get_json()["department"] == "Audit"
 
 
+def test_a_users_custom_attributes_are_read_and_follow_the_directory(client, portal, auditor, world):
+    """``team`` is no column of the directory: a custom attribute of the principal, kept and read as is."""
+    shared = todo(team="north")
+    assert evaluate(client, portal, "user:erin", "read", shared)["decision"] is False
+    put = client.put("/v1/principals/user:erin", json={"name": "Erin", "attributes": {"team": "north", "level": 3}},
+                     headers=portal)
+    assert put.status_code == 200, put.get_json()
+    assert put.get_json()["principal"]["attributes"] == {"team": "north", "level": 3}
+    assert evaluate(client, portal, "user:erin", "read", shared)["decision"] is True
+    assert evaluate(client, portal, "user:erin", "edit", shared)["decision"] is False
+    assert evaluate(client, portal, "user:dina", "read", shared)["decision"] is False
+    # The subject's properties layer over them, for one decision; the directory keeps its own.
+    body = {"subject": entity("user:erin", properties={"team": "south"}), "action": {"name": "read"},
+            "resource": shared}
+    assert post(client, EVALUATION, body, portal).get_json()["decision"] is False
+    assert check(client, portal, "user:dina", "read", "todo:t", resource_properties={"team": "north"},
+                 actor_properties={"team": "north"}).get_json()["allowed"] is True
+    # An import changes them like any field (a row without them clears them), and the change is audited.
+    moved = client.post("/v1/directory/import", json={"principals": [
+        {"id": "user:erin", "name": "Erin", "attributes": {"team": "south"}}]}, headers=portal)
+    assert moved.status_code == 200, moved.get_json()
+    assert evaluate(client, portal, "user:erin", "read", shared)["decision"] is False
+    assert evaluate(client, portal, "user:erin", "read", todo(team="south"))["decision"] is True
+    events = client.get("/v1/audit-events?target=user:erin", headers=auditor).get_json()["items"]
+    assert (events[-1]["action"], events[-1]["before"]["attributes"], events[-1]["after"]["attributes"]) == \
+        ("principal.updated", {"team": "north", "level": 3}, {"team": "south"})
+    assert client.get("/v1/principals/user:erin", headers=portal).get_json()["attributes"] == {"team": "south"}
+    cleared = client.put("/v1/principals/user:erin", json={"name": "Erin"}, headers=portal)
+    assert cleared.get_json()["principal"]["attributes"] == {}
+    assert evaluate(client, portal, "user:erin", "read", todo(team="south"))["decision"] is False
+
+
+def test_the_directorys_own_fields_win_over_custom_attributes_of_the_same_name(client, portal, world):
+    client.put("/v1/principals/user:erin", json={"department": "Audit", "attributes": {"department": "Tax"}},
+               headers=portal)
+    assert evaluate(client, portal, "user:erin", "read", todo(department="Tax"))["decision"] is False
+    assert evaluate(client, portal, "user:erin", "read", todo(department="Audit"))["decision"] is True
+
+
+@pytest.mark.parametrize("attributes, field, code", [
+    ({"team": "t" * 4001}, "attributes", "too_long"),
+    ({"t" * 4001: "north"}, "attributes", "too_long"),
+    (None, "attributes", "too_deep"),
+    ({"team": "no\x00rth"}, "attributes.team", "nul_character"),
+    (["north"], "attributes", "dict_type"),
+])
+def test_bad_principal_attributes_are_refused_and_name_the_field(client, portal, world, attributes, field, code):
+    body = {"name": "Erin", "attributes": nested(9) if attributes is None else attributes}
+    response = client.put("/v1/principals/user:erin", json=body, headers=portal)
+    assert response.status_code == 400, response.get_json()
+    got = response.get_json()["error"]
+    assert got["field"] == field and (code == "dict_type" or got["code"] == code), got
+    imported = client.post("/v1/directory/import", json={"principals": [{"id": "user:erin", **body}]},
+                           headers=portal)
+    assert imported.status_code == 400
+    assert client.get("/v1/principals/user:erin", headers=portal).get_json()["attributes"] == {}
+
+
+def test_a_group_has_no_custom_attributes(client, portal, world):
+    response = client.put("/v1/principals/group:auditors", json={"members": ["user:erin"], "attributes": {"a": 1}},
+                          headers=portal)
+    assert response.status_code == 422
+    assert (response.get_json()["error"]["field"], response.get_json()["error"]["code"]) == \
+        ("attributes", "unknown_field")
+    assert "attributes" not in client.get("/v1/principals/group:auditors", headers=portal).get_json()
+
+
 def test_a_synced_todos_attributes_are_read_and_properties_layer_over_them(client, portal, world):
     put = client.put("/v1/resources/todo/plan", json={"parent": "project:p2", "attributes": {"ownerID": "dina"}},
                      headers=portal)

@@ -459,6 +459,7 @@ def test_parent_relation_to_an_actor_is_refused_at_load():
 # ---------------------------------------------------------------------------------------------
 
 DEPARTMENTS = st.sampled_from(["Tax", "Audit", 7, None])
+TEAMS = st.sampled_from(["north", "south", 7, None])  # a custom attribute of principals (their `attributes`)
 
 
 @st.composite
@@ -467,20 +468,22 @@ def facts_for(draw, world: World):
     (and strangers'), departments, the reserved names a request cannot override, or nothing."""
     ids = [key.partition(":")[2] for key in world.actors] + ["stranger"]
     properties = st.fixed_dictionaries({}, optional={
-        "ownerID": st.sampled_from(ids), "department": DEPARTMENTS, "parent": st.sampled_from(world.resource_keys or ["x"]),
-        "tags": st.lists(st.text(max_size=3), max_size=2)})
-    subject = st.fixed_dictionaries({}, optional={"department": DEPARTMENTS, "status": st.just("disabled")})
+        "ownerID": st.sampled_from(ids), "department": DEPARTMENTS, "team": TEAMS,
+        "parent": st.sampled_from(world.resource_keys or ["x"]), "tags": st.lists(st.text(max_size=3), max_size=2)})
+    subject = st.fixed_dictionaries({}, optional={"department": DEPARTMENTS, "team": TEAMS,
+                                                  "status": st.just("disabled")})
     return facts(draw(st.none() | subject), draw(st.none() | properties),
                  draw(st.none() | st.just({"channel": "mobile"})))
 
 
 @st.composite
 def attributed_worlds(draw):
-    """A real-policy world whose directory holds departments for some users and owners for some todos,
-    and the resources to ask about: every held one and todos (and a document) it does not hold."""
+    """A real-policy world whose directory holds departments and custom attributes (a team) for some
+    principals and owners for some todos, and the resources to ask about: every held one and todos
+    (and a document) it does not hold."""
     world = draw(real_worlds(max_resources=10, max_grants=8))
-    principal_attributes = {p.key: {"department": draw(DEPARTMENTS)} for p in world.principals
-                            if draw(st.booleans())}
+    principal_attributes = {p.key: draw(st.fixed_dictionaries({}, optional={"department": DEPARTMENTS, "team": TEAMS}))
+                            for p in world.principals if draw(st.booleans())}
     resource_attributes = {r.key: {"ownerID": draw(st.sampled_from([a.partition(":")[2] for a in world.actors]))}
                            for r in world.resources if r.type == "todo" and draw(st.booleans())}
     index = DirectoryIndex(world.principals, world.resources, world.grants, world.memberships,
@@ -531,4 +534,6 @@ def test_properties_decide_a_todo_the_directory_does_not_hold():
     assert not evaluator.check("user:u0", "delete", "todo:t", NOW).allowed
     assert evaluator.check("user:u1", "read", "todo:t", NOW, facts(None, {"department": "Tax"}, None)).allowed
     assert not evaluator.check("user:u1", "edit", "todo:t", NOW, facts(None, {"department": "Tax"}, None)).allowed
+    assert evaluator.check("user:u0", "read", "todo:t", NOW, facts({"team": "north"}, {"team": "north"}, None)).allowed
+    assert not evaluator.check("user:u1", "read", "todo:t", NOW, facts(None, {"team": "north"}, None)).allowed
     assert not evaluator.check("user:u0", "read", "task:t", NOW, facts(None, {"ownerID": "u0"}, None)).allowed

@@ -141,6 +141,15 @@ def test_cli_text_past_its_column_is_refused(run, make_principal, app):
     assert revision(app) == before
 
 
+def test_principal_put_takes_custom_attributes(run, client, auditor):
+    result = run("principal", "put", "user:ann", "--attribute", "team=north", "--attribute", "site=a=b")
+    assert result.exit_code == 0, result.output
+    got = client.get("/v1/principals/user:ann", headers=auditor).get_json()
+    assert got["attributes"] == {"team": "north", "site": "a=b"}
+    bad = run("principal", "put", "user:ann", "--attribute", "team")
+    assert bad.exit_code == 1 and "KEY=VALUE" in bad.output
+
+
 def test_replace_without_grants_needs_to_be_meant(run, tmp_path):
     (tmp_path / "principals.csv").write_text("id\nuser:x\n")
     result = run("directory", "import", str(tmp_path / "principals.csv"), "--mode", "replace")

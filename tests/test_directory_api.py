@@ -13,7 +13,8 @@ def tree(client, portal):
     for key, body in [
         ("user:bob", {"name": "Bob Stone", "email": "bob@example.com", "department": "Tax"}),
         ("user:alice", {"name": "Alice Moreau", "email": "alice@example.com", "department": "Tax",
-                        "manager": "user:bob", "last_seen_at": "2026-02-01T10:00:00Z"}),
+                        "manager": "user:bob", "last_seen_at": "2026-02-01T10:00:00Z",
+                        "attributes": {"team": "vat", "clearance": 2, "tags": ["a", "b"]}}),
     ]:
         assert client.put(f"/v1/principals/{key}", json=body, headers=portal).status_code == 201
     for path, body in [
@@ -51,7 +52,8 @@ def test_user_fields_round_trip(client, portal, tree):
     alice = client.get("/v1/principals/user:alice", headers=portal).get_json()
     assert alice == {"id": "user:alice", "kind": "user", "name": "Alice Moreau", "email": "alice@example.com",
                      "department": "Tax", "manager": "user:bob", "status": "active",
-                     "last_seen_at": "2026-02-01T10:00:00+00:00", "groups": []}
+                     "last_seen_at": "2026-02-01T10:00:00+00:00", "groups": [],
+                     "attributes": {"team": "vat", "clearance": 2, "tags": ["a", "b"]}}
 
 
 def test_group_members_and_nesting(client, portal, tree):

@@ -189,6 +189,18 @@ def test_csv_trailing_empty_columns_are_fine(tmp_path):
     assert read_import_files([path])["principals"] == [{"id": "user:a", "name": "A"}]
 
 
+def test_csv_principals_attributes(tmp_path):
+    path = write(tmp_path / "principals.csv",
+                 'id,name,attributes\nuser:alice,Alice,"{""team"": ""north"", ""level"": 3}"\nuser:bob,Bob,\n')
+    payload = read_import_files([path])
+    assert payload["principals"] == [{"id": "user:alice", "name": "Alice", "attributes": {"team": "north", "level": 3}},
+                                     {"id": "user:bob", "name": "Bob"}]
+    assert validate(payload).principals[0].attributes == {"team": "north", "level": 3}
+    bad = write(tmp_path / "principals-bad.csv", 'id,attributes\nuser:alice,"[1]"\n')
+    with pytest.raises(ImportFileError, match=r"line 2, column attributes: expected a JSON object"):
+        read_import_files([bad])
+
+
 def test_csv_bad_attributes_json_names_line(tmp_path):
     path = write(tmp_path / "resources.csv",
                  'id,attributes\nproject:a,"{""ok"": 1}"\nproject:b,"{tier: gold}"\n')
@@ -287,6 +299,12 @@ def test_xlsx_three_sheets(tmp_path):
     parsed = validate(payload)
     assert parsed.principals[0].last_seen_at == datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
     assert parsed.grants[0].granted_at == datetime(2026, 2, 1, tzinfo=timezone.utc)
+
+
+def test_xlsx_principals_attributes(tmp_path):
+    path = make_workbook(tmp_path / "book.xlsx", {"principals": [["id", "attributes"],
+                                                                 ["user:alice", '{"team": "north"}']]})
+    assert read_import_files([path])["principals"] == [{"id": "user:alice", "attributes": {"team": "north"}}]
 
 
 def test_xlsx_needs_a_known_sheet(tmp_path):

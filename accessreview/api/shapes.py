@@ -45,6 +45,7 @@ class PrincipalOut(Out):
     last_seen_at: str | None = None
     members: list[str] | None = None
     groups: list[str] | None = None
+    attributes: dict[str, Any] | None = None  # a user's or service's; a group has none
 
 
 class ResourceOut(Out):

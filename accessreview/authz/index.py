@@ -235,9 +235,10 @@ class DirectoryIndex:
         return chain
 
 
-def _principal_attributes(name, email, department, manager) -> dict[str, Any]:
-    return {k: v for k, v in (("name", name), ("email", email), ("department", department),
-                              ("manager", manager)) if v is not None}
+def _principal_attributes(name, email, department, manager, attributes) -> dict[str, Any]:
+    # As for resources: the directory's own fields over the custom attributes of the same name.
+    return {**(attributes or {}), **{k: v for k, v in (("name", name), ("email", email), ("department", department),
+                                                       ("manager", manager)) if v is not None}}
 
 
 def _resource_attributes(name, owner, attributes) -> dict[str, Any]:
@@ -282,7 +283,8 @@ def _reread_attributes(session: Session, index: "DirectoryIndex", principal_keys
 
 _PRINCIPAL_COLUMNS = (models.Principal.key, models.Principal.kind, models.Principal.status)
 _PRINCIPAL_ATTRIBUTE_COLUMNS = (models.Principal.key, models.Principal.name, models.Principal.email,
-                                models.Principal.department, models.Principal.manager_key)
+                                models.Principal.department, models.Principal.manager_key,
+                                models.Principal.attributes)
 _RESOURCE_ATTRIBUTE_COLUMNS = (models.Resource.key, models.Resource.name, models.Resource.owner_key,
                                models.Resource.attributes)
 _RESOURCE_COLUMNS = (models.Resource.key, models.Resource.type, models.Resource.parent_key)

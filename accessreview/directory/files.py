@@ -37,7 +37,8 @@ __all__ = ["COLUMNS", "SECTIONS", "ImportFileError", "ImportLimits", "ImportTooL
 SECTIONS = ("principals", "resources", "grants")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "principals": ("id", "name", "email", "department", "manager", "status", "last_seen_at", "members"),
+    "principals": ("id", "name", "email", "department", "manager", "status", "last_seen_at", "members",
+                   "attributes"),
     "resources": ("id", "name", "parent", "owner", "attributes"),
     "grants": ("principal", "role", "resource", "granted_by", "granted_at", "reason", "expires_at"),
 }

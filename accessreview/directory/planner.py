@@ -101,9 +101,10 @@ def principal_state(p: Principal, members: Iterable[str] | None) -> dict[str, An
     state: dict[str, Any] = {"id": p.key, "kind": p.kind, "name": p.name}
     if p.kind == "user":
         state.update(email=p.email, department=p.department, manager=p.manager_key, status=p.status,
-                     last_seen_at=p.last_seen_at and as_utc(p.last_seen_at).isoformat())
+                     last_seen_at=p.last_seen_at and as_utc(p.last_seen_at).isoformat(),
+                     attributes=p.attributes or {})
     elif p.kind == "service":
-        state.update(status=p.status)
+        state.update(status=p.status, attributes=p.attributes or {})
     else:
         state["members"] = sorted(members or [])
     return state
@@ -276,9 +277,10 @@ class Planner:
         if kind == "user":
             state.update(email=row.email, department=row.department, manager=row.manager,
                          status=row.status or "active",
-                         last_seen_at=row.last_seen_at and as_utc(row.last_seen_at).isoformat())
+                         last_seen_at=row.last_seen_at and as_utc(row.last_seen_at).isoformat(),
+                         attributes=row.attributes)
         elif kind == "service":
-            state.update(status=row.status or "active")
+            state.update(status=row.status or "active", attributes=row.attributes)
         else:
             state["members"] = sorted(set(row.members or []))
         return state

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from ..authz.properties import JsonObject
 from ..models import Grant, Principal, Resource
 from ..validation import Moment, Strict, column_text
 
@@ -29,10 +30,14 @@ Email = column_text(Principal.email, pattern=r"^[^@\s]+@[^@\s]+$")
 
 # Which principal fields make sense for which kind of principal.
 PRINCIPAL_FIELDS = {
-    "user": {"name", "email", "department", "manager", "status", "last_seen_at"},
+    "user": {"name", "email", "department", "manager", "status", "last_seen_at", "attributes"},
     "group": {"name", "members"},
-    "service": {"name", "status"},
+    "service": {"name", "status", "attributes"},
 }
+
+# A principal's or resource's custom attributes: a JSON object bounded as a check's properties are
+# (text up to LONG_TEXT characters, nested at most MAX_DEPTH deep), since rules read both alike.
+Attributes = JsonObject
 
 
 class PrincipalBody(Strict):
@@ -45,6 +50,7 @@ class PrincipalBody(Strict):
     status: Literal["active", "disabled"] | None = None
     last_seen_at: Moment | None = None
     members: list[PrincipalKey] | None = Field(default=None, max_length=100_000)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class PrincipalRow(PrincipalBody):
@@ -57,7 +63,7 @@ class ResourceBody(Strict):
     name: ResourceName | None = None
     parent: ResourceKey | None = None
     owner: PrincipalKey | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class ResourceRow(ResourceBody):

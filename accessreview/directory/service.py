@@ -90,6 +90,7 @@ def _apply_principals(session: Session, changes: list[Change], now: datetime) ->
         row.name = after.get("name")
         row.email = after.get("email")
         row.department = after.get("department")
+        row.attributes = after.get("attributes") or {}
         row.status = after.get("status") or "active"
         row.last_seen_at = _parse_time(after.get("last_seen_at"))
         row.updated_at = now

@@ -1,6 +1,6 @@
 """Attribute rules (policies/portal.polar, ``Todo``): a todo is decided on what its check's request says
-of it (its properties: ``ownerID``, ``department``) and on what the directory holds of the user (their
-department), whether or not the directory holds the todo.
+of it (its properties: ``ownerID``, ``department``, ``team``) and on what the directory holds of the user
+(their department, and custom attributes such as ``team``), whether or not the directory holds the todo.
 
 Resource tree and the ``world`` builder: see conftest.py. The todos below are held by the directory
 only where a test says so.
@@ -72,6 +72,37 @@ class TestSharedWithADepartment:
                          subject_properties={"department": "Tax"})
         assert not authz.can("user:erin", "read", TODO, properties={"department": "Tax"},
                              subject_properties={"email": "erin@example.com"})
+
+
+class TestSharedWithATeam:
+    """``team`` is a custom attribute of the user: the directory's ``attributes`` of the principal."""
+
+    def test_the_teams_users_may_read_it_only(self, world):
+        authz = world(attributes={"user:dina": {"team": "north", "department": "Tax"},
+                                  "user:erin": {"team": "south", "department": "Tax"}})
+        shared = {"team": "north"}
+        assert authz.can("user:dina", "read", TODO, properties=shared)
+        assert not authz.can("user:dina", "edit", TODO, properties=shared)
+        assert not authz.can("user:erin", "read", TODO, properties=shared)
+
+    def test_no_team_on_either_side_matches_nothing(self, world):
+        authz = world(principals=["user:frank"], attributes={"user:dina": {"team": "north"}})
+        assert not authz.can("user:frank", "read", TODO, properties={})
+        assert not authz.can("user:dina", "read", TODO, properties={})
+        assert not authz.can("user:frank", "read", TODO, properties={"team": "north"})
+
+    def test_a_disabled_member_may_not_read_it(self, world):
+        authz = world(disabled=["user:carl"], attributes={"user:carl": {"team": "north"}})
+        assert not authz.can("user:carl", "read", TODO, properties={"team": "north"})
+
+    def test_the_subjects_properties_layer_over_the_directory(self, world):
+        authz = world(attributes={"user:erin": {"team": "south"}})
+        assert authz.can("user:erin", "read", TODO, properties={"team": "north"},
+                         subject_properties={"team": "north"})
+        assert not authz.can("user:erin", "read", TODO, properties={"team": "south"},
+                             subject_properties={"team": "north"})
+        assert authz.can("user:erin", "read", TODO, properties={"team": "south"},
+                         subject_properties={"email": "erin@example.com"})
 
 
 class TestATodoTheDirectoryHolds:
