@@ -19,6 +19,16 @@ OVERDUE_DEFINITION = ("An item is overdue when its decision, by hand or by the n
                       "the reviewer of record (the reviewer the item was assigned to).")
 
 
+def decided_by_hand(session: Session, campaign_id: int, person: str) -> tuple[int, int]:
+    """How many items of the campaign ``person`` decided by hand (as reviewer or overriding one), and
+    how many of those decisions overrode a reviewer."""
+    decided, overrode = session.execute(select(
+        func.count(), func.coalesce(func.sum(case((ReviewItem.overridden.is_(True), 1), else_=0)), 0)).where(
+        ReviewItem.campaign_id == campaign_id, ReviewItem.decided_by == person,
+        ReviewItem.automated_rule.is_(None))).one()
+    return int(decided), int(overrode)
+
+
 def overdue_condition(campaign: Campaign, now: datetime):
     """The one definition of overdue (:data:`OVERDUE_DEFINITION`), as a SQL condition on review items."""
     late = ReviewItem.decided_at >= campaign.due_at

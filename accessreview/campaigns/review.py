@@ -18,6 +18,7 @@ from ..errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
 from ..models import Campaign, Job, Principal, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
 from .launch import Directory, resolve_reviewer
+from .measures import decided_by_hand
 from .population import Candidate
 
 
@@ -529,8 +530,7 @@ def _check_independence(session: Session, ctx: WriteContext, campaign: Campaign)
     campaign by hand (as its reviewer, or overriding one) cannot also sign it off."""
     if not ((campaign.settings or {}).get("sign_off") or {}).get("refuse_signer_who_decided"):
         return
-    decided = session.scalar(select(func.count()).select_from(ReviewItem).where(
-        ReviewItem.campaign_id == campaign.id, ReviewItem.decided_by == ctx.actor, ReviewItem.automated_rule.is_(None)))
+    decided, _ = decided_by_hand(session, campaign.id, ctx.actor)
     if decided:
         raise Forbidden(f"{ctx.actor} decided {decided} item{'s' if decided != 1 else ''} of this campaign, and its "
                         "definition asks that the sign-off come from someone who decided none",

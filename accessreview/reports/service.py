@@ -18,12 +18,12 @@ from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from flask import current_app, has_app_context
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit import STATE_ROW_ID, WriteContext, append_event
 from ..authz.engine import Snapshot
-from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, is_overdue
+from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, decided_by_hand, is_overdue
 from ..campaigns.population import PopulationHash, scope_candidates
 from ..campaigns.remediation import outcome_words
 from ..clock import as_utc
@@ -335,13 +335,9 @@ def _signer_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
     """Independence: whether the person who signed off also decided items, or overrode a reviewer."""
     if not campaign.signed_off_by:
         return []
-    decided, overrode = session.execute(select(
-        func.count(), func.coalesce(func.sum(case((ReviewItem.overridden.is_(True), 1), else_=0)), 0)).where(
-        ReviewItem.campaign_id == campaign.id, ReviewItem.decided_by == campaign.signed_off_by,
-        ReviewItem.automated_rule.is_(None))).one()
+    decided, overrode = decided_by_hand(session, campaign.id, campaign.signed_off_by)
     flag = " (flagged: listed in Exceptions as 'signer decided')" if decided else ""
-    return [("Signer also decided items", f"{int(decided)}{flag}"),
-            ("Signer overrode a reviewer", int(overrode))]
+    return [("Signer also decided items", f"{decided}{flag}"), ("Signer overrode a reviewer", overrode)]
 
 
 def _close_rows(session: Session, campaign: Campaign) -> list[tuple[str, Any]]:
