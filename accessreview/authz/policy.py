@@ -62,14 +62,41 @@ class _World:
         return cls(record.key, self) if cls else None
 
 
-class PolarActor:
-    """Base of the actor classes registered with oso (``User``, ``Service``)."""
+class _PolarEntity:
+    """What actors and resources registered with oso share: a directory key, the evaluation's world,
+    the ``id`` and ``context`` a rule may read, and attributes that read as nil when nothing gives them
+    (so that a rule that needs one fails rather than errs)."""
 
     __slots__ = ("key", "_world")
 
     def __init__(self, key: str, world: _World) -> None:
         self.key = key
         self._world = world
+
+    @property
+    def id(self) -> str:
+        return self.key.partition(":")[2]
+
+    @property
+    def context(self) -> dict:
+        return self._world.context
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._attribute(name)
+
+    def _attribute(self, name: str):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
+
+class PolarActor(_PolarEntity):
+    """Base of the actor classes registered with oso (``User``, ``Service``)."""
+
+    __slots__ = ()
 
     def is_active(self) -> bool:
         return self._world.index.principals[self.key].status == "active"
@@ -77,56 +104,27 @@ class PolarActor:
     def grants_on(self, resource: "PolarResource") -> list["PolarGrant"]:
         return [PolarGrant(g, self._world.now) for g in self._world.index.grants_on(self.key, resource.key)]
 
-    @property
-    def id(self) -> str:
-        return self.key.partition(":")[2]
-
-    @property
-    def context(self) -> dict:
-        return self._world.context
-
-    def __getattr__(self, name: str):
-        # The request's properties of the subject, over its directory attributes (email, department…);
-        # an attribute neither gives reads as nil, so a rule that needs it fails rather than errs.
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def _attribute(self, name: str):
+        # The request's properties of the subject, over its directory attributes (email, department…).
         world = self._world
         if self.key == world.subject and name in world.subject_properties:
             return world.subject_properties[name]
         return world.index.principal_attributes.get(self.key, _NOTHING).get(name)
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key}>"
 
-
-class PolarResource:
+class PolarResource(_PolarEntity):
     """Base of the resource classes registered with oso (``Organization``, ``Document``…)."""
 
-    __slots__ = ("key", "_world")
-
-    def __init__(self, key: str, world: _World) -> None:
-        self.key = key
-        self._world = world
+    __slots__ = ()
 
     @property
     def parent(self):
         parent_key = self._world.record(self.key).parent
         return None if parent_key is None else self._world.resource(parent_key)
 
-    @property
-    def id(self) -> str:
-        return self.key.partition(":")[2]
-
-    @property
-    def context(self) -> dict:
-        return self._world.context
-
-    def __getattr__(self, name: str):
-        # Attributes for the policy: those of the service's own objects (a review item's reviewer), or
-        # the properties a check's request gives, over the directory's (name, owner, attributes). One
-        # neither gives reads as nil, so a rule that needs it fails rather than errs.
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def _attribute(self, name: str):
+        # Those of the service's own objects (a review item's reviewer), or the properties a check's
+        # request gives, over the directory's (name, owner, attributes).
         world = self._world
         found = world.objects.get(self.key)
         if found is not None and name in found[1]:
@@ -138,9 +136,6 @@ class PolarResource:
 
     def __hash__(self) -> int:
         return hash(self.key)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key}>"
 
 
 class PolarGrant:
