@@ -92,6 +92,13 @@ def get_session() -> Session:
     return g.db_session
 
 
+def analyze(session: Session, model) -> None:
+    """Fresh PostgreSQL statistics for a table a long job is growing, in the session's transaction
+    (autovacuum may be slow to see the growth, or off). SQLite plans without them."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {model.__table__.name}"))
+
+
 def settle(session: Session, model) -> None:
     """After a bulk write that later steps and pages read in chunks, on PostgreSQL: vacuum and analyze
     its table, as autovacuum would a minute or more later. Until then the planner, going by statistics

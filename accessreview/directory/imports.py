@@ -26,12 +26,12 @@ from datetime import timedelta
 from typing import Any, Iterable
 
 from flask import Flask
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .. import jobs
 from ..audit import WriteContext, append_event, lock_state
-from ..db import bulk_insert
+from ..db import analyze, bulk_insert
 from ..errors import Conflict
 from ..models import Grant, Job, StagedImportRow
 from ..work import own_unit_of_work
@@ -254,7 +254,7 @@ def _validate(run: jobs.JobRun) -> None:
         if staged != job.params["rows"]:
             raise Conflict("the import's staged rows are gone (staged over a day ago); send the import again",
                            code="import_rows_missing", field=None)
-        _analyze_grants(session)  # the check's lookups are the same as a batch's
+        analyze(session, Grant)  # the check's lookups are the same as a batch's
         check = run.memory["check"] = import_check.begin(
             session, job.params["staging"], job.params["source"], job.params["mode"] == "replace",
             diff_at_most=DIFF_AT_MOST, errors_at_most=ERRORS_AT_MOST)
@@ -299,7 +299,8 @@ def _apply_batch(run: jobs.JobRun) -> None:
     staged = _staged(session, job.params["staging"], (StagedImportRow.batch == batch,))
     parsed = {section: _parsed(staged[section], section) for section in SECTIONS}
     if (batch - job.cursor.get("first_batch", 0)) % ANALYZE_EVERY == 0:
-        _analyze_grants(session)
+        # A batch's lookups stay index probes only while the planner knows the grants table is large.
+        analyze(session, Grant)
     lock_state(session)
     if staged["removals"]:
         plan = _removals(session, job.params["source"], [row.body["id"] for row in staged["removals"]])
@@ -320,13 +321,6 @@ def _apply_batch(run: jobs.JobRun) -> None:
         cursor["last_revision"] = revision
         cursor.setdefault("first_revision", job.cursor.get("first_revision", revision))
     run.advance("apply" if batch < job.cursor["last_batch"] else "finish", done=job.progress_done + seen, **cursor)
-
-
-def _analyze_grants(session: Session) -> None:
-    """Fresh PostgreSQL statistics for the table a large import grows: a batch's lookups stay index
-    probes only while the planner knows the table is large (autovacuum may be slow to see it, or off)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("ANALYZE grants"))
 
 
 def _removals(session: Session, source: str, grant_ids: list[int]) -> Plan:
