@@ -85,8 +85,9 @@ def nul_refused(path: tuple[Any, ...]) -> BadRequest:
 
 
 def _refuse_nul_in_json(raw: bytes | str) -> None:
-    """A NUL can reach JSON text only escaped: look for the escape, and only then for the field."""
-    if (b"\\u0000" if isinstance(raw, bytes) else "\\u0000") not in raw:
+    """A NUL can reach JSON text only escaped: look for the escape, and only then for the field.
+    (``find`` rather than ``in``, which on bytes costs an integer conversion's TypeError first.)"""
+    if raw.find(b"\\u0000" if isinstance(raw, bytes) else "\\u0000") < 0:
         return
     try:
         data = json.loads(raw)

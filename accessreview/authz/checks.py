@@ -165,8 +165,10 @@ def facts_of(app: Flask, raw: bytes, check: PlainCheck) -> Given | None:
 def _may_carry_facts(raw: bytes) -> bool:
     """Could the body hold properties or a context? The portal's usual checks do not: they are read
     by the plain models, which refuse those fields as unknown (so a body that holds them is never
-    read by them), and skip looking (a false yes only costs reading the fuller model)."""
-    return b'properties"' in raw or b'"context"' in raw
+    read by them), and skip looking (a false yes only costs reading the fuller model). ``find``, not
+    ``in``: bytes' ``in`` first tries its operand as an integer, raising and discarding a TypeError,
+    which costs three times the search."""
+    return raw.find(b'properties"') >= 0 or raw.find(b'"context"') >= 0
 
 
 def _objects(check: PlainCheck):
