@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/compare.py c61db7e            # that commit against the working tree
     .venv/bin/python bench/compare.py c61db7e HEAD --rounds 8 --kinds single
-    .venv/bin/python bench/compare.py c61db7e --server checks --kinds evaluations,unauthorized
+    .venv/bin/python bench/compare.py c61db7e --server checks --kinds evaluations,padded
 
 These machines' speed drifts by 10-20% within an hour, more than most changes to the hot path, so
 figures taken before and after a change at different times cannot tell the two apart. This starts
@@ -13,17 +13,18 @@ prints every run, then the medians of each revision and kind, and single checks 
 same revision's floor in each round. Needs wrk (Debian: apt-get install wrk) and git.
 
 Kinds: ``floor`` (GET /healthz), ``single`` and ``batch`` (/v1/authorize, of 1 and 100 checks),
-``evaluations`` (AuthZEN's /access/v1/evaluations of 100), and ``unauthorized``: the same
-evaluations with a token the service does not know, refused before the body is read as JSON, so
-that it costs what any request of that size costs the server (its transport: the HTTP request of
-~13 KB read, the check server's hand-off to its thread pool, an answer) and nothing of deciding
-or recording. ``--server checks`` measures the check server (gunicorn_checks.conf.py), where
+``evaluations`` (AuthZEN's /access/v1/evaluations of 100), and ``padded``: evaluations requests
+of the same size holding one evaluation each, the rest of the body an unknown field (which AuthZEN
+ignores): what a batch request costs the server apart from its checks (reading ~13 KB, the check
+server's hand-off to its thread pool, authenticating, one decision recorded, an answer), the
+floor under a batch's per-check cost. ``--server checks`` measures the check server (gunicorn_checks.conf.py), where
 production answers checks; the default is the main server.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import authorize as bench  # noqa: E402
 
-KINDS = ("floor", "single", "batch", "evaluations", "unauthorized")
+KINDS = ("floor", "single", "batch", "evaluations", "padded")
 
 
 class Revision:
@@ -96,6 +97,17 @@ class Revision:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], check=False)
 
 
+def _padded(evaluations: Path, path: Path) -> Path:
+    """Each request of ``evaluations`` as one of its evaluations, padded to the same length."""
+    lines = []
+    for line in evaluations.read_text().splitlines():
+        one = {"evaluations": json.loads(line)["evaluations"][:1], "padding": ""}
+        one["padding"] = "x" * (len(line) - len(json.dumps(one)))
+        lines.append(json.dumps(one))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="a git revision")
@@ -119,6 +131,7 @@ def main() -> None:
         rng = random.Random(7)
         single, batch = bench.write_bodies(workdir, rng)
         _, evaluations = bench.write_authzen_bodies(workdir, rng)
+        padded = _padded(evaluations, workdir / "padded.jsonl")
         script = workdir / "post.lua"
         script.write_text(bench.LUA)
         for revision in revisions:
@@ -129,10 +142,10 @@ def main() -> None:
                 return bench.wrk(f"{revision.base}/healthz", args.seconds, 8, 1, workers=revision.workers)
             path, bodies = {"single": ("/v1/authorize", single), "batch": ("/v1/authorize/batch", batch),
                             "evaluations": ("/access/v1/evaluations", evaluations),
-                            "unauthorized": ("/access/v1/evaluations", evaluations)}[kind]
-            token = "not-a-token" if kind == "unauthorized" else tokens[revision.name]
+                            "padded": ("/access/v1/evaluations", padded)}[kind]
             return bench.wrk(f"{revision.base}{path}", args.seconds, 8, 1, workers=revision.workers, script=script,
-                             env={"BENCH_BODIES": str(bodies), "BENCH_TOKEN": token, "BENCH_PATH": path})
+                             env={"BENCH_BODIES": str(bodies), "BENCH_TOKEN": tokens[revision.name],
+                                  "BENCH_PATH": path})
 
         results: dict[tuple[str, str], list[dict]] = {(r.name, k): [] for r in revisions for k in kinds}
         for round_ in range(args.rounds):
