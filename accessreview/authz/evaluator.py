@@ -48,7 +48,7 @@ class Evaluator:
 
     def _checker(self) -> Callable[..., Decision]:
         """The check, with what it looks up bound once: an evaluator's index and table never change,
-        and a batch's checks cost a few µs each, of which attribute and method look-ups were a third."""
+        and at a few µs a check (a batch's), each attribute or method look-up saved counts."""
         index, oso_check = self.index, self._oso_check
         principals, resources, grants = index.principals.get, index.resources.get, index.grants.get
         holders_of, lineage_of = index.holders, index.lineage
