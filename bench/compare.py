@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/compare.py c61db7e            # that commit against the working tree
     .venv/bin/python bench/compare.py c61db7e HEAD --rounds 8 --kinds single
+    .venv/bin/python bench/compare.py c61db7e --server checks --kinds evaluations,padded
 
 These machines' speed drifts by 10-20% within an hour, more than most changes to the hot path, so
 figures taken before and after a change at different times cannot tell the two apart. This starts
@@ -10,11 +11,20 @@ the benchmark's directory, built and migrated by that revision's own bench/autho
 wrk (1 thread, 8 connections) at them in turn, round after round, alternating which goes first. It
 prints every run, then the medians of each revision and kind, and single checks as a share of the
 same revision's floor in each round. Needs wrk (Debian: apt-get install wrk) and git.
+
+Kinds: ``floor`` (GET /healthz), ``single`` and ``batch`` (/v1/authorize, of 1 and 100 checks),
+``evaluations`` (AuthZEN's /access/v1/evaluations of 100), and ``padded``: evaluations requests
+of the same size holding one evaluation each, the rest of the body an unknown field (which AuthZEN
+ignores): what a batch request costs the server apart from its checks (reading ~13 KB, the check
+server's hand-off to its thread pool, authenticating, one decision recorded, an answer), the
+floor under a batch's per-check cost. ``--server checks`` measures the check server (gunicorn_checks.conf.py), where
+production answers checks; the default is the main server.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -31,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import authorize as bench  # noqa: E402
 
-KINDS = ("floor", "single", "batch")
+KINDS = ("floor", "single", "batch", "evaluations", "padded")
 
 
 class Revision:
@@ -64,9 +74,10 @@ class Revision:
         return self.python("import random, sys; sys.path.insert(0, 'bench'); import authorize as b; "
                            f"print(b.build_directory({self.url!r}, random.Random(42))['token'])").splitlines()[-1]
 
-    def start(self) -> None:
+    def start(self, server: str) -> None:
         self.port = bench.free_port()
-        self.server = bench.start_server(self.url, self.port, self.workdir, self.tree)
+        start = bench.start_check_server if server == "checks" else bench.start_server
+        self.server = start(self.url, self.port, self.workdir, self.tree)
         deadline = time.monotonic() + 60
         while len(self.workers) < 2:  # /readyz answers once one worker is up; CPU is read from both
             if time.monotonic() > deadline:
@@ -86,6 +97,17 @@ class Revision:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], check=False)
 
 
+def _padded(evaluations: Path, path: Path) -> Path:
+    """Each request of ``evaluations`` as one of its evaluations, padded to the same length."""
+    lines = []
+    for line in evaluations.read_text().splitlines():
+        one = {"evaluations": json.loads(line)["evaluations"][:1], "padding": ""}
+        one["padding"] = "x" * (len(line) - len(json.dumps(one)))
+        lines.append(json.dumps(one))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base", help="a git revision")
@@ -94,6 +116,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--kinds", default=",".join(KINDS), help="of " + ", ".join(KINDS))
     parser.add_argument("--settle", type=float, default=3.0, help="seconds between runs")
+    parser.add_argument("--server", choices=("main", "checks"), default="main",
+                        help="the server measured: the main one (gunicorn.conf.py) or the check server")
     args = parser.parse_args()
     kinds = args.kinds.split(",")
     if not set(kinds) <= set(KINDS) or shutil.which("wrk") is None:
@@ -103,9 +127,11 @@ def main() -> None:
     try:
         tokens = {r.name: r.build() for r in revisions}
         for revision in revisions:
-            revision.start()
+            revision.start(args.server)
         rng = random.Random(7)
         single, batch = bench.write_bodies(workdir, rng)
+        _, evaluations = bench.write_authzen_bodies(workdir, rng)
+        padded = _padded(evaluations, workdir / "padded.jsonl")
         script = workdir / "post.lua"
         script.write_text(bench.LUA)
         for revision in revisions:
@@ -114,7 +140,9 @@ def main() -> None:
         def run(revision: Revision, kind: str) -> dict:
             if kind == "floor":
                 return bench.wrk(f"{revision.base}/healthz", args.seconds, 8, 1, workers=revision.workers)
-            path, bodies = ("/v1/authorize", single) if kind == "single" else ("/v1/authorize/batch", batch)
+            path, bodies = {"single": ("/v1/authorize", single), "batch": ("/v1/authorize/batch", batch),
+                            "evaluations": ("/access/v1/evaluations", evaluations),
+                            "padded": ("/access/v1/evaluations", padded)}[kind]
             return bench.wrk(f"{revision.base}{path}", args.seconds, 8, 1, workers=revision.workers, script=script,
                              env={"BENCH_BODIES": str(bodies), "BENCH_TOKEN": tokens[revision.name],
                                   "BENCH_PATH": path})
@@ -126,9 +154,10 @@ def main() -> None:
                 for revision in order:
                     result = run(revision, kind)
                     results[(revision.name, kind)].append(result)
+                    refused = f", {result['non_2xx']:,} answers not 2xx" if result["non_2xx"] else ""
                     print(f"round {round_ + 1} {revision.name} {kind:6} {result['rps']:9,.0f} req/s, "
-                          f"p99 {result['p99']:.2f} ms, CPU {result['cpu_us']:.0f} / {result['wrk_cpu_us']:.0f} µs",
-                          flush=True)
+                          f"p99 {result['p99']:.2f} ms, CPU {result['cpu_us']:.0f} / {result['wrk_cpu_us']:.0f} µs"
+                          f"{refused}", flush=True)
                     time.sleep(args.settle)
         print(f"medians of {args.rounds} rounds of {args.seconds} s (CPU per request: the 2 workers' / wrk's):")
         for kind in kinds:

@@ -116,3 +116,23 @@ def test_a_filtered_page_with_time_reads_on_across_slices(client, auditor, log_o
     # Unfiltered pages are unchanged: the next decisions in time order.
     assert _pages(client, auditor, "/v1/decisions?limit=5") == [
         (bob[:7] + [alice[0], bob[7], alice[1], bob[8], alice[2]])[i:i + 5] for i in (0, 5, 10)]
+
+
+def test_decision_ids_are_unique_across_requests_and_past_a_request_of_more_than_one_number(
+        portal, world, app_config, db):
+    """A request's ids share a number and differ by their place; one of more than PLACES decisions
+    takes more numbers. Every id is distinct and every decision is written under its own."""
+    size = decisions.PLACES + 100
+    app = create_app({**app_config, "MAX_BATCH": size, "MAX_BODY_BYTES": 2_000_000})
+    try:
+        client, log = app.test_client(), app.extensions["decisions"]
+        body = {"checks": [{"actor": "user:alice", "action": "read", "resource": "document:d1"}] * size}
+        ids = [r["decision_id"] for _ in range(2)
+               for r in client.post("/v1/authorize/batch", headers=portal, json=body).get_json()["results"]]
+        ids.append(check(client, portal, "user:alice", "read", "document:d1").get_json()["decision_id"])
+        assert len(set(ids)) == len(ids) == 2 * size + 1
+        assert {len(i) for i in ids} == {20}
+        assert log.flush() == len(ids)
+        assert len(_written(db, ids)) == len(ids)
+    finally:
+        app.extensions["db"].dispose()

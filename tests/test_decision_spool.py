@@ -169,7 +169,7 @@ def test_while_the_database_is_unavailable_the_spool_waits(app, client, portal, 
 
 def poisoned_rows(log, database_url: str) -> list[tuple]:
     """Rows the database refuses: on either, a NULL actor; on PostgreSQL also what its columns cannot hold."""
-    prefix, numbers = log.id_source()
+    ids = iter(log.decision_ids(204))
     stamp = log.stamp(log.clock.now())
     good = ("service:portal", "user:alice", "read", "document:d1", log.allowed_values[0], "v", 1, 3, log.no_grants,
             log.no_grants)
@@ -177,9 +177,9 @@ def poisoned_rows(log, database_url: str) -> list[tuple]:
     if database_url.startswith("postgresql"):
         bad += [("user:alice", "r" * 65, "document:d1"), ("user:a\x00", "read", "document:d1"),
                 ("user:alice", "read", "document:" + "d" * 300)]
-    rows = [(f"{prefix}{next(numbers):010x}", stamp, *good) for _ in range(200)]
+    rows = [(next(ids), stamp, *good) for _ in range(200)]
     for n, (actor, action, resource) in enumerate(bad):
-        rows.insert(37 + 50 * n, (f"{prefix}{next(numbers):010x}", stamp, "service:portal", actor, action, resource,
+        rows.insert(37 + 50 * n, (next(ids), stamp, "service:portal", actor, action, resource,
                                   *good[4:]))
     return rows
 
@@ -298,9 +298,9 @@ def test_kill_9_of_a_check_worker_under_load_loses_no_answered_decision(check_se
 def test_a_spool_record_from_before_the_properties_digest_is_still_written(app, db):
     """Rows spooled by the version before properties_sha256 (one column fewer) are written, with none."""
     log = app.extensions["decisions"]
-    prefix, numbers = log.id_source()
+    [decision_id] = log.decision_ids(1)
     stamp = log.stamp(log.clock.now())
-    old = (f"{prefix}{next(numbers):010x}", stamp, "service:portal", "user:alice", "read", "document:d1",
+    old = (decision_id, stamp, "service:portal", "user:alice", "read", "document:d1",
            log.allowed_values[1], "v", 1, 3, "[7]")
     rows, (_, used) = log.unspooled(spooling.unframe(log.spooled([old], stamp, [7]))[0][0])
     assert used == [7] and len(rows[0]) == len(old) + 1

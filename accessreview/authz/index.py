@@ -96,6 +96,7 @@ class DirectoryIndex:
             if resource.parent is not None:
                 self.children[resource.parent].append(resource.key)
         self._holders: dict[str, tuple[str, ...]] = {}
+        self._lineages: dict[str, tuple[str, ...]] = {}
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ class DirectoryIndex:
         changed in place."""
         new = DirectoryIndex.__new__(DirectoryIndex)
         new.revision, new.principals, new.resources, new.grants_by_id = revision, principals, resources, grants
-        new.memberships, new.tokens, new._holders = memberships, dict(tokens), {}
+        new.memberships, new.tokens, new._holders, new._lineages = memberships, dict(tokens), {}, {}
         new.grants = defaultdict(list, self.grants)
         new.grants_of = defaultdict(list, self.grants_of)
         new.grants_on_resource = defaultdict(list, self.grants_on_resource)
@@ -224,6 +225,16 @@ class DirectoryIndex:
         for holder in self.holders(principal):
             found.extend(self.grants.get((holder, resource), _EMPTY))
         return found
+
+    def lineage(self, resource: str) -> tuple[str, ...]:
+        """The keys of the resource and its parents, nearest first; kept for the resources the
+        directory holds (checks walk them by the thousand a second), so at most one per resource."""
+        cached = self._lineages.get(resource)
+        if cached is None:
+            cached = tuple(node.key for node in self.ancestors(resource))
+            if cached:
+                self._lineages[resource] = cached
+        return cached
 
     def ancestors(self, resource: str) -> list[ResourceRecord]:
         """The resource and its parents, nearest first."""
