@@ -6,7 +6,8 @@ import json
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, create_engine, event, insert, inspect, text
+from sqlalchemy import JSON, any_, bindparam, create_engine, event, insert, inspect, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,6 +111,25 @@ def settle(session: Session, model) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text(f"VACUUM (ANALYZE) {model.__table__.name}"))
+
+
+MOST_KEYS = 1000  # keys one statement names at most, where they are one parameter each
+
+
+def among(session: Session, column, values: list[Any]):
+    """``column IN values``. On PostgreSQL one array parameter (``column = ANY(...)``): the statement's
+    text, and the work of making and parsing it, stay the same however many values; elsewhere the
+    usual list of parameters, which callers keep to :data:`MOST_KEYS` (:func:`key_batches`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def key_batches(session: Session, values: list[Any]) -> list[list[Any]]:
+    """``values`` in as few lists as :func:`among` takes in one statement: one on PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [list(values)] if values else []
+    return [list(values[start:start + MOST_KEYS]) for start in range(0, len(values), MOST_KEYS)]
 
 
 class JsonText(str):
