@@ -214,7 +214,9 @@ def main() -> None:
     peak = rss_mb()
     print(f"  peak resident memory: {peak:.0f} MB (target < {TARGET_MB} MB): {'met' if peak < TARGET_MB else 'NOT met'}")
     if PROFILE["profiler"]:
+        PROFILE["profiler"].dump_stats(workdir / "profile.pstats")
         pstats.Stats(PROFILE["profiler"]).sort_stats("tottime").print_stats(30)
+        print(f"the whole profile: {workdir / 'profile.pstats'}")
 
 
 if __name__ == "__main__":
