@@ -18,7 +18,7 @@ from sqlalchemy import event as orm_events, select, update
 from sqlalchemy.orm import Session
 
 from .clock import as_utc
-from .db import bulk_insert
+from .db import JsonText, bulk_insert
 from .models import AuditEvent, DirectoryState
 from .pagination import Page, paginate
 
@@ -67,45 +67,67 @@ def _unlocked(session: Session, transaction) -> None:
         session.info.pop(_LOCKED, None)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
     """Turn datetimes into ISO strings (recursively) so content hashes the same before and after storage."""
     if isinstance(value, datetime):
         return as_utc(value).isoformat()
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else jsonable(v) for v in value]
     return value
 
 
 _HASHED = ("seq", "id", "occurred_at", "actor", "action", "target", "before", "after", "request_id", "prev_hash")
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def event_hash(event: AuditEvent) -> str:
     return _content_hash({name: getattr(event, name) for name in _HASHED})
 
 
-def _content_hash(fields: dict[str, Any], occurred_at: str | None = None) -> str:
-    """The hash of an event's fields; ``occurred_at`` as text when the caller formatted it already."""
+def _content_hash(fields: dict[str, Any]) -> str:
+    """The hash of an event's fields: SHA-256 of their canonical JSON (keys sorted, no spaces)."""
     content = {name: fields[name] for name in _HASHED}
-    content["occurred_at"] = occurred_at or as_utc(content["occurred_at"]).isoformat(timespec="microseconds")
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    content["occurred_at"] = as_utc(content["occurred_at"]).isoformat(timespec="microseconds")
+    return hashlib.sha256(_canonical(content).encode("utf-8")).hexdigest()
 
 
 def _chained(seq: int, head: str, ctx: WriteContext, events: Iterable[tuple[str, str | None, Any, Any]]
              ) -> list[dict[str, Any]]:
-    """The events' fields, each chained to the one before, the first to ``seq`` and ``head``."""
+    """The events' fields, each chained to the one before, the first to ``seq`` and ``head``; ``before``
+    and ``after`` already serialized (:class:`JsonText`), as their hash serialized them.
+
+    The canonical JSON is put together from its fields' own JSON, keys in sorted order, rather than
+    made from a dict: the same text as :func:`_content_hash` makes (tests hold them equal), with each
+    ``before`` and ``after`` serialized once for both the hash and the row."""
     rows, now = [], as_utc(ctx.now)
-    stamp = now.isoformat(timespec="microseconds")  # every event of a write has the same time: format it once
+    # every event of a write has the same time, actor and request: their JSON is made once
+    common = (f',"occurred_at":{_canonical(now.isoformat(timespec="microseconds"))},"prev_hash":"',
+              f'","request_id":{_canonical(ctx.request_id)},"seq":')
+    actor = _canonical(ctx.actor)
     for action, target, before, after in events:
         seq += 1
-        fields = {"seq": seq, "id": str(uuid.uuid4()), "occurred_at": now, "actor": ctx.actor, "action": action,
-                  "target": target, "before": jsonable(before), "after": jsonable(after),
-                  "request_id": ctx.request_id, "prev_hash": head}
-        head = fields["hash"] = _content_hash(fields, stamp)
-        rows.append(fields)
+        event_id = str(uuid.uuid4())
+        before, after = _serialized(before), _serialized(after)
+        canonical = (f'{{"action":{_canonical(action)},"actor":{actor},"after":{after or "null"},'
+                     f'"before":{before or "null"},"id":"{event_id}"{common[0]}{head}{common[1]}{seq},'
+                     f'"target":{_canonical(target)}}}')
+        prev, head = head, hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        rows.append({"seq": seq, "id": event_id, "occurred_at": now, "actor": ctx.actor, "action": action,
+                     "target": target, "before": before, "after": after, "request_id": ctx.request_id,
+                     "prev_hash": prev, "hash": head})
     return rows
+
+
+def _serialized(value: Any) -> JsonText | None:
+    if value is None:
+        return None
+    value = jsonable(value)
+    return JsonText(_canonical(value), value)
 
 
 def append_event(session: Session, ctx: WriteContext, action: str, target: str | None,
@@ -114,7 +136,8 @@ def append_event(session: Session, ctx: WriteContext, action: str, target: str |
     state = state or lock_state(session)
     (fields,) = _chained(state.audit_seq, state.audit_head, ctx, [(action, target, before, after)])
     state.audit_seq, state.audit_head = fields["seq"], fields["hash"]
-    event = AuditEvent(**fields)
+    event = AuditEvent(**{**fields, "before": JsonText.value_of(fields["before"]),
+                          "after": JsonText.value_of(fields["after"])})
     session.add(event)
     return event
 

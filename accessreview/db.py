@@ -6,7 +6,8 @@ import json
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, create_engine, event, insert, inspect, text
+from sqlalchemy import JSON, any_, bindparam, create_engine, event, insert, inspect, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,6 +113,41 @@ def settle(session: Session, model) -> None:
             connection.execute(text(f"VACUUM (ANALYZE) {model.__table__.name}"))
 
 
+MOST_KEYS = 1000  # keys one statement names at most, where they are one parameter each
+
+
+def among(session: Session, column, values: list[Any]):
+    """``column IN values``. On PostgreSQL one array parameter (``column = ANY(...)``): the statement's
+    text, and the work of making and parsing it, stay the same however many values; elsewhere the
+    usual list of parameters, which callers keep to :data:`MOST_KEYS` (:func:`key_batches`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def key_batches(session: Session, values: list[Any]) -> list[list[Any]]:
+    """``values`` in as few lists as :func:`among` takes in one statement: one on PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [list(values)] if values else []
+    return [list(values[start:start + MOST_KEYS]) for start in range(0, len(values), MOST_KEYS)]
+
+
+class JsonText(str):
+    """A JSON column's value with its JSON text made already (for a hash, say): :func:`bulk_insert` copies
+    the text as it is on PostgreSQL, rather than serializing the value a second time."""
+
+    value: Any
+
+    def __new__(cls, text: str, value: Any) -> "JsonText":
+        made = super().__new__(cls, text)
+        made.value = value
+        return made
+
+    @staticmethod
+    def value_of(value: Any) -> Any:
+        return value.value if isinstance(value, JsonText) else value
+
+
 COPY_AT_LEAST = 200  # rows from which PostgreSQL's COPY beats a pipelined executemany
 
 
@@ -120,14 +156,21 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
     row-by-row inserts at thousands of rows), as one executemany elsewhere. Rows name the same columns."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_AT_LEAST:
-        session.execute(insert(model), rows)
-        return
     table = model.__table__
     columns = list(rows[0])
-    json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    json_columns = [name for name in columns if isinstance(table.c[name].type, JSON)]
+    if session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_AT_LEAST:
+        if json_columns:
+            rows = [{**row, **{name: JsonText.value_of(row[name]) for name in json_columns}} for row in rows]
+        session.execute(insert(model), rows)
+        return
+    positions = [columns.index(name) for name in json_columns]
     cursor = session.connection().connection.driver_connection.cursor()
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([json.dumps(row[name]) if name in json_columns and row[name] is not None else row[name]
-                            for name in columns])
+            values = [row[name] for name in columns]
+            for at in positions:
+                value = values[at]
+                if value is not None and not isinstance(value, JsonText):
+                    values[at] = json.dumps(value)
+            copy.write_row(values)

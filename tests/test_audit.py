@@ -147,3 +147,32 @@ def test_no_endpoint_edits_or_deletes_events(client, admin):
 
 def test_reading_the_trail_needs_the_auditor_role(client, portal):
     assert client.get("/v1/audit-events", headers=portal).status_code == 403
+
+
+@pytest.mark.parametrize("count", [3, 450])  # written row by row, and (on PostgreSQL) through COPY
+def test_events_appended_in_bulk_verify_and_read_back_as_written(app, db, clock, count):
+    """Bulk events hash their own JSON text: whatever their content (text beyond ASCII, quotes, nested
+    times, keys that are not text, nothing at all), the chain verifies and each reads back as written."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from accessreview.audit import WriteContext, append_event, append_events
+    from accessreview.models import AuditEvent
+    from accessreview.work import unit_of_work
+
+    odd = {"name": "Zoë \"quoted\" \\ back\nline", "at": clock.now() - timedelta(days=1), 7: [1, 2.5, None, True],
+           "nested": {"when": [clock.now()], "empty": {}}}
+    with unit_of_work(db, WriteContext("user:zoë", clock.now(), "req-ß")) as (session, ctx):
+        append_event(session, ctx, "test.single", "thing:é", None, odd)
+        append_events(session, ctx, [("test.bulk", f"thing:{n}" if n % 2 else None, odd if n % 3 else None,
+                                      {"n": n, **odd}) for n in range(count)])
+    report = verify_chain(db)
+    assert report.ok, report.problem
+    rows = db.execute(select(AuditEvent.before, AuditEvent.after).where(AuditEvent.action == "test.bulk")
+                      .order_by(AuditEvent.seq)).all()
+    before, after = rows[1]
+    expected = {"name": odd["name"], "at": (clock.now() - timedelta(days=1)).isoformat(), "7": [1, 2.5, None, True],
+                "nested": {"when": [clock.now().isoformat()], "empty": {}}}
+    assert before == expected and after == {"n": 1, **expected}
+    assert rows[0][0] is None and len(rows) == count

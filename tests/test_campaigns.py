@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from accessreview.models import Campaign
+from accessreview.audit import verify_chain
+from accessreview.models import Campaign, ReviewItem
 from support import copy_policies
 
 DIRECTORY = {
@@ -314,7 +315,7 @@ def test_close_applies_on_no_response_then_sign_off_freezes(client, lead, direct
     assert late.status_code == 409
 
 
-def test_remediation_revokes_and_verifies_through_the_engine(client, lead, directory, portal, token_for):
+def test_remediation_revokes_and_verifies_through_the_engine(client, lead, directory, portal, token_for, db):
     campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
     owen = token_for("user:owen")
     found = items(client, lead, campaign["id"])
@@ -338,6 +339,11 @@ def test_remediation_revokes_and_verifies_through_the_engine(client, lead, direc
     # Ben still reads p1 through group:team's viewer grant: the revocation is reported, not hidden.
     ben = after[("user:ben", "editor", "project:p1")]
     assert ben["remediation_state"] == "failed" and "still has read on project:p1 via grant" in ben["remediation_detail"]
+    # One attempt each, counted in the statements that record the outcome; the trail holds together.
+    attempts = dict(db.execute(select(ReviewItem.id, ReviewItem.remediation_attempts)
+                               .where(ReviewItem.campaign_id == campaign["id"], ReviewItem.decision == "revoke")).all())
+    assert attempts == {ann["id"]: 1, ben_editor["id"]: 1}
+    assert verify_chain(db).ok
     # The campaign cannot change after sign-off.
     assert client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead).status_code == 409
 

@@ -69,3 +69,18 @@ def test_decisions_are_rekeyed_by_time_and_keep_their_rows(tmp_path):
     assert shape() == (["decided_at", "id"], [], ["d1"])
     command.downgrade(alembic_config(url), "0004")
     assert shape() == (["id"], ["ix_decisions_decided_at"], ["d1"])
+
+
+def test_review_items_keep_room_for_heap_only_updates_on_postgresql(database_url):
+    """0018: remediation's updates of review items touch no indexed column; PostgreSQL keeps them on the
+    same page, without new index entries, only when its pages keep room for them."""
+    import pytest
+    from sqlalchemy import text
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL storage parameter")
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        options = connection.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'review_items'"))
+    engine.dispose()
+    assert "fillfactor=70" in (options or [])

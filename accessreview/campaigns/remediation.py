@@ -27,6 +27,7 @@ from ..authz.declarations import Declarations
 from ..authz.engine import AuthzEngine
 from ..errors import Conflict
 from ..clock import as_utc
+from ..db import among, key_batches
 from ..directory import holds, service as directory
 from ..directory.planner import Change, Plan, Planner, grant_identity, grant_state
 from ..directory.schemas import PrincipalRow
@@ -88,22 +89,18 @@ def item_rows(session: Session, campaign: Campaign, states: tuple[str, ...], aft
     return found
 
 
-def _write_back(session: Session, items: list[_Item]) -> None:
-    """One UPDATE for each set of items changed alike (most of a chunk is), not one per item."""
+def _write_back(session: Session, items: list[_Item], *, attempted: bool = False) -> None:
+    """One UPDATE for each set of items changed alike (most of a chunk is), not one per item; with
+    ``attempted``, every item's attempts counted in the same statements."""
     alike: dict[tuple, list[int]] = {}
     for item in items:
-        if item.changes:
+        if item.changes or attempted:
             alike.setdefault(tuple(sorted(item.changes.items())), []).append(item.id)
+    counted = {"remediation_attempts": ReviewItem.remediation_attempts + 1} if attempted else {}
     for changes, ids in alike.items():
-        session.execute(update(ReviewItem).where(ReviewItem.id.in_(ids)).values(dict(changes))
-                        .execution_options(synchronize_session=False))
-
-
-def _count_attempt(session: Session, items: list[_Item]) -> None:
-    ids = [item.id for item in items]
-    session.execute(update(ReviewItem).where(ReviewItem.id.in_(ids))
-                    .values(remediation_attempts=ReviewItem.remediation_attempts + 1)
-                    .execution_options(synchronize_session=False))
+        for batch in key_batches(session, ids):
+            session.execute(update(ReviewItem).where(among(session, ReviewItem.id, batch))
+                            .values({**dict(changes), **counted}).execution_options(synchronize_session=False))
 
 
 def sign_off_reference(session: Session, campaign: Campaign) -> dict[str, Any]:
@@ -134,11 +131,10 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
                    extra=(ReviewItem.role, ReviewItem.decided_by, ReviewItem.decided_at, ReviewItem.justification,
                           ReviewItem.automated_rule))
     grant_ids = [item.grant_id for item in items if item.kind == "grant" and item.applied_at is None]
-    grants = {grant.id: grant for start in range(0, len(grant_ids), 1000)  # one query, not one per item
-              for grant in session.scalars(select(Grant).where(Grant.id.in_(grant_ids[start:start + 1000])))}
+    grants = {grant.id: grant for batch in key_batches(session, grant_ids)  # one query, not one per item
+              for grant in session.scalars(select(Grant).where(among(session, Grant.id, batch)))}
     plan, outcome = Plan(), Counter()
     membership_items: dict[str, list[_Item]] = {}
-    _count_attempt(session, items)
     for item in items:
         if item.applied_at is not None:  # applied before; only the verification failed
             continue
@@ -168,7 +164,7 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
     not_removed = [item for item in items if item.changes.get("remediation_state") == "failed"]
     outcome["applied"], outcome["not_removed"] = len(applied), len(not_removed)
     holds.place(session, ctx, campaign, [_hold_entry(campaign, item) for item in applied])
-    _write_back(session, items)
+    _write_back(session, items, attempted=True)
     record_many(session, ctx, [(item, "revoked", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
                                                   "detail": item.changes.get("remediation_detail")})
                                for item in applied]

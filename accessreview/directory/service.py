@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ..audit import WriteContext, append_event, append_events, lock_state
 from ..authz.declarations import Declarations
 from ..clock import as_utc
-from ..db import get_or_404
+from ..db import among, get_or_404, key_batches
 from ..errors import ApiError, Conflict
 from ..models import DirectoryState, Grant, GroupMembership, Principal, Resource, SourceSync
 from ..pagination import Page, paginate
@@ -129,10 +129,10 @@ def _apply_resources(session: Session, changes: list[Change], now: datetime) -> 
 
 def _apply_grants(session: Session, ctx: WriteContext, plan: Plan) -> None:
     removed = [plan.grant_rows[change.key] for change in plan.grants if change.kind == "removed"]
-    for row in removed:  # one statement a thousand, not one per grant through the ORM
+    for row in removed:  # one statement (a thousand keys each, but on PostgreSQL), not one per grant
         session.expunge(row)
-    for start in range(0, len(removed), 1000):
-        session.execute(delete(Grant).where(Grant.id.in_([row.id for row in removed[start:start + 1000]]))
+    for batch in key_batches(session, [row.id for row in removed]):
+        session.execute(delete(Grant).where(among(session, Grant.id, batch))
                         .execution_options(synchronize_session=False))
     for change in plan.grants:
         if change.kind == "changed":
