@@ -435,7 +435,7 @@ def _item_history(session: Session, campaign: Campaign) -> tuple[dict[int, list[
 
 MEMBERS_SHEET = "Group members"
 MEMBERS_AFTER_SHEET = "Members after remediation"
-MEMBER_COLUMNS = [("Group", 26), ("Member", 60)]
+MEMBER_COLUMNS = [("Group", 26), ("Member", 72)]
 
 
 class MemberLists:
@@ -599,9 +599,12 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
                           row.hash])
 
 
+_STATE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one per call
+
+
 def _json(value: Any) -> str:
     """A stored before or after state as the hash reads it (``null`` included, so no cell is ambiguous)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _STATE_JSON.encode(value)
 
 
 def chain_head_rows(session: Session) -> list[tuple[str, Any]]:
