@@ -433,10 +433,30 @@ def _item_history(session: Session, campaign: Campaign) -> tuple[dict[int, list[
     return handed_on, changes
 
 
-def _members(frozen: dict[str, Any]) -> str | None:
-    """A group grant's members at launch, as the population hash lists them (ids, in order)."""
-    members = frozen.get("members")
-    return ", ".join(m["id"] for m in members) if members else None
+MEMBERS_SHEET = "Group members"
+MEMBERS_AFTER_SHEET = "Members after remediation"
+MEMBER_COLUMNS = [("Group", 26), ("Member", 72)]
+
+
+class MemberLists:
+    """A group's members for a listing's cell, as the hashes list them (ids, in order): joined when they fit
+    in one cell (Excel holds 32,767 characters); otherwise one member a row on a sheet of their own, keyed
+    as the listing's row, and the cell says where. No id is left out, so the hashes are recomputed from the
+    workbook alone."""
+
+    def __init__(self, book: Book, title: str, key: list[tuple[str, int]], max_rows: int) -> None:
+        self.book, self.title, self.key, self.max_rows = book, title, key, max_rows
+        self.sheet: Sheet | None = None  # made when a list first needs it
+
+    def cell(self, key: list[Any], group: str, members: list[str]) -> str | None:
+        text = ", ".join(members)
+        if len(text) <= MAX_CELL_CHARS:
+            return text or None
+        if self.sheet is None:
+            self.sheet = self.book.sheet(self.title, [*self.key, *MEMBER_COLUMNS], self.max_rows)
+        for member in members:
+            self.sheet.append([*key, group, member])
+        return f"{len(members)} members: more than one cell holds, listed one a row in the sheet '{self.title}'"
 
 
 def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int, now: datetime) -> None:
@@ -444,6 +464,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     items = book.sheet("Items", ITEM_COLUMNS, max_rows)
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
+    members = MemberLists(book, MEMBERS_SHEET, [("Item", 8), ("Grant", 9)], max_rows)
     due = as_utc(campaign.due_at)
     signer = campaign.signed_off_by
     handed_on, changes = _item_history(session, campaign)
@@ -459,10 +480,12 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
         outcome = outcome_words(item.remediation_state, item.applied_at, item.remediation_detail)
         by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
+        group_members = members.cell([item.id, grant.get("id")], principal["id"],
+                                     [m["id"] for m in frozen.get("members") or ()])
         items.append([
             item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
             principal.get("status"), item.kind, grant.get("id"), item.role or "member", resource["type"],
-            resource["id"], resource.get("name"), resource.get("owner"), _members(frozen),
+            resource["id"], resource.get("name"), resource.get("owner"), group_members,
             item.effective_permissions, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
             item.last_used_at, item.recommendation, item.recommendation_confidence or "incomplete",
@@ -576,9 +599,12 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
                           row.hash])
 
 
+_STATE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one per call
+
+
 def _json(value: Any) -> str:
     """A stored before or after state as the hash reads it (``null`` included, so no cell is ambiguous)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _STATE_JSON.encode(value)
 
 
 def chain_head_rows(session: Session) -> list[tuple[str, Any]]:
@@ -652,6 +678,7 @@ def _access_after(book: Book, snapshot: Snapshot, campaign: Campaign, max_rows: 
     group it is granted to) and each membership the scope reviews, in the order its hash covers them.
     Each is written as it is found, and hashed, never held: a scope is as large as the directory."""
     sheet = book.sheet("Access after remediation", ACCESS_AFTER_COLUMNS, max_rows)
+    members = MemberLists(book, MEMBERS_AFTER_SHEET, [("Grant", 9)], max_rows)
     digest = PopulationHash()
     for candidate in scope_candidates(snapshot, campaign.settings["scope"]):
         digest.add(candidate)
@@ -664,7 +691,7 @@ def _access_after(book: Book, snapshot: Snapshot, campaign: Campaign, max_rows: 
             via = f"grant {grant.id} to {candidate.principal} directly"
         sheet.append([candidate.kind, grant.id if grant else None, candidate.principal, candidate.role or "member",
                       candidate.resource, grant.expires_at if grant else None,
-                      ", ".join(candidate.members) or None, via])
+                      members.cell([grant.id if grant else None], candidate.principal, candidate.members), via])
     return ScopeAfter(snapshot.revision, digest.count, digest.hexdigest(snapshot.revision))
 
 
@@ -672,6 +699,10 @@ POPULATION_RECIPE = """import hashlib, json
 from openpyxl import load_workbook
 book = load_workbook("REPORT.xlsx", read_only=True)
 summary = {row[0]: row[1] for row in book["Summary"].iter_rows(min_row=2, values_only=True)}
+listed_apart = {}  # item -> its group's members, where one cell could not hold them
+for name in [n for n in book.sheetnames if n == "Group members" or n.startswith("Group members (")]:
+    for item, grant, group, member in book[name].iter_rows(min_row=2, values_only=True):
+        listed_apart.setdefault(item, []).append(member)
 items = []
 for name in [n for n in book.sheetnames if n == "Items" or n.startswith("Items (")]:
     rows = book[name].iter_rows(values_only=True)
@@ -682,6 +713,7 @@ for name in [n for n in book.sheetnames if n == "Items" or n.startswith("Items (
         items.append((r["Item"], [r["Kind"], r["Grant"], r["Principal"],
                                   None if r["Kind"] == "membership" else r["Role"], r["Resource"],
                                   expires.isoformat() + "+00:00" if expires else None,
+                                  listed_apart[r["Item"]] if r["Item"] in listed_apart else
                                   r["Group members"].split(", ") if r["Group members"] else []]))
 items = [identity for _, identity in sorted(items)]  # in Item order, however the rows were sorted
 canonical = json.dumps({"revision": summary["Population: directory revision"], "items": items},
@@ -742,7 +774,10 @@ def _how_to_verify(book: Book, signer: Signer) -> None:
          "revision'. Each item is the list [Kind, Grant (a number, or null for a membership), Principal, Role "
          "(null when Kind is membership), Resource, Expires at as ISO 8601 in UTC ('YYYY-MM-DDTHH:MM:SS+00:00', "
          "with .ffffff when it has fractional seconds; null when none), Group members (a list of the ids in "
-         "that column, split at ', '; [] when empty)]. The result is the Summary's 'Population: SHA-256'."),
+         "that column, split at ', '; [] when empty; where the ids are more than one cell holds, the cell says "
+         f"so and the sheet '{MEMBERS_SHEET}' lists them, one a row under the item's id: the list is that "
+         "sheet's Member column for the item, in sheet order)]. The result is the Summary's 'Population: "
+         "SHA-256'."),
         ("Population hash: recompute in Python", POPULATION_RECIPE),
         ("Access after remediation: hash",
          "The post-remediation workbook's sheet 'Access after remediation' lists, in order, every grant (and "
@@ -750,8 +785,8 @@ def _how_to_verify(book: Book, signer: Signer) -> None:
          "after remediation: SHA-256') is made exactly as the population's: each row is the list [Kind, Grant, "
          "Principal, Role (null for a membership), Resource, Expires at, Group members] in the order of the "
          "sheet, and R is the Summary's 'Access after remediation: directory revision'. The recipe above "
-         "recomputes it with the sheet's name in place of 'Items', the rows kept in sheet order, and that "
-         "revision."),
+         "recomputes it with the sheet's name in place of 'Items', the rows kept in sheet order, that "
+         f"revision, and the sheet '{MEMBERS_AFTER_SHEET}' (keyed by Grant) in place of '{MEMBERS_SHEET}'."),
         ("Remediation outcomes",
          "Each revoked item ends as: 'removed' (the engine, asked afterwards, finds none of the access the item "
          "gave); 'removed, access remains via grant N (finding)' (the grant or membership is gone, but the "
