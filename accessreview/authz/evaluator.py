@@ -72,6 +72,23 @@ class Evaluator:
             depth += 1
         return Decision(True, tuple(used)) if used else DENY
 
+    def enumerates(self, actor_kind: str, resource_type: str) -> bool:
+        """Do the enumerations (:meth:`resources_for`, :meth:`access`) answer, for actors of this kind
+        and resources of this type, as :meth:`check` does whatever properties and context a check
+        carries? Where the table decides: its types read none. Elsewhere a search must put each
+        candidate to :meth:`check` with the request's facts."""
+        return self._compiled(actor_kind, resource_type) is not None
+
+    def actors_of_kind(self, kind: str) -> list[str]:
+        """Every principal of ``kind`` the directory holds, sorted: who a search may find (a check of
+        a principal the directory does not hold is a deny)."""
+        return sorted(key for key, principal in self.index.principals.items() if principal.kind == kind)
+
+    def resources_of_type(self, resource_type: str) -> list[str]:
+        """Every resource of ``resource_type`` the directory holds, sorted (a search cannot name one it
+        does not hold, though a check may)."""
+        return sorted(key for key, record in self.index.resources.items() if record.type == resource_type)
+
     def decides_unheld(self, resource: str) -> bool:
         """Is a resource the directory does not hold put to the policy with its request's properties?
         Only one of a type whose rules read attributes: any other type's rules need the directory."""
