@@ -4,7 +4,7 @@
 ``/v1/authorize/batch``, the AuthZEN API (its metadata, ``/access/v1/evaluation``,
 ``/access/v1/evaluations`` and the three searches), and the health, readiness and metrics probes on
 ACCESSREVIEW_CHECK_BIND, and nothing else (404). A PEP pointed at this port finds every AuthZEN
-endpoint here: the metadata names this port's own. Its workers are gunicorn's asyncio (ASGI)
+endpoint here: both ports' metadata name CHECK_URL's. Its workers are gunicorn's asyncio (ASGI)
 workers: a connection that is idle, or that sends its request a byte at a time, costs a coroutine
 and a socket, never a worker, so idle browsers and slow or hostile clients cannot keep a check
 waiting, and no page, import, launch or sign-off ever runs in these processes.
