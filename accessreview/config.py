@@ -172,6 +172,10 @@ SETTINGS: tuple[Setting, ...] = (
             "longest an authorization request may spend evaluating (and oso's limit for one query); past "
             "it the answer is 503 evaluation_timeout, which the portal treats as a deny",
             default=lambda s: 2.0),
+    Setting("SEARCH_PAGE_SECONDS", _seconds,
+            "how long one page of an AuthZEN subject or resource search may spend asking oso about candidates "
+            "(types with attribute rules: one query each) before it answers with what it found, maybe fewer "
+            "than its limit, and a page token that goes on from there", default=lambda s: 0.05),
     Setting("REFRESH_INTERVAL", _seconds,
             "how often each process reads the directory's changes (0: only on its own writes)",
             default=lambda s: 0.5),

@@ -344,7 +344,8 @@ def test_resource_search_reads_the_properties_and_answers_as_evaluations(client,
         assert post(client, EVALUATION, evaluation, portal).get_json()["decision"] is (f"todo:{ident}" in found)
 
 
-def test_a_search_evaluated_candidate_by_candidate_pages_to_the_end(client, portal, world):
+def test_a_search_evaluated_candidate_by_candidate_pages_to_the_end(app, client, portal, world):
+    app.config["SEARCH_PAGE_SECONDS"] = 60  # time enough to fill each page, however busy the machine
     body = {"subject": {"type": "user", "properties": {"department": "Tax"}}, "action": {"name": "read"},
             "resource": todo(department="Tax"), "page": {"limit": 1}}
     pages = every_page(client, portal, "subject", body)
@@ -356,6 +357,19 @@ def test_a_search_evaluated_candidate_by_candidate_pages_to_the_end(client, port
     assert response.status_code == 400 and response.get_json()["error"]["field"] == "page.token"
     body["page"] = {"limit": 4}
     assert client.post("/access/v1/search/subject", json=body, headers=portal).get_json()["page"]["next_token"] == ""
+
+
+def test_a_search_page_out_of_time_answers_what_it_found_and_goes_on_from_there(app, client, portal, world):
+    """With no time to spare, each page asks one candidate: pages hold one subject or none, and their
+    tokens go on after the last one asked, until every candidate was asked once."""
+    app.config["SEARCH_PAGE_SECONDS"] = 0
+    body = {"subject": {"type": "user"}, "action": {"name": "read"}, "resource": todo(department="Tax")}
+    client.put("/v1/principals/user:bob", json={"name": "Bob", "department": "Tax"}, headers=portal)
+    client.put("/v1/principals/user:erin", json={"name": "Erin", "department": "Tax"}, headers=portal)
+    pages = every_page(client, portal, "subject", body)
+    assert [keys(page) for page in pages] == [[], ["user:bob"], [], [], ["user:erin"]], "one page a user, in order"
+    app.config["SEARCH_PAGE_SECONDS"] = 60
+    assert every_page(client, portal, "subject", body) == [[entity("user:bob"), entity("user:erin")]]
 
 
 def test_the_log_keeps_the_digest_of_what_the_request_gave(client, portal, auditor, world):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import time
 from typing import Annotated, Any, Literal
 
 from flask import Flask
@@ -519,26 +520,35 @@ def _search_page(app: Flask, raw: bytes, page: PageRequest | None, keys: list[st
     after, fingerprint, limit = _reading(app, raw, page)
     start = 0 if after is None else _after(keys, after)
     chosen = keys[start:start + limit]
-    return _page_json(chosen, start + limit < len(keys), fingerprint, shape, len(keys))
+    resume = chosen[-1] if chosen and start + limit < len(keys) else None
+    return _page_json(chosen, resume, fingerprint, shape, len(keys))
 
 
 def _evaluated_page(app: Flask, raw: bytes, page: PageRequest | None, candidates: list[str], deadline: Deadline,
                     allowed) -> str:
-    """A page of the sorted ``candidates`` that ``allowed`` admits, after the token's key. Each is put
-    to it in order, only until the page is full and one more is found (so that the token says
-    whether another page follows), within the deadline. No total: counting would mean putting every
-    candidate to ``allowed``, each an oso query."""
+    """A page of the sorted ``candidates`` that ``allowed`` admits, after the token's key.
+
+    Each candidate is an oso query (about half a millisecond), and thousands may have to be asked
+    before a page is full, or to learn that none is left: so candidates are put to ``allowed`` in
+    order only until the page is full and one more is found, or until SEARCH_PAGE_SECONDS have gone.
+    Then the page holds what was found (fewer than its limit, maybe none) and its token goes on after
+    the last candidate asked: every candidate is asked once over the pages, and the last page's token
+    is "" only once none is left. No total: counting would mean asking every candidate.
+    """
     after, fingerprint, limit = _reading(app, raw, page)
+    stop_at = time.monotonic() + app.config["SEARCH_PAGE_SECONDS"]
     chosen: list[str] = []
-    more = False
-    for key in candidates[0 if after is None else _after(candidates, after):]:
+    last = len(candidates) - 1
+    for position in range(0 if after is None else _after(candidates, after), last + 1):
         deadline.check()
+        key = candidates[position]
         if allowed(key):
             if len(chosen) == limit:
-                more = True
-                break
+                return _page_json(chosen, chosen[-1], fingerprint, _entity, None)
             chosen.append(key)
-    return _page_json(chosen, more, fingerprint, _entity, None)
+        if position < last and time.monotonic() > stop_at:
+            return _page_json(chosen, key, fingerprint, _entity, None)
+    return _page_json(chosen, None, fingerprint, _entity, None)
 
 
 def _reading(app: Flask, raw: bytes, page: PageRequest | None) -> tuple[str | None, str, int]:
@@ -562,8 +572,9 @@ def _reading(app: Flask, raw: bytes, page: PageRequest | None) -> tuple[str | No
     return after, fingerprint, limit
 
 
-def _page_json(chosen: list[str], more: bool, fingerprint: str, shape, total: int | None) -> str:
-    next_token = encode_cursor([chosen[-1], fingerprint]) if more and chosen else ""
+def _page_json(chosen: list[str], resume: str | None, fingerprint: str, shape, total: int | None) -> str:
+    """The page's answer; its token goes on after ``resume`` ("": None, nothing is left)."""
+    next_token = "" if resume is None else encode_cursor([resume, fingerprint])
     page: dict[str, Any] = {"next_token": next_token, "count": len(chosen)}
     if total is not None:
         page["total"] = total
