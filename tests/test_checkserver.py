@@ -62,8 +62,10 @@ def test_the_check_port_refuses_what_is_not_a_check(app, portal):
     assert status == 401, "a check without a token is refused as on the main port"
     app.config["MAX_BODY_BYTES"] = 100
     big = CheckServer(app)
-    status, _, body = asgi_call(big, "POST", "/v1/authorize", portal, b"x" * 101, chunks=4)
+    status, headers, body = asgi_call(big, "POST", "/access/v1/evaluation", {**portal, "X-Request-ID": "req-413"},
+                                      b"x" * 101, chunks=4)
     assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large"
+    assert headers["x-request-id"] == "req-413", "echoed, as every answer of the AuthZEN API must"
     status, _, body = asgi_call(big, "POST", "/v1/authorize", {**portal, "Content-Length": "5000000"}, b"")
     assert status == 413
 
