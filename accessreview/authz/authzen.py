@@ -481,7 +481,8 @@ def search_resource(app: Flask, caller: str, raw: bytes) -> str:
         keys = evaluator.resources_for(subject, action, kind, now, deadline)
         return _search_page(app, raw, request.page, keys, _entity)
     facts = given(request.subject.properties, request.resource.properties, request.context)
-    return _evaluated_page(app, raw, request.page, evaluator.resources_of_type(kind), deadline,
+    candidates = evaluator.resources_of_type(kind) if evaluator.can_act(principal.kind) else []
+    return _evaluated_page(app, raw, request.page, candidates, deadline,
                            lambda resource: evaluator.check(subject, action, resource, now, facts).allowed)
 
 

@@ -79,9 +79,16 @@ class Evaluator:
         candidate to :meth:`check` with the request's facts."""
         return self._compiled(actor_kind, resource_type) is not None
 
+    def can_act(self, kind: str) -> bool:
+        """Is ``kind`` an actor type of the policy? A principal of another kind (a group) is denied
+        every check: its members act."""
+        return kind in self.policy.actor_classes
+
     def actors_of_kind(self, kind: str) -> list[str]:
         """Every principal of ``kind`` the directory holds, sorted: who a search may find (a check of
-        a principal the directory does not hold is a deny)."""
+        a principal the directory does not hold, or of a kind that cannot act, is a deny)."""
+        if not self.can_act(kind):
+            return []
         return sorted(key for key, principal in self.index.principals.items() if principal.kind == kind)
 
     def resources_of_type(self, resource_type: str) -> list[str]:
