@@ -529,7 +529,7 @@ def _evaluated_page(app: Flask, raw: bytes, page: PageRequest | None, candidates
                     allowed) -> str:
     """A page of the sorted ``candidates`` that ``allowed`` admits, after the token's key.
 
-    Each candidate is an oso query (about half a millisecond), and thousands may have to be asked
+    Each candidate is an oso query (a millisecond or more), and thousands may have to be asked
     before a page is full, or to learn that none is left: so candidates are put to ``allowed`` in
     order only until the page is full and one more is found, or until SEARCH_PAGE_SECONDS have gone.
     Then the page holds what was found (fewer than its limit, maybe none) and its token goes on after
@@ -555,8 +555,9 @@ def _evaluated_page(app: Flask, raw: bytes, page: PageRequest | None, candidates
 def _reading(app: Flask, raw: bytes, page: PageRequest | None) -> tuple[str | None, str, int]:
     """The key a page starts after (None: the first page), the request's fingerprint and the page's size.
 
-    A token holds the last key given and a fingerprint of the request it answered: a request that
-    changes anything but the token on the way is refused, as the specification says it should be.
+    A token holds the key the previous page ended on (the last it gave, or the last candidate it
+    asked) and a fingerprint of the request it answered: a request that changes anything but the
+    token on the way is refused, as the specification says it should be.
     """
     fingerprint = _fingerprint(raw)
     limit = _limit(app, page.limit if page else None)
