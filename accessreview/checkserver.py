@@ -4,7 +4,7 @@
 ``/v1/authorize/batch``, the AuthZEN API (its metadata, ``/access/v1/evaluation``,
 ``/access/v1/evaluations`` and the three searches), and the health, readiness and metrics probes on
 ACCESSREVIEW_CHECK_BIND, and nothing else (404). A PEP pointed at this port finds every AuthZEN
-endpoint here: the metadata names this port's own. Its workers are gunicorn's asyncio (ASGI)
+endpoint here: both ports' metadata name CHECK_URL's. Its workers are gunicorn's asyncio (ASGI)
 workers: a connection that is idle, or that sends its request a byte at a time, costs a coroutine
 and a socket, never a worker, so idle browsers and slow or hostile clients cannot keep a check
 waiting, and no page, import, launch or sign-off ever runs in these processes.
@@ -30,6 +30,7 @@ from flask import Flask
 
 from .api.authzen import CONFIGURATION_PATH, EVALUATION_PATH, EVALUATIONS_PATH, SEARCH_PATHS
 from .errors import body_too_large
+from .observability import request_id
 
 BATCH_PATHS = frozenset({"/v1/authorize/batch", EVALUATIONS_PATH, *SEARCH_PATHS.values()})
 CHECK_PATHS = frozenset({"/v1/authorize", EVALUATION_PATH, CONFIGURATION_PATH, "/healthz", "/readyz",
@@ -63,7 +64,10 @@ class CheckServer:
         body = await self._body(scope, receive)
         if body is None:
             error = json.dumps(body_too_large(self.max_body).to_dict())
-            await _respond(send, 413, [(b"content-type", b"application/json")], error)
+            # Answered before the app sees the request: its id is echoed here, as the app does.
+            asked_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+            await _respond(send, 413, [(b"content-type", b"application/json"),
+                                       (b"x-request-id", request_id(asked_id).encode())], error)
             return
         environ = _environ(scope, body)
         if path in BATCH_PATHS:

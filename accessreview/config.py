@@ -78,6 +78,15 @@ def _address_of(bind: str) -> str:
     return f"http://{host}:{port}"
 
 
+def _check_url(value: str) -> str | None:
+    """The check server's address as PEPs reach it (http or https, no path), or None for ``off``."""
+    if value.strip().lower() == "off":
+        return None
+    if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+        raise ValueError("must be an http:// or https:// address without query or fragment, or off")
+    return value.rstrip("/")
+
+
 def _seconds(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -163,6 +172,10 @@ SETTINGS: tuple[Setting, ...] = (
             "longest an authorization request may spend evaluating (and oso's limit for one query); past "
             "it the answer is 503 evaluation_timeout, which the portal treats as a deny",
             default=lambda s: 2.0),
+    Setting("SEARCH_PAGE_SECONDS", _seconds,
+            "how long one page of an AuthZEN subject or resource search may spend asking oso about candidates "
+            "(types with attribute rules: one query each) before it answers with what it found, maybe fewer "
+            "than its limit, and a page token that goes on from there", default=lambda s: 0.05),
     Setting("REFRESH_INTERVAL", _seconds,
             "how often each process reads the directory's changes (0: only on its own writes)",
             default=lambda s: 0.5),
@@ -201,6 +214,13 @@ SETTINGS: tuple[Setting, ...] = (
             default=lambda s: "127.0.0.1:8000"),
     Setting("PUBLIC_URL", str, "the service's address as reviewers reach it, for links in e-mails",
             default=lambda s: _address_of(s["BIND"])),
+    Setting("CHECK_BIND", str,
+            "the check server's address, host:port (gunicorn_checks.conf.py binds to it)",
+            default=lambda s: "127.0.0.1:8001"),
+    Setting("CHECK_URL", _check_url,
+            "the check server's address as the portal's PEPs reach it: the AuthZEN metadata of both servers "
+            "names the evaluation and search endpoints there (off: no check server; each server names its own)",
+            default=lambda s: _address_of(s["CHECK_BIND"])),
     Setting("SMTP_HOST", str, "mail server for reminders and escalations (unset: e-mails are logged, not sent)",
             default=lambda s: None),
     Setting("SMTP_PORT", _positive_int, "mail server port", default=lambda s: 25),

@@ -3,8 +3,9 @@
     .venv/bin/python bench/authorize.py            # needs wrk (Debian: apt-get install wrk)
     .venv/bin/python bench/authorize.py --seconds 10 --rounds 3   # the defaults
 
-Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 documents) and about
-50,000 grants in a fresh SQLite file, starts the service as scripts/serve does (the main server and
+Builds 10,000 users, 100 organizations x 20 projects x 50 documents (100,000 documents), 1,000
+todos (an attribute rule's type) in organization o0's projects and about 50,000 grants in a fresh
+SQLite file, starts the service as scripts/serve does (the main server and
 the check server), then prints, in one run:
   - in-process check: median µs of the compiled path beside a bare oso.is_allowed on the same data,
     and an attribute rule's check through oso (a todo decided on its request properties) beside it,
@@ -12,7 +13,8 @@ the check server), then prints, in one run:
     (``--in-process-only`` stops there);
   - the list endpoint (first page, a user who reaches 10,000 documents) and "who has access" for a
     document of a 500-member organization, over HTTP on the main server, and the first page of each
-    AuthZEN search on the server the checks are measured on;
+    AuthZEN search on the server the checks are measured on (todos' too, and their every page)
+    (``--searches-only`` stops there);
   - on the server that answers the portal's checks in production, the check server
     (gunicorn_checks.conf.py: 2 asyncio workers; --checks-on main measures the main server's 2
     threaded workers instead): the HTTP floor (GET /healthz, a constant JSON answer),
@@ -61,6 +63,7 @@ from accessreview.tokens import create_token  # noqa: E402
 SECRET = "bench-secret-key-0123456789-0123456789-abcdef"
 NOW = datetime.now(timezone.utc)
 ORGS, PROJECTS, DOCS, USERS = 100, 20, 50, 10_000
+TODOS = 50  # a project of organization o0
 
 
 def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> dict:
@@ -85,6 +88,10 @@ def build_directory(url: str, rng: random.Random, grant_count: int = 50_000) -> 
                               "attributes": {}, **stamp})
             resources += [{"key": f"document:o{o}-p{p}-d{d}", "type": "document", "parent_key": project,
                            "attributes": {}, **stamp} for d in range(DOCS)]
+    # Todos (an attribute rule's type, evaluated by oso) in organization o0's projects, each with an owner.
+    resources += [{"key": f"todo:o0-p{p}-t{t}", "type": "todo", "parent_key": f"project:o0-p{p}",
+                   "attributes": {"ownerID": f"u{(p * TODOS + t) * 7 % USERS}"}, **stamp}
+                  for p in range(PROJECTS) for t in range(TODOS)]
     grants: dict[tuple, dict] = {}
 
     def grant(principal, role, resource, expired=False):
@@ -313,6 +320,17 @@ def get_json(port: int, path: str, token: str, method: str = "GET", body: dict |
     return (time.perf_counter() - t0) * 1000, payload
 
 
+def _every_page(port: int, token: str, kind: str, body: dict) -> tuple[int, float, int]:
+    """A search followed to its last page: how many pages, the seconds they took, how many results."""
+    pages, seconds, found, next_token = 0, 0.0, 0, None
+    while next_token != "":
+        page = {**body.get("page", {}), **({"token": next_token} if next_token else {})}
+        ms, answer = get_json(port, f"/access/v1/search/{kind}", token, "POST", {**body, "page": page})
+        pages, seconds, found = pages + 1, seconds + ms / 1000, found + len(answer["results"])
+        next_token = answer["page"]["next_token"]
+    return pages, seconds, found
+
+
 # Every request is formatted once, when wrk starts, not on each call: wrk runs on the same 2 cores
 # as the server, and formatting each request took ~13 µs of them (4% fewer requests answered).
 LUA = """
@@ -412,11 +430,13 @@ def main() -> None:
                         help="seconds between runs, for the decision log to catch up")
     parser.add_argument("--in-process-only", action="store_true",
                         help="stop after the in-process figures (no servers, no wrk)")
+    parser.add_argument("--searches-only", action="store_true",
+                        help="stop after the list, who-has-access and search figures (no wrk)")
     parser.add_argument("--checks-on", choices=("checks", "main"), default="checks",
                         help="the server whose checks, evaluations, searches and floors are measured: the check "
                              "server (production's, the default) or the main server")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not (args.in_process_only or args.searches_only):
         raise SystemExit("needs wrk on PATH (Debian: apt-get install wrk)")
     rng = random.Random(42)
     print(f"load average at the start (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
@@ -466,13 +486,24 @@ def main() -> None:
             "subject": {"subject": {"type": "user"}, "action": {"name": "read"},
                         "resource": _entity("document:o0-p3-d7"), "page": {"limit": 100}},
             "action": {"subject": _entity("user:u1"), "resource": _entity("document:o0-p3-d7")},
+            "resource (todo)": {"subject": _entity("user:u1"), "action": {"name": "read"},
+                                "resource": {"type": "todo"}, "page": {"limit": 100}},
+            "subject (todo)": {"subject": {"type": "user"}, "action": {"name": "delete"},
+                               "resource": {"type": "todo", "id": "new", "properties": {"ownerID": "u5000"}},
+                               "page": {"limit": 100}},
         }
-        search_ms = {kind: statistics.median([get_json(port, f"/access/v1/search/{kind}", token, "POST", body)[0]
-                                              for _ in range(7)][1:])
+        search_ms = {kind: statistics.median([get_json(port, f"/access/v1/search/{kind.split()[0]}", token, "POST",
+                                                       body)[0] for _ in range(7)][1:])
                      for kind, body in searches.items()}
         print("AuthZEN searches, first page: " + ", ".join(f"{kind} {ms:.1f} ms" for kind, ms in search_ms.items())
               + " median (resource: user:u1's 10,000 documents; subject and action: a document of the "
-                "500-member organization)")
+                "500-member organization; todos, evaluated by oso candidate by candidate: user:u1's 1,000 "
+                "todos, and who may delete a todo the directory does not hold, of 10,000 users)")
+        for kind in ("resource (todo)", "subject (todo)"):
+            pages, seconds, found = _every_page(port, token, kind.split()[0], searches[kind])
+            print(f"  {kind} to the end: {found:,} results in {pages} pages, {seconds:.2f} s in all")
+        if args.searches_only:
+            return
         print(f"list endpoint, first page (user:u1 reaches 10,000 documents): "
               f"{list_ms:.1f} ms median; "
               f"who-has-access, a document of the 500-member organization: "

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from test_authorize import check, world  # noqa: F401 (world: a fixture)
-from test_authzen import EVALUATION, EVALUATIONS, ask, entity, logged, post
+from test_authzen import EVALUATION, EVALUATIONS, ask, entity, every_page, logged, post
 
 
 def todo(ident: str = "call-the-client", **properties) -> dict:
@@ -286,6 +286,90 @@ def test_action_search_reads_the_properties(client, portal, world):
     assert [r["name"] for r in response.get_json()["results"]] == ["delete", "edit", "read"]
     body["resource"] = todo(ownerID="bob")
     assert client.post("/access/v1/search/action", json=body, headers=portal).get_json()["results"] == []
+
+
+USERS = ["user:alice", "user:bob", "user:carl", "user:dina", "user:erin"]
+
+
+def keys(results: list[dict]) -> list[str]:
+    return [f"{r['type']}:{r['id']}" for r in results]
+
+
+def searched(client, headers, kind: str, body: dict) -> list[str]:
+    return keys([r for page in every_page(client, headers, kind, body) for r in page])
+
+
+def test_subject_search_reads_the_properties_and_answers_as_evaluations(client, portal, world):
+    """Who may delete a todo the directory does not hold: its owner, whom only its properties name."""
+    body = {"subject": {"type": "user"}, "action": {"name": "delete"}, "resource": todo(ownerID="dina")}
+    assert searched(client, portal, "subject", body) == ["user:dina"]
+    assert searched(client, portal, "subject", {**body, "resource": todo()}) == []
+    # The subject's properties are each candidate's, and the context is each evaluation's.
+    body = {"subject": {"type": "user", "properties": {"department": "Tax"}}, "action": {"name": "read"},
+            "resource": todo(department="Tax"), "context": {"ip": "10.0.0.1"}}
+    found = searched(client, portal, "subject", body)
+    assert found == ["user:alice", "user:bob", "user:dina", "user:erin"], "carl is disabled"
+    for user in USERS:
+        evaluation = {**body, "subject": entity(user, properties={"department": "Tax"})}
+        assert post(client, EVALUATION, evaluation, portal).get_json()["decision"] is (user in found), user
+
+
+def test_subject_search_of_a_synced_todo_layers_the_properties_over_the_directory(client, portal, world):
+    client.put("/v1/resources/todo/plan", json={"parent": "project:p2", "attributes": {"ownerID": "dina"}},
+               headers=portal)
+    body = {"subject": {"type": "user"}, "action": {"name": "edit"}, "resource": entity("todo:plan")}
+    assert searched(client, portal, "subject", body) == ["user:alice", "user:dina"], "the org's admin, the owner"
+    body["resource"] = todo("plan", ownerID="erin")
+    assert searched(client, portal, "subject", body) == ["user:alice", "user:erin"]
+    assert searched(client, portal, "subject", {**body, "subject": {"type": "group"}}) == []
+
+
+def test_resource_search_reads_the_properties_and_answers_as_evaluations(client, portal, world):
+    todos = {"plan": ("project:p2", {"ownerID": "dina"}), "memo": ("project:p1", {"team": "north"}),
+             "list": ("project:g1", {"department": "Tax"})}
+    for ident, (parent, attributes) in todos.items():
+        client.put(f"/v1/resources/todo/{ident}", json={"parent": parent, "attributes": attributes}, headers=portal)
+    body = {"subject": entity("user:dina"), "action": {"name": "read"}, "resource": {"type": "todo"}}
+    assert searched(client, portal, "resource", body) == ["todo:plan"]
+    body["subject"] = entity("user:dina", properties={"team": "north"})
+    assert searched(client, portal, "resource", body) == ["todo:memo", "todo:plan"]
+    body["resource"] = {"type": "todo", "properties": {"ownerID": "dina"}}
+    assert searched(client, portal, "resource", body) == ["todo:list", "todo:memo", "todo:plan"]
+    body = {"subject": entity("user:erin", properties={"department": "Tax"}), "action": {"name": "edit"},
+            "resource": {"type": "todo"}, "context": {"ip": "10.0.0.1"}}
+    found = searched(client, portal, "resource", body)
+    assert found == ["todo:memo"], "erin edits p1's todos through her groups' grant; Tax only reads"
+    for ident in todos:
+        evaluation = {**body, "resource": entity(f"todo:{ident}")}
+        assert post(client, EVALUATION, evaluation, portal).get_json()["decision"] is (f"todo:{ident}" in found)
+
+
+def test_a_search_evaluated_candidate_by_candidate_pages_to_the_end(app, client, portal, world):
+    app.config["SEARCH_PAGE_SECONDS"] = 60  # time enough to fill each page, however busy the machine
+    body = {"subject": {"type": "user", "properties": {"department": "Tax"}}, "action": {"name": "read"},
+            "resource": todo(department="Tax"), "page": {"limit": 1}}
+    pages = every_page(client, portal, "subject", body)
+    assert [keys(page) for page in pages] == [["user:alice"], ["user:bob"], ["user:dina"], ["user:erin"]]
+    first = client.post("/access/v1/search/subject", json=body, headers=portal).get_json()
+    assert first["page"]["count"] == 1 and first["page"]["next_token"] and "total" not in first["page"]
+    changed = {**body, "resource": todo(department="Audit"), "page": {"limit": 1, "token": first["page"]["next_token"]}}
+    response = client.post("/access/v1/search/subject", json=changed, headers=portal)
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "page.token"
+    body["page"] = {"limit": 4}
+    assert client.post("/access/v1/search/subject", json=body, headers=portal).get_json()["page"]["next_token"] == ""
+
+
+def test_a_search_page_out_of_time_answers_what_it_found_and_goes_on_from_there(app, client, portal, world):
+    """With no time to spare, each page asks one candidate: pages hold one subject or none, and their
+    tokens go on after the last one asked, until every candidate was asked once."""
+    app.config["SEARCH_PAGE_SECONDS"] = 0
+    body = {"subject": {"type": "user"}, "action": {"name": "read"}, "resource": todo(department="Tax")}
+    client.put("/v1/principals/user:bob", json={"name": "Bob", "department": "Tax"}, headers=portal)
+    client.put("/v1/principals/user:erin", json={"name": "Erin", "department": "Tax"}, headers=portal)
+    pages = every_page(client, portal, "subject", body)
+    assert [keys(page) for page in pages] == [[], ["user:bob"], [], [], ["user:erin"]], "one page a user, in order"
+    app.config["SEARCH_PAGE_SECONDS"] = 60
+    assert every_page(client, portal, "subject", body) == [[entity("user:bob"), entity("user:erin")]]
 
 
 def test_the_log_keeps_the_digest_of_what_the_request_gave(client, portal, auditor, world):

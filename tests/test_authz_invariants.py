@@ -537,3 +537,52 @@ def test_properties_decide_a_todo_the_directory_does_not_hold():
     assert evaluator.check("user:u0", "read", "todo:t", NOW, facts({"team": "north"}, {"team": "north"}, None)).allowed
     assert not evaluator.check("user:u1", "read", "todo:t", NOW, facts(None, {"team": "north"}, None)).allowed
     assert not evaluator.check("user:u0", "read", "task:t", NOW, facts(None, {"ownerID": "u0"}, None)).allowed
+
+
+@settings(max_examples=25, **FAST)
+@given(data=st.data())
+def test_what_searches_rest_on_answers_as_checks_with_facts(data):
+    """(9) The AuthZEN searches (accessreview.authz.authzen) answer what a check of each candidate with
+    the request's facts allows: where ``enumerates`` says so, the enumerations (which read no facts)
+    equal those checks; elsewhere the candidates (``actors_of_kind``, ``resources_of_type``) hold
+    every principal or resource a check with the facts could allow; a kind that cannot act is allowed
+    nothing."""
+    world = data.draw(real_worlds(max_resources=8, max_grants=8), label="world")
+    note(world.as_code())
+    parents = [r.key for r in world.resources if r.type == "project"] + [None]
+    todos = [ResourceRecord(f"todo:t{n}", "todo", data.draw(st.sampled_from(parents), label="parent"))
+             for n in range(3)]
+    ids = [key.partition(":")[2] for key in world.actors]
+    index = DirectoryIndex(
+        world.principals, [*world.resources, *todos], world.grants, world.memberships,
+        attribute_types=frozenset({"todo"}),
+        principal_attributes={p.key: {"department": data.draw(DEPARTMENTS, label="department")}
+                              for p in world.principals},
+        resource_attributes={t.key: {"ownerID": data.draw(st.sampled_from(ids), label="owner")} for t in todos})
+    note(f"todos: {todos}; attributes: {index.resource_attributes}, {index.principal_attributes}")
+    asked = [*sorted(index.resources), "todo:unheld", "document:unheld"]
+    policy = real_policy()
+    evaluator = Evaluator(policy, compile_model(policy), index)
+    kinds = sorted({p.kind for p in world.principals})
+    for action in ("read", "edit", "delete"):
+        with_facts = data.draw(facts_for(world), label=f"facts for {action}")
+        for principal in world.principals:
+            for kind in types_of(policy):
+                allowed = [r for r in sorted(index.resources)
+                           if evaluator.check(principal.key, action, r, NOW, with_facts).allowed]
+                assert all(index.resources[r].type != kind or r in evaluator.resources_of_type(kind) for r in allowed)
+                if not evaluator.can_act(principal.kind):
+                    assert not allowed, principal.key
+                if evaluator.enumerates(principal.kind, kind):
+                    assert evaluator.resources_for(principal.key, action, kind, NOW) == \
+                        [r for r in allowed if index.resources[r].type == kind], (principal.key, action, kind)
+        for resource in asked:
+            target = index.resources.get(resource)
+            for kind in kinds:
+                allowed = [p.key for p in world.principals if p.kind == kind
+                           and evaluator.check(p.key, action, resource, NOW, with_facts).allowed]
+                assert set(allowed) <= set(evaluator.actors_of_kind(kind)), (kind, resource)
+                if target is not None and evaluator.enumerates(kind, target.type):
+                    enumerated = sorted(e["principal"] for e in evaluator.access(resource, NOW)
+                                        if e["principal"].startswith(f"{kind}:") and action in e["permissions"])
+                    assert enumerated == sorted(allowed), (kind, action, resource)

@@ -34,17 +34,33 @@ def logged(client, auditor, actor: str) -> list[dict]:
     return client.get(f"/v1/decisions?actor={actor}&limit=1000", headers=auditor).get_json()["items"]
 
 
-def test_the_metadata_names_every_endpoint_and_needs_no_token(client):
+def endpoints(base: str) -> dict[str, str]:
+    return {"access_evaluation_endpoint": f"{base}/access/v1/evaluation",
+            "access_evaluations_endpoint": f"{base}/access/v1/evaluations",
+            "search_subject_endpoint": f"{base}/access/v1/search/subject",
+            "search_resource_endpoint": f"{base}/access/v1/search/resource",
+            "search_action_endpoint": f"{base}/access/v1/search/action"}
+
+
+def test_both_ports_metadata_name_the_check_servers_endpoints_and_need_no_token(app, client):
+    """The identifier is the address asked (a PEP uses nothing else); the endpoints, on either port,
+    are the check server's, where the portal's checks belong."""
+    app.config["CHECK_URL"] = "https://checks.example"
     response = client.get("/.well-known/authzen-configuration", base_url="https://pdp.example.com")
     assert response.status_code == 200 and response.mimetype == "application/json"
-    assert response.get_json() == {
-        "policy_decision_point": "https://pdp.example.com",
-        "access_evaluation_endpoint": "https://pdp.example.com/access/v1/evaluation",
-        "access_evaluations_endpoint": "https://pdp.example.com/access/v1/evaluations",
-        "search_subject_endpoint": "https://pdp.example.com/access/v1/search/subject",
-        "search_resource_endpoint": "https://pdp.example.com/access/v1/search/resource",
-        "search_action_endpoint": "https://pdp.example.com/access/v1/search/action",
-    }
+    assert response.get_json() == {"policy_decision_point": "https://pdp.example.com",
+                                   **endpoints("https://checks.example")}
+    status, _, body = asgi_call(CheckServer(app), "GET", "/.well-known/authzen-configuration",
+                                {"Host": "checks.example"})
+    assert status == 200
+    assert json.loads(body) == {"policy_decision_point": "http://checks.example", **endpoints("https://checks.example")}
+
+
+def test_without_a_check_server_the_metadata_names_this_ports_endpoints(app, client):
+    app.config["CHECK_URL"] = None  # ACCESSREVIEW_CHECK_URL=off
+    response = client.get("/.well-known/authzen-configuration", base_url="https://pdp.example.com")
+    assert response.get_json() == {"policy_decision_point": "https://pdp.example.com",
+                                   **endpoints("https://pdp.example.com")}
 
 
 @pytest.mark.parametrize("subject, action, resource", [
@@ -419,13 +435,13 @@ def test_a_type_and_id_too_long_together_are_refused_by_name(client, portal, wor
 
 
 def test_the_check_port_answers_the_metadata_and_searches_as_the_main_port(app, client, portal, world):
-    """A PEP pointed at the check port finds every endpoint there: the metadata names the port's own."""
+    """A PEP pointed at the check port finds every endpoint there."""
+    app.config["CHECK_URL"] = "http://checks.example:8001"
     server = CheckServer(app)
     status, _, body = asgi_call(server, "GET", "/.well-known/authzen-configuration", {"Host": "checks.example:8001"})
     assert status == 200
-    metadata = json.loads(body)
-    assert metadata["access_evaluation_endpoint"] == "http://checks.example:8001/access/v1/evaluation"
-    assert metadata["search_resource_endpoint"] == "http://checks.example:8001/access/v1/search/resource"
+    assert json.loads(body) == {"policy_decision_point": "http://checks.example:8001",
+                                **endpoints("http://checks.example:8001")}
     headers = {**portal, "Content-Type": "application/json", "X-Request-ID": "req-9"}
     bodies = {"resource": {"subject": entity("user:alice"), "action": {"name": "read"}, "resource": {"type": "document"},
                            "page": {"limit": 2}},

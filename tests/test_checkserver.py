@@ -62,8 +62,10 @@ def test_the_check_port_refuses_what_is_not_a_check(app, portal):
     assert status == 401, "a check without a token is refused as on the main port"
     app.config["MAX_BODY_BYTES"] = 100
     big = CheckServer(app)
-    status, _, body = asgi_call(big, "POST", "/v1/authorize", portal, b"x" * 101, chunks=4)
+    status, headers, body = asgi_call(big, "POST", "/access/v1/evaluation", {**portal, "X-Request-ID": "req-413"},
+                                      b"x" * 101, chunks=4)
     assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large"
+    assert headers["x-request-id"] == "req-413", "echoed, as every answer of the AuthZEN API must"
     status, _, body = asgi_call(big, "POST", "/v1/authorize", {**portal, "Content-Length": "5000000"}, b"")
     assert status == 413
 
@@ -122,8 +124,10 @@ def test_idle_and_slow_connections_do_not_keep_a_check_waiting(check_server, por
             sock.close()
 
 
-def _post(port: int, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=json.dumps(body).encode(),
+def _post(port: int | str, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
+    """POST to a path of the check server on ``port``, or (``port`` a URL, ``path`` "") to that URL."""
+    url = port if isinstance(port, str) else f"http://127.0.0.1:{port}{path}"
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
                                      headers={**headers, "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -150,3 +154,29 @@ def test_the_check_server_answers_the_authzen_api(check_server, portal, make_pri
     with urllib.request.urlopen(f"http://127.0.0.1:{check_server}/.well-known/authzen-configuration") as response:
         metadata = json.loads(response.read())
     assert metadata["search_action_endpoint"] == f"http://127.0.0.1:{check_server}/access/v1/search/action"
+
+
+def test_a_pep_that_discovers_the_pdp_on_the_main_port_is_sent_to_the_check_server(app, client, check_server, portal,
+                                                                                    make_principal):
+    """Both servers' metadata name the same endpoints, the check server's, and they answer."""
+    app.config["CHECK_URL"] = f"http://127.0.0.1:{check_server}"  # as ACCESSREVIEW_CHECK_BIND makes it (test_ops)
+    make_principal("user:ann", name="Ann")
+    main = client.get("/.well-known/authzen-configuration", base_url="http://main.example").get_json()
+    with urllib.request.urlopen(f"http://127.0.0.1:{check_server}/.well-known/authzen-configuration") as response:
+        checks = json.loads(response.read())
+    assert main.pop("policy_decision_point") == "http://main.example"
+    assert checks.pop("policy_decision_point") == f"http://127.0.0.1:{check_server}"
+    assert main == checks and main["access_evaluation_endpoint"].startswith(f"http://127.0.0.1:{check_server}/")
+    ask = {"subject": {"type": "user", "id": "ann"}, "action": {"name": "read"},
+           "resource": {"type": "system", "id": "accessreview"}}
+    deadline = time.monotonic() + 10  # the token, made after the server started, reaches its workers
+    while any(_post(main["access_evaluation_endpoint"], "", ask, portal)[0] == 401 for _ in range(4)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    asked = {"access_evaluation_endpoint": ask, "access_evaluations_endpoint": {"evaluations": [ask]},
+             "search_subject_endpoint": {**ask, "subject": {"type": "user"}},
+             "search_resource_endpoint": {**ask, "resource": {"type": "system"}},
+             "search_action_endpoint": {"subject": ask["subject"], "resource": ask["resource"]}}
+    for name, body in asked.items():
+        status, answer = _post(main[name], "", body, portal)
+        assert status == 200 and ("decision" in answer or "evaluations" in answer or "results" in answer), name

@@ -156,3 +156,18 @@ def test_e_mailed_links_default_to_the_address_the_service_is_bound_to():
     assert load_config(environ={"ACCESSREVIEW_BIND": "127.0.0.1:8611",
                                 "ACCESSREVIEW_PUBLIC_URL": "https://review.example"})["PUBLIC_URL"] == \
         "https://review.example"
+
+
+def test_the_check_servers_address_defaults_to_where_it_is_bound():
+    import socket
+
+    from accessreview.config import ConfigError, load_config
+
+    assert load_config(environ={})["CHECK_URL"] == "http://127.0.0.1:8001"
+    assert load_config(environ={"ACCESSREVIEW_CHECK_BIND": "0.0.0.0:8612"})["CHECK_URL"] == \
+        f"http://{socket.gethostname()}:8612"
+    assert load_config(environ={"ACCESSREVIEW_CHECK_URL": "https://checks.example/"})["CHECK_URL"] == \
+        "https://checks.example"
+    assert load_config(environ={"ACCESSREVIEW_CHECK_URL": "off"})["CHECK_URL"] is None
+    with pytest.raises(ConfigError, match="ACCESSREVIEW_CHECK_URL"):
+        load_config(environ={"ACCESSREVIEW_CHECK_URL": "checks.example:8001"})

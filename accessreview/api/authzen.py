@@ -3,7 +3,8 @@ searches (accessreview.authz.authzen does the work).
 
 Evaluation and evaluations are normally answered by the hot path (accessreview.api.hotpath); these
 views answer the rest the same way, and the metadata and the searches. The check server's port
-(accessreview.checkserver) answers all of them too, through the same app.
+(accessreview.checkserver) answers all of them too, through the same app, and both ports' metadata
+name the check server's endpoints (CHECK_URL) where the portal's checks belong.
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ bp.register_error_handler(Exception, fail_closed)
 @documented("The AuthZEN policy decision point's metadata: its identifier and endpoints", tag="authzen",
             responses={200: shapes.AuthzenConfigurationOut})
 def configuration():
+    # The identifier is the address this document was asked at: a PEP must find it identical to the
+    # one it inserted the well-known path into, or use nothing here. The endpoints are the check
+    # server's (CHECK_URL), on either server, so that a PEP that discovers the PDP on the main port
+    # still sends its checks where nothing slow can keep them waiting; with no check server, this one's.
     base = request.host_url.rstrip("/")
+    endpoints = current_app.config["CHECK_URL"] or base
     return answer({
         "policy_decision_point": base,
-        "access_evaluation_endpoint": base + EVALUATION_PATH,
-        "access_evaluations_endpoint": base + EVALUATIONS_PATH,
-        "search_subject_endpoint": base + SEARCH_PATHS["subject"],
-        "search_resource_endpoint": base + SEARCH_PATHS["resource"],
-        "search_action_endpoint": base + SEARCH_PATHS["action"],
+        "access_evaluation_endpoint": endpoints + EVALUATION_PATH,
+        "access_evaluations_endpoint": endpoints + EVALUATIONS_PATH,
+        "search_subject_endpoint": endpoints + SEARCH_PATHS["subject"],
+        "search_resource_endpoint": endpoints + SEARCH_PATHS["resource"],
+        "search_action_endpoint": endpoints + SEARCH_PATHS["action"],
     })
 
 

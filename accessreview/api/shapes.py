@@ -345,7 +345,7 @@ class AuthzenEvaluationsAnswer(RootModel[AuthzenEvaluationsOut | AuthzenDecision
 class AuthzenPage(Out):
     next_token: str
     count: int
-    total: int
+    total: int | None = None  # absent where counting would mean evaluating every candidate
 
 
 class AuthzenEntity(Out):

@@ -2,8 +2,11 @@
 
 An AuthZEN subject or resource ``{type, id}`` is the directory's ``type:id``, and ``action.name``
 is the policy's action. Evaluations go through the check pipeline (:mod:`.checks`): decided by the
-same evaluator as /v1/authorize and kept in the decision log like any check. Searches are built on
-the same enumerations as the list and access endpoints, complete, in pages.
+same evaluator as /v1/authorize and kept in the decision log like any check. A search answers what
+an evaluation of each candidate, with the request's properties and context, would decide, complete,
+in pages: from the same enumerations as the list and access endpoints where the compiled table
+decides (its types read no properties), and elsewhere by putting each candidate the directory holds
+to the evaluator's check with those facts, as an evaluation does.
 
 As the specification requires, unknown fields are ignored (``Lenient``), a missing subject, action
 or resource is a 400 that names it, and an evaluation of a batch that cannot be evaluated is a deny
@@ -20,6 +23,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import time
 from typing import Annotated, Any, Literal
 
 from flask import Flask
@@ -69,7 +73,8 @@ def _key(entity: Entity, field: str) -> str:
 
 
 class Searched(Lenient):
-    """The entity a search asks for: its type; an id, if any, is ignored."""
+    """The entity a search asks for: its type, and properties that each candidate is evaluated with;
+    an id, if any, is ignored."""
 
     type: Part
     id: Any = None
@@ -442,34 +447,49 @@ def _encode(payload: dict[str, Any]) -> str:
 
 
 def search_subject(app: Flask, caller: str, raw: bytes) -> str:
-    """Every subject of the type that may do the action on the resource, through groups and parents."""
+    """Every subject of the type that may do the action on the resource, through groups and parents:
+    those an evaluation of each, with the request's properties and context, would allow."""
     request = parse_json(SubjectSearch, raw)
     _refuse_large_properties(app, request, raw)
-    snapshot = app.extensions["authz"].snapshot()
-    wanted, action = f"{request.subject.type}:", request.action.name
-    holders = snapshot.evaluator.access(_key(request.resource, "resource"), app.config["CLOCK"].now(), _deadline(app))
-    keys = [entry["principal"] for entry in holders
-            if entry["principal"].startswith(wanted) and action in entry["permissions"]]
-    return _search_page(app, raw, request.page, keys, _entity)
+    evaluator = app.extensions["authz"].snapshot().evaluator
+    now, deadline = app.config["CLOCK"].now(), _deadline(app)
+    kind, action, resource = request.subject.type, request.action.name, _key(request.resource, "resource")
+    target = evaluator.index.resources.get(resource)
+    if target is not None and evaluator.enumerates(kind, target.type):
+        wanted = f"{kind}:"
+        keys = [entry["principal"] for entry in evaluator.access(resource, now, deadline)
+                if entry["principal"].startswith(wanted) and action in entry["permissions"]]
+        return _search_page(app, raw, request.page, keys, _entity)
+    facts = given(request.subject.properties, request.resource.properties, request.context)
+    return _evaluated_page(app, raw, request.page, evaluator.actors_of_kind(kind), deadline,
+                           lambda subject: evaluator.check(subject, action, resource, now, facts).allowed)
 
 
 def search_resource(app: Flask, caller: str, raw: bytes) -> str:
-    """Every resource of the type on which the subject may do the action."""
+    """Every resource of the type on which the subject may do the action: those an evaluation of
+    each, with the request's properties and context, would allow."""
     request = parse_json(ResourceSearch, raw)
     _refuse_large_properties(app, request, raw)
-    snapshot = app.extensions["authz"].snapshot()
+    evaluator = app.extensions["authz"].snapshot().evaluator
     kind = request.resource.type
-    if kind not in snapshot.policy.declarations.resource_types:
+    if kind not in evaluator.policy.declarations.resource_types:
         raise BadRequest(f"{kind!r} is not a resource type of the policy", field="resource.type", code="unknown_type")
-    keys = snapshot.evaluator.resources_for(_key(request.subject, "subject"), request.action.name, kind,
-                                            app.config["CLOCK"].now(), _deadline(app))
-    return _search_page(app, raw, request.page, keys, _entity)
+    now, deadline = app.config["CLOCK"].now(), _deadline(app)
+    subject, action = _key(request.subject, "subject"), request.action.name
+    principal = evaluator.index.principals.get(subject)
+    if principal is None or evaluator.enumerates(principal.kind, kind):
+        keys = evaluator.resources_for(subject, action, kind, now, deadline)
+        return _search_page(app, raw, request.page, keys, _entity)
+    facts = given(request.subject.properties, request.resource.properties, request.context)
+    candidates = evaluator.resources_of_type(kind) if evaluator.can_act(principal.kind) else []
+    return _evaluated_page(app, raw, request.page, candidates, deadline,
+                           lambda resource: evaluator.check(subject, action, resource, now, facts).allowed)
 
 
 def search_action(app: Flask, caller: str, raw: bytes) -> str:
     """Every action of the resource's type that the subject may do on it (none for a type the policy
-    does not declare), with the request's properties for a type whose rules read them. (Subject and
-    resource searches enumerate the directory: properties cannot name what it does not hold.)"""
+    does not declare): those an evaluation of each, with the request's properties and context, would
+    allow."""
     request = parse_json(ActionSearch, raw)
     _refuse_large_properties(app, request, raw)
     snapshot = app.extensions["authz"].snapshot()
@@ -495,30 +515,72 @@ def _entity(key: str) -> dict[str, str]:
 
 
 def _search_page(app: Flask, raw: bytes, page: PageRequest | None, keys: list[str], shape) -> str:
-    """A page of the sorted ``keys``: after the token's key, and a token to go on from ("" at the end).
-
-    A token holds the last key given and a fingerprint of the request it answered: a request that
-    changes anything but the token on the way is refused, as the specification says it should be.
-    """
+    """A page of the sorted ``keys``, all of which answer the search: after the token's key, with a
+    token to go on from ("" at the end) and how many there are in all."""
     keys = sorted(keys)
+    after, fingerprint, limit = _reading(app, raw, page)
+    start = 0 if after is None else _after(keys, after)
+    chosen = keys[start:start + limit]
+    resume = chosen[-1] if chosen and start + limit < len(keys) else None
+    return _page_json(chosen, resume, fingerprint, shape, len(keys))
+
+
+def _evaluated_page(app: Flask, raw: bytes, page: PageRequest | None, candidates: list[str], deadline: Deadline,
+                    allowed) -> str:
+    """A page of the sorted ``candidates`` that ``allowed`` admits, after the token's key.
+
+    Each candidate is an oso query (a millisecond or more), and thousands may have to be asked
+    before a page is full, or to learn that none is left: so candidates are put to ``allowed`` in
+    order only until the page is full and one more is found, or until SEARCH_PAGE_SECONDS have gone.
+    Then the page holds what was found (fewer than its limit, maybe none) and its token goes on after
+    the last candidate asked: every candidate is asked once over the pages, and the last page's token
+    is "" only once none is left. No total: counting would mean asking every candidate.
+    """
+    after, fingerprint, limit = _reading(app, raw, page)
+    stop_at = time.monotonic() + app.config["SEARCH_PAGE_SECONDS"]
+    chosen: list[str] = []
+    last = len(candidates) - 1
+    for position in range(0 if after is None else _after(candidates, after), last + 1):
+        deadline.check()
+        key = candidates[position]
+        if allowed(key):
+            if len(chosen) == limit:
+                return _page_json(chosen, chosen[-1], fingerprint, _entity, None)
+            chosen.append(key)
+        if position < last and time.monotonic() > stop_at:
+            return _page_json(chosen, key, fingerprint, _entity, None)
+    return _page_json(chosen, None, fingerprint, _entity, None)
+
+
+def _reading(app: Flask, raw: bytes, page: PageRequest | None) -> tuple[str | None, str, int]:
+    """The key a page starts after (None: the first page), the request's fingerprint and the page's size.
+
+    A token holds the key the previous page ended on (the last it gave, or the last candidate it
+    asked) and a fingerprint of the request it answered: a request that changes anything but the
+    token on the way is refused, as the specification says it should be.
+    """
     fingerprint = _fingerprint(raw)
     limit = _limit(app, page.limit if page else None)
-    start = 0
-    if page is not None and page.token:
-        try:
-            after, issued_for = decode_cursor(page.token, (str, str))
-        except BadRequest:
-            raise BadRequest("page.token is not one this service issued", field="page.token",
-                             code="invalid_cursor") from None
-        if issued_for != fingerprint:
-            raise BadRequest("page.token was issued for another request: only the token may change between pages",
-                             field="page.token", code="invalid_cursor")
-        start = _after(keys, after)
-    chosen = keys[start:start + limit]
-    more = start + limit < len(keys)
-    next_token = encode_cursor([chosen[-1], fingerprint]) if more and chosen else ""
-    return _encode({"page": {"next_token": next_token, "count": len(chosen), "total": len(keys)},
-                    "results": [shape(key) for key in chosen]})
+    if page is None or not page.token:
+        return None, fingerprint, limit
+    try:
+        after, issued_for = decode_cursor(page.token, (str, str))
+    except BadRequest:
+        raise BadRequest("page.token is not one this service issued", field="page.token",
+                         code="invalid_cursor") from None
+    if issued_for != fingerprint:
+        raise BadRequest("page.token was issued for another request: only the token may change between pages",
+                         field="page.token", code="invalid_cursor")
+    return after, fingerprint, limit
+
+
+def _page_json(chosen: list[str], resume: str | None, fingerprint: str, shape, total: int | None) -> str:
+    """The page's answer; its token goes on after ``resume`` ("": None, nothing is left)."""
+    next_token = "" if resume is None else encode_cursor([resume, fingerprint])
+    page: dict[str, Any] = {"next_token": next_token, "count": len(chosen)}
+    if total is not None:
+        page["total"] = total
+    return _encode({"page": page, "results": [shape(key) for key in chosen]})
 
 
 def _after(keys: list[str], after: str) -> int:

@@ -90,6 +90,30 @@ class Evaluator:
             return DENY
         return Decision(self.policy.is_allowed(self.index, now, actor, action, resource, given=given))
 
+    def enumerates(self, actor_kind: str, resource_type: str) -> bool:
+        """Do the enumerations (:meth:`resources_for`, :meth:`access`) answer, for actors of this kind
+        and resources of this type, as :meth:`check` does whatever properties and context a check
+        carries? Where the table decides: its types read none. Elsewhere a search must put each
+        candidate to :meth:`check` with the request's facts."""
+        return self._compiled(actor_kind, resource_type) is not None
+
+    def can_act(self, kind: str) -> bool:
+        """Is ``kind`` an actor type of the policy? A principal of another kind (a group) is denied
+        every check: its members act."""
+        return kind in self.policy.actor_classes
+
+    def actors_of_kind(self, kind: str) -> list[str]:
+        """Every principal of ``kind`` the directory holds, sorted: who a search may find (a check of
+        a principal the directory does not hold, or of a kind that cannot act, is a deny)."""
+        if not self.can_act(kind):
+            return []
+        return sorted(key for key, principal in self.index.principals.items() if principal.kind == kind)
+
+    def resources_of_type(self, resource_type: str) -> list[str]:
+        """Every resource of ``resource_type`` the directory holds, sorted (a search cannot name one it
+        does not hold, though a check may)."""
+        return sorted(key for key, record in self.index.resources.items() if record.type == resource_type)
+
     def decides_unheld(self, resource: str) -> bool:
         """Is a resource the directory does not hold put to the policy with its request's properties?
         Only one of a type whose rules read attributes: any other type's rules need the directory."""
