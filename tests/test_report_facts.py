@@ -33,6 +33,18 @@ def audit(client, auditor, action):
     return client.get(f"/v1/audit-events?action={action}&limit=1000", headers=auditor).get_json()["items"]
 
 
+def signed_off_with_ann_revoked(client, lead, token_for):
+    """A campaign whose reviewer revoked ann's editor grant on p1 (the rest kept at the due date), closed
+    and signed off: its remediation has run. Returns the campaign and ann's item."""
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
+    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
+                headers=token_for("user:owen"))
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    return campaign, ann
+
+
 def test_closed_early_items_say_who_closed_and_when(client, lead, auditor, directory, token_for, clock):
     campaign = launch(client, lead, definition(client, lead, on_no_response="revoke"))
     owen, mia = token_for("user:owen"), token_for("user:mia")
@@ -365,13 +377,7 @@ def test_remediation_outcomes_say_whether_access_remains(client, lead, auditor, 
 
 
 def test_remediation_is_applied_by_the_service_on_the_sign_off(client, lead, auditor, directory, token_for):
-    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
-    owen = token_for("user:owen")
-    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
-    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
-                headers=owen)
-    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
-    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    campaign, ann = signed_off_with_ann_revoked(client, lead, token_for)
     (signed_off,) = [e for e in audit(client, auditor, "campaign.signed_off") if e["target"] == f"campaign:{campaign['id']}"]
     assert signed_off["actor"] == "user:lena"
     (deleted,) = [e for e in audit(client, auditor, "grant.deleted")
@@ -399,14 +405,8 @@ def test_the_access_left_in_scope_is_listed_and_the_stage_signed(client, lead, a
     import hashlib
     import json
 
-    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
-    owen = token_for("user:owen")
+    campaign, ann = signed_off_with_ann_revoked(client, lead, token_for)
     found = items(client, lead, campaign["id"])
-    ann = found[("user:ann", "editor", "project:p1")]
-    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
-                headers=owen)
-    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
-    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
     book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
     summary = summary_of(book)
     listing = table(book["Access after remediation"])
@@ -456,12 +456,7 @@ def test_a_group_too_large_for_one_cell_keeps_every_member_in_the_workbook(app, 
         assert jobs.Runner(app).run(imported.get_json()["job"]["id"]) == "done"
     else:
         assert imported.status_code == 200, imported.get_json()
-    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
-    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
-    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
-                headers=token_for("user:owen"))
-    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
-    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    campaign, ann = signed_off_with_ann_revoked(client, lead, token_for)
 
     book = campaign_workbook(client, auditor, campaign["id"])
     row = next(r for r in table(book["Items"]) if r["Principal"] == "group:crowd")
@@ -513,12 +508,7 @@ def test_a_removal_that_did_not_take_is_not_removed_and_a_retry_takes_it_up(app,
     from accessreview.reports.service import campaign_report
     from accessreview.revisions import new_revision
 
-    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
-    ann = items(client, lead, campaign["id"])[("user:ann", "editor", "project:p1")]
-    client.post(f"/v1/review-items/{ann['id']}/decision", json={"decision": "revoke", "justification": "left"},
-                headers=token_for("user:owen"))
-    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
-    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    campaign, ann = signed_off_with_ann_revoked(client, lead, token_for)
     grant_id = ann["grant"]["id"]
     # As if the removal had not taken: the grant is back under its own id, and the item awaits verification.
     with write(app) as (session, ctx):
