@@ -405,7 +405,7 @@ def test_the_access_left_in_scope_is_listed_and_the_stage_signed(client, lead, a
     import hashlib
     import json
 
-    campaign, ann = signed_off_with_ann_revoked(client, lead, token_for)
+    campaign, _ = signed_off_with_ann_revoked(client, lead, token_for)
     found = items(client, lead, campaign["id"])
     book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
     summary = summary_of(book)
@@ -456,7 +456,7 @@ def test_a_group_too_large_for_one_cell_keeps_every_member_in_the_workbook(app, 
         assert jobs.Runner(app).run(imported.get_json()["job"]["id"]) == "done"
     else:
         assert imported.status_code == 200, imported.get_json()
-    campaign, ann = signed_off_with_ann_revoked(client, lead, token_for)
+    campaign, _ = signed_off_with_ann_revoked(client, lead, token_for)
 
     book = campaign_workbook(client, auditor, campaign["id"])
     row = next(r for r in table(book["Items"]) if r["Principal"] == "group:crowd")
