@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from .. import jobs
 from ..audit import WriteContext, append_event, append_events
 from ..clock import as_utc
-from ..db import bulk_insert, get_or_404
+from ..db import among, bulk_insert, get_or_404, key_batches
 from ..errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
 from ..models import Campaign, Job, Principal, ReviewEvent, ReviewItem
 from ..pagination import Page, paginate
@@ -173,10 +173,9 @@ def lock_for_change(session: Session, campaign_id: int, item_ids: list[int]) -> 
     _require_open(campaign)
     items: dict[int, ReviewItem] = {}
     ordered = sorted(set(item_ids))
-    for start in range(0, len(ordered), 1000):
-        chunk = ordered[start:start + 1000]
+    for chunk in key_batches(session, ordered):
         items.update({item.id: item for item in session.scalars(
-            select(ReviewItem).where(ReviewItem.id.in_(chunk), ReviewItem.campaign_id == campaign_id)
+            select(ReviewItem).where(among(session, ReviewItem.id, chunk), ReviewItem.campaign_id == campaign_id)
             .order_by(ReviewItem.id).with_for_update().execution_options(populate_existing=True))})
     return campaign, items
 
