@@ -386,8 +386,15 @@ def test_remediation_is_applied_by_the_service_on_the_sign_off(client, lead, aud
     on_sign_off = deleted["before"]["on_sign_off"]
     assert on_sign_off["signed_off_by"] == "user:lena" and on_sign_off["campaign"] == campaign["id"]
     assert on_sign_off["event"] == signed_off["id"] and on_sign_off["event_seq"] == signed_off["seq"]
-    (revoked,) = [e for e in audit(client, auditor, "review.revoked") if e["target"] == f"review_item:{ann['id']}"]
-    assert revoked["actor"] == "system:accessreview" and revoked["after"]["on_sign_off"] == on_sign_off
+    assert deleted["before"]["review_item"] == ann["id"] and deleted["before"]["removed_by_review"] == campaign["id"]
+    assert not [e for e in audit(client, auditor, "review.revoked") if e["target"] == f"review_item:{ann['id']}"], \
+        "the deletion is the revocation's one audit event"
+    (verified,) = [e for e in audit(client, auditor, "campaign.revocations_verified")
+                   if e["target"] == f"campaign:{campaign['id']}"]
+    assert verified["actor"] == "system:accessreview" and ann["id"] in verified["after"]["items"]
+    history = client.get(f"/v1/review-items/{ann['id']}", headers=lead).get_json()["history"]
+    assert [h["kind"] for h in history][-2:] == ["revoked", "verified"]
+    assert history[-2]["actor"] == "system:accessreview" and history[-2]["on_sign_off"] == on_sign_off
     assert not [e for e in audit(client, auditor, "grant.deleted") if e["actor"] == "user:lena"]
 
     book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")

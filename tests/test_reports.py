@@ -76,7 +76,7 @@ def test_the_workbook_matches_the_campaign_row_by_row(client, lead, auditor, sig
     exceptions = [row[0] for row in book["Exceptions"].iter_rows(min_row=2, values_only=True)]
     assert "automated" in exceptions
     trail = [row[4] for row in book["Audit trail"].iter_rows(min_row=2, values_only=True)]
-    assert {"campaign.launched", "review.decided", "campaign.closed", "campaign.signed_off", "review.revoked"} <= set(trail)
+    assert {"campaign.launched", "review.decided", "campaign.closed", "campaign.signed_off", "grant.deleted"} <= set(trail)
     held = [row for row in book["Holds"].iter_rows(min_row=2, values_only=True)]
     assert ann["Item"] in [row[1] for row in held] and all(row[7] == "active" for row in held)
 

@@ -147,14 +147,15 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
         else:
             identity = grant_identity(grant.principal_key, grant.role, grant.resource_key)
             plan.grants.append(Change("removed", identity, {**grant_state(grant), "removed_by_review": campaign.id,
-                                                            "on_sign_off": on_sign_off}, None))
+                                                            "review_item": item.id, "on_sign_off": on_sign_off},
+                                      None))
             plan.grant_rows[identity] = grant
         item.changes.update(remediation_state="applied", applied_at=ctx.now)
     if plan.grants:
         directory.apply_plan(session, ctx, plan)
     for group, group_items in membership_items.items():
         error = _remove_members(session, ctx, declarations, campaign, on_sign_off, group,
-                                {i.principal_key for i in group_items})
+                                {i.principal_key: i.id for i in group_items})
         for item in group_items:
             if error is None:
                 item.changes.update(remediation_state="applied", applied_at=ctx.now)
@@ -165,9 +166,13 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
     outcome["applied"], outcome["not_removed"] = len(applied), len(not_removed)
     holds.place(session, ctx, campaign, [_hold_entry(campaign, item) for item in applied])
     _write_back(session, items, attempted=True)
-    record_many(session, ctx, [(item, "revoked", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
-                                                  "detail": item.changes.get("remediation_detail")})
-                               for item in applied]
+    # A grant's deletion event names its item: that is the revocation's audit event, and the item's
+    # history records it too. Anything else (a grant already gone, a membership) gets an event of its own.
+    revoked = [(item, "revoked", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
+                                  "detail": item.changes.get("remediation_detail")}) for item in applied]
+    deleted = [e[0].kind == "grant" and e[0].grant_id in grants for e in revoked]
+    record_many(session, ctx, [e for e, d in zip(revoked, deleted) if d], state=state, audited=False)
+    record_many(session, ctx, [e for e, d in zip(revoked, deleted) if not d]
                 + [(item, "not_removed", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
                                           "detail": item.changes["remediation_detail"]}) for item in not_removed],
                 state=state)
@@ -184,9 +189,10 @@ def _hold_entry(campaign: Campaign, item: _Item) -> dict[str, Any]:
 
 
 def _remove_members(session: Session, ctx: WriteContext, declarations: Declarations, campaign: Campaign,
-                    on_sign_off: dict[str, Any], group: str, members: set[str]) -> str | None:
-    """Take ``members`` out of ``group``, the change's event naming the review and the sign-off; returns
-    why it could not be done, or None. A group already gone holds nobody: nothing to do."""
+                    on_sign_off: dict[str, Any], group: str, members: dict[str, int]) -> str | None:
+    """Take ``members`` (member -> review item) out of ``group``, the change's event naming the review,
+    its items and the sign-off; returns why it could not be done, or None. A group already gone
+    holds nobody: nothing to do."""
     principal = session.get(Principal, group)
     if principal is None:
         return None
@@ -197,7 +203,8 @@ def _remove_members(session: Session, ctx: WriteContext, declarations: Declarati
     if planner.errors:
         return "; ".join(error.message for error in planner.errors)
     for change in plan.principals:
-        change.before = {**(change.before or {}), "removed_by_review": campaign.id, "on_sign_off": on_sign_off}
+        change.before = {**(change.before or {}), "removed_by_review": campaign.id,
+                         "review_items": sorted(members.values()), "on_sign_off": on_sign_off}
     directory.apply_plan(session, ctx, plan)
     return None
 
@@ -236,7 +243,12 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
         entries.append((item, "verify_failed", {"detail": detail, "finding": not still_there,
                                                 "remaining": remaining}))
     _write_back(session, items)
-    record_many(session, ctx, entries, state=state)
+    verified = [entry for entry in entries if entry[1] == "verified"]
+    record_many(session, ctx, verified, state=state, audited=False)
+    record_many(session, ctx, [entry for entry in entries if entry[1] != "verified"], state=state)
+    if verified:  # the audit trail's record of them: one event a chunk, naming every item it verified
+        append_event(session, ctx, "campaign.revocations_verified", f"campaign:{campaign.id}", None,
+                     {"revision": snapshot.revision, "items": [item.id for item, _, _ in verified]}, state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 

@@ -127,17 +127,20 @@ def record(session: Session, ctx: WriteContext, item: ReviewItem, kind: str, **d
 
 
 def record_many(session: Session, ctx: WriteContext, entries: list[tuple[Any, str, dict[str, Any]]],
-                state=None) -> None:
+                state=None, *, audited: bool = True) -> None:
     """:func:`record` for many items at once, as plain rows: ``entries`` are (item, kind, detail), where an
-    item is anything with ``id``, ``campaign_id`` and ``stage``."""
+    item is anything with ``id``, ``campaign_id`` and ``stage``. ``audited=False`` writes the items'
+    history only, for acts the audit trail already holds item by item in an event of their own (a
+    revocation is the directory change that carried it out, which names its item)."""
     if not entries:
         return
     bulk_insert(session, ReviewEvent, [
         {"item_id": item.id, "occurred_at": ctx.now, "actor": ctx.actor, "kind": kind, "stage": item.stage,
          "detail": detail} for item, kind, detail in entries])
-    append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
-                                  {"campaign": item.campaign_id, "stage": item.stage, **detail})
-                                 for item, kind, detail in entries), state=state)
+    if audited:
+            append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
+                                      {"campaign": item.campaign_id, "stage": item.stage, **detail})
+                                     for item, kind, detail in entries), state=state)
 
 
 def item_history(session: Session, item_id: int) -> list[dict[str, Any]]:
