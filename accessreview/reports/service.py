@@ -618,7 +618,11 @@ def _holds_and_follow_up(session: Session, book: Book, campaign: Campaign, now: 
     held = book.sheet("Holds", [("Hold", 8), ("Item", 8), ("Principal", 28), ("Role", 14), ("Resource", 30),
                                 ("Since (UTC)", 19), ("Until (UTC)", 19), ("State", 10), ("Lifted by", 24),
                                 ("Lift justification", 50)])
-    for hold in session.scalars(select(Hold).where(Hold.campaign_id == campaign.id).order_by(Hold.id)):
+    # Plain rows, a window at a time: a campaign's holds are as many as its revocations.
+    for hold in session.execute(
+            select(Hold.id, Hold.item_id, Hold.principal_key, Hold.role, Hold.resource_key, Hold.created_at,
+                   Hold.expires_at, Hold.lifted_at, Hold.lift_until, Hold.lifted_by, Hold.lift_justification)
+            .where(Hold.campaign_id == campaign.id).order_by(Hold.id).execution_options(yield_per=5000)):
         state = "active" if holds.is_active(hold, now) else ("lifted" if hold.lifted_at else "expired")
         held.append([hold.id, hold.item_id, hold.principal_key, hold.role, hold.resource_key,
                      as_utc(hold.created_at), hold.expires_at and as_utc(hold.expires_at), state,
