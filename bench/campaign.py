@@ -53,6 +53,16 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def step_peak_mb() -> float:
+    """This process's peak resident memory since the last call (Linux: VmHWM, then reset), so that each
+    phase's own peak is told apart from the whole run's."""
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return peak
+
+
 def empty_postgres(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
@@ -71,7 +81,9 @@ def run_job(app, job_id: int) -> dict:
     phases: dict[str, float] = defaultdict(float)
     cpu: dict[str, float] = defaultdict(float)  # this process's own CPU time: the rest is waiting (the database)
     longest_by_phase: dict[str, float] = defaultdict(float)
+    peak_by_phase: dict[str, float] = defaultdict(float)
     longest, started = (0.0, ""), time.perf_counter()
+    step_peak_mb()
     while True:
         session = sessions()
         phase = session.get(Job, job_id).phase
@@ -87,12 +99,13 @@ def run_job(app, job_id: int) -> dict:
         phases[phase] += took
         cpu[phase] += time.process_time() - c0
         longest_by_phase[phase] = max(longest_by_phase[phase], took)
+        peak_by_phase[phase] = max(peak_by_phase[phase], step_peak_mb())
         longest = max(longest, (took, phase))
         if state in ("done", "failed", None):
             break
     assert state == "done", f"job {job_id} ended {state}"
     return {"seconds": time.perf_counter() - started, "phases": dict(phases), "cpu": dict(cpu), "longest": longest,
-            "longest_by_phase": dict(longest_by_phase), "mb": rss_mb()}
+            "longest_by_phase": dict(longest_by_phase), "peak_by_phase": dict(peak_by_phase), "mb": rss_mb()}
 
 
 def main() -> None:
@@ -205,6 +218,8 @@ def main() -> None:
         print("  of which this process's CPU: " + ", ".join(
             f"{phase} {cpu.get(phase, 0):.1f} s (longest step {longest_step.get(phase, 0):.2f} s)"
             for phase in ("apply", "verify")) + "; the rest is waiting, mostly on the database")
+        print("  peak resident memory by phase: " + ", ".join(
+            f"{phase} {mb:.0f} MB" for phase, mb in remediated["peak_by_phase"].items()))
     remediation_only = phases.get("apply", 0) + phases.get("verify", 0) + phases.get("scope", 0)
     report = max(phases.get("start", 0) + phases.get("report_sign_off", 0), phases.get("report_remediation", 0))
     print("\ntargets (issue 17, 200,000 items):")

@@ -4,6 +4,7 @@ evaluator reads (grants by pair, by holder, by resource; children; groups and me
 from __future__ import annotations
 
 import random
+from datetime import datetime, timezone
 
 from accessreview.authz.index import DirectoryIndex
 
@@ -60,3 +61,30 @@ def test_an_index_moved_forward_equals_one_loaded_whole(app, client, portal):
             finally:
                 session.close()
             assert lookups(moved) == lookups(loaded), f"after step {step}"
+
+
+def test_a_replaced_snapshot_is_freed_without_the_cyclic_collector(app, client, portal):
+    """The engine keeps its snapshots out of the cyclic collector (gc.freeze), so a snapshot that a
+    catch-up replaces must go by reference counting alone, or every directory write would leak an
+    index's worth of memory in every process."""
+    import gc
+    import weakref
+
+    engine = app.extensions["authz"]
+    client.put("/v1/principals/user:u1", json={"name": "u1"}, headers=portal)
+    client.put("/v1/resources/organization/o1", json={}, headers=portal)
+    assert client.put("/v1/resources/project/p1", json={"parent": "organization:o1"},
+                      headers=portal).status_code in (200, 201)
+    old = engine.refresh()
+    assert not old.evaluator.check("user:u1", "read", "project:p1", datetime.now(timezone.utc)).allowed
+    gone = [weakref.ref(old), weakref.ref(old.evaluator), weakref.ref(old.index)]
+    del old
+    gc.disable()
+    try:
+        assert client.post("/v1/grants", json={"principal": "user:u1", "role": "viewer", "resource": "project:p1"},
+                           headers=portal).status_code == 201
+        new = engine.refresh()
+        assert new.evaluator.check("user:u1", "read", "project:p1", datetime.now(timezone.utc)).allowed
+        assert [ref() for ref in gone] == [None, None, None]
+    finally:
+        gc.enable()

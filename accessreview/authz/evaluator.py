@@ -7,6 +7,7 @@ and so is everything when evaluation is forced to oso (``ACCESSREVIEW_EVALUATION
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from typing import Any, Callable
 
@@ -49,7 +50,11 @@ class Evaluator:
     def _checker(self) -> Callable[..., Decision]:
         """The check, with what it looks up bound once: an evaluator's index and table never change,
         and at a few µs a check (a batch's), each attribute or method look-up saved counts."""
-        index, oso_check = self.index, self._oso_check
+        # Nothing here may refer back to the evaluator: a cycle would leave every replaced snapshot,
+        # and the index copies it holds, to the cyclic collector, which the engine keeps off them
+        # (gc.freeze), so each catch-up would leak one. Refcounting alone frees them this way.
+        index = self.index
+        oso_check = partial(_oso_decision, self.policy, self.model.attribute_types, index)
         principals, resources, grants = index.principals.get, index.resources.get, index.grants.get
         holders_of, lineage_of = index.holders, index.lineage
         actor_kinds = self.model.actor_kinds
@@ -81,15 +86,6 @@ class Evaluator:
 
         return check
 
-    def _oso_check(self, actor: str, action: str, resource: str, now: datetime, given: Given | None,
-                   held_actor: bool) -> Decision:
-        """A check the table does not decide: oso's, or a deny for what the directory does not hold
-        (unless the resource's type decides on the request's properties)."""
-        if not held_actor or (resource not in self.index.resources
-                              and (given is None or not self.decides_unheld(resource))):
-            return DENY
-        return Decision(self.policy.is_allowed(self.index, now, actor, action, resource, given=given))
-
     def enumerates(self, actor_kind: str, resource_type: str) -> bool:
         """Do the enumerations (:meth:`resources_for`, :meth:`access`) answer, for actors of this kind
         and resources of this type, as :meth:`check` does whatever properties and context a check
@@ -117,7 +113,7 @@ class Evaluator:
     def decides_unheld(self, resource: str) -> bool:
         """Is a resource the directory does not hold put to the policy with its request's properties?
         Only one of a type whose rules read attributes: any other type's rules need the directory."""
-        return resource.partition(":")[0] in self.model.attribute_types
+        return _decides_unheld(self.model.attribute_types, resource)
 
     # -- lists --------------------------------------------------------------------------------
 
@@ -296,3 +292,17 @@ class Evaluator:
 
 def _explained(decision: Decision, reasons: list[dict[str, Any]]) -> dict[str, Any]:
     return {"allowed": decision.allowed, "reasons": reasons}
+
+
+def _decides_unheld(attribute_types, resource: str) -> bool:
+    return resource.partition(":")[0] in attribute_types
+
+
+def _oso_decision(policy: Policy, attribute_types, index: DirectoryIndex, actor: str, action: str, resource: str,
+                  now: datetime, given: Given | None, held_actor: bool) -> Decision:
+    """A check the table does not decide: oso's, or a deny for what the directory does not hold
+    (unless the resource's type decides on the request's properties)."""
+    if not held_actor or (resource not in index.resources
+                          and (given is None or not _decides_unheld(attribute_types, resource))):
+        return DENY
+    return Decision(policy.is_allowed(index, now, actor, action, resource, given=given))
