@@ -286,8 +286,15 @@ class Runner:
         else:
             memory["_step"] = job.cursor["step"]
             self.memory[job_id] = memory
-        self.app.extensions["authz"].refresh_if_loaded()
+        if state != "running":
+            self._catch_up()
         return state
+
+    def _catch_up(self) -> None:
+        """Move this process's snapshot on to what the job wrote. Not after every step: a job of 200
+        steps would have each copy the index's lookups (a 200,000-grant directory's, ~50 ms), and the
+        steps that read the directory catch up themselves (``engine.refresh``, ``wait_for``)."""
+        self.app.extensions["authz"].refresh_if_loaded()
 
     def _release(self, job_id: int) -> str:
         """Give the job back after a transient failure, for any runner to try again; fail it after
@@ -345,6 +352,8 @@ class Runner:
             state = self.step(job_id)
             if state in (None, "done", "failed"):
                 break
+        if state == "running":
+            self._catch_up()
         return state
 
     def run_pending(self, *, seconds: float) -> int:
@@ -355,6 +364,8 @@ class Runner:
             if job_id is None or self.step(job_id) is None:
                 break
             steps += 1
+        if steps:
+            self._catch_up()
         return steps
 
 
