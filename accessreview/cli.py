@@ -26,7 +26,7 @@ from .db import get_db
 from .directory import service
 from .directory.schemas import GrantBody, ImportPayload, PrincipalBody, ResourceBody
 from .errors import ApiError
-from .jobs import job_error, job_state, runner
+from .jobs import job_error, job_state, run_in_background, runner
 from .migrate import upgrade
 from .models import Job, Resource
 from .validation import nul_at, parse_json
@@ -264,6 +264,7 @@ def _import(payload: ImportPayload, *, wait: bool = True) -> dict[str, Any]:
         return outcome.result
     if not wait:
         return {"job": outcome.job}
+    run_in_background(app)
     runner(app).run(outcome.job["id"])
     with cli_read_session() as session:
         job = session.get(Job, outcome.job["id"])
@@ -385,7 +386,9 @@ def jobs_list(state: str | None, limit: int) -> None:
 @click.argument("job_id", type=int)
 @with_appcontext
 def jobs_run(job_id: int) -> None:
-    _print_job(job_id, runner(current_app._get_current_object()).run(job_id))
+    app = current_app._get_current_object()
+    run_in_background(app)
+    _print_job(job_id, runner(app).run(job_id))
 
 
 @jobs_group.command("wait", help="Wait until a job ends; exit 1 if it failed, 2 on --timeout.")
@@ -437,6 +440,7 @@ def _run_flow(start) -> None:
         outcome = start(app, ctx)
         job_id = outcome.job["id"] if outcome.job else None
         if job_id is not None and not outcome.done and click.get_current_context().obj["wait"]:
+            run_in_background(app)
             runner(app).run(job_id)
             with cli_read_session() as session:
                 job = session.get(Job, job_id)

@@ -52,6 +52,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _niceness(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 19:
+        raise ValueError("must be a whole number from 0 to 19")
+    return number
+
+
 def _secret(value: str) -> str:
     if len(value) < 32:
         raise ValueError("must be at least 32 characters")
@@ -241,6 +248,10 @@ SETTINGS: tuple[Setting, ...] = (
             "is replaced by the next one, from the job's last committed step", default=lambda s: 60.0),
     Setting("WORKER_POLL", _seconds, "how often an idle worker looks for jobs and mail to send",
             default=lambda s: 1.0),
+    Setting("BACKGROUND_NICE", _niceness,
+            "how far `accessreview worker` and a CLI command running a job to its end lower their CPU priority "
+            "(nice), so that on a shared host the check server's workers are served first (0: not lowered)",
+            default=lambda s: 10),
     Setting("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level of the JSON logs",
             default=lambda s: "INFO"),
     Setting("JSON_LOGS", _boolean, "write logs as JSON lines (false: plain text)",

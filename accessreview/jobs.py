@@ -369,6 +369,19 @@ class Runner:
         return steps
 
 
+def run_in_background(app: Flask) -> None:
+    """Lower this process's CPU priority by BACKGROUND_NICE, once: a process that runs jobs (the worker,
+    a CLI command running one to its end) yields the cores to the portal's checks, which must not wait
+    behind a launch, an import or a remediation on the same host. The server processes never call it."""
+    wanted = app.config["BACKGROUND_NICE"]
+    if wanted and not app.extensions.get("background_nice"):
+        app.extensions["background_nice"] = True
+        try:
+            os.nice(wanted)
+        except OSError as exc:  # not allowed here (a container's policy): run as we are
+            log.warning("could not lower this process's priority by %d: %s", wanted, exc)
+
+
 def runner(app: Flask) -> Runner:
     """This process's runner (one per app: its memory of running jobs is per process)."""
     app = app._get_current_object() if hasattr(app, "_get_current_object") else app  # not a request's proxy

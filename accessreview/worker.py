@@ -15,7 +15,7 @@ from typing import Callable
 from flask import Flask
 
 from . import outbox
-from .jobs import runner
+from .jobs import run_in_background, runner
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def send_mail(app: Flask, stop: threading.Event, *, once: bool = False) -> dict[
 
 def run(app: Flask, stop: threading.Event, *, once: bool = False) -> dict[str, object]:
     """Run until ``stop`` is set (or, with ``once``, until no job and no due mail is left)."""
+    run_in_background(app)
     outcome: dict[str, object] = {}
     mail = threading.Thread(target=lambda: outcome.update(mail=send_mail(app, stop, once=once)),
                             name="outbox", daemon=True)

@@ -49,6 +49,12 @@ def bulk_directory(app, grants: int) -> None:
                                                  "last_revision": 1}])
 
 
+def niceness(pid: int) -> int:
+    """A process's nice value (the 19th field of /proc/PID/stat; its name, in brackets, may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rpartition(")")[2].split()[16])
+
+
 def worker(env: dict, job_id: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "accessreview.cli", "jobs", "run", str(job_id)], env=env,
                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -74,6 +80,7 @@ def test_a_launch_killed_mid_way_is_finished_by_the_next_worker(app, app_config,
         db.rollback()
         assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
         time.sleep(0.05)
+    assert niceness(first.pid) == niceness(os.getpid()) + 10, "a job's runner yields the cores to the checks"
     first.send_signal(signal.SIGKILL)
     first.communicate()  # reaps it and closes its pipe
     db.rollback()
