@@ -201,7 +201,7 @@ def list_items():
 @documented("One review item, with its history", tag="reviews", responses={200: shapes.ReviewItemWithHistory, **ERRORS})
 def get_item(item_id: int):
     item, _ = item_or_404(item_id, "view")
-    return answer({**review.item_state(item), "history": review.item_history(get_session(), item_id)})
+    return answer({**review.item_state(item), "history": review.item_history(get_session(), item)})
 
 
 @bp.post("/review-items/<int:item_id>/decision")

@@ -220,13 +220,14 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
     items = item_rows(session, campaign, ("applied", "failed"), after, limit, ReviewItem.applied_at.is_not(None),
                    extra=(ReviewItem.frozen, ReviewItem.effective_permissions, ReviewItem.remediation_detail))
     representatives: dict[tuple[str, frozenset[str]], list[tuple[str, str]]] = {}
-    entries = []
+    verified: list[int] = []
+    failed = []
     for item in items:
         survivors = remaining_access(index, evaluator, item, now, representatives)
         if not survivors:
             item.changes.update(remediation_state="verified", verified_at=now)
             outcome["verified"] += 1
-            entries.append((item, "verified", {"detail": item.remediation_detail}))
+            verified.append(item.id)
             continue
         remaining = [{"actor": a.actor, "permission": a.permission, "resource": a.resource, "grants": list(a.grants),
                       "via": a.via} for a in survivors]
@@ -240,15 +241,13 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
             detail = f"{REMAINS} {_grant_list(grants)}: " + "; ".join(a.text for a in survivors)
             item.changes.update(remediation_state="failed", remediation_detail=detail)
             outcome["still_has_access"] += 1
-        entries.append((item, "verify_failed", {"detail": detail, "finding": not still_there,
-                                                "remaining": remaining}))
+        failed.append((item, "verify_failed", {"detail": detail, "finding": not still_there,
+                                               "remaining": remaining}))
     _write_back(session, items)
-    verified = [entry for entry in entries if entry[1] == "verified"]
-    record_many(session, ctx, verified, state=state, audited=False)
-    record_many(session, ctx, [entry for entry in entries if entry[1] != "verified"], state=state)
-    if verified:  # the audit trail's record of them: one event a chunk, naming every item it verified
+    record_many(session, ctx, failed, state=state)
+    if verified:  # their record: the item's verified_at, and one audit event a chunk naming every item
         append_event(session, ctx, "campaign.revocations_verified", f"campaign:{campaign.id}", None,
-                     {"revision": snapshot.revision, "items": [item.id for item, _, _ in verified]}, state=state)
+                     {"revision": snapshot.revision, "items": verified}, state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 

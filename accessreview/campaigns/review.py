@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
-from ..audit import WriteContext, append_event, append_events
+from ..audit import SERVICE_ACTOR, WriteContext, append_event, append_events
 from ..clock import as_utc
 from ..db import among, bulk_insert, get_or_404, key_batches
 from ..errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
@@ -143,10 +143,18 @@ def record_many(session: Session, ctx: WriteContext, entries: list[tuple[Any, st
                                      for item, kind, detail in entries), state=state)
 
 
-def item_history(session: Session, item_id: int) -> list[dict[str, Any]]:
-    return [{"occurred_at": as_utc(e.occurred_at).isoformat(), "actor": e.actor, "kind": e.kind, "stage": e.stage,
-             **e.detail} for e in session.scalars(select(ReviewEvent).where(ReviewEvent.item_id == item_id)
-                                                   .order_by(ReviewEvent.id))]
+def item_history(session: Session, item: ReviewItem) -> list[dict[str, Any]]:
+    """The item's review events, oldest first. A revocation's verification is kept on the item
+    (``verified_at``) and in its chunk's audit event rather than an event of the item's own (200,000
+    of them would double remediation's writes), so it is told here from the item."""
+    history = [{"occurred_at": as_utc(e.occurred_at).isoformat(), "actor": e.actor, "kind": e.kind,
+                "stage": e.stage, **e.detail}
+               for e in session.scalars(select(ReviewEvent).where(ReviewEvent.item_id == item.id)
+                                        .order_by(ReviewEvent.id))]
+    if item.verified_at is not None and not any(entry["kind"] == "verified" for entry in history):
+        history.append({"occurred_at": as_utc(item.verified_at).isoformat(), "actor": SERVICE_ACTOR,
+                        "kind": "verified", "stage": item.stage, "detail": item.remediation_detail})
+    return history
 
 
 def _require_open(campaign: Campaign) -> None:

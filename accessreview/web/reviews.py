@@ -301,7 +301,7 @@ def _render_item(item, error: ApiError | None = None, submitted: dict[str, Any] 
     key = f"review_item:{item.id}"
     allowed = {permission: engine.is_allowed_on_object(me, permission, key, attributes)
                for permission in ("decide", "override", "reassign")}
-    return render_template("item.html", item=review.item_state(item), history=review.item_history(session, item.id),
+    return render_template("item.html", item=review.item_state(item), history=review.item_history(session, item),
                            campaign=review.get_campaign(session, item.campaign_id), allowed=allowed, error=error,
                            found=_in_words(beside(error)), submitted=submitted or {}), status
 
