@@ -591,3 +591,22 @@ def test_a_definition_may_refuse_a_sign_off_by_someone_who_decided_items(client,
 
     default = client.get(f"/v1/campaign-definitions/{definition(client, lead)}", headers=lead).get_json()
     assert default["sign_off"] == {"refuse_signer_who_decided": False}
+
+
+def test_a_group_grant_revoked_is_verified_for_each_member(client, lead, auditor, directory, token_for):
+    """A group cannot act: verifying its revocation checks each member it had, whose own grants may still
+    give the access."""
+    campaign = launch(client, lead, definition(client, lead, on_no_response="keep"))
+    found = items(client, lead, campaign["id"])
+    team = found[("group:team", "viewer", "project:p1")]
+    bens_own = found[("user:ben", "editor", "project:p1")]["grant"]["id"]
+    assert client.post(f"/v1/review-items/{team['id']}/decision", json={"decision": "revoke", "justification": "x"},
+                       headers=token_for("user:owen")).status_code == 200
+    client.post(f"/v1/campaigns/{campaign['id']}/close", headers=lead)
+    client.post(f"/v1/campaigns/{campaign['id']}/sign-off", json={"statement": "ok"}, headers=lead)
+    book = campaign_workbook(client, auditor, campaign["id"], stage="remediation")
+    row = {row["Item"]: row for row in table(book["Items"])}[team["id"]]
+    assert row["Remediation outcome"].startswith("removed, access remains via grant")
+    remaining = [r for r in table(book["Remaining access"]) if r["Item"] == team["id"]]
+    assert {r["Who still has it"] for r in remaining} == {"user:ben"}
+    assert ("read", "project:p1", str(bens_own)) in {(r["Permission"], r["On"], r["Through grants"]) for r in remaining}

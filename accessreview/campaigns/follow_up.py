@@ -20,7 +20,7 @@ from ..audit import WriteContext, append_event
 from ..clock import as_utc
 from ..errors import Conflict
 from ..models import Campaign, Job, ReviewItem
-from .remediation import item_rows, remaining_access, signed_report
+from .remediation import GROUPS_FROZEN, item_rows, remaining_access, signed_report
 
 FOLLOW_UP_CHUNK = 1000
 FINDINGS_AT_MOST = 10_000  # listed on the campaign; beyond, counted
@@ -81,7 +81,7 @@ def check(session: Session, engine, campaign: Campaign, now: datetime, *, after:
     """Verified revocations with ids above ``after``, up to ``limit``: what of their access is back."""
     snapshot = engine.refresh()
     items = item_rows(session, campaign, ("verified",), after, limit, ReviewItem.decision == "revoke",
-                   extra=(ReviewItem.role, ReviewItem.frozen, ReviewItem.effective_permissions))
+                   extra=(ReviewItem.role, GROUPS_FROZEN, ReviewItem.effective_permissions))
     representatives: dict = {}
     findings = []
     for item in items:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, null, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -218,7 +218,7 @@ def verify(session: Session, ctx: WriteContext, engine: AuthzEngine, campaign: C
     evaluator, index, now = snapshot.evaluator, snapshot.index, ctx.now
     outcome = Counter()
     items = item_rows(session, campaign, ("applied", "failed"), after, limit, ReviewItem.applied_at.is_not(None),
-                   extra=(ReviewItem.frozen, ReviewItem.effective_permissions, ReviewItem.remediation_detail))
+                   extra=(GROUPS_FROZEN, ReviewItem.effective_permissions, ReviewItem.remediation_detail))
     representatives: dict[tuple[str, frozenset[str]], list[tuple[str, str]]] = {}
     verified: list[int] = []
     failed = []
@@ -301,10 +301,16 @@ class Access:
         return f"{self.actor} still has {self.permission} on {self.resource} via {self.via}"
 
 
+# What remediation reads of an item's frozen facts is a group's members: the rest of them (grant,
+# last use, recommendation) is not parsed for the other 99 items in 100.
+GROUPS_FROZEN = type_coerce(case((ReviewItem.principal_key.startswith("group:"), ReviewItem.frozen), else_=null()),
+                            ReviewItem.frozen.type).label("frozen")
+
+
 def remaining_access(index, evaluator, item: _Item, now, representatives: dict) -> list[Access]:
     """Through the engine: what of the item's access its principal (each member, for a group) still has."""
     found = []
-    for actor in [m["id"] for m in item.frozen.get("members", [])] or [item.principal_key]:
+    for actor in [m["id"] for m in (item.frozen or {}).get("members", [])] or [item.principal_key]:
         for resource, permissions in _targets(index, item, actor, representatives):
             for permission in permissions:
                 decision = evaluator.check(actor, permission, resource, now)
