@@ -18,10 +18,10 @@ from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..audit import STATE_ROW_ID, WriteContext, append_event
+from ..audit import STATE_ROW_ID, WriteContext, append_event, event_text
 from ..authz.engine import Snapshot
 from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, decided_by_hand, is_overdue
 from ..campaigns.population import PopulationHash, scope_candidates
@@ -575,36 +575,47 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
     """The campaign's audit events with every field their hashes cover, so the sheet is checked on its own:
     each event against its hash, and each against the one before where the two are consecutive."""
     sheet = book.sheet("Audit trail", AUDIT_COLUMNS)
-    # Nothing about the campaign comes before its launch began: read from there, as plain rows.
+    # Nothing about the campaign comes before its launch began: read from there, and only its own events.
     first = session.scalar(select(func.min(AuditEvent.seq)).where(
         AuditEvent.target == f"campaign:{campaign.id}")) or 0
-    rows = session.execute(select(AuditEvent.id, AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor,
-                                  AuditEvent.action, AuditEvent.target, AuditEvent.before, AuditEvent.after,
-                                  AuditEvent.request_id, AuditEvent.prev_hash, AuditEvent.hash)
-                           .where(AuditEvent.seq >= first).order_by(AuditEvent.seq)
-                           .execution_options(yield_per=5000))
-    for row in rows:
-        before, after, target = row.before, row.after, row.target or ""
-        before_ = before if isinstance(before, dict) else {}
-        after_ = after if isinstance(after, dict) else {}
-        # Review events name their campaign; revocations carry it in the grant's last state.
-        ours = (target == f"campaign:{campaign.id}"
-                or (target.startswith("review_item:") and after_.get("campaign") == campaign.id)
-                or before_.get("removed_by_review") == campaign.id
-                or (target.startswith("hold:")
-                    and campaign.id in (after_.get("campaign"), (after_.get("hold") or {}).get("campaign"))))
-        if ours:
-            sheet.append([row.id, row.seq, as_utc(row.occurred_at).isoformat(timespec="microseconds"), row.actor,
-                          row.action, row.target, _json(before), _json(after), row.request_id, row.prev_hash,
-                          row.hash])
+    session.flush()
+    rows = session.connection().execute(
+        select(AuditEvent.id, AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor, AuditEvent.action,
+               AuditEvent.target, cast(AuditEvent.before, Text).label("before"),
+               cast(AuditEvent.after, Text).label("after"), AuditEvent.request_id, AuditEvent.prev_hash,
+               AuditEvent.hash)
+        .where(AuditEvent.seq >= first, _campaign_events(session, campaign.id)).order_by(AuditEvent.seq)
+        .execution_options(yield_per=5000))
+    for event_id, seq, occurred_at, actor, action, target, before, after, request_id, prev_hash, hash_ in rows:
+        at = as_utc(occurred_at).isoformat(timespec="microseconds")
+        before, after = before or "null", after or "null"
+        # The stored states are the text the hash covers when the hash says so; else (stored in another
+        # JSON form) they are parsed and written again in that form.
+        if hashlib.sha256(event_text(seq, event_id, at, actor, action, target, before, after, request_id,
+                                     prev_hash).encode("utf-8")).hexdigest() != hash_:
+            before, after = _STATE_JSON.encode(json.loads(before)), _STATE_JSON.encode(json.loads(after))
+        sheet.append([event_id, seq, at, actor, action, target, before, after, request_id, prev_hash, hash_])
 
 
-_STATE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one per call
+def _campaign_events(session: Session, campaign_id: int) -> ColumnElement[bool]:
+    """Which audit events are the campaign's: its own, its items' (review events name their campaign), the
+    grants its revocations removed (their last state names the review) and its holds."""
+    def field(column, *path: str) -> ColumnElement[Any]:
+        if session.get_bind().dialect.name == "postgresql":  # ->> gives text: compared as text
+            return column[path if len(path) > 1 else path[0]].as_string() == str(campaign_id)
+        return func.json_extract(column, "$." + ".".join(path)) == campaign_id
+
+    def targets(prefix: str) -> ColumnElement[bool]:
+        return func.substr(AuditEvent.target, 1, len(prefix)) == prefix
+
+    return or_(AuditEvent.target == f"campaign:{campaign_id}",
+               and_(targets("review_item:"), field(AuditEvent.after, "campaign")),
+               field(AuditEvent.before, "removed_by_review"),
+               and_(targets("hold:"), or_(field(AuditEvent.after, "campaign"),
+                                          field(AuditEvent.after, "hold", "campaign"))))
 
 
-def _json(value: Any) -> str:
-    """A stored before or after state as the hash reads it (``null`` included, so no cell is ambiguous)."""
-    return _STATE_JSON.encode(value)
+_STATE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # as the hash's
 
 
 def chain_head_rows(session: Session) -> list[tuple[str, Any]]:
@@ -801,7 +812,8 @@ def _how_to_verify(book: Book, signer: Signer) -> None:
          "Event id, Time (UTC) as written, Actor, Action, Target, Before and After parsed as JSON, Request id, "
          "Prev hash; an empty cell is null), keys sorted, separators ',' and ':' with no spaces, non-ASCII "
          "characters as they are (Python's json.dumps(..., sort_keys=True, separators=(',', ':'), "
-         "ensure_ascii=False)). The first event of the whole trail has Prev hash 0 x 64."),
+         "ensure_ascii=False)). Before and After are written in that same form, so each is the very text the "
+         "hash covers. The first event of the whole trail has Prev hash 0 x 64."),
         ("Audit trail: links between events",
          "Every event's Prev hash is the Hash of the event whose Seq is one less. The sheet holds this "
          "campaign's events only: where two rows' Seq differ by one, the later row's Prev hash must equal the "
