@@ -34,7 +34,7 @@ from ..models import (AuditEvent, Campaign, Decision, DirectoryState, Hold, Repo
                       SigningKey)
 from .signing import Ed25519PrivateKey, public_pem, sign
 from .verify_report import STAGES, fingerprint, key_id, load_public_key, parse_document, signed_bytes
-from .workbook import MAX_CELL_CHARS, MAX_ROWS, Book, Sheet, key_value_sheet, summary_sheet
+from .workbook import MAX_CELL_CHARS, MAX_ROWS, Book, Sheet, joined, key_value_sheet, summary_sheet
 
 REPORT_FORMAT = "accessreview-report/1"
 ITEM_COLUMNS = [
@@ -476,6 +476,9 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     # Plain rows of the columns the sheets show, through Core (the ORM's row handling would more
     # than double the read), and not the explanation chains.
     columns = [getattr(ReviewItem, name) for name in _ITEM_FIELDS]
+    # Items share a few sets of effective permissions: each stored text is parsed and joined once.
+    columns[_ITEM_FIELDS.index("effective_permissions")] = cast(ReviewItem.effective_permissions, Text)
+    permissions: dict[str | None, str] = {}
     session.flush()
     for item in map(_ItemRow._make, session.connection().execute(
             select(*columns).where(ReviewItem.campaign_id == campaign.id).order_by(ReviewItem.id)
@@ -485,13 +488,18 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
         outcome = outcome_words(item.remediation_state, item.applied_at, item.remediation_detail)
         by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
+        effective = permissions.get(item.effective_permissions)
+        if effective is None:
+            effective = joined(json.loads(item.effective_permissions or "null") or ())
+            if len(permissions) < 1000:
+                permissions[item.effective_permissions] = effective
         group_members = members.cell([item.id, grant.get("id")], principal["id"],
                                      [m["id"] for m in frozen["members"]]) if frozen.get("members") else None
         items.append([
             item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
             principal.get("status"), item.kind, grant.get("id"), item.role or "member", resource["type"],
             resource["id"], resource.get("name"), resource.get("owner"), group_members,
-            item.effective_permissions, grant.get("granted_by"),
+            effective, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
             item.last_used_at, item.recommendation, item.recommendation_confidence or "incomplete",
             item.recommendation_reason, item.reviewer_of_record,

@@ -204,7 +204,7 @@ class _Part:
                     if cell:
                         add(cell)
                     continue
-                value = _joined(value)
+                value = joined(value)
             if not value:
                 continue
             # Most text cells repeat (yes/no, decisions, rules, reviewers, types): each short one is escaped once.
@@ -215,7 +215,7 @@ class _Part:
                 needed = _lines(value, width)
                 if needed > lines:
                     lines = needed
-            add(start + number + tail)
+            add(f"{start}{number}{tail}")
         # Rows of wrapped text are given their height: spreadsheets do not all fit it when they open a file,
         # and a row too short prints its text over the next one.
         height = f' ht="{min(_MAX_HEIGHT, _LINE_HEIGHT * lines)}" customHeight="1"' if lines > 1 else ""
@@ -245,7 +245,7 @@ class _Part:
         if isinstance(value, date):
             return self._cell(ref, datetime(value.year, value.month, value.day))
         if isinstance(value, (list, tuple, set, frozenset, dict)):
-            return self._cell(ref, _joined(value))
+            return self._cell(ref, joined(value))
         return self._cell(ref, str(value))
 
     def _new_text(self, value: str) -> str:
@@ -297,7 +297,7 @@ def _lines(text: str, width: int) -> int:
     return sum(len(line) // width + 1 for line in text.split("\n"))
 
 
-def _joined(value: Any) -> str:
+def joined(value: Any) -> str:
     """A list as "a, b"; a mapping as "key: a, b; key: c"."""
     if isinstance(value, dict):
         return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
