@@ -155,8 +155,7 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
     def write(path: Path) -> None:
         book = Book()
         summary = summary_sheet(book)  # the first sheet; filled last, as it counts what the listings hold
-        _items_and_exceptions(session, book, campaign, max_rows, ctx.now)
-        _reviewers(session, book, campaign, ctx.now)
+        _items_and_exceptions(session, book, campaign, max_rows, ctx.now).write(book)  # then Reviewers
         _audit_trail(session, book, campaign)
         _how_to_verify(book, signer)
         if campaign.status == "signed_off":
@@ -462,8 +461,10 @@ class MemberLists:
         return f"{len(members)} members: more than one cell holds, listed one a row in the sheet '{self.title}'"
 
 
-def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int, now: datetime) -> None:
-    # Both sheets are written side by side, row by row: nothing is held back in memory.
+def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int,
+                          now: datetime) -> _ReviewerTally:
+    """The Items and Exceptions sheets, written side by side, row by row (nothing is held back in
+    memory); returns the reviewers' tally, counted on the way."""
     items = book.sheet("Items", ITEM_COLUMNS, max_rows)
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
@@ -472,6 +473,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     minutes = _Minutes()
     signer = campaign.signed_off_by
     handed_on, changes = _item_history(session, campaign)
+    reviewers = _ReviewerTally(campaign)
     applied_by = _applied_by(session, campaign) if campaign.signed_off_by else AppliedBy("", None, {})
     # Plain rows of the columns the sheets show, through Core (the ORM's row handling would more
     # than double the read), and not the explanation chains.
@@ -485,6 +487,8 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             .execution_options(yield_per=5000))):
         frozen = item.frozen
         late = is_overdue(campaign, now, item.decided_at)
+        reviewers.add(item.reviewer_of_record, item.reviewer, item.decided_by, item.decided_at, item.automated_rule,
+                      late)
         outcome = outcome_words(item.remediation_state, item.applied_at, item.remediation_detail)
         by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
@@ -535,6 +539,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             exceptions.append(["reassigned", *base, f"to {item.reviewer}: {item.assignment_note}"])
         if item.automated_rule:
             exceptions.append(["automated", *base, item.automated_rule])
+    return reviewers
 
 
 class _Minutes:
@@ -562,37 +567,41 @@ REVIEWER_COLUMNS = [("Reviewer", 28), ("Assigned (of record)", 12), ("Assigned a
                     ("Median hours to decide", 14)]
 
 
-def _reviewers(session: Session, book: Book, campaign: Campaign, now: datetime) -> None:
+class _ReviewerTally:
     """Per person: what they were assigned, and what they decided themselves (delegates and fallback
-    reviewers included), with overdue counted against the reviewer of record (OVERDUE_DEFINITION)."""
-    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "assigned": 0, "current": 0, "decided": 0, "for_others": 0, "by_others": 0, "automated": 0, "overdue": 0,
-        "hours": []})
-    launched = as_utc(campaign.launched_at)
-    session.flush()
-    for of_record, current, decided_by, decided_at, automated in session.connection().execute(select(
-            ReviewItem.reviewer_of_record, ReviewItem.reviewer, ReviewItem.decided_by, ReviewItem.decided_at,
-            ReviewItem.automated_rule).where(ReviewItem.campaign_id == campaign.id)
-            .execution_options(yield_per=5000)):
+    reviewers included), with overdue counted against the reviewer of record (OVERDUE_DEFINITION);
+    counted from the items as the Items sheet reads them."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.launched = as_utc(campaign.launched_at)
+        self.stats: dict[str, dict[str, Any]] = defaultdict(lambda: {
+            "assigned": 0, "current": 0, "decided": 0, "for_others": 0, "by_others": 0, "automated": 0,
+            "overdue": 0, "hours": []})
+
+    def add(self, of_record: str | None, current: str | None, decided_by: str | None, decided_at: datetime | None,
+            automated: str | None, overdue: bool) -> None:
+        stats = self.stats
         assigned = stats[of_record or "(unassigned)"]
         assigned["assigned"] += 1
         stats[current or "(unassigned)"]["current"] += 1
-        assigned["overdue"] += is_overdue(campaign, now, decided_at)
+        assigned["overdue"] += overdue
         if automated is not None:
             assigned["automated"] += 1
         elif decided_by is not None:
             decider = stats[decided_by]
             decider["decided"] += 1
-            decider["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
+            decider["hours"].append((as_utc(decided_at) - self.launched).total_seconds() / 3600)
             if decided_by != of_record:
                 decider["for_others"] += 1
                 assigned["by_others"] += 1
-    sheet = book.sheet("Reviewers", REVIEWER_COLUMNS)
-    for reviewer, entry in sorted(stats.items()):
-        sheet.append([reviewer, entry["assigned"], entry["current"], entry["decided"], entry["for_others"],
-                      entry["by_others"], entry["automated"], entry["overdue"],
-                      round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
-    sheet.append(["Overdue means", OVERDUE_DEFINITION])
+
+    def write(self, book: Book) -> None:
+        sheet = book.sheet("Reviewers", REVIEWER_COLUMNS)
+        for reviewer, entry in sorted(self.stats.items()):
+            sheet.append([reviewer, entry["assigned"], entry["current"], entry["decided"], entry["for_others"],
+                          entry["by_others"], entry["automated"], entry["overdue"],
+                          round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
+        sheet.append(["Overdue means", OVERDUE_DEFINITION])
 
 
 AUDIT_COLUMNS = [("Event id", 38), ("Seq", 9), ("Time (UTC)", 34), ("Actor", 24), ("Action", 22), ("Target", 24),
