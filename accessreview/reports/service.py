@@ -469,8 +469,8 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
     members = MemberLists(book, MEMBERS_SHEET, [("Item", 8), ("Grant", 9)], max_rows)
-    due_minute = _Minutes()(campaign.due_at)
     minutes = _Minutes()
+    due_minute = minutes(campaign.due_at)
     signer = campaign.signed_off_by
     handed_on, changes = _item_history(session, campaign)
     reviewers = _ReviewerTally(campaign)
