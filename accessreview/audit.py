@@ -129,8 +129,9 @@ def event_text(seq: int, event_id: str, occurred_at: str, actor: str, action: st
     """The canonical JSON an event's hash covers, put together from its fields, with ``occurred_at`` as
     its ISO text (microseconds, UTC offset) and ``before`` and ``after`` as their canonical JSON text
     (``null`` for none): the text :func:`_content_hash` makes from the parsed fields."""
-    return (f'{{"action":{_string(action)},"actor":{_string(actor)},"after":{after},"before":{before},'
-            f'"id":{_string(event_id)},"occurred_at":{_string(occurred_at)},"prev_hash":{_string(prev_hash)},'
+    text = encode_basestring
+    return (f'{{"action":{text(action)},"actor":{text(actor)},"after":{after},"before":{before},'
+            f'"id":{text(event_id)},"occurred_at":{text(occurred_at)},"prev_hash":{text(prev_hash)},'
             f'"request_id":{_string(request_id)},"seq":{seq},"target":{_string(target)}}}')
 
 

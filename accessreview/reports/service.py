@@ -623,8 +623,13 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
                AuditEvent.hash)
         .where(AuditEvent.seq >= first, _campaign_events(session, campaign.id)).order_by(AuditEvent.seq)
         .execution_options(yield_per=5000))
+    times: dict[datetime, str] = {}  # the events of one write share their time
     for event_id, seq, occurred_at, actor, action, target, before, after, request_id, prev_hash, hash_ in rows:
-        at = as_utc(occurred_at).isoformat(timespec="microseconds")
+        at = times.get(occurred_at)
+        if at is None:
+            if len(times) >= 10_000:
+                times.clear()
+            at = times[occurred_at] = as_utc(occurred_at).isoformat(timespec="microseconds")
         before, after = before or "null", after or "null"
         # The stored states are the text the hash covers when the hash says so; else (stored in another
         # JSON form) they are parsed and written again in that form.
