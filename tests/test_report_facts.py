@@ -287,7 +287,7 @@ def test_the_audit_sheet_holds_the_campaign_s_own_events_in_their_canonical_text
     for found, decision in ((items(client, lead, campaign["id"]), "revoke"), (items(client, lead, other["id"]), "keep")):
         assert client.post(f"/v1/review-items/{found[('user:ann', 'editor', 'project:p1')]['id']}/decision",
                            json={"decision": decision, "justification": "für Ärzte"}, headers=owen).status_code == 200
-    # An event stored in another JSON text than its hash's (spaced, non-ASCII escaped), as events written
+    # An event stored in another JSON text than its hash's (json.dumps' spaced form), as events written
     # before states were stored in their canonical text are: the same content, so it still verifies.
     launched = next(e for e in _all_events(client, auditor)
                     if e["action"] == "campaign.launched" and e["target"] == f"campaign:{campaign['id']}")
