@@ -12,6 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any, Iterable
 
 from sqlalchemy import event as orm_events, select, update
@@ -123,6 +124,21 @@ def _chained(seq: int, head: str, ctx: WriteContext, events: Iterable[tuple[str,
     return rows
 
 
+def event_text(seq: int, event_id: str, occurred_at: str, actor: str, action: str, target: str | None,
+               before: str, after: str, request_id: str | None, prev_hash: str) -> str:
+    """The canonical JSON an event's hash covers, put together from its fields, with ``occurred_at`` as
+    its ISO text (microseconds, UTC offset) and ``before`` and ``after`` as their canonical JSON text
+    (``null`` for none): the text :func:`_content_hash` makes from the parsed fields."""
+    text = encode_basestring
+    return (f'{{"action":{text(action)},"actor":{text(actor)},"after":{after},"before":{before},'
+            f'"id":{text(event_id)},"occurred_at":{text(occurred_at)},"prev_hash":{text(prev_hash)},'
+            f'"request_id":{_string(request_id)},"seq":{seq},"target":{_string(target)}}}')
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
 def _serialized(value: Any) -> JsonText | None:
     if value is None:
         return None
@@ -131,15 +147,11 @@ def _serialized(value: Any) -> JsonText | None:
 
 
 def append_event(session: Session, ctx: WriteContext, action: str, target: str | None,
-                 before: Any = None, after: Any = None, *, state: DirectoryState | None = None) -> AuditEvent:
-    """Append one event; pass the already-locked ``state`` to skip re-reading it (bulk writes)."""
-    state = state or lock_state(session)
-    (fields,) = _chained(state.audit_seq, state.audit_head, ctx, [(action, target, before, after)])
-    state.audit_seq, state.audit_head = fields["seq"], fields["hash"]
-    event = AuditEvent(**{**fields, "before": JsonText.value_of(fields["before"]),
-                          "after": JsonText.value_of(fields["after"])})
-    session.add(event)
-    return event
+                 before: Any = None, after: Any = None, *, state: DirectoryState | None = None) -> None:
+    """Append one event; pass the already-locked ``state`` to skip re-reading it (bulk writes). Written
+    as a plain row, as :func:`append_events` writes them, so its states are stored as the text their
+    hash covers."""
+    append_events(session, ctx, [(action, target, before, after)], state=state)
 
 
 def append_events(session: Session, ctx: WriteContext, events: Iterable[tuple[str, str | None, Any, Any]], *,

@@ -28,7 +28,11 @@ class FrozenClock:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """Naive datetimes are taken to be UTC; aware ones are converted."""
-    if moment.tzinfo is None:
+    """Naive datetimes are taken to be UTC; aware ones are converted (those read from the database are
+    in UTC already, and returned as they are)."""
+    zone = moment.tzinfo
+    if zone is timezone.utc:
+        return moment
+    if zone is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)

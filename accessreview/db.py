@@ -16,11 +16,17 @@ from .validation import NUL, nul_refused
 
 
 def make_engine(url: str, **options) -> Engine:
+    options.setdefault("json_serializer", _json_text)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **options)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **options)
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's text: as made already where it is (:class:`JsonText`), else ``json.dumps``."""
+    return str.__str__(value) if isinstance(value, JsonText) else json.dumps(value)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -133,8 +139,9 @@ def key_batches(session: Session, values: list[Any]) -> list[list[Any]]:
 
 
 class JsonText(str):
-    """A JSON column's value with its JSON text made already (for a hash, say): :func:`bulk_insert` copies
-    the text as it is on PostgreSQL, rather than serializing the value a second time."""
+    """A JSON column's value with its JSON text made already (for a hash, say), stored as that text
+    rather than serialized a second time (:func:`bulk_insert`; the engines' JSON serializer): a reader of
+    the column's text gets the text the hash covers."""
 
     value: Any
 
@@ -142,10 +149,6 @@ class JsonText(str):
         made = super().__new__(cls, text)
         made.value = value
         return made
-
-    @staticmethod
-    def value_of(value: Any) -> Any:
-        return value.value if isinstance(value, JsonText) else value
 
 
 COPY_AT_LEAST = 200  # rows from which PostgreSQL's COPY beats a pipelined executemany
@@ -160,8 +163,6 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     json_columns = [name for name in columns if isinstance(table.c[name].type, JSON)]
     if session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_AT_LEAST:
-        if json_columns:
-            rows = [{**row, **{name: JsonText.value_of(row[name]) for name in json_columns}} for row in rows]
         session.execute(insert(model), rows)
         return
     positions = [columns.index(name) for name in json_columns]

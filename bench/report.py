@@ -53,8 +53,8 @@ def app_for(url: str, workdir: Path):
                        "LOG_LEVEL": "WARNING", "STALE_SYNC_ACTION": "flag", "JOB_INLINE_SECONDS": 0})
 
 
-def prepare(url: str, workdir: Path) -> int:
-    build_directory(url, random.Random(7), grant_count=200_000)
+def prepare(url: str, workdir: Path, grants: int) -> int:
+    build_directory(url, random.Random(7), grant_count=grants)
     app = app_for(url, workdir)
     engine = app.extensions["authz"]
     ctx = WriteContext("bench", NOW)
@@ -162,6 +162,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a PostgreSQL URL (the database is emptied first); default: a new "
                                                "SQLite file")
+    parser.add_argument("--grants", type=int, default=200_000,
+                        help="the directory's grants (default 200,000: 200,052 review items); fewer for a quick look")
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--export", nargs=4, metavar=("URL", "DIR", "CAMPAIGN", "STAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,9 +179,9 @@ def main() -> None:
     if args.database_url:
         empty_postgres(url)
     t0 = time.perf_counter()
-    campaign_id = prepare(url, workdir)
-    print(f"campaign {campaign_id}: 200,052 review items signed off and remediated in {time.perf_counter() - t0:.1f} s",
-          flush=True)
+    campaign_id = prepare(url, workdir, args.grants)
+    print(f"campaign {campaign_id} signed off and remediated in {time.perf_counter() - t0:.1f} s; again: "
+          f"--export {url} {workdir} {campaign_id} STAGE", flush=True)
     baseline = subprocess.run([sys.executable, __file__, "--baseline"], capture_output=True, text=True, check=True,
                               cwd=ROOT)
     print(f"the same imports alone: {float(baseline.stdout):.0f} MB", flush=True)

@@ -176,3 +176,19 @@ def test_events_appended_in_bulk_verify_and_read_back_as_written(app, db, clock,
                 "nested": {"when": [clock.now().isoformat()], "empty": {}}}
     assert before == expected and after == {"n": 1, **expected}
     assert rows[0][0] is None and len(rows) == count
+    # Each state is stored as the text its hash covers: the event's canonical text is put together from them.
+    import hashlib
+
+    from sqlalchemy import Text, cast
+
+    from accessreview.audit import event_text
+    from accessreview.clock import as_utc
+    stored = db.execute(select(AuditEvent.seq, AuditEvent.id, AuditEvent.occurred_at, AuditEvent.actor,
+                               AuditEvent.action, AuditEvent.target, cast(AuditEvent.before, Text),
+                               cast(AuditEvent.after, Text), AuditEvent.request_id, AuditEvent.prev_hash,
+                               AuditEvent.hash).where(AuditEvent.action.in_(("test.single", "test.bulk")))).all()
+    assert len(stored) == count + 1
+    for seq, event_id, at, actor, action, target, before, after, request_id, prev_hash, hashed in stored:
+        text = event_text(seq, event_id, as_utc(at).isoformat(timespec="microseconds"), actor, action, target,
+                          before or "null", after or "null", request_id, prev_hash)
+        assert hashlib.sha256(text.encode("utf-8")).hexdigest() == hashed

@@ -10,7 +10,7 @@ import os
 import re
 import statistics
 import tempfile
-from collections import defaultdict, deque
+from collections import defaultdict, deque, namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +18,10 @@ from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..audit import STATE_ROW_ID, WriteContext, append_event
+from ..audit import STATE_ROW_ID, WriteContext, append_event, event_text
 from ..authz.engine import Snapshot
 from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, decided_by_hand, is_overdue
 from ..campaigns.population import PopulationHash, scope_candidates
@@ -34,7 +34,7 @@ from ..models import (AuditEvent, Campaign, Decision, DirectoryState, Hold, Repo
                       SigningKey)
 from .signing import Ed25519PrivateKey, public_pem, sign
 from .verify_report import STAGES, fingerprint, key_id, load_public_key, parse_document, signed_bytes
-from .workbook import MAX_CELL_CHARS, MAX_ROWS, Book, Sheet, key_value_sheet, summary_sheet
+from .workbook import MAX_CELL_CHARS, MAX_ROWS, Book, Sheet, joined, key_value_sheet, summary_sheet
 
 REPORT_FORMAT = "accessreview-report/1"
 ITEM_COLUMNS = [
@@ -155,8 +155,7 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
     def write(path: Path) -> None:
         book = Book()
         summary = summary_sheet(book)  # the first sheet; filled last, as it counts what the listings hold
-        _items_and_exceptions(session, book, campaign, max_rows, ctx.now)
-        _reviewers(session, book, campaign, ctx.now)
+        _items_and_exceptions(session, book, campaign, max_rows, ctx.now).write(book)  # then Reviewers
         _audit_trail(session, book, campaign)
         _how_to_verify(book, signer)
         if campaign.status == "signed_off":
@@ -392,6 +391,9 @@ _ITEM_FIELDS = ("id", "frozen", "kind", "role", "effective_permissions", "last_u
                 "recommendation_reason", "recommendation_confidence", "reviewer_of_record", "reviewer", "assignment_note", "decided_by", "decision", "justification",
                 "decided_at", "automated_rule", "overridden", "escalated_at", "remediation_state", "applied_at",
                 "verified_at", "remediation_detail")
+# A review item's row as a plain named tuple: a field of SQLAlchemy's Row costs ten times more to read by
+# name, and an item's row is read some seventy times.
+_ItemRow = namedtuple("_ItemRow", _ITEM_FIELDS)
 
 
 REMAINING_SHEET = "Remaining access"
@@ -459,34 +461,49 @@ class MemberLists:
         return f"{len(members)} members: more than one cell holds, listed one a row in the sheet '{self.title}'"
 
 
-def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int, now: datetime) -> None:
-    # Both sheets are written side by side, row by row: nothing is held back in memory.
+def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_rows: int,
+                          now: datetime) -> _ReviewerTally:
+    """The Items and Exceptions sheets, written side by side, row by row (nothing is held back in
+    memory); returns the reviewers' tally, counted on the way."""
     items = book.sheet("Items", ITEM_COLUMNS, max_rows)
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
     members = MemberLists(book, MEMBERS_SHEET, [("Item", 8), ("Grant", 9)], max_rows)
-    due = as_utc(campaign.due_at)
+    minutes = _Minutes()
+    due_minute = minutes(campaign.due_at)
     signer = campaign.signed_off_by
     handed_on, changes = _item_history(session, campaign)
+    reviewers = _ReviewerTally(campaign)
     applied_by = _applied_by(session, campaign) if campaign.signed_off_by else AppliedBy("", None, {})
     # Plain rows of the columns the sheets show, through Core (the ORM's row handling would more
     # than double the read), and not the explanation chains.
     columns = [getattr(ReviewItem, name) for name in _ITEM_FIELDS]
+    # Items share a few sets of effective permissions: each stored text is parsed and joined once.
+    columns[_ITEM_FIELDS.index("effective_permissions")] = cast(ReviewItem.effective_permissions, Text)
+    permissions: dict[str | None, str] = {}
     session.flush()
-    for item in session.connection().execute(select(*columns).where(ReviewItem.campaign_id == campaign.id)
-                                .order_by(ReviewItem.id).execution_options(yield_per=5000)):
+    for item in map(_ItemRow._make, session.connection().execute(
+            select(*columns).where(ReviewItem.campaign_id == campaign.id).order_by(ReviewItem.id)
+            .execution_options(yield_per=5000))):
         frozen = item.frozen
         late = is_overdue(campaign, now, item.decided_at)
+        reviewers.add(item.reviewer_of_record, item.reviewer, item.decided_by, item.decided_at, item.automated_rule,
+                      late)
         outcome = outcome_words(item.remediation_state, item.applied_at, item.remediation_detail)
         by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
+        effective = permissions.get(item.effective_permissions)
+        if effective is None:
+            effective = joined(json.loads(item.effective_permissions or "null") or ())
+            if len(permissions) < 1000:
+                permissions[item.effective_permissions] = effective
         group_members = members.cell([item.id, grant.get("id")], principal["id"],
-                                     [m["id"] for m in frozen.get("members") or ()])
+                                     [m["id"] for m in frozen["members"]]) if frozen.get("members") else None
         items.append([
             item.id, principal["id"], principal.get("name"), principal.get("email"), principal.get("department"),
             principal.get("status"), item.kind, grant.get("id"), item.role or "member", resource["type"],
             resource["id"], resource.get("name"), resource.get("owner"), group_members,
-            item.effective_permissions, grant.get("granted_by"),
+            effective, grant.get("granted_by"),
             _time(grant.get("granted_at")), grant.get("reason"), _time(grant.get("expires_at")),
             item.last_used_at, item.recommendation, item.recommendation_confidence or "incomplete",
             item.recommendation_reason, item.reviewer_of_record,
@@ -499,10 +516,10 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             item.verified_at, _fit(item.remediation_detail, item.id)])
         base = [item.id, principal["id"], item.role or "member", resource["id"]]
         if late:
-            exceptions.append(["overdue", *base, (f"decided {as_utc(item.decided_at):%Y-%m-%d %H:%M}"
+            exceptions.append(["overdue", *base, (f"decided {minutes(item.decided_at)}"
                                                   f"{' by the no-response rule' if item.automated_rule else ''}"
                                                   if item.decided_at is not None else "still undecided")
-                               + f", due {due:%Y-%m-%d %H:%M}"])
+                               + f", due {due_minute}"])
         if item.escalated_at:
             exceptions.append(["escalated", *base, f"to {item.reviewer}"])
         if item.overridden:
@@ -522,6 +539,22 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
             exceptions.append(["reassigned", *base, f"to {item.reviewer}: {item.assignment_note}"])
         if item.automated_rule:
             exceptions.append(["automated", *base, item.automated_rule])
+    return reviewers
+
+
+class _Minutes:
+    """Times as 'YYYY-MM-DD HH:MM' (UTC), each made once: decisions by a rule, and imports, share one time."""
+
+    def __init__(self) -> None:
+        self.made: dict[datetime, str] = {}
+
+    def __call__(self, moment: datetime) -> str:
+        text = self.made.get(moment)
+        if text is None:
+            text = f"{as_utc(moment):%Y-%m-%d %H:%M}"
+            if len(self.made) < 10_000:
+                self.made[moment] = text
+        return text
 
 
 def _time(value: str | None) -> datetime | None:
@@ -534,37 +567,41 @@ REVIEWER_COLUMNS = [("Reviewer", 28), ("Assigned (of record)", 12), ("Assigned a
                     ("Median hours to decide", 14)]
 
 
-def _reviewers(session: Session, book: Book, campaign: Campaign, now: datetime) -> None:
+class _ReviewerTally:
     """Per person: what they were assigned, and what they decided themselves (delegates and fallback
-    reviewers included), with overdue counted against the reviewer of record (OVERDUE_DEFINITION)."""
-    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "assigned": 0, "current": 0, "decided": 0, "for_others": 0, "by_others": 0, "automated": 0, "overdue": 0,
-        "hours": []})
-    launched = as_utc(campaign.launched_at)
-    session.flush()
-    for of_record, current, decided_by, decided_at, automated in session.connection().execute(select(
-            ReviewItem.reviewer_of_record, ReviewItem.reviewer, ReviewItem.decided_by, ReviewItem.decided_at,
-            ReviewItem.automated_rule).where(ReviewItem.campaign_id == campaign.id)
-            .execution_options(yield_per=5000)):
+    reviewers included), with overdue counted against the reviewer of record (OVERDUE_DEFINITION);
+    counted from the items as the Items sheet reads them."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.launched = as_utc(campaign.launched_at)
+        self.stats: dict[str, dict[str, Any]] = defaultdict(lambda: {
+            "assigned": 0, "current": 0, "decided": 0, "for_others": 0, "by_others": 0, "automated": 0,
+            "overdue": 0, "hours": []})
+
+    def add(self, of_record: str | None, current: str | None, decided_by: str | None, decided_at: datetime | None,
+            automated: str | None, overdue: bool) -> None:
+        stats = self.stats
         assigned = stats[of_record or "(unassigned)"]
         assigned["assigned"] += 1
         stats[current or "(unassigned)"]["current"] += 1
-        assigned["overdue"] += is_overdue(campaign, now, decided_at)
+        assigned["overdue"] += overdue
         if automated is not None:
             assigned["automated"] += 1
         elif decided_by is not None:
             decider = stats[decided_by]
             decider["decided"] += 1
-            decider["hours"].append((as_utc(decided_at) - launched).total_seconds() / 3600)
+            decider["hours"].append((as_utc(decided_at) - self.launched).total_seconds() / 3600)
             if decided_by != of_record:
                 decider["for_others"] += 1
                 assigned["by_others"] += 1
-    sheet = book.sheet("Reviewers", REVIEWER_COLUMNS)
-    for reviewer, entry in sorted(stats.items()):
-        sheet.append([reviewer, entry["assigned"], entry["current"], entry["decided"], entry["for_others"],
-                      entry["by_others"], entry["automated"], entry["overdue"],
-                      round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
-    sheet.append(["Overdue means", OVERDUE_DEFINITION])
+
+    def write(self, book: Book) -> None:
+        sheet = book.sheet("Reviewers", REVIEWER_COLUMNS)
+        for reviewer, entry in sorted(self.stats.items()):
+            sheet.append([reviewer, entry["assigned"], entry["current"], entry["decided"], entry["for_others"],
+                          entry["by_others"], entry["automated"], entry["overdue"],
+                          round(statistics.median(entry["hours"]), 2) if entry["hours"] else None])
+        sheet.append(["Overdue means", OVERDUE_DEFINITION])
 
 
 AUDIT_COLUMNS = [("Event id", 38), ("Seq", 9), ("Time (UTC)", 34), ("Actor", 24), ("Action", 22), ("Target", 24),
@@ -575,36 +612,52 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
     """The campaign's audit events with every field their hashes cover, so the sheet is checked on its own:
     each event against its hash, and each against the one before where the two are consecutive."""
     sheet = book.sheet("Audit trail", AUDIT_COLUMNS)
-    # Nothing about the campaign comes before its launch began: read from there, as plain rows.
+    # Nothing about the campaign comes before its launch began: read from there, and only its own events.
     first = session.scalar(select(func.min(AuditEvent.seq)).where(
         AuditEvent.target == f"campaign:{campaign.id}")) or 0
-    rows = session.execute(select(AuditEvent.id, AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor,
-                                  AuditEvent.action, AuditEvent.target, AuditEvent.before, AuditEvent.after,
-                                  AuditEvent.request_id, AuditEvent.prev_hash, AuditEvent.hash)
-                           .where(AuditEvent.seq >= first).order_by(AuditEvent.seq)
-                           .execution_options(yield_per=5000))
-    for row in rows:
-        before, after, target = row.before, row.after, row.target or ""
-        before_ = before if isinstance(before, dict) else {}
-        after_ = after if isinstance(after, dict) else {}
-        # Review events name their campaign; revocations carry it in the grant's last state.
-        ours = (target == f"campaign:{campaign.id}"
-                or (target.startswith("review_item:") and after_.get("campaign") == campaign.id)
-                or before_.get("removed_by_review") == campaign.id
-                or (target.startswith("hold:")
-                    and campaign.id in (after_.get("campaign"), (after_.get("hold") or {}).get("campaign"))))
-        if ours:
-            sheet.append([row.id, row.seq, as_utc(row.occurred_at).isoformat(timespec="microseconds"), row.actor,
-                          row.action, row.target, _json(before), _json(after), row.request_id, row.prev_hash,
-                          row.hash])
+    session.flush()
+    rows = session.connection().execute(
+        select(AuditEvent.id, AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor, AuditEvent.action,
+               AuditEvent.target, cast(AuditEvent.before, Text).label("before"),
+               cast(AuditEvent.after, Text).label("after"), AuditEvent.request_id, AuditEvent.prev_hash,
+               AuditEvent.hash)
+        .where(AuditEvent.seq >= first, _campaign_events(session, campaign.id)).order_by(AuditEvent.seq)
+        .execution_options(yield_per=5000))
+    times: dict[datetime, str] = {}  # the events of one write share their time
+    for event_id, seq, occurred_at, actor, action, target, before, after, request_id, prev_hash, hash_ in rows:
+        at = times.get(occurred_at)
+        if at is None:
+            if len(times) >= 10_000:
+                times.clear()
+            at = times[occurred_at] = as_utc(occurred_at).isoformat(timespec="microseconds")
+        before, after = before or "null", after or "null"
+        # The stored states are the text the hash covers when the hash says so; else (stored in another
+        # JSON form) they are parsed and written again in that form.
+        if hashlib.sha256(event_text(seq, event_id, at, actor, action, target, before, after, request_id,
+                                     prev_hash).encode("utf-8")).hexdigest() != hash_:
+            before, after = _STATE_JSON.encode(json.loads(before)), _STATE_JSON.encode(json.loads(after))
+        sheet.append([event_id, seq, at, actor, action, target, before, after, request_id, prev_hash, hash_])
 
 
-_STATE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one per call
+def _campaign_events(session: Session, campaign_id: int) -> ColumnElement[bool]:
+    """Which audit events are the campaign's: its own, its items' (review events name their campaign), the
+    grants its revocations removed (their last state names the review) and its holds."""
+    def field(column, *path: str) -> ColumnElement[Any]:
+        if session.get_bind().dialect.name == "postgresql":  # ->> gives text: compared as text
+            return column[path if len(path) > 1 else path[0]].as_string() == str(campaign_id)
+        return func.json_extract(column, "$." + ".".join(path)) == campaign_id
+
+    def targets(prefix: str) -> ColumnElement[bool]:
+        return func.substr(AuditEvent.target, 1, len(prefix)) == prefix
+
+    return or_(AuditEvent.target == f"campaign:{campaign_id}",
+               and_(targets("review_item:"), field(AuditEvent.after, "campaign")),
+               field(AuditEvent.before, "removed_by_review"),
+               and_(targets("hold:"), or_(field(AuditEvent.after, "campaign"),
+                                          field(AuditEvent.after, "hold", "campaign"))))
 
 
-def _json(value: Any) -> str:
-    """A stored before or after state as the hash reads it (``null`` included, so no cell is ambiguous)."""
-    return _STATE_JSON.encode(value)
+_STATE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # as the hash's
 
 
 def chain_head_rows(session: Session) -> list[tuple[str, Any]]:
@@ -805,7 +858,8 @@ def _how_to_verify(book: Book, signer: Signer) -> None:
          "Event id, Time (UTC) as written, Actor, Action, Target, Before and After parsed as JSON, Request id, "
          "Prev hash; an empty cell is null), keys sorted, separators ',' and ':' with no spaces, non-ASCII "
          "characters as they are (Python's json.dumps(..., sort_keys=True, separators=(',', ':'), "
-         "ensure_ascii=False)). The first event of the whole trail has Prev hash 0 x 64."),
+         "ensure_ascii=False)). Before and After are written in that same form, so each is the very text the "
+         "hash covers. The first event of the whole trail has Prev hash 0 x 64."),
         ("Audit trail: links between events",
          "Every event's Prev hash is the Hash of the event whose Seq is one less. The sheet holds this "
          "campaign's events only: where two rows' Seq differ by one, the later row's Prev hash must equal the "

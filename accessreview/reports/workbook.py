@@ -40,6 +40,9 @@ _COMPRESS_LEVEL = 1  # about twice as fast as zlib's default on sheet XML, for a
 # Characters XML 1.0 cannot carry, and text that already looks like OOXML's _xHHHH_ escape.
 _UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _LITERAL_ESCAPE = re.compile("_x[0-9A-Fa-f]{4}_")
+# Text written as it is (with no "_x" in it): printable ASCII with no markup character, no space at
+# either end and no formula's first character (the checks below, at once).
+_PLAIN = re.compile(r"(?![=+\-@])[!-%'-;=?-~](?:[ -%'-;=?-~]*[!-%'-;=?-~])?\Z")
 
 
 class Book:
@@ -173,34 +176,46 @@ class _Part:
         self.number_style = styles["number"]
         self.text_style = f' s="{styles["text"]}"'
         self.quoted_style = f' s="{styles["quoted"]}"'
+        self._starts = [f'<c r="{letter}' for letter in self.letters]  # a cell's XML up to its row number
+        self._number = f'" s="{self.number_style}"><v>'
         self.rows = 0
         self._file: IO[bytes] = tempfile.TemporaryFile()
         self._pending: list[str] = []
-        self._texts: dict[str, str] = {}
+        self._texts: dict[str, str] = {}  # text -> its cell's XML after the reference
+        self._dates: dict[datetime, str] = {}  # likewise for dates, which repeat as much (a close, an import)
 
     def append(self, values: Iterable[Any]) -> None:
         self.rows += 1
         number = str(self.rows + 1)  # the header is row 1
-        cells = []
+        cells: list[str] = []
+        add = cells.append
         lines = 1
-        for letter, width, value in zip(self.letters, self.line_chars, values):
+        texts = self._texts
+        for start, width, value in zip(self._starts, self.line_chars, values):
             if value is None:
                 continue
             kind = type(value)
-            if kind is dict or kind is list or kind is tuple:
-                value, kind = _joined(value), str
-            if kind is str:
-                if not value:
+            if kind is not str:
+                if kind is int:
+                    add(f'{start}{number}{self._number}{value}</v></c>')
                     continue
-                if len(value) > width or "\n" in value:
-                    needed = sum(len(line) // width + 1 for line in value.split("\n"))
-                    if needed > lines:
-                        lines = needed
-                cells.append(self._text(letter + number, value))
-            else:
-                cell = self._cell(letter + number, value)
-                if cell:
-                    cells.append(cell)
+                if kind is not dict and kind is not list and kind is not tuple:
+                    cell = self._cell(start + number, value)
+                    if cell:
+                        add(cell)
+                    continue
+                value = joined(value)
+            if not value:
+                continue
+            # Most text cells repeat (yes/no, decisions, rules, reviewers, types): each short one is escaped once.
+            tail = texts.get(value)
+            if tail is None:
+                tail = self._new_text(value)
+            if len(value) > width or "\n" in value:
+                needed = _lines(value, width)
+                if needed > lines:
+                    lines = needed
+            add(f"{start}{number}{tail}")
         # Rows of wrapped text are given their height: spreadsheets do not all fit it when they open a file,
         # and a row too short prints its text over the next one.
         height = f' ht="{min(_MAX_HEIGHT, _LINE_HEIGHT * lines)}" customHeight="1"' if lines > 1 else ""
@@ -209,42 +224,45 @@ class _Part:
             self._write_pending()
 
     def _cell(self, ref: str, value: Any) -> str:
+        """The XML of a cell of any kind; ``ref`` is its reference without the closing quote."""
         kind = type(value)
         if kind is str:
-            return self._text(ref, value)
+            return (ref + (self._texts.get(value) or self._new_text(value))) if value else ""
         if value is None:
             return ""
         if kind is int or kind is float:
-            return f'<c r="{ref}" s="{self.number_style}"><v>{value!r}</v></c>'
+            return f'{ref}{self._number}{value!r}</v></c>'
         if kind is bool:
-            return f'<c r="{ref}" s="{self.number_style}" t="b"><v>{int(value)}</v></c>'
+            return f'{ref}" s="{self.number_style}" t="b"><v>{int(value)}</v></c>'
         if isinstance(value, datetime):  # real dates, in UTC (Excel has no time zones)
-            if value.tzinfo is not None:
-                value = value.astimezone(timezone.utc).replace(tzinfo=None)
-            return f'<c r="{ref}" s="{self.date_style}"><v>{to_excel(value)!r}</v></c>'
+            tail = self._dates.get(value)
+            if tail is None:
+                plain = value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+                tail = f'" s="{self.date_style}"><v>{to_excel(plain)!r}</v></c>'
+                if len(self._dates) < _CACHED_TEXTS:
+                    self._dates[value] = tail
+            return ref + tail
         if isinstance(value, date):
             return self._cell(ref, datetime(value.year, value.month, value.day))
         if isinstance(value, (list, tuple, set, frozenset, dict)):
-            return self._text(ref, _joined(value))
-        return self._text(ref, str(value))
+            return self._cell(ref, joined(value))
+        return self._cell(ref, str(value))
 
-    def _text(self, ref: str, value: str) -> str:
-        if not value:
-            return ""
-        # Most text cells repeat (yes/no, decisions, rules, reviewers, types): each short one is escaped once.
-        tail = self._texts.get(value)
-        if tail is None:
-            tail = self._text_tail(value)
-            if len(value) <= _CACHED_TEXT_CHARS and len(self._texts) < _CACHED_TEXTS:
-                self._texts[value] = tail
-        return f'<c r="{ref}"{tail}'
+    def _new_text(self, value: str) -> str:
+        """A text cell's XML after its reference, remembered when the text is short."""
+        tail = self._text_tail(value)
+        if len(value) <= _CACHED_TEXT_CHARS and len(self._texts) < _CACHED_TEXTS:
+            self._texts[value] = tail
+        return tail
 
     def _text_tail(self, value: str) -> str:
-        """A text cell's XML after its reference."""
+        """A text cell's XML after its reference (from the reference's closing quote)."""
         if len(value) > MAX_CELL_CHARS:
             # The last resort, so the file still opens: reports put long lists in listings of their own.
             marker = f" … [cut: {len(value)} characters do not fit in one cell]"
             value = value[:MAX_CELL_CHARS - len(marker)] + marker
+        if "_x" not in value and _PLAIN.match(value):  # most text: nothing to escape or to keep as text
+            return f'"{self.text_style} t="inlineStr"><is><t>{value}</t></is></c>'
         if not value.isprintable() or "_x" in value:  # rare: control characters or escape look-alikes
             value = _escape_for_ooxml(value)
         text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -252,7 +270,7 @@ class _Part:
         # Text from people or the portal stays text: an inline string is never a formula, and the
         # quote prefix keeps Excel from turning a leading =, +, - or @ into one when the cell is edited.
         style = self.quoted_style if value[0] in FORMULA_START else self.text_style
-        return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+        return f'"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
     def _write_pending(self) -> None:
         if self._pending:
@@ -272,7 +290,14 @@ class _Part:
         self._file.close()
 
 
-def _joined(value: Any) -> str:
+def _lines(text: str, width: int) -> int:
+    """How many lines a wrapped text takes in a column that holds ``width`` characters a line."""
+    if "\n" not in text:
+        return len(text) // width + 1
+    return sum(len(line) // width + 1 for line in text.split("\n"))
+
+
+def joined(value: Any) -> str:
     """A list as "a, b"; a mapping as "key: a, b; key: c"."""
     if isinstance(value, dict):
         return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
