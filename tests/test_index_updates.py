@@ -88,3 +88,22 @@ def test_a_replaced_snapshot_is_freed_without_the_cyclic_collector(app, client, 
         assert [ref() for ref in gone] == [None, None, None]
     finally:
         gc.enable()
+
+
+def test_a_groups_members_come_in_the_same_order_in_every_process(app, client, portal):
+    """The population hash and the listings cover a group's members in order: an order taken from a
+    set's iteration would differ from one process to the next (string hashes are seeded per process)."""
+    members = [f"user:m{i:02d}" for i in range(30)]
+    for member in members:
+        client.put(f"/v1/principals/{member}", json={"name": member}, headers=portal)
+    client.put("/v1/principals/group:inner", json={"name": "inner", "members": members[20:][::-1]}, headers=portal)
+    client.put("/v1/principals/group:crowd", headers=portal,
+               json={"name": "crowd", "members": ["group:inner", *members[:20][::-1]]})
+    index = app.extensions["authz"].refresh().index
+    session = app.extensions["db"].session()
+    try:
+        loaded = DirectoryIndex.load(session, index.revision)
+    finally:
+        session.close()
+    expected = ["group:inner", *members[:20], *members[20:]]
+    assert index.members("group:crowd") == loaded.members("group:crowd") == expected

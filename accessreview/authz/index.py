@@ -88,7 +88,7 @@ class DirectoryIndex:
             self.grants_on_resource[grant.resource].append(grant)
         self.groups_of: dict[str, list[str]] = defaultdict(list)
         self.members_of: dict[str, list[str]] = defaultdict(list)
-        for group, member in self.memberships:
+        for group, member in sorted(self.memberships):  # a set's order differs between processes
             self.groups_of[member].append(group)
             self.members_of[group].append(member)
         self.children: dict[str, list[str]] = defaultdict(list)
@@ -175,7 +175,7 @@ class DirectoryIndex:
             new.groups_of, new.members_of = self.groups_of, self.members_of
         else:
             new.groups_of, new.members_of = defaultdict(list), defaultdict(list)
-            for group, member in memberships:
+            for group, member in sorted(memberships):
                 new.groups_of[member].append(group)
                 new.members_of[group].append(member)
         new.children = defaultdict(list, self.children)
