@@ -291,9 +291,10 @@ class Runner:
         return state
 
     def _catch_up(self) -> None:
-        """Move this process's snapshot on to what the job wrote. Not after every step: a job of 200
-        steps would have each copy the index's lookups (a 200,000-grant directory's, ~50 ms), and the
-        steps that read the directory catch up themselves (``engine.refresh``, ``wait_for``)."""
+        """Move this process's snapshot on to what the job wrote. Not after every step: each catch-up
+        copies the index's lookups and frees the old ones (at 200,000 grants, ~0.1 s of CPU a step of a
+        remediation), and the steps that read the directory catch up themselves (``engine.refresh``,
+        ``wait_for``)."""
         self.app.extensions["authz"].refresh_if_loaded()
 
     def _release(self, job_id: int) -> str:

@@ -7,8 +7,8 @@ and so is everything when evaluation is forced to oso (``ACCESSREVIEW_EVALUATION
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any, Callable
 
 from .compiled import CompiledModel, CompiledType

@@ -138,7 +138,7 @@ def record_many(session: Session, ctx: WriteContext, entries: list[tuple[Any, st
         {"item_id": item.id, "occurred_at": ctx.now, "actor": ctx.actor, "kind": kind, "stage": item.stage,
          "detail": detail} for item, kind, detail in entries])
     if audited:
-            append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
+        append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
                                       {"campaign": item.campaign_id, "stage": item.stage, **detail})
                                      for item, kind, detail in entries), state=state)
 
