@@ -379,8 +379,18 @@ def run_in_background(app: Flask) -> None:
         app.extensions["background_nice"] = True
         try:
             os.nice(wanted)
+            if os.getsid(0) == os.getpid() and os.path.exists(AUTOGROUP):
+                # A session of its own (started by a supervisor, or setsid) is its own scheduling
+                # group on Linux, weighed against the servers' groups as a whole, whatever its
+                # processes' nice values: the group's own value is what yields to them. Only a
+                # session leader sets it, so a shell that started the servers too is never lowered.
+                with open(AUTOGROUP, "w") as group:
+                    group.write(str(wanted))
         except OSError as exc:  # not allowed here (a container's policy): run as we are
             log.warning("could not lower this process's priority by %d: %s", wanted, exc)
+
+
+AUTOGROUP = "/proc/self/autogroup"  # Linux's scheduling group of this session (sched(7), "autogroup")
 
 
 def runner(app: Flask) -> Runner:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import func, insert, select, update
 
@@ -57,7 +58,8 @@ def niceness(pid: int) -> int:
 
 def worker(env: dict, job_id: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "accessreview.cli", "jobs", "run", str(job_id)], env=env,
-                            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # as a supervisor starts a worker
 
 
 def test_a_launch_killed_mid_way_is_finished_by_the_next_worker(app, app_config, database_url, tmp_path, db):
@@ -81,6 +83,8 @@ def test_a_launch_killed_mid_way_is_finished_by_the_next_worker(app, app_config,
         assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
         time.sleep(0.05)
     assert niceness(first.pid) == niceness(os.getpid()) + 10, "a job's runner yields the cores to the checks"
+    if os.path.exists(f"/proc/{first.pid}/autogroup"):  # its own session: its scheduling group yields too
+        assert Path(f"/proc/{first.pid}/autogroup").read_text().split()[-1] == "10"
     first.send_signal(signal.SIGKILL)
     first.communicate()  # reaps it and closes its pipe
     db.rollback()
