@@ -8,6 +8,7 @@ bind = os.environ.get("ACCESSREVIEW_CHECK_BIND", "127.0.0.1:8001")
 workers = int(os.environ.get("ACCESSREVIEW_CHECK_WORKERS", "2"))
 worker_class = "asgi"
 worker_connections = 10000
+backlog = 2048  # accessreview.checkserver.ACCEPT_QUEUE: the queue each worker's server sets again
 asgi_lifespan = "on"
 preload_app = True
 accesslog = None
