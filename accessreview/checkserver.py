@@ -120,9 +120,11 @@ def _accept_one_at_a_time(loop: asyncio.AbstractEventLoop) -> None:
     create_server = loop.create_server
 
     async def one_at_a_time(*args: Any, **kwargs: Any):
+        listening = kwargs.get("sock")
+        if listening is None:  # a server that makes its own socket: its backlog is its own
+            return await create_server(*args, **kwargs)
         server = await create_server(*args, **{**kwargs, "backlog": 1})
-        if kwargs.get("sock") is not None:
-            kwargs["sock"].listen(ACCEPT_QUEUE)
+        listening.listen(ACCEPT_QUEUE)
         return server
 
     loop.create_server = one_at_a_time  # type: ignore[method-assign]
