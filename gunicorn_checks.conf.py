@@ -4,11 +4,13 @@ asyncio workers: an idle or slow connection holds no worker (see accessreview/ch
 
 import os
 
+from accessreview.checkserver import ACCEPT_QUEUE
+
 bind = os.environ.get("ACCESSREVIEW_CHECK_BIND", "127.0.0.1:8001")
 workers = int(os.environ.get("ACCESSREVIEW_CHECK_WORKERS", "2"))
 worker_class = "asgi"
 worker_connections = 10000
-backlog = 2048  # accessreview.checkserver.ACCEPT_QUEUE: the queue each worker's server sets again
+backlog = ACCEPT_QUEUE  # each worker's server sets the socket's queue to it again
 asgi_lifespan = "on"
 preload_app = True
 accesslog = None

@@ -83,7 +83,8 @@ def jsonable(value: Any) -> Any:
 
 
 _HASHED = ("seq", "id", "occurred_at", "actor", "action", "target", "before", "after", "request_id", "prev_hash")
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# The JSON an event's hash covers: keys sorted, no spaces, non-ASCII as it is.
+canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -94,7 +95,7 @@ def _content_hash(fields: dict[str, Any]) -> str:
     """The hash of an event's fields: SHA-256 of their canonical JSON (keys sorted, no spaces)."""
     content = {name: fields[name] for name in _HASHED}
     content["occurred_at"] = as_utc(content["occurred_at"]).isoformat(timespec="microseconds")
-    return hashlib.sha256(_canonical(content).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
 def _chained(seq: int, head: str, ctx: WriteContext, events: Iterable[tuple[str, str | None, Any, Any]]
@@ -102,21 +103,17 @@ def _chained(seq: int, head: str, ctx: WriteContext, events: Iterable[tuple[str,
     """The events' fields, each chained to the one before, the first to ``seq`` and ``head``; ``before``
     and ``after`` already serialized (:class:`JsonText`), as their hash serialized them.
 
-    The canonical JSON is put together from its fields' own JSON, keys in sorted order, rather than
-    made from a dict: the same text as :func:`_content_hash` makes (tests hold them equal), with each
+    The canonical JSON is put together from its fields' own JSON (:func:`event_text`) rather than made
+    from a dict: the same text as :func:`_content_hash` makes (tests hold them equal), with each
     ``before`` and ``after`` serialized once for both the hash and the row."""
     rows, now = [], as_utc(ctx.now)
-    # every event of a write has the same time, actor and request: their JSON is made once
-    common = (f',"occurred_at":{_canonical(now.isoformat(timespec="microseconds"))},"prev_hash":"',
-              f'","request_id":{_canonical(ctx.request_id)},"seq":')
-    actor = _canonical(ctx.actor)
+    stamp = now.isoformat(timespec="microseconds")  # every event of a write has the same time
     for action, target, before, after in events:
         seq += 1
         event_id = str(uuid.uuid4())
         before, after = _serialized(before), _serialized(after)
-        canonical = (f'{{"action":{_canonical(action)},"actor":{actor},"after":{after or "null"},'
-                     f'"before":{before or "null"},"id":"{event_id}"{common[0]}{head}{common[1]}{seq},'
-                     f'"target":{_canonical(target)}}}')
+        canonical = event_text(seq, event_id, stamp, ctx.actor, action, target, before or "null", after or "null",
+                               ctx.request_id, head)
         prev, head = head, hashlib.sha256(canonical.encode("utf-8")).hexdigest()
         rows.append({"seq": seq, "id": event_id, "occurred_at": now, "actor": ctx.actor, "action": action,
                      "target": target, "before": before, "after": after, "request_id": ctx.request_id,
@@ -143,7 +140,7 @@ def _serialized(value: Any) -> JsonText | None:
     if value is None:
         return None
     value = jsonable(value)
-    return JsonText(_canonical(value), value)
+    return JsonText(canonical_json(value), value)
 
 
 def append_event(session: Session, ctx: WriteContext, action: str, target: str | None,

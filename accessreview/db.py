@@ -171,7 +171,6 @@ def bulk_insert(session: Session, model, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             values = [row[name] for name in columns]
             for at in positions:
-                value = values[at]
-                if value is not None and not isinstance(value, JsonText):
-                    values[at] = json.dumps(value)
+                if values[at] is not None:
+                    values[at] = _json_text(values[at])
             copy.write_row(values)

@@ -168,14 +168,15 @@ def apply_revocations(session: Session, ctx: WriteContext, campaign: Campaign, d
     _write_back(session, items, attempted=True)
     # A grant's deletion event names its item: that is the revocation's audit event, and the item's
     # history records it too. Anything else (a grant already gone, a membership) gets an event of its own.
-    revoked = [(item, "revoked", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
-                                  "detail": item.changes.get("remediation_detail")}) for item in applied]
-    deleted = [e[0].kind == "grant" and e[0].grant_id in grants for e in revoked]
-    record_many(session, ctx, [e for e, d in zip(revoked, deleted) if d], state=state, audited=False)
-    record_many(session, ctx, [e for e, d in zip(revoked, deleted) if not d]
-                + [(item, "not_removed", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
-                                          "detail": item.changes["remediation_detail"]}) for item in not_removed],
-                state=state)
+    in_deletions, own_events = [], []
+    for item in applied:
+        entry = (item, "revoked", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
+                                   "detail": item.changes.get("remediation_detail")})
+        (in_deletions if item.kind == "grant" and item.grant_id in grants else own_events).append(entry)
+    own_events += [(item, "not_removed", {"grant_id": item.grant_id, "on_sign_off": on_sign_off,
+                                          "detail": item.changes["remediation_detail"]}) for item in not_removed]
+    record_many(session, ctx, in_deletions, state=state, audited=False)
+    record_many(session, ctx, own_events, state=state)
     return dict(outcome), (items[-1].id if items else None), len(items)
 
 

@@ -21,7 +21,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..audit import STATE_ROW_ID, WriteContext, append_event, event_text
+from ..audit import STATE_ROW_ID, WriteContext, append_event, canonical_json, event_text
 from ..authz.engine import Snapshot
 from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, decided_by_hand, is_overdue
 from ..campaigns.population import PopulationHash, scope_candidates
@@ -635,7 +635,7 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
         # JSON form) they are parsed and written again in that form.
         if hashlib.sha256(event_text(seq, event_id, at, actor, action, target, before, after, request_id,
                                      prev_hash).encode("utf-8")).hexdigest() != hash_:
-            before, after = _STATE_JSON.encode(json.loads(before)), _STATE_JSON.encode(json.loads(after))
+            before, after = canonical_json(json.loads(before)), canonical_json(json.loads(after))
         sheet.append([event_id, seq, at, actor, action, target, before, after, request_id, prev_hash, hash_])
 
 
@@ -656,8 +656,6 @@ def _campaign_events(session: Session, campaign_id: int) -> ColumnElement[bool]:
                and_(targets("hold:"), or_(field(AuditEvent.after, "campaign"),
                                           field(AuditEvent.after, "hold", "campaign"))))
 
-
-_STATE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # as the hash's
 
 
 def chain_head_rows(session: Session) -> list[tuple[str, Any]]:
