@@ -21,7 +21,7 @@ from .audit import WriteContext
 from .authz.engine import SERVICE_RESOURCE, Snapshot, get_engine
 from .db import get_session
 from .errors import Forbidden, NotFound, Unauthenticated
-from .tokens import TokenRecord, live_token
+from .tokens import TOKEN_PREFIX, TokenRecord, live_token
 from .validation import parse_json, parse_query
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,25 +35,31 @@ def clock_now():
 def bearer_principal(app: Flask, authorization: str) -> str:
     """The principal behind an ``Authorization: Bearer`` header; 401 without a live token. Memory only."""
     snapshot = app.extensions["authz"].snapshot()
-    return _bearer_token(app, snapshot, authorization, app.config["CLOCK"].now()).principal
+    return _bearer_token(app, snapshot, authorization, app.config["CLOCK"].now())[1].principal
 
 
-def _bearer_token(app: Flask, snapshot: Snapshot, authorization: str, now: datetime) -> TokenRecord:
+def _bearer_token(app: Flask, snapshot: Snapshot, authorization: str, now: datetime) -> tuple[Snapshot, TokenRecord]:
+    """The live token an ``Authorization`` header carries, and the snapshot that knows it."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)", field="Authorization")
-    record = live_token(snapshot.index.tokens, app.config["SECRET_KEY"], token.strip(), now)
-    engine = app.extensions["authz"]
-    if record is None and engine.catching_up:
-        # A worker still answering from its master's snapshot does not know tokens made since: it
-        # waits for its catch-up (as a check naming at_least_revision would) before refusing one.
-        snapshot = engine.refresh(timeout=engine.stale_wait)
-        record = live_token(snapshot.index.tokens, app.config["SECRET_KEY"], token.strip(), now)
+    snapshot, record = find_live_token(app, snapshot, token.strip(), now)
     if record is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired", field="Authorization",
                               code="invalid_token")
     app.extensions["decisions"].token_used(record.token_hash, now)
-    return record
+    return snapshot, record
+
+
+def find_live_token(app: Flask, snapshot: Snapshot, token: str, now: datetime) -> tuple[Snapshot, TokenRecord | None]:
+    """A live token's record, from ``snapshot`` or, for a token it does not know, from the
+    database's latest revision: a token works in every process as soon as it is made."""
+    secret = app.config["SECRET_KEY"]
+    record = live_token(snapshot.index.tokens, secret, token, now)
+    if record is None and token.startswith(TOKEN_PREFIX):
+        snapshot = app.extensions["authz"].recheck()
+        record = live_token(snapshot.index.tokens, secret, token, now)
+    return snapshot, record
 
 
 def require_permission(app: Flask, principal: str, permission: str, resource: str = SERVICE_RESOURCE) -> None:
@@ -84,7 +90,7 @@ def permitted_caller(app: Flask, authorization: str, permission: str) -> str:
     if remembered is not None and (remembered[1] is None or now < remembered[1]):
         app.extensions["decisions"].token_used(remembered[2], now)
         return remembered[0]
-    token = _bearer_token(app, snapshot, authorization, now)
+    snapshot, token = _bearer_token(app, snapshot, authorization, now)
     decision = snapshot.evaluator.check(token.principal, permission, SERVICE_RESOURCE, now)
     if not decision.allowed:
         raise _forbidden(token.principal, permission, SERVICE_RESOURCE)

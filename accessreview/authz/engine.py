@@ -33,6 +33,7 @@ from .index import DirectoryIndex, ResourceRecord
 from .policy import Policy, PolicyLoadError
 
 SERVICE_RESOURCE = "system:accessreview"
+RECHECK_INTERVAL = 0.005  # seconds: how often an unknown token may send a process to the database
 REBUILD_FRACTION = 0.05  # past this share of grants and resources changed, a snapshot is loaded whole
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class AuthzEngine:
         self._lock = threading.Lock()
         self._refreshing = False  # is this process's refresher running? (reset in forked children)
         self._inherited = False  # answering from the parent process's snapshot while the refresher catches up
+        self._read_at = float("-inf")  # when this process last asked the database for its revision
         os.register_at_fork(after_in_child=self._forked)
 
     # -- the snapshot -------------------------------------------------------------------------
@@ -104,11 +106,13 @@ class AuthzEngine:
         if not self._lock.acquire(timeout=timeout):
             return self._snapshot
         try:
+            asked_at = time.monotonic()
             session = self.sessions()
             try:
                 snapshot = self._advance(session, self._snapshot)
             finally:
                 session.close()
+            self._read_at = asked_at
             if snapshot is not self._snapshot:
                 self._snapshot = snapshot
                 # The index is hundreds of thousands of long-lived objects; leave them out of the
@@ -117,6 +121,16 @@ class AuthzEngine:
             return snapshot
         finally:
             self._lock.release()
+
+    def recheck(self) -> Snapshot:
+        """The snapshot after asking the database for anything newer: for a caller naming something
+        (a token) this process has not seen, which may have been made a moment ago in another one.
+        Asking is skipped if this process asked less than RECHECK_INTERVAL ago, so that a flood of
+        made-up names costs the database a few reads a second, not one each."""
+        # catching_up is read first: once it is False, self._snapshot is already the caught-up one.
+        if self.catching_up or time.monotonic() - self._read_at >= RECHECK_INTERVAL:
+            return self.refresh(timeout=self.stale_wait)
+        return self._snapshot
 
     def preload(self) -> None:
         """Load the snapshot now, without starting a refresher: for a server's master process, so

@@ -19,13 +19,13 @@ from ..audit import WriteContext
 from ..authz.engine import SERVICE_RESOURCE
 from ..db import get_session
 from ..errors import BadRequest, Forbidden
-from ..guard import PAGES, authorize_object, clock_now, may_open_pages, public, unit_of_work
+from ..guard import PAGES, authorize_object, clock_now, find_live_token, may_open_pages, public, unit_of_work
 from ..models import API_TOKEN, SIGN_IN_LINK, WEB_SESSION, Principal
 from ..notify import Message
 from ..outbox import enqueue
 from ..signin import (LINK_LIFETIME, SESSION_LIFETIME, LinkStatus, Redemption, active_user_with_email, end_session,
                       is_link_token, issue_link, link_status, live_tokens_of, redeem_link, sign_out_everywhere)
-from ..tokens import TOKEN_PREFIX, hash_token, live_token
+from ..tokens import hash_token
 from ..validation import NUL, column_length
 from .blueprint import bp, to_sign_in
 
@@ -38,13 +38,10 @@ HOME = "/ui/"
 # -- the signed-in principal -------------------------------------------------------------------------
 
 def _principal_of(token: str) -> str | None:
-    """The principal of a live token; a token made moments ago by another process (a sign-in link
-    redeemed there) is found by catching up once."""
-    engine = current_app.extensions["authz"]
-    secret, now = current_app.config["SECRET_KEY"], clock_now()
-    record = live_token(engine.snapshot().index.tokens, secret, token, now)
-    if record is None and token.startswith(TOKEN_PREFIX):
-        record = live_token(engine.refresh(timeout=engine.stale_wait).index.tokens, secret, token, now)
+    """The principal of a live token, found in this process or (a sign-in link redeemed in another
+    one moments ago) in the database's latest revision."""
+    now = clock_now()
+    _, record = find_live_token(current_app, current_app.extensions["authz"].snapshot(), token, now)
     if record is None:
         return None
     current_app.extensions["decisions"].token_used(record.token_hash, now)
