@@ -517,3 +517,21 @@ def test_reminders_also_go_to_a_webhook(app, client, lead, directory):
     assert posted and {p["event"] for p in posted} == {"reminder"}
     assert {p["reviewer"] for p in posted} == {"user:owen", "user:lena"}
     assert posted[0]["when"] == "due in 3 day(s)"
+
+
+def test_the_scope_as_it_stands_is_read_at_one_revision(app, directory, make_grant):
+    """After remediation the scope is read from the database, not from a loaded snapshot: it is the
+    snapshot's answer exactly, at one revision, whatever commits while the grants stream in."""
+    from accessreview.campaigns.population import directory_as_it_stands, in_scope, scope_candidates
+
+    scope = {"subtrees": ["organization:acme"]}
+    snapshot = app.extensions["authz"].refresh()
+    expected = [c.identity() for c in in_scope(snapshot, scope)]
+    assert ["group:team", "viewer", "project:p1", None, ["user:ben"]] in [e[2:] for e in expected]
+    with directory_as_it_stands(app.extensions["db"].engine) as (index, grants):
+        added = make_grant("user:ann", "viewer", "document:d1")  # committed while the grants are not yet read
+        read = [c.identity() for c in scope_candidates(index, scope, grants=grants)]
+    assert index.revision == snapshot.revision and read == expected
+    with directory_as_it_stands(app.extensions["db"].engine) as (index, grants):
+        again = [c.identity() for c in scope_candidates(index, scope, grants=grants)]
+    assert index.revision > snapshot.revision and [g for _, g, *_ in again if g not in [e[1] for e in expected]] == [added]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -104,14 +104,19 @@ class DirectoryIndex:
     def load(cls, session: Session, revision: int, attribute_types: frozenset[str] = frozenset()) -> "DirectoryIndex":
         """Everything, from the database (on start, and when a process has fallen far behind), with
         the attributes of the resources of ``attribute_types`` and, if there are any, of principals."""
-        principals = {row[0]: PrincipalRecord(*row) for row in session.execute(select(*_PRINCIPAL_COLUMNS))}
-        resources = {row[0]: ResourceRecord(*row) for row in session.execute(select(*_RESOURCE_COLUMNS))}
+        principals, resources, memberships = _load_structure(session)
         grants = {row[0]: GrantRecord(*row) for row in session.execute(select(*_GRANT_COLUMNS))}
-        memberships = session.execute(select(*_MEMBERSHIP_COLUMNS))
         principal_attributes, resource_attributes = _load_attributes(session, attribute_types)
-        return cls(principals, resources, grants, [tuple(m) for m in memberships], revision, _load_tokens(session),
+        return cls(principals, resources, grants, memberships, revision, _load_tokens(session),
                    attribute_types=attribute_types, principal_attributes=principal_attributes,
                    resource_attributes=resource_attributes)
+
+    @classmethod
+    def load_without_grants(cls, session: Session, revision: int) -> "DirectoryIndex":
+        """Principals, resources and group memberships, for reading the grants beside it as a stream
+        (:func:`grants_in_order`): about a quarter of the whole index's memory."""
+        principals, resources, memberships = _load_structure(session)
+        return cls(principals, resources, (), memberships, revision)
 
     def updated(self, session: Session, revision: int, changed: Mapping[str, set]) -> "DirectoryIndex":
         """A new index: this one with the rows named in ``changed`` read again from the database.
@@ -302,6 +307,20 @@ _RESOURCE_COLUMNS = (models.Resource.key, models.Resource.type, models.Resource.
 _GRANT_COLUMNS = (models.Grant.id, models.Grant.principal_key, models.Grant.role, models.Grant.resource_key,
                   models.Grant.expires_at)
 _MEMBERSHIP_COLUMNS = (models.GroupMembership.group_key, models.GroupMembership.member_key)
+
+
+def _load_structure(session: Session) -> tuple[dict, dict, list]:
+    principals = {row[0]: PrincipalRecord(*row) for row in session.execute(select(*_PRINCIPAL_COLUMNS))}
+    resources = {row[0]: ResourceRecord(*row) for row in session.execute(select(*_RESOURCE_COLUMNS))}
+    memberships = [tuple(m) for m in session.execute(select(*_MEMBERSHIP_COLUMNS))]
+    return principals, resources, memberships
+
+
+def grants_in_order(session: Session, rows_at_once: int = 2000) -> Iterator[GrantRecord]:
+    """Every grant, in id order, as the index holds them, read a window of rows at a time."""
+    query = select(*_GRANT_COLUMNS).order_by(models.Grant.id).execution_options(yield_per=rows_at_once)
+    for row in session.execute(query):
+        yield GrantRecord(*row)
 
 
 def _reread(session: Session, records: dict, keys, columns, make) -> dict:

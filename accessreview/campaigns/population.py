@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 import json
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from functools import lru_cache
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from ..authz.engine import SERVICE_RESOURCE, Snapshot
-from ..authz.index import GrantRecord
+from ..authz.index import DirectoryIndex, GrantRecord, grants_in_order
+from ..models import DirectoryState
 
 
 @dataclass
@@ -42,20 +47,22 @@ def in_scope(snapshot: Snapshot, scope: dict[str, Any], reconciliation: dict[str
     """Every grant (and group membership, if asked) that the scope covers, in a stable order, each with
     what the population hash covers (a group grant's members included). ``reconciliation``, if given, is
     filled with the directory's counts: grants in and out of scope, and why out."""
-    return list(scope_candidates(snapshot, scope, reconciliation))
+    return list(scope_candidates(snapshot.index, scope, reconciliation))
 
 
-def scope_candidates(snapshot: Snapshot, scope: dict[str, Any], reconciliation: dict[str, Any] | None = None
-                     ) -> Iterator[Candidate]:
+def scope_candidates(index: DirectoryIndex, scope: dict[str, Any], reconciliation: dict[str, Any] | None = None,
+                     grants: Iterable[GrantRecord] | None = None) -> Iterator[Candidate]:
     """:func:`in_scope` a candidate at a time, for who only passes them on (``reconciliation`` is filled
-    once the last is given)."""
-    index = snapshot.index
+    once the last is given). ``grants``, in id order, are the index's own unless given: a stream read
+    beside an index loaded without them (:func:`directory_as_it_stands`)."""
     types, roles = set(scope.get("resource_types") or ()), set(scope.get("roles") or ())
     resources, subtrees = set(scope.get("resources") or ()), set(scope.get("subtrees") or ())
     kinds = set(scope.get("principal_kinds") or ("user", "group", "service"))
     grants_in = memberships_in = 0
     out: Counter[str] = Counter()
-    for grant in sorted(index.grants_by_id.values(), key=lambda g: g.id):
+    if grants is None:
+        grants = sorted(index.grants_by_id.values(), key=lambda g: g.id)
+    for grant in grants:
         why = _out_of_scope(index, grant, kinds, types, roles, resources, subtrees)
         if why is not None:
             out[why] += 1
@@ -75,9 +82,23 @@ def scope_candidates(snapshot: Snapshot, scope: dict[str, Any], reconciliation: 
                 yield Candidate("membership", member, group)
     if reconciliation is not None:
         reconciliation.update({
-            "revision": snapshot.revision, "grants_in_directory": len(index.grants_by_id), "grants_in_scope": grants_in,
-            "grants_out_of_scope": sum(out.values()), "out_of_scope_by_reason": dict(sorted(out.items())),
+            "revision": index.revision, "grants_in_directory": grants_in + sum(out.values()),
+            "grants_in_scope": grants_in, "grants_out_of_scope": sum(out.values()),
+            "out_of_scope_by_reason": dict(sorted(out.items())),
             "memberships_in_directory": len(index.memberships), "memberships_in_scope": memberships_in})
+
+
+@contextmanager
+def directory_as_it_stands(engine: Engine) -> Iterator[tuple[DirectoryIndex, Iterator[GrantRecord]]]:
+    """The directory at its latest revision, for :func:`scope_candidates` without a loaded snapshot:
+    an index without grants, and the grants streamed beside it. Everything is read in one
+    transaction that sees a single revision (PostgreSQL's repeatable read; SQLite's read transaction
+    on its WAL), so the index, the grants and the revision named agree while writes go on."""
+    with Session(bind=engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        revision = session.scalar(select(DirectoryState.revision).where(DirectoryState.id == 1))
+        yield DirectoryIndex.load_without_grants(session, revision), grants_in_order(session)
 
 
 def _out_of_scope(index, grant, kinds, types, roles, resources, subtrees) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, null, select, type_coerce, update
+from sqlalchemy import Engine, case, func, null, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from .. import jobs
@@ -32,7 +32,7 @@ from ..directory import holds, service as directory
 from ..directory.planner import Change, Plan, Planner, grant_identity, grant_state
 from ..directory.schemas import PrincipalRow
 from ..models import AuditEvent, Campaign, Grant, GroupMembership, Job, Principal, Report, ReviewItem
-from .population import PopulationHash, scope_candidates
+from .population import PopulationHash, directory_as_it_stands, scope_candidates
 from . import review
 from .review import record_many
 
@@ -368,13 +368,13 @@ def _describe(index, grant_id: int) -> str:
     return f"grant {grant_id} ({grant.role} on {grant.resource} to {grant.principal})" if grant else f"grant {grant_id}"
 
 
-def snapshot_scope(engine: AuthzEngine, campaign: Campaign, now) -> dict[str, Any]:
+def scope_as_it_stands(bind: Engine, campaign: Campaign, now) -> dict[str, Any]:
     """The scope as it stands after remediation: what is left, for the record."""
-    snapshot = engine.refresh()
     digest = PopulationHash()
-    for candidate in scope_candidates(snapshot, campaign.settings["scope"]):
-        digest.add(candidate)
-    return {"revision": snapshot.revision, "count": digest.count, "hash": digest.hexdigest(snapshot.revision),
+    with directory_as_it_stands(bind) as (index, grants):
+        for candidate in scope_candidates(index, campaign.settings["scope"], grants=grants):
+            digest.add(candidate)
+    return {"revision": index.revision, "count": digest.count, "hash": digest.hexdigest(index.revision),
             "taken_at": now.isoformat()}
 
 
@@ -428,7 +428,7 @@ def remediation_step(run: jobs.JobRun) -> None:
         run.advance("verify" if last else "scope", done=job.progress_done + seen, last=last or 0,
                     verification=dict(verified))
     elif phase == "scope":
-        campaign.remediation_snapshot = {**snapshot_scope(run.engine, campaign, ctx.now),
+        campaign.remediation_snapshot = {**scope_as_it_stands(session.get_bind(), campaign, ctx.now),
                                          "applied_by": ctx.actor, "on_sign_off": on_sign_off}
         summary = {"applied": {"applied": job.cursor.get("applied", 0)},
                    "verification": job.cursor.get("verification", {}), "scope_after": campaign.remediation_snapshot}
@@ -450,6 +450,5 @@ def signed_report(run: jobs.JobRun, campaign: Campaign, stage: str) -> None:
     reports_dir = Path(run.config["REPORTS_DIR"])
     partial = f".partial-job{run.job.id}-"
     discard_unrecorded(run.session, reports_dir, campaign_report_stem(campaign, stage, run.ctx.now), partial)
-    report = campaign_report(run.session, run.ctx, signer_of(run.app), reports_dir, campaign, stage,
-                             snapshot=run.engine.refresh() if stage != "sign_off" else None, partial=partial)
+    report = campaign_report(run.session, run.ctx, signer_of(run.app), reports_dir, campaign, stage, partial=partial)
     run.job.result = {**run.job.result, "reports": [*run.job.result.get("reports", []), report["id"]]}

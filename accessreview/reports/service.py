@@ -18,13 +18,13 @@ from typing import IO, Any, Callable
 
 from cryptography.exceptions import InvalidSignature
 from flask import current_app, has_app_context
-from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Text, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..audit import STATE_ROW_ID, WriteContext, append_event, canonical_json, event_text
 from ..authz.engine import Snapshot
 from ..campaigns.measures import OVERDUE_DEFINITION, campaign_measures, decided_by_hand, is_overdue
-from ..campaigns.population import PopulationHash, scope_candidates
+from ..campaigns.population import PopulationHash, directory_as_it_stands, scope_candidates
 from ..campaigns.remediation import outcome_words
 from ..clock import as_utc
 from ..db import get_or_404
@@ -145,12 +145,10 @@ def discard_unrecorded(session: Session, reports_dir: Path, stem: str, partial: 
 
 
 def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports_dir: Path, campaign: Campaign,
-                    stage: str, *, snapshot: Snapshot | None = None, max_rows: int = MAX_ROWS,
-                    partial: str = ".partial-") -> dict[str, Any]:
-    """The campaign's workbook at ``stage``; after remediation, ``snapshot`` (the directory as it stands)
-    gives the listing of the access left in the campaign's scope."""
+                    stage: str, *, max_rows: int = MAX_ROWS, partial: str = ".partial-") -> dict[str, Any]:
+    """The campaign's workbook at ``stage``; after remediation, with the listing of the access left in
+    the campaign's scope, read from the directory as it stands."""
     stem = campaign_report_stem(campaign, stage, ctx.now)
-    after = snapshot if stage != "sign_off" else None
 
     def write(path: Path) -> None:
         book = Book()
@@ -160,9 +158,10 @@ def campaign_report(session: Session, ctx: WriteContext, signer: Signer, reports
         _how_to_verify(book, signer)
         if campaign.status == "signed_off":
             _holds_and_follow_up(session, book, campaign, ctx.now)
+        scope_after = None
         if stage != "sign_off":
             _remaining_access(session, book, campaign, max_rows)
-        scope_after = _access_after(book, after, campaign, max_rows) if after is not None else None
+            scope_after = _access_after(book, session.get_bind(), campaign, max_rows)
         _summary(session, summary, campaign, ctx, signer, stage, scope_after)
         book.save(path)
 
@@ -728,26 +727,27 @@ ACCESS_AFTER_COLUMNS = [("Kind", 11), ("Grant", 9), ("Principal", 26), ("Role", 
                         ("Expires at (UTC)", 18), ("Group members", 36), ("Via", 40)]
 
 
-def _access_after(book: Book, snapshot: Snapshot, campaign: Campaign, max_rows: int) -> ScopeAfter:
+def _access_after(book: Book, bind: Engine, campaign: Campaign, max_rows: int) -> ScopeAfter:
     """Who has what in the campaign's scope after remediation: each grant in scope (with the members of a
     group it is granted to) and each membership the scope reviews, in the order its hash covers them.
-    Each is written as it is found, and hashed, never held: a scope is as large as the directory."""
+    Each is written as it is read, and hashed, never held: a scope is as large as the directory."""
     sheet = book.sheet("Access after remediation", ACCESS_AFTER_COLUMNS, max_rows)
     members = MemberLists(book, MEMBERS_AFTER_SHEET, [("Grant", 9)], max_rows)
     digest = PopulationHash()
-    for candidate in scope_candidates(snapshot, campaign.settings["scope"]):
-        digest.add(candidate)
-        grant = candidate.grant
-        if candidate.kind == "membership":
-            via = f"membership of {candidate.resource}"
-        elif candidate.principal.startswith("group:"):
-            via = f"grant {grant.id} to {candidate.principal}: its {len(candidate.members)} members"
-        else:
-            via = f"grant {grant.id} to {candidate.principal} directly"
-        sheet.append([candidate.kind, grant.id if grant else None, candidate.principal, candidate.role or "member",
-                      candidate.resource, grant.expires_at if grant else None,
-                      members.cell([grant.id if grant else None], candidate.principal, candidate.members), via])
-    return ScopeAfter(snapshot.revision, digest.count, digest.hexdigest(snapshot.revision))
+    with directory_as_it_stands(bind) as (index, grants):
+        for candidate in scope_candidates(index, campaign.settings["scope"], grants=grants):
+            digest.add(candidate)
+            grant = candidate.grant
+            if candidate.kind == "membership":
+                via = f"membership of {candidate.resource}"
+            elif candidate.principal.startswith("group:"):
+                via = f"grant {grant.id} to {candidate.principal}: its {len(candidate.members)} members"
+            else:
+                via = f"grant {grant.id} to {candidate.principal} directly"
+            sheet.append([candidate.kind, grant.id if grant else None, candidate.principal,
+                          candidate.role or "member", candidate.resource, grant.expires_at if grant else None,
+                          members.cell([grant.id if grant else None], candidate.principal, candidate.members), via])
+    return ScopeAfter(index.revision, digest.count, digest.hexdigest(index.revision))
 
 
 POPULATION_RECIPE = """import hashlib, json
