@@ -126,7 +126,7 @@ class AuthzEngine:
         """The snapshot after asking the database for anything newer: for a caller naming something
         (a token) this process has not seen, which may have been made a moment ago in another one.
         Asking is skipped if this process asked less than RECHECK_INTERVAL ago, so that a flood of
-        made-up names costs the database a few reads a second, not one each."""
+        made-up names costs at most 200 small reads a second, not one each."""
         # catching_up is read first: once it is False, self._snapshot is already the caught-up one.
         if self.catching_up or time.monotonic() - self._read_at >= RECHECK_INTERVAL:
             return self.refresh(timeout=self.stale_wait)
