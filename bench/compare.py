@@ -17,7 +17,8 @@ Kinds: ``floor`` (GET /healthz), ``single`` and ``batch`` (/v1/authorize, of 1 a
 of the same size holding one evaluation each, the rest of the body an unknown field (which AuthZEN
 ignores): what a batch request costs the server apart from its checks (reading ~13 KB, the check
 server's hand-off to its thread pool, authenticating, one decision recorded, an answer), the
-floor under a batch's per-check cost. ``--server checks`` measures the check server (gunicorn_checks.conf.py), where
+floor under a batch's per-check cost; ``forged``: single checks sent with a made-up token of a token's
+shape, what a caller guessing tokens costs the server (each answered 401). ``--server checks`` measures the check server (gunicorn_checks.conf.py), where
 production answers checks; the default is the main server.
 """
 
@@ -41,7 +42,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import authorize as bench  # noqa: E402
 
-KINDS = ("floor", "single", "batch", "evaluations", "padded")
+KINDS = ("floor", "single", "batch", "evaluations", "padded", "forged")
+FORGED_TOKEN = "ar_000000000000_" + "x" * 43  # a token's shape, no token's secret: every answer is 401
 
 
 class Revision:
@@ -140,11 +142,13 @@ def main() -> None:
         def run(revision: Revision, kind: str) -> dict:
             if kind == "floor":
                 return bench.wrk(f"{revision.base}/healthz", args.seconds, 8, 1, workers=revision.workers)
-            path, bodies = {"single": ("/v1/authorize", single), "batch": ("/v1/authorize/batch", batch),
+            path, bodies = {"single": ("/v1/authorize", single), "forged": ("/v1/authorize", single),
+                            "batch": ("/v1/authorize/batch", batch),
                             "evaluations": ("/access/v1/evaluations", evaluations),
                             "padded": ("/access/v1/evaluations", padded)}[kind]
             return bench.wrk(f"{revision.base}{path}", args.seconds, 8, 1, workers=revision.workers, script=script,
-                             env={"BENCH_BODIES": str(bodies), "BENCH_TOKEN": tokens[revision.name],
+                             env={"BENCH_BODIES": str(bodies),
+                                  "BENCH_TOKEN": FORGED_TOKEN if kind == "forged" else tokens[revision.name],
                                   "BENCH_PATH": path})
 
         results: dict[tuple[str, str], list[dict]] = {(r.name, k): [] for r in revisions for k in kinds}

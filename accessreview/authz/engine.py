@@ -33,7 +33,9 @@ from .index import DirectoryIndex, ResourceRecord
 from .policy import Policy, PolicyLoadError
 
 SERVICE_RESOURCE = "system:accessreview"
-RECHECK_INTERVAL = 0.005  # seconds: how often an unknown token may send a process to the database
+# How often a token this process does not know may send it to the database: at first every 5 ms;
+# each look that finds nothing new doubles the wait, up to 0.1 s, and a second without one starts over.
+RECHECK_FIRST, RECHECK_LONGEST, RECHECK_FORGET = 0.005, 0.1, 1.0
 REBUILD_FRACTION = 0.05  # past this share of grants and resources changed, a snapshot is loaded whole
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class AuthzEngine:
         self._refreshing = False  # is this process's refresher running? (reset in forked children)
         self._inherited = False  # answering from the parent process's snapshot while the refresher catches up
         self._read_at = float("-inf")  # when this process last asked the database for its revision
+        self._recheck_at, self._recheck_wait = float("-inf"), RECHECK_FIRST  # see recheck()
         os.register_at_fork(after_in_child=self._forked)
 
     # -- the snapshot -------------------------------------------------------------------------
@@ -125,12 +128,20 @@ class AuthzEngine:
     def recheck(self) -> Snapshot:
         """The snapshot after asking the database for anything newer: for a caller naming something
         (a token) this process has not seen, which may have been made a moment ago in another one.
-        Asking is skipped if this process asked less than RECHECK_INTERVAL ago, so that a flood of
-        made-up names costs at most 200 small reads a second, not one each."""
+        Not more often than every RECHECK_FIRST seconds, backing off to RECHECK_LONGEST while looks
+        find nothing new: a flood of made-up tokens costs a process ten small reads a second."""
+        now = time.monotonic()
         # catching_up is read first: once it is False, self._snapshot is already the caught-up one.
-        if self.catching_up or time.monotonic() - self._read_at >= RECHECK_INTERVAL:
-            return self.refresh(timeout=self.stale_wait)
-        return self._snapshot
+        if not self.catching_up:
+            if now - self._recheck_at > RECHECK_FORGET:
+                self._recheck_wait = RECHECK_FIRST
+            if now - self._read_at < self._recheck_wait:
+                return self._snapshot
+        before = self._snapshot
+        snapshot = self.refresh(timeout=self.stale_wait)
+        self._recheck_at = now
+        self._recheck_wait = RECHECK_FIRST if snapshot is not before else min(2 * self._recheck_wait, RECHECK_LONGEST)
+        return snapshot
 
     def preload(self) -> None:
         """Load the snapshot now, without starting a refresher: for a server's master process, so
