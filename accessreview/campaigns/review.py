@@ -139,8 +139,8 @@ def record_many(session: Session, ctx: WriteContext, entries: list[tuple[Any, st
          "detail": detail} for item, kind, detail in entries])
     if audited:
         append_events(session, ctx, ((f"review.{kind}", f"review_item:{item.id}", None,
-                                      {"campaign": item.campaign_id, "stage": item.stage, **detail})
-                                     for item, kind, detail in entries), state=state)
+                                  {"campaign": item.campaign_id, "stage": item.stage, **detail})
+                                 for item, kind, detail in entries), state=state)
 
 
 def item_history(session: Session, item: ReviewItem) -> list[dict[str, Any]]:

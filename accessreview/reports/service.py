@@ -468,7 +468,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     exceptions = book.sheet("Exceptions", [("Exception", 18), ("Item", 8), ("Principal", 28), ("Role", 14),
                                         ("Resource", 30), ("Detail", 80)], max_rows)
     members = MemberLists(book, MEMBERS_SHEET, [("Item", 8), ("Grant", 9)], max_rows)
-    minutes = _Minutes()
+    minutes = _Remembered(lambda moment: f"{as_utc(moment):%Y-%m-%d %H:%M}")  # a rule's decisions share one
     due_minute = minutes(campaign.due_at)
     signer = campaign.signed_off_by
     handed_on, changes = _item_history(session, campaign)
@@ -479,7 +479,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     columns = [getattr(ReviewItem, name) for name in _ITEM_FIELDS]
     # Items share a few sets of effective permissions: each stored text is parsed and joined once.
     columns[_ITEM_FIELDS.index("effective_permissions")] = cast(ReviewItem.effective_permissions, Text)
-    permissions: dict[str | None, str] = {}
+    permissions = _Remembered(lambda text: joined(json.loads(text or "null") or ()))
     session.flush()
     for item in map(_ItemRow._make, session.connection().execute(
             select(*columns).where(ReviewItem.campaign_id == campaign.id).order_by(ReviewItem.id)
@@ -491,11 +491,7 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
         outcome = outcome_words(item.remediation_state, item.applied_at, item.remediation_detail)
         by_signer = signer is not None and item.decided_by == signer and item.automated_rule is None
         principal, resource, grant = frozen["principal"], frozen["resource"], frozen.get("grant") or {}
-        effective = permissions.get(item.effective_permissions)
-        if effective is None:
-            effective = joined(json.loads(item.effective_permissions or "null") or ())
-            if len(permissions) < 1000:
-                permissions[item.effective_permissions] = effective
+        effective = permissions(item.effective_permissions)
         group_members = members.cell([item.id, grant.get("id")], principal["id"],
                                      [m["id"] for m in frozen["members"]]) if frozen.get("members") else None
         items.append([
@@ -541,18 +537,20 @@ def _items_and_exceptions(session: Session, book: Book, campaign: Campaign, max_
     return reviewers
 
 
-class _Minutes:
-    """Times as 'YYYY-MM-DD HH:MM' (UTC), each made once: decisions by a rule, and imports, share one time."""
+class _Remembered:
+    """``make``'s answer for each argument, made once: for values many rows repeat (a write's time, a set
+    of permissions). Forgets them all when it holds ``limit``, as rows come roughly in time order."""
 
-    def __init__(self) -> None:
-        self.made: dict[datetime, str] = {}
+    def __init__(self, make: Callable[[Any], str], limit: int = 10_000) -> None:
+        self.make, self.limit = make, limit
+        self.made: dict[Any, str] = {}
 
-    def __call__(self, moment: datetime) -> str:
-        text = self.made.get(moment)
+    def __call__(self, value: Any) -> str:
+        text = self.made.get(value)
         if text is None:
-            text = f"{as_utc(moment):%Y-%m-%d %H:%M}"
-            if len(self.made) < 10_000:
-                self.made[moment] = text
+            if len(self.made) >= self.limit:
+                self.made.clear()
+            text = self.made[value] = self.make(value)
         return text
 
 
@@ -622,13 +620,9 @@ def _audit_trail(session: Session, book: Book, campaign: Campaign) -> None:
                AuditEvent.hash)
         .where(AuditEvent.seq >= first, _campaign_events(session, campaign.id)).order_by(AuditEvent.seq)
         .execution_options(yield_per=5000))
-    times: dict[datetime, str] = {}  # the events of one write share their time
+    times = _Remembered(lambda moment: as_utc(moment).isoformat(timespec="microseconds"))  # a write's events share one
     for event_id, seq, occurred_at, actor, action, target, before, after, request_id, prev_hash, hash_ in rows:
-        at = times.get(occurred_at)
-        if at is None:
-            if len(times) >= 10_000:
-                times.clear()
-            at = times[occurred_at] = as_utc(occurred_at).isoformat(timespec="microseconds")
+        at = times(occurred_at)
         before, after = before or "null", after or "null"
         # The stored states are the text the hash covers when the hash says so; else (stored in another
         # JSON form) they are parsed and written again in that form.
